@@ -1,0 +1,36 @@
+// rumpuser: the hypercall layer, the only code under src/ that touches the
+// host. The kernel calls these; drivers never do.
+import { writeSync } from 'node:fs';
+
+/** Print to the console (stderr), as the kernel's printf. */
+export function rumpuser_putstr(s: string): void {
+  try { writeSync(2, s); } catch { /* nowhere left to print */ }
+}
+
+/** Abort the process: SIGABRT and a core dump where the system allows. */
+export function rumpuser_abort(): never {
+  process.abort();
+}
+
+/** Wall-clock time in nanoseconds since the epoch. */
+export function rumpuser_clock_realtime(): bigint {
+  const ms = Date.now();
+  const hr = process.hrtime.bigint() % 1_000_000n;
+  return BigInt(ms) * 1_000_000n + hr;
+}
+
+/** Monotonic milliseconds, for timeouts and ageing. */
+export function rumpuser_clock_monotonic_ms(): number {
+  return performance.now();
+}
+
+/** A timer that never keeps the process alive on its own. */
+export function rumpuser_timer(ms: number, fn: () => void): { cancel(): void } {
+  const t = setInterval(fn, ms);
+  t.unref();
+  return { cancel: () => clearInterval(t) };
+}
+
+export function rumpuser_getenv(name: string): string | undefined {
+  return process.env[name];
+}
