@@ -1,0 +1,138 @@
+// namei: a path name to a vnode, one component at a time, with search
+// permission on every directory, `.` and `..` (never above the lwp's root),
+// symbolic links (ELOOP after MAXSYMLINKS) and the name length limits.
+import { kerr, isKernError } from './errno.js';
+import { LK_EXCLUSIVE, LK_SHARED } from './lock.js';
+import type { Lwp } from './lwp.js';
+import { vn_access } from './vfs_vnops.js';
+import { vref, vrele } from './vcache.js';
+import type { Vnode } from './vnode.js';
+import { VOP_LOOKUP, VOP_READLINK } from './vnode_if.js';
+import { VType } from './vnode_types.js';
+import { VEXEC } from './kauth.js';
+
+export const NAME_MAX = 255, PATH_MAX = 4096, MAXSYMLINKS = 40;
+
+export interface NameiOpts {
+  /** Follow a symbolic link in the last component. */
+  follow: boolean;
+  /**
+   * Return the last component's directory too, referenced and locked
+   * exclusive, with the last name, for create/remove/rename/link. vp is then
+   * null when the name does not exist. When the path ends in `.` or `..` or
+   * names the root, dvp is null and the caller refuses as its call requires.
+   */
+  parent?: boolean;
+}
+
+export interface NameiResult {
+  /** With opts.parent: the directory, referenced and locked exclusive (or null, see above). */
+  dvp: Vnode | null;
+  /** The file, referenced and unlocked; null if absent (only with opts.parent). */
+  vp: Vnode | null;
+  /** The last component. */
+  name: string;
+  /** The path ended in '/': the file must be a directory. */
+  trailingSlash: boolean;
+}
+
+const encoder = new TextEncoder();
+const byteLength = (s: string) => (s.length * 3 <= NAME_MAX ? s.length : encoder.encode(s).length);
+
+export async function namei(l: Lwp, path: string, opts: NameiOpts): Promise<NameiResult> {
+  if (path.length === 0) throw kerr('ENOENT', 'empty path');
+  if (path.length >= PATH_MAX && encoder.encode(path).length >= PATH_MAX) throw kerr('ENAMETOOLONG');
+  if (!l.root || !l.cwd) throw kerr('EINVAL', 'no root for names');
+  const root = l.root;
+  let comps = path.split('/').filter(c => c.length > 0);
+  const trailingSlash = path.endsWith('/') && comps.length > 0;
+  let dir = path.startsWith('/') ? root : l.cwd;
+  vref(dir);
+  let links = 0;
+  let locked = false;
+  try {
+    for (;;) {
+      if (comps.length === 0) {
+        // The path names the starting directory itself ("/", or a link to it).
+        const vp = dir;
+        dir = null!;
+        return { dvp: null, vp, name: '.', trailingSlash };
+      }
+      const comp = comps.shift()!;
+      const last = comps.length === 0;
+      if (byteLength(comp) > NAME_MAX) throw kerr('ENAMETOOLONG', comp.slice(0, 32) + '...');
+      if (dir.type !== VType.VDIR) throw kerr('ENOTDIR');
+      const wantParent = last && opts.parent && comp !== '.' && comp !== '..';
+      await dir.lock.lock(l, wantParent ? LK_EXCLUSIVE : LK_SHARED);
+      locked = true;
+      await vn_access(dir, VEXEC, l);
+      let next: Vnode | null;
+      if (comp === '.' || (comp === '..' && dir === root)) {
+        vref(dir);
+        next = dir;
+      } else {
+        try {
+          next = await VOP_LOOKUP(dir, comp, l);
+        } catch (e) {
+          if (!(wantParent && isKernError(e) && e.code === 'ENOENT')) throw e;
+          next = null;
+        }
+      }
+      if (next && next.type === VType.VLNK && (!last || opts.follow || trailingSlash)) {
+        try {
+          if (++links > MAXSYMLINKS) throw kerr('ELOOP');
+          await next.lock.lock(l, LK_SHARED);
+          let target: string;
+          try { target = await VOP_READLINK(next, l); } finally { next.lock.unlock(l); }
+          if (target.length === 0) throw kerr('ENOENT', 'empty symbolic link');
+          comps = [...target.split('/').filter(c => c.length > 0), ...comps];
+          if (target.startsWith('/')) {
+            dir.lock.unlock(l);
+            locked = false;
+            await vrele(dir);
+            dir = root;
+            vref(dir);
+          }
+        } finally {
+          await vrele(next);
+        }
+        if (locked) { dir.lock.unlock(l); locked = false; }
+        continue;
+      }
+      if (!last) {
+        dir.lock.unlock(l);
+        locked = false;
+        await vrele(dir);
+        dir = next!;
+        continue;
+      }
+      if (next && trailingSlash && next.type !== VType.VDIR) {
+        await vrele(next);
+        throw kerr('ENOTDIR');
+      }
+      if (wantParent) {
+        const dvp = dir;
+        dir = null!;
+        locked = false;
+        return { dvp, vp: next, name: comp, trailingSlash };
+      }
+      dir.lock.unlock(l);
+      locked = false;
+      return { dvp: null, vp: next, name: comp, trailingSlash };
+    }
+  } finally {
+    if (dir) {
+      if (locked) dir.lock.unlock(l);
+      await vrele(dir);
+    }
+  }
+}
+
+/** Release what namei returned: unlock and release dvp, release vp. */
+export async function namei_done(l: Lwp, nd: NameiResult): Promise<void> {
+  if (nd.dvp) {
+    nd.dvp.lock.unlock(l);
+    await vrele(nd.dvp);
+  }
+  if (nd.vp) await vrele(nd.vp);
+}

@@ -1,0 +1,143 @@
+// The vnode cache: one vnode per (mount, file id), references, inactive
+// when the last reference goes, reclaim when a file is gone or when more
+// than maxvnodes sit unused (least recently used first).
+import { kerr } from './errno.js';
+import { kernel_lwp } from './lwp.js';
+import { KASSERT, panic } from './panic.js';
+import { LK_EXCLUSIVE } from './lock.js';
+import { rumpuser_getenv } from '../rumpuser/index.js';
+import type { Mount } from './vfs.js';
+import { Vnode, VnodeState, type VnodeOps } from './vnode.js';
+import { VOP_INACTIVE, VOP_RECLAIM } from './vnode_if.js';
+
+/** Unreferenced vnodes, oldest first (Map keeps insertion order). */
+const freelist = new Map<Vnode, true>();
+let maxvnodes = Number(rumpuser_getenv('RUMP_NVNODES') ?? 1024) || 1024;
+const loading = new WeakMap<Vnode, Promise<void>>();
+
+export function vcache_setmax(n: number): void {
+  maxvnodes = Math.max(1, n);
+}
+
+export function vcache_stats(): { free: number; max: number } {
+  return { free: freelist.size, max: maxvnodes };
+}
+
+/** The vnode for key, referenced (loaded by the driver's loadvnode if not cached). */
+export async function vcache_get(mp: Mount, key: number): Promise<Vnode> {
+  for (;;) {
+    const vp = mp.vnodes.get(key);
+    if (vp) {
+      if (vp.state === VnodeState.RECLAIMING) { await vp.reclaimed; continue; }
+      if (vp.state === VnodeState.LOADING) {
+        try { await loading.get(vp); } catch { continue; }
+      }
+      if (vp.state !== VnodeState.ACTIVE) continue;
+      vref(vp);
+      return vp;
+    }
+    if (mp.unmounting) throw kerr('EBUSY', 'unmount in progress');
+    const nvp = new Vnode(mp, key);
+    mp.vnodes.set(key, nvp);
+    const p = mp.op.loadvnode(mp, nvp, key);
+    loading.set(nvp, p);
+    try {
+      await p;
+    } catch (e) {
+      mp.vnodes.delete(key);
+      nvp.state = VnodeState.RECLAIMED;
+      throw e;
+    }
+    nvp.state = VnodeState.ACTIVE;
+    return nvp;
+  }
+}
+
+/** The file's key changed (msdosfs: its directory entry moved). */
+export function vcache_rekey(vp: Vnode, newKey: number): void {
+  const mp = vp.mount;
+  if (mp.vnodes.has(newKey) && mp.vnodes.get(newKey) !== vp) panic(`vcache_rekey: key ${newKey} in use`);
+  if (mp.vnodes.get(vp.key) === vp) mp.vnodes.delete(vp.key);
+  vp.key = newKey;
+  mp.vnodes.set(newKey, vp);
+}
+
+export function vref(vp: Vnode): void {
+  if (vp.usecount++ === 0) freelist.delete(vp);
+}
+
+/** Drop a reference; the last one makes the vnode inactive (and maybe reclaims it). */
+export async function vrele(vp: Vnode): Promise<void> {
+  KASSERT(vp.usecount > 0, `vrele: ${vp} has no references`);
+  if (--vp.usecount > 0 || vp.state !== VnodeState.ACTIVE) return;
+  const l = kernel_lwp();
+  await vp.lock.lock(l, LK_EXCLUSIVE);
+  let recycle = false;
+  try {
+    if (vp.usecount === 0 && vp.state === VnodeState.ACTIVE) recycle = await VOP_INACTIVE(vp, l);
+  } finally {
+    vp.lock.unlock(l);
+  }
+  if (vp.usecount > 0 || vp.state !== VnodeState.ACTIVE) return;
+  if (recycle || vp.mount.unmounting) {
+    await vreclaim(vp);
+    return;
+  }
+  freelist.set(vp, true);
+  while (freelist.size > maxvnodes) {
+    const oldest = freelist.keys().next().value as Vnode;
+    await vreclaim(oldest);
+  }
+}
+
+/** Reclaim vp: the driver forgets it and the cache drops it. */
+export function vreclaim(vp: Vnode): Promise<void> {
+  if (vp.state !== VnodeState.ACTIVE) return vp.reclaimed ?? Promise.resolve();
+  vp.state = VnodeState.RECLAIMING;
+  freelist.delete(vp);
+  vp.reclaimed = (async () => {
+    const l = kernel_lwp();
+    await vp.lock.lock(l, LK_EXCLUSIVE);
+    try {
+      await VOP_RECLAIM(vp, l);
+    } finally {
+      vp.lock.unlock(l);
+      if (vp.mount.vnodes.get(vp.key) === vp) vp.mount.vnodes.delete(vp.key);
+      vp.state = VnodeState.RECLAIMED;
+    }
+  })();
+  return vp.reclaimed;
+}
+
+/**
+ * Before unmount: reclaim every vnode of mp but `skip`. A vnode still in use
+ * is EBUSY, or with force is reclaimed anyway and left dead (EIO for its holders).
+ */
+export async function vcache_flush(mp: Mount, skip: Vnode | null, force: boolean): Promise<void> {
+  for (const vp of [...mp.vnodes.values()]) {
+    if (vp === skip) continue;
+    if (vp.state === VnodeState.LOADING) await loading.get(vp)?.catch(() => {});
+    if (vp.usecount > 0 && !force) throw kerr('EBUSY', `${vp} is in use`);
+  }
+  for (const vp of [...mp.vnodes.values()]) {
+    if (vp === skip) continue;
+    const inUse = vp.usecount > 0;
+    if (inUse) {
+      // Its holders keep a reference; make sure inactive runs before reclaim.
+      const l = kernel_lwp();
+      await vp.lock.lock(l, LK_EXCLUSIVE);
+      try { await VOP_INACTIVE(vp, l); } finally { vp.lock.unlock(l); }
+    }
+    await vreclaim(vp);
+    if (inUse) vp.ops = deadfs_vnodeops;
+  }
+}
+
+const dead = async (): Promise<never> => { throw kerr('EIO', 'file system was forcibly unmounted'); };
+/** The operations of a vnode whose file system is gone (deadfs). */
+export const deadfs_vnodeops: VnodeOps = {
+  lookup: dead, create: dead, mkdir: dead, symlink: dead, link: dead, remove: dead, rmdir: dead,
+  rename: dead, open: dead, close: async () => {}, getattr: dead, setattr: dead, read: dead,
+  write: dead, readdir: dead, readlink: dead, fsync: async () => {},
+  inactive: async () => false, reclaim: async () => {},
+};

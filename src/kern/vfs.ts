@@ -1,0 +1,132 @@
+// Mounts and VFS operations, and the registry of file system types.
+import { bdwrite, bflush, binvalall, bwrite, type Buf } from './bio.js';
+import type { BlockDevice } from './blkdev.js';
+import { kerr } from './errno.js';
+import { RwLock } from './lock.js';
+import { vcache_flush, vrele } from './vcache.js';
+import type { Vnode } from './vnode.js';
+import { MNT_RDONLY, MNT_SYNCHRONOUS, type Statvfs } from './vnode_types.js';
+
+/** Options of one mount: parsed by the client, checked by the driver. */
+export type MountOptions = Record<string, string | number | boolean>;
+
+export interface MountArgs {
+  /** The device, for disk file systems; null for tmpfs. */
+  dev: BlockDevice | null;
+  /** What was mounted, for messages and statvfs (device path, "tmpfs"). */
+  from: string;
+  /** MNT_RDONLY, MNT_SYNCHRONOUS, ... */
+  flags: number;
+  /** File-system specific options; a driver rejects those it does not know (EINVAL). */
+  options: MountOptions;
+}
+
+export interface VfsOps {
+  /** Type name: 'tmpfs', 'msdos', 'cd9660', 'ext2fs'. */
+  readonly name: string;
+  /** Linux type names that also mean this driver ('vfat', 'iso9660'). */
+  readonly aliases?: readonly string[];
+  /** Read and check the file system; set mp.data. A bad image: EINVAL or EIO with a note. */
+  mount(mp: Mount, args: MountArgs): Promise<void>;
+  /** All vnodes are gone: flush, mark clean, free. */
+  unmount(mp: Mount): Promise<void>;
+  /** The root directory, referenced and unlocked (usually vcache_get). */
+  root(mp: Mount): Promise<Vnode>;
+  statvfs(mp: Mount): Promise<Statvfs>;
+  /** Write everything dirty the driver holds (metadata, FSInfo, ...) to the buffer cache or device. */
+  sync(mp: Mount): Promise<void>;
+  /** Fill vp (type, ops, data) for the file named by key; ENOENT/EIO if it cannot. */
+  loadvnode(mp: Mount, vp: Vnode, key: number): Promise<void>;
+}
+
+const vfsTypes = new Map<string, VfsOps>();
+
+export function vfs_register(ops: VfsOps): void {
+  vfsTypes.set(ops.name, ops);
+  for (const a of ops.aliases ?? []) vfsTypes.set(a, ops);
+}
+
+export function vfs_getopsbyname(name: string): VfsOps {
+  const ops = vfsTypes.get(name);
+  if (!ops) throw kerr('ENODEV', `unknown file system type '${name}'`);
+  return ops;
+}
+
+export function vfs_types(): string[] {
+  return [...new Set([...vfsTypes.values()].map(o => o.name))].sort();
+}
+
+export class Mount {
+  /** The driver's private mount data. */
+  data: unknown;
+  /** Held exclusive by every rename in this mount, before any vnode lock. */
+  readonly renameLock = new RwLock('rename');
+  readonly stat: { fstypename: string; from: string };
+  rootvp: Vnode | null = null;
+  unmounting = false;
+  /** The vnode cache of this mount: one vnode per file id (vcache.ts). */
+  readonly vnodes = new Map<number, Vnode>();
+  constructor(readonly op: VfsOps, readonly dev: BlockDevice | null, public flags: number, from: string) {
+    this.stat = { fstypename: op.name, from };
+  }
+  get readOnly(): boolean { return (this.flags & MNT_RDONLY) !== 0; }
+  /** The driver's private mount data, typed by the driver. */
+  priv<T>(): T { return this.data as T; }
+}
+
+/** Mount a file system of type `type`. Returns the mount with its root vnode cached. */
+export async function vfs_mount(type: string, args: MountArgs): Promise<Mount> {
+  const op = vfs_getopsbyname(type);
+  if (args.dev?.readOnly) args = { ...args, flags: args.flags | MNT_RDONLY };
+  const mp = new Mount(op, args.dev, args.flags, args.from);
+  await op.mount(mp, args);
+  try {
+    mp.rootvp = await op.root(mp);
+  } catch (e) {
+    await op.unmount(mp).catch(() => {});
+    throw e;
+  }
+  return mp;
+}
+
+/**
+ * Unmount: every vnode but the root must be unreferenced (EBUSY), unless
+ * forced. Then the driver flushes and marks the file system clean, and the
+ * buffer cache writes back and forgets the device.
+ */
+export async function vfs_unmount(mp: Mount, force = false): Promise<void> {
+  if (mp.unmounting) throw kerr('EBUSY', 'unmount in progress');
+  mp.unmounting = true;
+  try {
+    const root = mp.rootvp!;
+    await vcache_flush(mp, root, force);
+    mp.rootvp = null;
+    await vrele(root);
+    await vcache_flush(mp, null, force);
+    await op_sync_all(mp);
+    await mp.op.unmount(mp);
+    if (mp.dev) {
+      await bflush(mp.dev);
+      binvalall(mp.dev);
+    }
+  } catch (e) {
+    mp.unmounting = false;
+    throw e;
+  }
+}
+
+async function op_sync_all(mp: Mount): Promise<void> {
+  await mp.op.sync(mp);
+  if (mp.dev && !mp.dev.readOnly) await bflush(mp.dev);
+}
+
+/** sync(2) for one mount: the driver's metadata, then every dirty buffer. */
+export async function vfs_sync(mp: Mount): Promise<void> {
+  await op_sync_all(mp);
+}
+
+/** Write a metadata buffer as the mount asks: through with -o sync, delayed otherwise. */
+export async function mount_bwrite(mp: Mount, bp: Buf): Promise<void> {
+  if (mp.flags & MNT_SYNCHRONOUS) await bwrite(bp);
+  else bdwrite(bp);
+}

@@ -1,0 +1,87 @@
+// struct vnode and the operations a driver implements (vnode_if.src's
+// VOPs). Callers use the VOP_* wrappers in vnode_if.ts, never vp.ops directly.
+import { RwLock } from './lock.js';
+import type { Lwp } from './lwp.js';
+import type { Mount } from './vfs.js';
+import type { Dirent, VType, Vattr, VattrCreate, VattrSet } from './vnode_types.js';
+
+/**
+ * A driver's vnode operations. Vnodes passed in are referenced and locked as
+ * declared in vnode_if.ts; vnodes returned are referenced and unlocked.
+ * Namespace permission checks (search, write on the directory, sticky bit)
+ * are done by the kernel before create/remove/rename/link; drivers check
+ * what only they know (read-only media, ENOTEMPTY, name rules, limits).
+ */
+export interface VnodeOps {
+  /** Find `name` in directory dvp; `..` included, `.` never asked. ENOENT if absent. */
+  lookup(dvp: Vnode, name: string, l: Lwp): Promise<Vnode>;
+  /** Create a regular file (va.type VREG), or a device/FIFO/socket (mknod). */
+  create(dvp: Vnode, name: string, va: VattrCreate, l: Lwp): Promise<Vnode>;
+  mkdir(dvp: Vnode, name: string, va: VattrCreate, l: Lwp): Promise<Vnode>;
+  symlink(dvp: Vnode, name: string, va: VattrCreate, target: string, l: Lwp): Promise<Vnode>;
+  link(dvp: Vnode, vp: Vnode, name: string, l: Lwp): Promise<void>;
+  /** Remove the entry name -> vp (vp not a directory). */
+  remove(dvp: Vnode, vp: Vnode, name: string, l: Lwp): Promise<void>;
+  /** Remove the empty directory name -> vp. ENOTEMPTY otherwise. */
+  rmdir(dvp: Vnode, vp: Vnode, name: string, l: Lwp): Promise<void>;
+  /**
+   * Move fdvp/fname (-> fvp) to tdvp/tname, replacing tvp when not null.
+   * The kernel has checked: same mount, types compatible (dir over empty dir
+   * is the driver's ENOTEMPTY to give), no move into fvp's own subtree,
+   * fvp !== tvp, permissions.
+   */
+  rename(fdvp: Vnode, fvp: Vnode, fname: string, tdvp: Vnode, tvp: Vnode | null, tname: string, l: Lwp): Promise<void>;
+  /** open(2) flags (O_*); access was checked by the kernel. */
+  open(vp: Vnode, flags: number, l: Lwp): Promise<void>;
+  close(vp: Vnode, flags: number, l: Lwp): Promise<void>;
+  getattr(vp: Vnode, l: Lwp): Promise<Vattr>;
+  /** The driver checks ownership rules with kauth's genfs_can_* helpers. */
+  setattr(vp: Vnode, va: VattrSet, l: Lwp): Promise<void>;
+  /** Read into buf from offset; returns bytes read (0 at end of file). */
+  read(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): Promise<number>;
+  /** Write buf at offset (at end of file with IO_APPEND); returns bytes written. */
+  write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): Promise<number>;
+  /**
+   * Entries from cookie on (0: the start; `.` and `..` included), as many as
+   * is convenient; each entry's cookie resumes after it. Cookies stay valid
+   * across unrelated changes to the directory.
+   */
+  readdir(vp: Vnode, cookie: number, l: Lwp): Promise<{ entries: Dirent[]; eof: boolean }>;
+  readlink(vp: Vnode, l: Lwp): Promise<string>;
+  fsync(vp: Vnode, flags: number, l: Lwp): Promise<void>;
+  /** The last reference went. Return true to reclaim at once (no links left). */
+  inactive(vp: Vnode, l: Lwp): Promise<boolean>;
+  /** Forget vp: free in-memory state (and the file, if inactive said so). */
+  reclaim(vp: Vnode, l: Lwp): Promise<void>;
+  /** Optional: extended attributes (ENOTSUP when absent). */
+  getxattr?(vp: Vnode, name: string, l: Lwp): Promise<Uint8Array>;
+  setxattr?(vp: Vnode, name: string, value: Uint8Array, flags: number, l: Lwp): Promise<void>;
+  listxattr?(vp: Vnode, l: Lwp): Promise<string[]>;
+  removexattr?(vp: Vnode, name: string, l: Lwp): Promise<void>;
+  /** Optional: pathconf(2) values (_PC_NAME_MAX and friends). */
+  pathconf?(vp: Vnode, name: 'name_max' | 'link_max' | 'filesize_bits'): number;
+}
+
+export const enum VnodeState { LOADING, ACTIVE, RECLAIMING, RECLAIMED }
+
+export class Vnode {
+  /** References: each holder calls vrele once when done. */
+  usecount = 1;
+  state = VnodeState.LOADING;
+  type: VType = 0;
+  /** Set by the driver's loadvnode. */
+  ops!: VnodeOps;
+  /** The driver's private node (tmpfs_node, denode, iso_node, ...). */
+  data: unknown;
+  readonly lock: RwLock;
+  /** Position in the free list when usecount is 0 (for LRU reclaim). */
+  freeSeq = 0;
+  /** Resolved when the vnode has been reclaimed, while RECLAIMING. */
+  reclaimed: Promise<void> | null = null;
+  constructor(readonly mount: Mount, public key: number) {
+    this.lock = new RwLock(`vnode ${key}`);
+  }
+  /** The driver's private node, typed by the driver. */
+  node<T>(): T { return this.data as T; }
+  toString(): string { return `vnode ${this.mount.stat.fstypename}:${this.key}`; }
+}
