@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// Builds the rumpuser addon (build/Release/rumpuser.node beside this file)
+// with node-gyp, against the headers of the Node that runs us (no network).
+// Fast when up to date: rebuilds only when the .node is missing or older
+// than rumpuser.c, binding.gyp, this script or the Node headers.
+import { existsSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const dir = path.dirname(fileURLToPath(import.meta.url));
+const built = path.join(dir, 'build', 'Release', 'rumpuser.node');
+const prefix = path.resolve(path.dirname(process.execPath), '..');
+const header = path.join(prefix, 'include', 'node', 'node_api.h');
+const inputs = ['rumpuser.c', 'binding.gyp', 'build.mjs'].map((f) => path.join(dir, f));
+if (existsSync(header)) inputs.push(header);
+
+const mtime = (f) => statSync(f).mtimeMs;
+const stale = !existsSync(built) || inputs.some((f) => mtime(f) > mtime(built));
+if (stale) {
+  const nodedir = existsSync(header) ? [`--nodedir=${prefix}`] : [];
+  try {
+    execFileSync(process.execPath, [require.resolve('node-gyp/bin/node-gyp.js'), 'rebuild', '--loglevel=warn', ...nodedir],
+      { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+  } catch (e) {
+    console.error(`rumpuser: building the native addon failed (${e.message})`);
+    process.exit(1);
+  }
+}
