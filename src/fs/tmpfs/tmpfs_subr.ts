@@ -1,0 +1,185 @@
+// tmpfs helpers (NetBSD's tmpfs_subr.c): node allocation and freeing under
+// the mount's limits, directory entries, name rules, file data in pages and
+// the time-stamp rules. Everything here is synchronous: a check and the
+// allocation it guards can never interleave with another request.
+import { Cred, kerr, nanotime, VType, type Timespec } from '../../kern/index.js';
+import {
+  TMPFS_DIRENT_SIZE, TMPFS_MAXFILESIZE, TMPFS_NAME_MAX, TMPFS_PAGE_SIZE, TMPFS_SYMLINK_MAX,
+  type TmpfsDirent, type TmpfsMount, type TmpfsNode,
+} from './tmpfs.js';
+
+const encoder = new TextEncoder();
+
+export function byteLength(s: string): number {
+  return encoder.encode(s).length;
+}
+
+/** A name a directory may hold: not empty, `.`, `..`; no '/' or NUL; at most NAME_MAX bytes. */
+export function tmpfs_checkname(name: string): void {
+  if (name.length === 0 || name === '.' || name === '..') throw kerr('EINVAL', `bad name '${name}'`);
+  if (name.includes('/') || name.includes('\0')) throw kerr('EINVAL', 'name contains / or NUL');
+  if (byteLength(name) > TMPFS_NAME_MAX) throw kerr('ENAMETOOLONG', name.slice(0, 32) + '...');
+}
+
+export interface NodeInit {
+  type: VType;
+  mode: number;
+  uid: number;
+  gid: number;
+  rdev?: number;
+  target?: string;
+  /** Directories: the parent (null for the root, which is its own). */
+  parent?: TmpfsNode | null;
+}
+
+/** A new node with nlink 0 (the caller links it); ENOSPC past the nodes limit. */
+export function tmpfs_alloc_node(tm: TmpfsMount, init: NodeInit): TmpfsNode {
+  if (tm.nodes.size >= tm.maxNodes) throw kerr('ENOSPC', 'tmpfs: nodes limit reached');
+  const now = nanotime();
+  const id = tm.nextId++;
+  const node: TmpfsNode = {
+    id, type: init.type, mode: init.mode & 0o7777, uid: init.uid, gid: init.gid, nlink: 0,
+    size: init.target !== undefined ? byteLength(init.target) : 0,
+    atime: now, mtime: now, ctime: now, birthtime: now,
+    rdev: init.type === VType.VBLK || init.type === VType.VCHR ? init.rdev ?? 0 : 0,
+    pages: init.type === VType.VREG ? new Map() : null,
+    dir: null, target: init.type === VType.VLNK ? init.target ?? '' : null,
+  };
+  if (init.type === VType.VDIR) {
+    (node as { dir: TmpfsNode['dir'] }).dir = { entries: new Map(), parent: init.parent ?? node, nextCookie: 3 };
+  }
+  tm.nodes.set(id, node);
+  return node;
+}
+
+/** Forget a node and give back its pages. */
+export function tmpfs_free_node(tm: TmpfsMount, node: TmpfsNode): void {
+  if (node.pages) {
+    tm.pagesUsed -= node.pages.size;
+    node.pages.clear();
+  }
+  tm.nodes.delete(node.id);
+}
+
+/** New-file ownership: the creator's uid; the group of a setgid parent, else the creator's. */
+export function tmpfs_init_owner(dnode: TmpfsNode, type: VType, mode: number, cred: Cred): { uid: number; gid: number; mode: number } {
+  const sgid = (dnode.mode & 0o2000) !== 0;
+  const gid = sgid ? dnode.gid : cred.gid;
+  if (type === VType.VDIR) {
+    if (sgid) mode |= 0o2000;
+  } else if ((mode & 0o2000) && !cred.isRoot() && !cred.groupmember(gid)) {
+    mode &= ~0o2000;
+  }
+  return { uid: cred.uid, gid, mode };
+}
+
+export function tmpfs_check_target(target: string): void {
+  if (target.length === 0) throw kerr('ENOENT', 'empty symbolic link target');
+  if (target.includes('\0')) throw kerr('EINVAL', 'symbolic link target contains NUL');
+  if (byteLength(target) > TMPFS_SYMLINK_MAX) throw kerr('ENAMETOOLONG', 'symbolic link target');
+}
+
+// --- Directories ---
+
+export function tmpfs_dir_lookup(dnode: TmpfsNode, name: string): TmpfsDirent | undefined {
+  return dnode.dir!.entries.get(name);
+}
+
+/** Add name -> node, counting the link; the entry gets the next cookie. */
+export function tmpfs_dir_attach(dnode: TmpfsNode, name: string, node: TmpfsNode): void {
+  const d = dnode.dir!;
+  d.entries.set(name, { name, node, cookie: d.nextCookie++ });
+  node.nlink++;
+  if (node.dir) {
+    node.dir.parent = dnode;
+    dnode.nlink++;
+  }
+}
+
+/** Remove name (-> node), dropping the link (and a subdirectory's `..` link on dnode). */
+export function tmpfs_dir_detach(dnode: TmpfsNode, name: string, node: TmpfsNode): void {
+  dnode.dir!.entries.delete(name);
+  node.nlink--;
+  if (node.dir) dnode.nlink--;
+}
+
+/** Size a directory reports. */
+export function tmpfs_dir_size(dnode: TmpfsNode): number {
+  return (dnode.dir!.entries.size + 2) * TMPFS_DIRENT_SIZE;
+}
+
+// --- Time stamps ---
+
+export const TM_ATIME = 1, TM_MTIME = 2, TM_CTIME = 4;
+
+export function tmpfs_update(node: TmpfsNode, which: number, now: Timespec = nanotime()): void {
+  if (which & TM_ATIME) node.atime = now;
+  if (which & TM_MTIME) node.mtime = now;
+  if (which & TM_CTIME) node.ctime = now;
+}
+
+// --- File data ---
+
+const P = TMPFS_PAGE_SIZE;
+
+/** Copy bytes from offset into buf; holes read as zeros. Returns bytes read. */
+export function tmpfs_read_pages(node: TmpfsNode, buf: Uint8Array, offset: number): number {
+  if (offset >= node.size) return 0;
+  const n = Math.min(buf.length, node.size - offset);
+  for (let done = 0; done < n;) {
+    const off = offset + done;
+    const idx = Math.floor(off / P), inPage = off % P;
+    const len = Math.min(P - inPage, n - done);
+    const page = node.pages!.get(idx);
+    if (page) buf.set(page.subarray(inPage, inPage + len), done);
+    else buf.fill(0, done, done + len);
+    done += len;
+  }
+  return n;
+}
+
+/**
+ * Write all of buf at offset, or nothing: the pages it needs are counted
+ * against the size limit first (ENOSPC), the maximum file size checked (EFBIG).
+ */
+export function tmpfs_write_pages(tm: TmpfsMount, node: TmpfsNode, buf: Uint8Array, offset: number): void {
+  const end = offset + buf.length;
+  if (end > TMPFS_MAXFILESIZE) throw kerr('EFBIG');
+  const pages = node.pages!;
+  const first = Math.floor(offset / P), last = Math.floor((end - 1) / P);
+  let missing = 0;
+  for (let i = first; i <= last; i++) if (!pages.has(i)) missing++;
+  if (tm.pagesUsed + missing > tm.maxPages) throw kerr('ENOSPC', 'tmpfs: size limit reached');
+  tm.pagesUsed += missing;
+  for (let done = 0; done < buf.length;) {
+    const off = offset + done;
+    const idx = Math.floor(off / P), inPage = off % P;
+    const len = Math.min(P - inPage, buf.length - done);
+    let page = pages.get(idx);
+    if (!page) pages.set(idx, page = new Uint8Array(P));
+    page.set(buf.subarray(done, done + len), inPage);
+    done += len;
+  }
+  if (end > node.size) node.size = end;
+}
+
+/**
+ * Set the size. Shrinking frees the pages past the end and zeros the tail
+ * of the last one, so bytes past the size are always zero and a later
+ * extension reads zeros; growing allocates nothing (a hole).
+ */
+export function tmpfs_truncate(tm: TmpfsMount, node: TmpfsNode, size: number): void {
+  if (size > TMPFS_MAXFILESIZE) throw kerr('EFBIG');
+  if (size < node.size) {
+    const pages = node.pages!;
+    const keep = Math.ceil(size / P);
+    for (const idx of pages.keys()) {
+      if (idx >= keep) {
+        pages.delete(idx);
+        tm.pagesUsed--;
+      }
+    }
+    if (size % P !== 0) pages.get(keep - 1)?.fill(0, size % P);
+  }
+  node.size = size;
+}
