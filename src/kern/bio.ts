@@ -1,0 +1,336 @@
+// The buffer cache: one global cache of device blocks keyed by (device, byte
+// offset), as a kernel's. A Buf returned by bread/getblk is held until
+// brelse/bdwrite/bwrite; holders of one block share the same Buf object, and
+// drivers serialise their changes with their own vnode locks (no B_BUSY
+// sleeping here). Held buffers are never evicted; unheld ones are evicted LRU,
+// dirty ones written back first. A syncer writes delayed writes after
+// `syncdelay`. A failed write-back keeps the buffer dirty and is reported by
+// the next bflush/vflushbuf of its device/owner.
+//
+// Buffers of one device at different offsets must not overlap: keeping
+// overlapping views coherent is the caller's (the driver's) responsibility.
+import { rumpuser_clock_monotonic_ms, rumpuser_timer } from '../rumpuser/index.js';
+import type { BlockDevice } from './blkdev.js';
+import { kerr, KernError } from './errno.js';
+import { log, panic } from './panic.js';
+
+export class Buf {
+  data: Uint8Array;
+  /** @internal holders (bread/getblk not yet released) */
+  holds = 0;
+  /** @internal in the cache (false once dropped) */
+  cached = true;
+  /** @internal the vnode (or other object) whose vflushbuf writes this */
+  owner: object | undefined;
+  /** @internal the device read filling data, while it runs */
+  loading: Promise<void> | null = null;
+  /** @internal the write-back in progress */
+  writing: Promise<void> | null = null;
+  /** @internal bumped by each modification, so a write-back knows what it wrote */
+  gen = 0;
+  /** @internal monotonic ms when it became dirty, or -1 when clean */
+  dirtySince = -1;
+
+  constructor(readonly dev: BlockDevice, readonly offset: number, readonly size: number) {
+    this.data = new Uint8Array(size);
+  }
+
+  get dirty(): boolean { return this.dirtySince >= 0; }
+}
+
+const cache = new Map<BlockDevice, Map<number, Buf>>();
+/** Unheld buffers, least recently used first (a Set keeps insertion order). */
+const lru = new Set<Buf>();
+const dirtyBufs = new Set<Buf>();
+/** Failed write-backs not yet reported to anyone. */
+const devErrors = new Map<BlockDevice, KernError>();
+const ownerErrors = new WeakMap<object, KernError>();
+
+let limit = 32 << 20;
+let syncdelay = 5000;
+let bytes = 0;
+let hits = 0;
+let misses = 0;
+let syncer: { cancel(): void } | null = null;
+let syncerBusy = false;
+
+export function bufcache_setlimit(n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) panic(`bufcache_setlimit: ${n}`);
+  limit = n;
+  evictClean();
+}
+
+/** Age (ms) after which the syncer writes a delayed write. */
+export function bufcache_setsyncdelay(ms: number): void {
+  if (!Number.isFinite(ms) || ms < 0) panic(`bufcache_setsyncdelay: ${ms}`);
+  syncdelay = ms;
+}
+
+export function bufcache_stats(): { bytes: number; buffers: number; dirty: number; hits: number; misses: number } {
+  let buffers = 0;
+  for (const m of cache.values()) buffers += m.size;
+  return { bytes, buffers, dirty: dirtyBufs.size, hits, misses };
+}
+
+/** The block, read from the device unless cached. */
+export function bread(dev: BlockDevice, offset: number, size: number, owner?: object): Promise<Buf> {
+  return lookup(dev, offset, size, owner, true);
+}
+
+/** The block without reading it: the caller overwrites all of it (zeroes if not cached). */
+export function getblk(dev: BlockDevice, offset: number, size: number, owner?: object): Promise<Buf> {
+  return lookup(dev, offset, size, owner, false);
+}
+
+/** Done with the buffer, unchanged. */
+export function brelse(bp: Buf): void {
+  if (bp.holds <= 0) panic(`brelse: buffer ${bp.dev.path}@${bp.offset} not held`);
+  if (--bp.holds > 0 || !bp.cached) return;
+  lru.add(bp);
+  evictClean();
+}
+
+/** Delayed write: dirty now, written by a flush, the syncer or eviction. */
+export function bdwrite(bp: Buf): void {
+  markDirty(bp);
+  brelse(bp);
+}
+
+/** Write through now, then release. The buffer stays dirty if the write fails. */
+export async function bwrite(bp: Buf): Promise<void> {
+  markDirty(bp);
+  try {
+    await writeBack(bp);
+  } finally {
+    brelse(bp);
+  }
+}
+
+/** Write every dirty buffer tagged with owner (a vnode); does not flush the device. */
+export async function vflushbuf(owner: object): Promise<void> {
+  const mine = [...dirtyBufs].filter((bp) => bp.owner === owner);
+  const failure = await writeAll(mine);
+  const pending = ownerErrors.get(owner);
+  ownerErrors.delete(owner);
+  if (failure ?? pending) throw failure ?? pending;
+}
+
+/** Write every dirty buffer of dev, then make the device durable. */
+export async function bflush(dev: BlockDevice): Promise<void> {
+  const mine = [...dirtyBufs].filter((bp) => bp.dev === dev);
+  const failure = await writeAll(mine);
+  const pending = devErrors.get(dev);
+  devErrors.delete(dev);
+  if (failure ?? pending) throw failure ?? pending;
+  await dev.flush();
+}
+
+/** Forget every buffer of dev (at unmount, after bflush). */
+export function binvalall(dev: BlockDevice): void {
+  const m = cache.get(dev);
+  devErrors.delete(dev);
+  if (!m) return;
+  let lost = 0;
+  for (const bp of m.values()) {
+    if (bp.holds > 0) panic(`binvalall: buffer ${dev.path}@${bp.offset} is held`);
+    if (bp.dirty) lost++;
+  }
+  if (lost) log(`${dev.path}: discarding ${lost} dirty buffer(s) that could not be written`);
+  for (const bp of [...m.values()]) drop(bp);
+}
+
+// ---- internals ----
+
+async function lookup(dev: BlockDevice, offset: number, size: number, owner: object | undefined, read: boolean): Promise<Buf> {
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(size) || size <= 0) {
+    panic(`bread/getblk: bad block ${offset}+${size} on ${dev.path}`);
+  }
+  let reclaimed = false;
+  for (;;) {
+    const bp = cache.get(dev)?.get(offset);
+    if (bp && bp.size !== size) {
+      await resize(bp, size);
+      continue;
+    }
+    if (bp) {
+      hits++;
+      hold(bp, owner);
+      try {
+        // Another caller's read of this block is under way: share it.
+        if (bp.loading) await bp.loading;
+      } catch (e) {
+        brelse(bp);
+        throw e;
+      }
+      return bp;
+    }
+    // Make room before allocating; then look again, since others ran meanwhile.
+    if (!reclaimed && bytes + size > limit) {
+      reclaimed = true;
+      await reclaim(size);
+      continue;
+    }
+    misses++;
+    const nb = insert(dev, offset, size);
+    hold(nb, owner);
+    if (!read) return nb;
+    nb.loading = dev.read(nb.data, offset);
+    try {
+      await nb.loading;
+    } catch (e) {
+      // Nobody may see half-read data: the next bread reads afresh.
+      drop(nb);
+      brelse(nb);
+      throw e;
+    } finally {
+      nb.loading = null;
+    }
+    return nb;
+  }
+}
+
+/** A block cached with another size: write it back if dirty, drop it. */
+async function resize(bp: Buf, size: number): Promise<void> {
+  if (bp.holds > 0) {
+    log(`${bp.dev.path}: block at ${bp.offset} asked for with ${size} bytes while held with ${bp.size}`);
+    throw kerr('EIO', `${bp.dev.path}: conflicting buffer sizes at ${bp.offset}`);
+  }
+  if (bp.dirty) await writeBack(bp);
+  if (bp.cached && bp.holds === 0 && !bp.dirty) drop(bp);
+}
+
+function hold(bp: Buf, owner: object | undefined): void {
+  bp.holds++;
+  lru.delete(bp);
+  if (owner) bp.owner = owner;
+}
+
+function insert(dev: BlockDevice, offset: number, size: number): Buf {
+  let m = cache.get(dev);
+  if (!m) cache.set(dev, (m = new Map()));
+  const bp = new Buf(dev, offset, size);
+  m.set(offset, bp);
+  bytes += size;
+  return bp;
+}
+
+function drop(bp: Buf): void {
+  if (!bp.cached) return;
+  bp.cached = false;
+  const m = cache.get(bp.dev);
+  m?.delete(bp.offset);
+  if (m?.size === 0) cache.delete(bp.dev);
+  lru.delete(bp);
+  dirtyBufs.delete(bp);
+  bytes -= bp.size;
+}
+
+function markDirty(bp: Buf): void {
+  if (bp.holds <= 0) panic(`bdwrite/bwrite: buffer ${bp.dev.path}@${bp.offset} not held`);
+  if (bp.data.length !== bp.size) panic(`buffer ${bp.dev.path}@${bp.offset}: data is ${bp.data.length} bytes, not ${bp.size}`);
+  bp.gen++;
+  if (!bp.dirty) bp.dirtySince = rumpuser_clock_monotonic_ms();
+  if (bp.cached) dirtyBufs.add(bp);
+  syncer ??= rumpuser_timer(1000, syncerTick);
+}
+
+/**
+ * Write the buffer's current contents. A snapshot is written, so holders may
+ * keep changing data meanwhile; it is clean afterwards only if nobody did.
+ */
+async function writeBack(bp: Buf): Promise<void> {
+  while (bp.writing) await bp.writing.catch(() => undefined);
+  if (!bp.dirty) return;
+  const gen = bp.gen;
+  const p = bp.dev.write(bp.data.slice(), bp.offset);
+  bp.writing = p;
+  try {
+    await p;
+    if (bp.gen === gen) {
+      bp.dirtySince = -1;
+      dirtyBufs.delete(bp);
+    }
+  } finally {
+    bp.writing = null;
+  }
+}
+
+/** Write back buffers; the first failure is returned, the rest still tried. */
+async function writeAll(bufs: Buf[]): Promise<KernError | undefined> {
+  let failure: KernError | undefined;
+  for (const bp of bufs) {
+    try {
+      await writeBack(bp);
+    } catch (e) {
+      failure ??= e instanceof KernError ? e : kerr('EIO', `${bp.dev.path}: ${String(e)}`);
+    }
+  }
+  return failure;
+}
+
+/** A write-back nobody waits for (syncer, eviction): log and keep for the next flush. */
+async function writeBackInBackground(bp: Buf): Promise<boolean> {
+  try {
+    await writeBack(bp);
+    return true;
+  } catch (e) {
+    const err = e instanceof KernError ? e : kerr('EIO', `${bp.dev.path}: ${String(e)}`);
+    log(`${bp.dev.path}: write-back of block at ${bp.offset} failed: ${err.message}`);
+    if (!devErrors.has(bp.dev)) devErrors.set(bp.dev, err);
+    if (bp.owner && !ownerErrors.has(bp.owner)) ownerErrors.set(bp.owner, err);
+    return false;
+  }
+}
+
+/** Drop unheld clean buffers, oldest first, until under the limit. */
+function evictClean(): void {
+  for (const bp of lru) {
+    if (bytes <= limit) return;
+    if (!bp.dirty && !bp.writing) drop(bp);
+  }
+}
+
+/**
+ * Make room for `need` bytes: drop clean buffers, then write back the oldest
+ * dirty unheld ones and drop them. Gives up (the cache overshoots) when all
+ * that is left is held or fails to write, rather than wait forever.
+ */
+async function reclaim(need: number): Promise<void> {
+  const failed = new Set<Buf>();
+  for (;;) {
+    evictClean();
+    if (bytes + need <= limit) return;
+    let excess = bytes + need - limit;
+    const batch: Buf[] = [];
+    for (const bp of lru) {
+      if (excess <= 0) break;
+      if (!bp.dirty || failed.has(bp)) continue;
+      batch.push(bp);
+      excess -= bp.size;
+    }
+    if (batch.length === 0) return;
+    const ok = await Promise.all(batch.map(writeBackInBackground));
+    batch.forEach((bp, i) => {
+      if (!ok[i]) failed.add(bp);
+      else if (bp.holds === 0 && !bp.dirty) drop(bp);
+    });
+  }
+}
+
+/** Every second: write delayed writes older than syncdelay that nobody holds. */
+async function syncerTick(): Promise<void> {
+  if (syncerBusy) return;
+  if (dirtyBufs.size === 0) {
+    syncer?.cancel();
+    syncer = null;
+    return;
+  }
+  syncerBusy = true;
+  try {
+    const now = rumpuser_clock_monotonic_ms();
+    const old = [...dirtyBufs].filter((bp) => bp.holds === 0 && now - bp.dirtySince >= syncdelay);
+    for (const bp of old) await writeBackInBackground(bp);
+  } finally {
+    syncerBusy = false;
+  }
+}

@@ -1,0 +1,112 @@
+// Host file I/O for the kernel's block devices: an image file or a host block
+// device. Errors are Node-style (an Error with .code such as 'ENOENT', 'EBUSY',
+// 'EIO'); the kernel converts them to errnos. This module must not import
+// src/kern: the kernel imports rumpuser, never the reverse.
+import { constants } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { blkdevSectorSize, blkdevSize, flock } from './native.js';
+
+export interface HostFileOptions {
+  readOnly?: boolean;
+  /** No second exclusive opener (and for files, no writer beside readers). */
+  exclusive?: boolean;
+}
+
+function hosterr(code: string, message: string): Error {
+  return Object.assign(new Error(`${code}: ${message}`), { code });
+}
+
+export class HostFile {
+  private closed = false;
+
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly path: string,
+    readonly readOnly: boolean,
+    readonly isBlockDevice: boolean,
+    /** Bytes; fixed at open (a kernel does not see an image grow under it). */
+    readonly size: number,
+    /** The device's logical sector size, or undefined for a regular file. */
+    readonly sectorSize: number | undefined,
+  ) {}
+
+  static async open(path: string, opts: HostFileOptions = {}): Promise<HostFile> {
+    const readOnly = opts.readOnly ?? false;
+    // stat first: O_EXCL means "exclusive" only for block devices, and on a
+    // regular file it would be meaningless (without O_CREAT) or harmful.
+    const st = await stat(path);
+    const isBlockDevice = st.isBlockDevice();
+    if (!isBlockDevice && !st.isFile()) {
+      throw hosterr('ENODEV', `${path}: not a regular file or block device`);
+    }
+    let flags = readOnly ? constants.O_RDONLY : constants.O_RDWR;
+    if (isBlockDevice && opts.exclusive) flags |= constants.O_EXCL;
+    const fh = await open(path, flags);
+    try {
+      if (isBlockDevice) {
+        return new HostFile(fh, path, readOnly, true, blkdevSize(fh.fd), blkdevSectorSize(fh.fd));
+      }
+      if (opts.exclusive) lockFile(fh.fd, path, readOnly);
+      return new HostFile(fh, path, readOnly, false, (await fh.stat()).size, undefined);
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+  }
+
+  /** Fill buf from offset; a short read (past the end of file) is EIO. */
+  async pread(buf: Uint8Array, offset: number): Promise<void> {
+    this.checkOpen();
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesRead } = await this.fh.read(buf, done, buf.length - done, offset + done);
+      if (bytesRead === 0) {
+        throw hosterr('EIO', `${this.path}: short read at ${offset + done} (end of file)`);
+      }
+      done += bytesRead;
+    }
+  }
+
+  /** Write all of buf at offset, looping over short writes. */
+  async pwrite(buf: Uint8Array, offset: number): Promise<void> {
+    this.checkOpen();
+    if (this.readOnly) throw hosterr('EROFS', `${this.path}: opened read-only`);
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesWritten } = await this.fh.write(buf, done, buf.length - done, offset + done);
+      if (bytesWritten === 0) {
+        throw hosterr('EIO', `${this.path}: write made no progress at ${offset + done}`);
+      }
+      done += bytesWritten;
+    }
+  }
+
+  async fsync(): Promise<void> {
+    this.checkOpen();
+    if (!this.readOnly) await this.fh.sync();
+  }
+
+  /** Closing releases the flock or O_EXCL claim with the descriptor. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw hosterr('EBADF', `${this.path}: closed`);
+  }
+}
+
+/** Readers share an image file; a writer excludes everyone else. */
+function lockFile(fd: number, path: string, readOnly: boolean): void {
+  try {
+    flock(fd, readOnly ? 'sh' : 'ex');
+  } catch (e) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'EWOULDBLOCK' || code === 'EAGAIN') {
+      throw hosterr('EBUSY', `${path}: in use (locked by another process or mount)`);
+    }
+    throw e;
+  }
+}
