@@ -6,7 +6,8 @@
 //   E  locked exclusive by the calling lwp
 //   L  locked by the calling lwp, shared or exclusive
 //   -  not checked
-// Vnodes returned by lookup/create/mkdir/symlink are referenced and NOT locked.
+// Vnodes returned by lookup/create/mkdir/symlink are referenced and not
+// locked by the call (lookup may return a vnode the caller already holds).
 // Locks are taken parent before child; rename also holds the mount's
 // renameLock first (see vfs_syscalls.ts for the order it uses).
 import { kerr } from './errno.js';
@@ -60,6 +61,7 @@ function check(op: VopName, when: string, vps: readonly (Vnode | null)[], l: Lwp
   }
 }
 
+/** A new file's vnode comes back unlocked. */
 function checkReturned(op: VopName, vp: Vnode, l: Lwp): Vnode {
   if (vp.lock.heldBy(l)) throw new LockProtocolError(`VOP_${op.toUpperCase()}: returned ${vp} locked`);
   return vp;
@@ -81,7 +83,7 @@ async function call<T>(op: VopName, vps: readonly (Vnode | null)[], l: Lwp, fn: 
 }
 
 export const VOP_LOOKUP = (dvp: Vnode, name: string, l: Lwp): Promise<Vnode> =>
-  call('lookup', [dvp], l, () => dvp.ops.lookup(dvp, name, l)).then(vp => checkReturned('lookup', vp, l));
+  call('lookup', [dvp], l, () => dvp.ops.lookup(dvp, name, l));
 export const VOP_CREATE = (dvp: Vnode, name: string, va: VattrCreate, l: Lwp): Promise<Vnode> =>
   call('create', [dvp], l, () => dvp.ops.create(dvp, name, va, l)).then(vp => checkReturned('create', vp, l));
 export const VOP_MKDIR = (dvp: Vnode, name: string, va: VattrCreate, l: Lwp): Promise<Vnode> =>

@@ -159,7 +159,7 @@ export class Ukfs {
 
   /** Relative paths resolve against chdir()'s directory (kept as a path). */
   private abs(p: string): string {
-    return p.startsWith('/') ? p : `${this.cwdPath}/${p}`;
+    return p === '' || p.startsWith('/') ? p : `${this.cwdPath}/${p}`;
   }
 
   get type(): string { return this.mp.stat.fstypename; }
