@@ -1,11 +1,17 @@
 // The buffer cache against RAM disks wrapped to count and fail I/O.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   bdwrite, bflush, binvalall, bread, brelse, bufcache_setlimit, bufcache_setsyncdelay, bufcache_stats,
   bwrite, getblk, vflushbuf,
 } from '../src/kern/bio.js';
 import { blkdev_memory, type BlockDevice } from '../src/kern/blkdev.js';
 import { kerr, KernError } from '../src/kern/errno.js';
+
+// A panic aborts the process; here it throws instead, so tests can see it.
+vi.mock('../src/rumpuser/index.js', async (importOriginal) => ({
+  ...(await importOriginal<typeof import('../src/rumpuser/index.js')>()),
+  rumpuser_abort: () => { throw new Error('rumpuser_abort'); },
+}));
 
 /** A RAM disk that counts I/O, can be slowed down, and can fail on demand. */
 class TestDevice implements BlockDevice {
@@ -279,5 +285,28 @@ describe('memory bound', () => {
     const before = bufcache_stats().buffers;
     binvalall(d);
     expect(bufcache_stats().buffers).toBe(before - 1);
+  });
+});
+
+describe('bad block addresses', () => {
+  it('outside the device, negative or fractional: EIO, nothing cached', async () => {
+    const d = newdev(4096);
+    const before = bufcache_stats().buffers;
+    for (const [off, size] of [[4096, 512], [3584, 1024], [-512, 512], [0.5, 512], [0, 0]]) {
+      await expect(bread(d, off, size)).rejects.toMatchObject({ code: 'EIO' });
+      await expect(getblk(d, off, size)).rejects.toMatchObject({ code: 'EIO' });
+    }
+    expect(bufcache_stats().buffers).toBe(before);
+    expect(d.reads).toBe(0);
+  });
+});
+
+describe('misuse panics', () => {
+  it('releasing an unheld buffer, binvalall of a held one', async () => {
+    const d = newdev();
+    const bp = await bread(d, 0, 512);
+    expect(() => binvalall(d)).toThrow('rumpuser_abort');
+    brelse(bp);
+    expect(() => brelse(bp)).toThrow('rumpuser_abort');
   });
 });

@@ -142,8 +142,10 @@ export function binvalall(dev: BlockDevice): void {
 // ---- internals ----
 
 async function lookup(dev: BlockDevice, offset: number, size: number, owner: object | undefined, read: boolean): Promise<Buf> {
-  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(size) || size <= 0) {
-    panic(`bread/getblk: bad block ${offset}+${size} on ${dev.path}`);
+  // Drivers compute block addresses from on-disk data: a bad one is EIO, not
+  // a panic, and never becomes a buffer that could not be written back.
+  if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(size) || size <= 0 || offset + size > dev.size) {
+    throw kerr('EIO', `${dev.path}: block ${offset}+${size} is outside the device (${dev.size} bytes)`);
   }
   let reclaimed = false;
   for (;;) {

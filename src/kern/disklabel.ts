@@ -72,27 +72,27 @@ function mbrEntry(b: Uint8Array, o: number): MbrEntry {
 
 const hex2 = (t: number) => `0x${t.toString(16).padStart(2, '0')}`;
 
+/** Whether sectors start..start+count-1 lie within lo..hi-1; if not, say so. */
+function inside(warn: (why: string) => void, index: number, start: number, count: number, lo: number, hi: number, where: string): boolean {
+  if (start >= lo && start + count <= hi) return true;
+  warn(`partition ${index} (sectors ${start}+${count}) lies outside ${where} (sectors ${lo}..${hi - 1}); ignored`);
+  return false;
+}
+
 async function readMbr(dev: BlockDevice, primaries: MbrEntry[], warn: (why: string) => void): Promise<Partition[]> {
   const ss = dev.sectorSize;
   const sectors = Math.floor(dev.size / ss);
   const parts: Partition[] = [];
-  const inside = (index: number, start: number, count: number, lo: number, hi: number, where: string): boolean => {
-    if (start < lo || start + count > hi) {
-      warn(`partition ${index} (sectors ${start}+${count}) lies outside ${where} (sectors ${lo}..${hi - 1}); ignored`);
-      return false;
-    }
-    return true;
-  };
   const extended: MbrEntry[] = [];
   primaries.forEach((e, i) => {
     if (e.type === 0 || e.count === 0) return;
-    if (!inside(i + 1, e.start, e.count, 1, sectors, 'the disk')) return;
+    if (!inside(warn, i + 1, e.start, e.count, 1, sectors, 'the disk')) return;
     parts.push({ index: i + 1, offset: e.start * ss, size: e.count * ss, type: hex2(e.type) });
     if (EXTENDED_TYPES.has(e.type)) extended.push(e);
   });
   let next = 5;
   for (const ext of extended) {
-    next = await readLogicals(dev, ext, next, parts, inside, warn);
+    next = await readLogicals(dev, ext, next, parts, warn);
   }
   return parts;
 }
@@ -103,9 +103,7 @@ async function readMbr(dev: BlockDevice, primaries: MbrEntry[], warn: (why: stri
  * inside the extended partition and is visited once (a looping chain stops).
  */
 async function readLogicals(
-  dev: BlockDevice, ext: MbrEntry, next: number, parts: Partition[],
-  inside: (index: number, start: number, count: number, lo: number, hi: number, where: string) => boolean,
-  warn: (why: string) => void,
+  dev: BlockDevice, ext: MbrEntry, next: number, parts: Partition[], warn: (why: string) => void,
 ): Promise<number> {
   const ss = dev.sectorSize;
   const extEnd = ext.start + ext.count;
@@ -127,7 +125,7 @@ async function readLogicals(
       }
       const index = next++;
       const start = ebr + e.start;
-      if (inside(index, start, e.count, ebr + 1, extEnd, 'its extended partition')) {
+      if (inside(warn, index, start, e.count, ebr + 1, extEnd, 'its extended partition')) {
         parts.push({ index, offset: start * ss, size: e.count * ss, type: hex2(e.type) });
       }
     }
@@ -147,19 +145,24 @@ async function readGpt(dev: BlockDevice, warn: (why: string) => void): Promise<P
   const sectors = Math.floor(dev.size / dev.sectorSize);
   const reasons: string[] = [];
   for (const [which, lba] of [['primary', 1], ['backup', sectors - 1]] as const) {
-    const why = await (async () => {
-      if (lba < 1) return 'disk too small';
-      const h = await readGptHeader(dev, lba, sectors);
-      if (typeof h === 'string') return h;
-      const array = await readSector(dev, h.entriesLba, Math.ceil((h.count * h.entrySize) / dev.sectorSize));
-      if (crc32(array.subarray(0, h.count * h.entrySize)) !== h.arrayCrc) return 'partition entry array CRC mismatch';
+    const table = lba < 1 ? 'disk too small' : await readGptAt(dev, lba, sectors, warn);
+    if (typeof table !== 'string') {
       for (const r of reasons) warn(`GPT: primary table unusable (${r}); using the backup`);
-      return gptEntries(array, h, dev.sectorSize, sectors, warn);
-    })();
-    if (typeof why !== 'string') return why;
-    reasons.push(`${which} header at LBA ${lba}: ${why}`);
+      return table;
+    }
+    reasons.push(`${which} header at LBA ${lba}: ${table}`);
   }
   throw kerr('EIO', `${dev.path}: protective MBR but no valid GPT (${reasons.join('; ')})${await otherSectorSizeHint(dev)}`);
+}
+
+/** The partitions of the GPT whose header is at lba, or why it is unusable. */
+async function readGptAt(dev: BlockDevice, lba: number, sectors: number, warn: (why: string) => void): Promise<Partition[] | string> {
+  const h = await readGptHeader(dev, lba, sectors);
+  if (typeof h === 'string') return h;
+  const bytes = h.count * h.entrySize;
+  const array = await readSector(dev, h.entriesLba, Math.ceil(bytes / dev.sectorSize));
+  if (crc32(array.subarray(0, bytes)) !== h.arrayCrc) return 'partition entry array CRC mismatch';
+  return gptEntries(array, h, dev.sectorSize, sectors, warn);
 }
 
 /** A header, or why it is unusable. */
