@@ -37,6 +37,7 @@ async function makeNode(dvp: Vnode, name: string, va: VattrCreate, l: Lwp, targe
   if (target !== undefined) tmpfs_check_target(target);
   const owner = tmpfs_init_owner(dnode, va.type, va.mode, l.cred);
   const nnode = tmpfs_alloc_node(tm, { ...owner, type: va.type, rdev: va.rdev, target, parent: dnode });
+  if (nnode.dir) nnode.nlink = 1; // its own `.`; the entry in dnode adds the other
   tmpfs_dir_attach(dnode, name, nnode);
   tmpfs_update(dnode, TM_MTIME | TM_CTIME, nnode.ctime);
   return vcache_get(dvp.mount, nnode.id);
