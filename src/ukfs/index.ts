@@ -10,6 +10,7 @@ import {
   type Mount, type MountOptions, type Statvfs,
 } from '../kern/index.js';
 import { syscall } from './errors.js';
+import { detectType } from './detect.js';
 import { canonicalType, ukfs_modload } from './modules.js';
 import { Dirent, Stats } from './stats.js';
 
@@ -337,16 +338,18 @@ export class Ukfs {
 
 /**
  * Mount `source` (an image file, a block device, or for tmpfs any name) as
- * file system `type` ('tmpfs', 'msdos'/'vfat', 'cd9660'/'iso9660', ...).
+ * file system `type` ('tmpfs', 'msdos'/'vfat', 'cd9660'/'iso9660', or
+ * 'auto' to detect it from the content).
  */
 export async function mount(type: string, source: string, opts: UkfsMountOptions = {}): Promise<Ukfs> {
   return syscall('mount', source, async () => {
-    const ops = await ukfs_modload(type);
+    const name = type === 'auto' ? await detectSource(source, opts.partition) : canonicalType(type);
+    const ops = await ukfs_modload(name);
     const flags = (opts.readOnly ? MNT_RDONLY : 0) | (opts.sync ? MNT_SYNCHRONOUS : 0);
     const dev = ops.name === 'tmpfs' ? null
       : await blkdev_open(source, { readOnly: !!opts.readOnly || ops.name === 'cd9660', exclusive: true, partition: opts.partition });
     try {
-      const mp = await vfs_mount(canonicalType(type), { dev, from: source, flags, options: opts.options ?? {} });
+      const mp = await vfs_mount(ops.name, { dev, from: source, flags, options: opts.options ?? {} });
       const c = opts.cred ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, groups: process.getgroups?.() ?? [] };
       return new Ukfs(mp, new Cred(c.uid, c.gid, c.groups ?? []), opts.umask ?? process.umask());
     } catch (e) {
@@ -354,4 +357,10 @@ export async function mount(type: string, source: string, opts: UkfsMountOptions
       throw e;
     }
   });
+}
+
+/** The driver for what `source` holds, read without writing or locking it. */
+export async function detectSource(source: string, partition?: number): Promise<string> {
+  const dev = await blkdev_open(source, { readOnly: true, partition });
+  try { return await detectType(dev); } finally { await dev.close(); }
 }

@@ -1,0 +1,41 @@
+// File-system type detection from a device's content (`-t auto`, or no type):
+// the magic numbers each format keeps at a fixed place. ISO 9660 first, since
+// hybrid ISO images also carry a boot sector.
+import { kerr, type BlockDevice } from '../kern/index.js';
+
+async function bytesAt(dev: BlockDevice, offset: number, length: number): Promise<Uint8Array | null> {
+  if (offset + length > dev.size) return null;
+  const buf = new Uint8Array(length);
+  await dev.read(buf, offset);
+  return buf;
+}
+
+const pow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
+
+async function isIso9660(dev: BlockDevice): Promise<boolean> {
+  const vd = await bytesAt(dev, 16 * 2048, 8);
+  return vd !== null && String.fromCharCode(...vd.subarray(1, 6)) === 'CD001';
+}
+
+async function isExt2(dev: BlockDevice): Promise<boolean> {
+  const sb = await bytesAt(dev, 1024 + 56, 2);
+  return sb !== null && sb[0] === 0x53 && sb[1] === 0xef;
+}
+
+async function isFat(dev: BlockDevice): Promise<boolean> {
+  const bs = await bytesAt(dev, 0, 512);
+  if (!bs || bs[510] !== 0x55 || bs[511] !== 0xaa) return false;
+  const v = new DataView(bs.buffer);
+  const bytesPerSector = v.getUint16(11, true);
+  const media = bs[21];
+  return pow2(bytesPerSector) && bytesPerSector >= 512 && bytesPerSector <= 4096 && pow2(bs[13]) &&
+    v.getUint16(14, true) > 0 && bs[16] >= 1 && bs[16] <= 4 && (media === 0xf0 || media >= 0xf8);
+}
+
+/** The driver name for the file system on dev: 'cd9660', 'ext2fs' or 'msdos'. ENODEV if none. */
+export async function detectType(dev: BlockDevice): Promise<string> {
+  if (await isIso9660(dev)) return 'cd9660';
+  if (await isExt2(dev)) return 'ext2fs';
+  if (await isFat(dev)) return 'msdos';
+  throw kerr('ENODEV', `${dev.path}: no FAT, ISO 9660 or ext2/3/4 file system found`);
+}
