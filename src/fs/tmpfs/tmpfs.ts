@@ -72,5 +72,4 @@ export interface TmpfsMount {
   /** Nodes allowed (the root included); Infinity when mounted with nodes=0. */
   readonly maxNodes: number;
   pagesUsed: number;
-  root: TmpfsNode | null;
 }

@@ -67,11 +67,10 @@ export const tmpfs_vfsops: VfsOps = {
       nodes: new Map(), nextId: TMPFS_ROOT_ID,
       maxPages: o.size === 0 ? Infinity : Math.floor(o.size / TMPFS_PAGE_SIZE),
       maxNodes: o.nodes === 0 ? Infinity : o.nodes,
-      pagesUsed: 0, root: null,
+      pagesUsed: 0,
     };
     const root = tmpfs_alloc_node(tm, { type: VType.VDIR, mode: o.mode, uid: o.uid, gid: o.gid, parent: null });
     root.nlink = 2; // its `.` and its own `..`
-    tm.root = root;
     mp.data = tm;
   },
 
@@ -79,7 +78,6 @@ export const tmpfs_vfsops: VfsOps = {
     const tm = mp.priv<TmpfsMount>();
     tm.nodes.clear();
     tm.pagesUsed = 0;
-    tm.root = null;
   },
 
   root(mp) {
