@@ -1,0 +1,328 @@
+// In-memory nodes (iso_node) and the mount's private data, and what builds
+// them from the medium: reading bytes through the buffer cache, walking a
+// directory's records, and turning a record (plus Rock Ridge) into a node.
+//
+// Vnode keys are positions on the medium, unique by construction: a
+// directory's is the byte offset of its extent (where its `.` record is), a
+// file's the byte offset of its (first) directory record.
+import {
+  bread, brelse, ifmtToVtype, KASSERT, kerr, log, VType,
+  type BlockDevice, type Timespec,
+} from '../../kern/index.js';
+import {
+  ISO_FLAG_ASSOC, ISO_FLAG_DIR, ISO_FLAG_MULTI, ISO_SECTOR, isDotRecord, parseDirRecord,
+  type DirRecord,
+} from './iso.js';
+import { cd9660_rrip_analyze, type RripInfo } from './cd9660_rrip.js';
+import { isofntrans, jolietfntrans, type IsoMapping } from './cd9660_util.js';
+
+/** A directory larger than this is taken as corrupt (the largest real ones are a few MiB). */
+export const CD9660_MAXDIRSIZE = 256 << 20;
+/** How far up `..` is followed when checking a relocation, before calling it a loop. */
+export const CD9660_MAXDEPTH = 4096;
+
+/** Where a file's record is: what loadvnode needs to build a node from its key. */
+export type NodeHint = { dir: true } | { dir: false; dirStart: number; dirSize: number };
+
+export interface IsoMount {
+  dev: BlockDevice;
+  /** Byte offset of the root directory's extent. */
+  rootLoc: number;
+  volumeSpaceSize: number;
+  /** Names and attributes from Rock Ridge. */
+  rrip: boolean;
+  /** SUSP skip length from the root's SP entry. */
+  suspSkip: number;
+  /** Names from the Joliet tree (UCS-2). */
+  joliet: boolean;
+  map: IsoMapping;
+  uid?: number;
+  gid?: number;
+  /** Permissions of files and directories without Rock Ridge. */
+  fmode: number;
+  dmode: number;
+  hints: Map<number, NodeHint>;
+  /** Relocations (CL) already checked: "dir:target". */
+  relocOk: Set<string>;
+}
+
+export interface Extent { start: number; length: number }
+
+export interface IsoNode {
+  key: number;
+  type: VType;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** File data, in order (several for a multi-extent file). */
+  extents: Extent[];
+  atime: Timespec;
+  mtime: Timespec;
+  ctime: Timespec;
+  birthtime: Timespec;
+  rdev: number;
+  symlink: string;
+  /** Directories: the parent's location (PL for a relocated one). */
+  parent: number;
+}
+
+function corrupt(what: string): never {
+  log(`cd9660: ${what}`);
+  throw kerr('EIO', what);
+}
+
+/** `length` bytes at byte offset `offset`, through the buffer cache. */
+export async function iso_read(imp: IsoMount, offset: number, length: number): Promise<Uint8Array> {
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > imp.dev.size) {
+    corrupt(`${length} bytes at ${offset} are outside the image (${imp.dev.size} bytes)`);
+  }
+  const out = new Uint8Array(length);
+  for (let done = 0; done < length;) {
+    const pos = offset + done;
+    const base = pos - (pos % ISO_SECTOR);
+    const bp = await bread(imp.dev, base, ISO_SECTOR);
+    const n = Math.min(length - done, base + ISO_SECTOR - pos);
+    out.set(bp.data.subarray(pos - base, pos - base + n), done);
+    brelse(bp);
+    done += n;
+  }
+  return out;
+}
+
+/** The data of a record's extent: its location in bytes, after any extended attribute record. */
+export function recordStart(r: DirRecord): number {
+  return (r.extent + r.extAttrLen) * ISO_SECTOR;
+}
+
+/** Check that an extent lies inside the image. */
+export function checkExtent(imp: IsoMount, start: number, length: number, where: string): void {
+  if (length > 0 && start + length > imp.dev.size) {
+    corrupt(`${where}: extent of ${length} bytes at ${start} runs past the image (${imp.dev.size} bytes)`);
+  }
+}
+
+export interface DirEntryRec {
+  /** Offset of the record in the directory. */
+  offset: number;
+  /** Offset just past it: where the next record is looked for. */
+  next: number;
+  /** Byte offset of the record on the medium. */
+  abs: number;
+  rec: DirRecord;
+}
+
+/**
+ * The records of the directory at `start` (size bytes), from offset `from`.
+ * A zero length byte ends the records of a sector; a record never crosses one.
+ */
+export async function* cd9660_dirwalk(imp: IsoMount, start: number, size: number, from: number): AsyncGenerator<DirEntryRec> {
+  for (let off = from; off < size;) {
+    const secOff = off - (off % ISO_SECTOR);
+    const sector = await iso_read(imp, start + secOff, ISO_SECTOR);
+    let p = off - secOff;
+    while (p < ISO_SECTOR && secOff + p < size) {
+      const len = sector[p];
+      if (len === 0) break;
+      const where = `directory at ${start}, record at ${secOff + p}`;
+      if (p + len > ISO_SECTOR) corrupt(`${where}: record of ${len} bytes crosses a sector boundary`);
+      if (secOff + p + len > size) corrupt(`${where}: record runs past the directory's end (${size})`);
+      const rec = parseDirRecord(sector.subarray(p, p + len), where);
+      yield { offset: secOff + p, next: secOff + p + len, abs: start + secOff + p, rec };
+      p += len;
+    }
+    off = secOff + ISO_SECTOR;
+  }
+}
+
+/** The Rock Ridge entries of a record (empty when Rock Ridge is not in use). */
+export function cd9660_rrip(imp: IsoMount, r: DirRecord, rootDot: boolean, where: string): Promise<RripInfo> {
+  if (!imp.rrip) return Promise.resolve({ present: false, er: false, relocated: false });
+  // The root's `.` record holds the SP entry itself; every other record skips suspSkip bytes.
+  const su = rootDot ? r.systemUse : r.systemUse.subarray(Math.min(imp.suspSkip, r.systemUse.length));
+  return cd9660_rrip_analyze(su, (off, len) => iso_read(imp, off, len), where);
+}
+
+/** The name a record shows under this mount's naming (Rock Ridge, Joliet, or ISO with map=). */
+export function cd9660_name(imp: IsoMount, r: DirRecord, ri: RripInfo): string {
+  if (ri.name !== undefined) return ri.name;
+  return imp.joliet ? jolietfntrans(r.name) : isofntrans(r.name, imp.map);
+}
+
+/** What a directory's first sector says: its `.` record, size and parent. */
+export interface DirHead { dot: DirRecord; size: number; parent: number }
+
+export async function cd9660_dirhead(imp: IsoMount, loc: number): Promise<DirHead> {
+  const where = `directory at ${loc}`;
+  const first = await iso_read(imp, loc, Math.min(ISO_SECTOR, imp.dev.size - loc));
+  if (first[0] === 0) corrupt(`${where}: no '.' record`);
+  const dot = parseDirRecord(first.subarray(0, first[0]), where);
+  if (isDotRecord(dot) !== 0 || !(dot.flags & ISO_FLAG_DIR) || recordStart(dot) !== loc) {
+    corrupt(`${where}: first record is not its '.' entry`);
+  }
+  const size = dot.dataLength;
+  if (size < 2 * 34 || size > CD9660_MAXDIRSIZE) corrupt(`${where}: directory size ${size} is not sane`);
+  checkExtent(imp, loc, size, where);
+  const p = dot.length;
+  if (p >= ISO_SECTOR || first[p] === 0) corrupt(`${where}: no '..' record`);
+  if (p + first[p] > ISO_SECTOR) corrupt(`${where}: '..' record crosses a sector boundary`);
+  const dotdot = parseDirRecord(first.subarray(p, p + first[p]), where);
+  if (isDotRecord(dotdot) !== 1) corrupt(`${where}: second record is not its '..' entry`);
+  let parent = recordStart(dotdot);
+  const ri = await cd9660_rrip(imp, dotdot, false, `${where} '..'`);
+  if (ri.parentLink !== undefined) parent = ri.parentLink * ISO_SECTOR;
+  if (loc === imp.rootLoc) parent = loc;
+  return { dot, size, parent };
+}
+
+/**
+ * A CL entry in directory dirLoc names the relocated directory at target.
+ * Refuse one that is an ancestor of dirLoc (or dirLoc itself): the tree
+ * would loop. Walks `..` up to the root, bounded.
+ */
+export async function cd9660_checkreloc(imp: IsoMount, dirLoc: number, target: number): Promise<void> {
+  const key = `${dirLoc}:${target}`;
+  if (imp.relocOk.has(key)) return;
+  let cur = dirLoc;
+  for (let depth = 0; cur !== imp.rootLoc; depth++) {
+    if (cur === target) corrupt(`directory at ${dirLoc}: relocated directory at ${target} is its own ancestor`);
+    if (depth > CD9660_MAXDEPTH) corrupt(`directory at ${dirLoc}: '..' does not lead to the root`);
+    cur = (await cd9660_dirhead(imp, cur)).parent;
+  }
+  if (target === imp.rootLoc) corrupt(`directory at ${dirLoc}: relocated directory is the root`);
+  imp.relocOk.add(key);
+}
+
+/** One visible entry of a directory: name, file id, type. */
+export interface IsoEntry {
+  name: string;
+  key: number;
+  type: VType;
+  /** Offset just past the entry's last record (the readdir cookie). */
+  next: number;
+}
+
+function fileType(ri: RripInfo): VType {
+  const t = ri.mode === undefined ? VType.VREG : ifmtToVtype(ri.mode);
+  return t === VType.VNON || t === VType.VDIR ? VType.VREG : t;
+}
+
+/**
+ * The visible entries of directory dirLoc (dir.size bytes) from offset
+ * `from`, `.` and `..` included: associated files, relocated originals (RE)
+ * and the continuation records of multi-extent files left out. Records the
+ * hints loadvnode needs for the keys it hands out.
+ */
+export async function* cd9660_entries(imp: IsoMount, dir: IsoNode, from: number): AsyncGenerator<IsoEntry> {
+  let pending: { name: string; key: number; type: VType } | null = null;
+  for await (const d of cd9660_dirwalk(imp, dir.key, dir.size, from)) {
+    const r = d.rec;
+    if (pending) {
+      // A continuation record of a multi-extent file: the entry ends with its final extent.
+      if (!(r.flags & ISO_FLAG_MULTI)) {
+        yield { ...pending, next: d.next };
+        pending = null;
+      }
+      continue;
+    }
+    const dot = isDotRecord(r);
+    if (dot !== null) {
+      if (d.offset === 0 && dot === 0) yield { name: '.', key: dir.key, type: VType.VDIR, next: d.next };
+      else if (d.offset === 0 || dot === 0) corrupt(`directory at ${dir.key}: '.' or '..' record at ${d.offset}`);
+      else {
+        imp.hints.set(dir.parent, { dir: true });
+        yield { name: '..', key: dir.parent, type: VType.VDIR, next: d.next };
+      }
+      continue;
+    }
+    if (r.flags & ISO_FLAG_ASSOC) continue;
+    const where = `directory at ${dir.key}, record at ${d.offset}`;
+    const ri = await cd9660_rrip(imp, r, false, where);
+    if (ri.relocated) continue;
+    const name = cd9660_name(imp, r, ri);
+    if (name === '' || name === '.' || name === '..') continue;
+    let e: { name: string; key: number; type: VType };
+    if (ri.childLink !== undefined) {
+      const target = ri.childLink * ISO_SECTOR;
+      await cd9660_checkreloc(imp, dir.key, target);
+      imp.hints.set(target, { dir: true });
+      e = { name, key: target, type: VType.VDIR };
+    } else if (r.flags & ISO_FLAG_DIR) {
+      const loc = recordStart(r);
+      imp.hints.set(loc, { dir: true });
+      e = { name, key: loc, type: VType.VDIR };
+    } else {
+      imp.hints.set(d.abs, { dir: false, dirStart: dir.key, dirSize: dir.size });
+      e = { name, key: d.abs, type: fileType(ri) };
+    }
+    if (r.flags & ISO_FLAG_MULTI && !(r.flags & ISO_FLAG_DIR)) pending = e;
+    else yield { ...e, next: d.next };
+  }
+  if (pending) corrupt(`directory at ${dir.key}: multi-extent file '${pending.name}' has no final extent`);
+}
+
+function attrs(imp: IsoMount, key: number, type: VType, r: DirRecord, ri: RripInfo, dirDefault: boolean): IsoNode {
+  const t = ri.mtime ?? r.date;
+  return {
+    key, type,
+    mode: ri.mode !== undefined ? ri.mode & 0o7777 : dirDefault ? imp.dmode : imp.fmode,
+    nlink: Math.max(1, ri.nlink ?? 1),
+    uid: imp.uid ?? ri.uid ?? 0,
+    gid: imp.gid ?? ri.gid ?? 0,
+    size: 0,
+    extents: [],
+    atime: ri.atime ?? t,
+    mtime: t,
+    ctime: ri.ctime ?? t,
+    birthtime: ri.birthtime ?? t,
+    rdev: ri.rdev ?? 0,
+    symlink: ri.symlink ?? '',
+    parent: 0,
+  };
+}
+
+/** Build the node for key (cd9660_vget_internal). */
+export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNode> {
+  const hint = imp.hints.get(key);
+  KASSERT(hint, `cd9660: no hint for vnode key ${key}`);
+  if (hint.dir) {
+    const head = await cd9660_dirhead(imp, key);
+    const ri = await cd9660_rrip(imp, head.dot, key === imp.rootLoc, `directory at ${key} '.'`);
+    const n = attrs(imp, key, VType.VDIR, head.dot, ri, true);
+    n.size = head.size;
+    n.extents = [{ start: key, length: head.size }];
+    n.parent = head.parent;
+    return n;
+  }
+  let n: IsoNode | null = null;
+  let name: Uint8Array | null = null;
+  let final = false;
+  for await (const d of cd9660_dirwalk(imp, hint.dirStart, hint.dirSize, key - hint.dirStart)) {
+    const r = d.rec;
+    const where = `directory at ${hint.dirStart}, record at ${d.offset}`;
+    if (!n) {
+      if (d.abs !== key || isDotRecord(r) !== null || (r.flags & ISO_FLAG_DIR)) corrupt(`${where}: not a file record`);
+      const ri = await cd9660_rrip(imp, r, false, where);
+      n = attrs(imp, key, fileType(ri), r, ri, false);
+      name = r.name;
+    } else if (r.name.length !== name!.length || r.name.some((c, i) => c !== name![i])) {
+      corrupt(`${where}: multi-extent file continues with another name`);
+    }
+    const start = recordStart(r);
+    checkExtent(imp, start, r.dataLength, where);
+    n.extents.push({ start, length: r.dataLength });
+    n.size += r.dataLength;
+    if (!(r.flags & ISO_FLAG_MULTI)) {
+      final = true;
+      break;
+    }
+  }
+  if (!n) corrupt(`record at ${key}: not found in its directory`);
+  if (!final) corrupt(`record at ${key}: multi-extent file has no final extent`);
+  if (n.type === VType.VLNK) {
+    if (n.symlink === '') corrupt(`record at ${key}: symbolic link without a target`);
+    n.size = new TextEncoder().encode(n.symlink).length;
+  }
+  return n;
+}

@@ -1,0 +1,198 @@
+// Rock Ridge (RRIP) over the System Use Sharing Protocol (SUSP): the entries
+// of one directory record's system use area and its continuation areas,
+// gathered into POSIX attributes. Every entry length is checked against its
+// area; continuation chains are bounded, so a looping chain is EIO.
+import { kerr, log, makedev, type Timespec } from '../../kern/index.js';
+import { ISO_SECTOR, isoDate17, isoDate7, isonum_733 } from './iso.js';
+import { rripfntrans } from './cd9660_util.js';
+
+/** At most this many continuation areas (CE) per record, and this many bytes in them. */
+export const RRIP_MAX_CE = 32;
+export const RRIP_MAX_CE_BYTES = 64 * 1024;
+
+/** ER identifiers that announce Rock Ridge. */
+const RRIP_IDS = new Set(['RRIP_1991A', 'IEEE_P1282', 'IEEE_1282']);
+
+/** What Rock Ridge says about one file; absent fields were not recorded. */
+export interface RripInfo {
+  /** Any Rock Ridge entry at all (PX, NM, SL, TF, PN, CL, PL, RE, RR). */
+  present: boolean;
+  /** An ER entry naming RRIP (root `.` record). */
+  er: boolean;
+  name?: string;
+  mode?: number;
+  nlink?: number;
+  uid?: number;
+  gid?: number;
+  birthtime?: Timespec;
+  mtime?: Timespec;
+  atime?: Timespec;
+  ctime?: Timespec;
+  symlink?: string;
+  rdev?: number;
+  /** CL: the relocated directory's first logical block. */
+  childLink?: number;
+  /** PL: the real parent's first logical block (in a relocated directory's `..`). */
+  parentLink?: number;
+  /** RE: this record is a relocated directory's hidden original entry. */
+  relocated: boolean;
+}
+
+/** Reads `length` bytes at a byte offset of the device (range-checked by the caller). */
+export type AreaReader = (offset: number, length: number) => Promise<Uint8Array>;
+
+/** SL component flags. */
+const SL_CONTINUE = 0x01, SL_CURRENT = 0x02, SL_PARENT = 0x04, SL_ROOT = 0x08;
+/** NM flags. */
+const NM_CONTINUE = 0x01, NM_CURRENT = 0x02, NM_PARENT = 0x04;
+
+/**
+ * The SUSP skip length announced by an SP entry at the start of the root
+ * `.` record's system use area, or null when there is no SUSP.
+ */
+export function cd9660_susp_sp(su: Uint8Array): number | null {
+  if (su.length >= 7 && su[0] === 0x53 && su[1] === 0x50 && su[2] >= 7 && su[4] === 0xbe && su[5] === 0xef) return su[6];
+  return null;
+}
+
+function corrupt(where: string, what: string): never {
+  log(`cd9660: ${where}: Rock Ridge: ${what}`);
+  throw kerr('EIO', `${where}: Rock Ridge: ${what}`);
+}
+
+/** Analyse the system use area `su` (after the SP skip) of the record at `where`. */
+export async function cd9660_rrip_analyze(su: Uint8Array, read: AreaReader, where: string): Promise<RripInfo> {
+  const info: RripInfo = { present: false, er: false, relocated: false };
+  const name: Uint8Array[] = [];
+  let nameDone = false;
+  let link = '';
+  let linkGlue = false;
+  let linkDone = false;
+  const seen = new Set<number>();
+  let ceBytes = 0;
+  let area: Uint8Array | null = su;
+  while (area) {
+    let next: { offset: number; length: number } | null = null;
+    for (let p = 0; p + 4 <= area.length;) {
+      const s1 = area[p], s2 = area[p + 1], len = area[p + 2];
+      if (s1 === 0 && s2 === 0) break; // padding
+      if (len < 4 || p + len > area.length) corrupt(where, `entry ${String.fromCharCode(s1, s2)} length ${len} at ${p} exceeds its area (${area.length})`);
+      const e = area.subarray(p, p + len);
+      p += len;
+      const sig = String.fromCharCode(s1, s2);
+      switch (sig) {
+        case 'CE':
+          if (len < 28) corrupt(where, `CE entry length ${len}`);
+          next = { offset: isonum_733(e, 4) * ISO_SECTOR + isonum_733(e, 12), length: isonum_733(e, 20) };
+          break;
+        case 'ST':
+          p = area.length;
+          break;
+        case 'ER': {
+          if (len < 8 || 8 + e[4] > len) corrupt(where, 'ER entry too short');
+          info.er ||= RRIP_IDS.has(String.fromCharCode(...e.subarray(8, 8 + e[4])));
+          break;
+        }
+        case 'RR':
+          info.present = true;
+          break;
+        case 'PX':
+          if (len < 36) corrupt(where, `PX entry length ${len}`);
+          info.present = true;
+          info.mode = isonum_733(e, 4);
+          info.nlink = isonum_733(e, 12);
+          info.uid = isonum_733(e, 20);
+          info.gid = isonum_733(e, 28);
+          break;
+        case 'PN': {
+          if (len < 20) corrupt(where, `PN entry length ${len}`);
+          info.present = true;
+          const high = isonum_733(e, 4), low = isonum_733(e, 12);
+          // One 32-bit dev_t in the low word (genisoimage), or major and minor (libisofs).
+          info.rdev = high === 0 ? low : makedev(high, low);
+          break;
+        }
+        case 'NM': {
+          if (len < 5) corrupt(where, `NM entry length ${len}`);
+          info.present = true;
+          const flags = e[4];
+          if (nameDone || (flags & (NM_CURRENT | NM_PARENT))) break;
+          name.push(e.subarray(5));
+          nameDone = !(flags & NM_CONTINUE);
+          break;
+        }
+        case 'SL': {
+          if (len < 5) corrupt(where, `SL entry length ${len}`);
+          info.present = true;
+          if (linkDone) break;
+          for (let c = 5; c < len;) {
+            if (c + 2 > len || c + 2 + e[c + 1] > len) corrupt(where, 'SL component runs past its entry');
+            const cflags = e[c], text = e.subarray(c + 2, c + 2 + e[c + 1]);
+            c += 2 + e[c + 1];
+            if (cflags & SL_ROOT) {
+              link += '/';
+              linkGlue = true;
+              continue;
+            }
+            const piece = cflags & SL_CURRENT ? '.' : cflags & SL_PARENT ? '..' : rripfntrans(text);
+            if (!linkGlue && link !== '') link += '/';
+            link += piece;
+            linkGlue = (cflags & SL_CONTINUE) !== 0;
+          }
+          linkDone = !(e[4] & 1);
+          break;
+        }
+        case 'TF': {
+          if (len < 5) corrupt(where, `TF entry length ${len}`);
+          info.present = true;
+          const flags = e[4];
+          const size = flags & 0x80 ? 17 : 7;
+          let at = 5;
+          for (let bit = 0; bit < 7; bit++) {
+            if (!(flags & (1 << bit))) continue;
+            if (at + size > len) corrupt(where, 'TF entry shorter than its flags say');
+            const t = size === 17 ? isoDate17(e, at) : isoDate7(e, at);
+            at += size;
+            if (bit === 0) info.birthtime = t;
+            else if (bit === 1) info.mtime = t;
+            else if (bit === 2) info.atime = t;
+            else if (bit === 3) info.ctime = t;
+          }
+          break;
+        }
+        case 'CL':
+          if (len < 12) corrupt(where, `CL entry length ${len}`);
+          info.present = true;
+          info.childLink = isonum_733(e, 4);
+          break;
+        case 'PL':
+          if (len < 12) corrupt(where, `PL entry length ${len}`);
+          info.present = true;
+          info.parentLink = isonum_733(e, 4);
+          break;
+        case 'RE':
+          info.present = true;
+          info.relocated = true;
+          break;
+        default:
+          break; // SP, PD, ES, AA/AL (xattrs), ZF, SF...: not interpreted
+      }
+    }
+    area = null;
+    if (next) {
+      if (seen.has(next.offset) || seen.size >= RRIP_MAX_CE) corrupt(where, 'continuation areas loop or are too many');
+      seen.add(next.offset);
+      ceBytes += next.length;
+      if (next.length === 0 || ceBytes > RRIP_MAX_CE_BYTES) corrupt(where, `continuation area of ${next.length} bytes`);
+      area = await read(next.offset, next.length);
+    }
+  }
+  if (name.length) {
+    const all = new Uint8Array(name.reduce((n, a) => n + a.length, 0));
+    let o = 0;
+    for (const a of name) { all.set(a, o); o += a.length; }
+    info.name = rripfntrans(all);
+  }
+  if (link !== '') info.symlink = link;
+  return info;
+}

@@ -1,0 +1,89 @@
+// Vnode operations (cd9660_vnops.c): read-only, so every operation that
+// would change the medium fails with EROFS.
+import {
+  bread, brelse, kerr, O_ACCMODE, O_RDONLY, O_TRUNC, VType,
+  type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
+} from '../../kern/index.js';
+import { ISO_SECTOR } from './iso.js';
+import { cd9660_entries, type IsoMount, type IsoNode } from './cd9660_node.js';
+import { cd9660_lookup } from './cd9660_lookup.js';
+
+/** Directory entries handed out per readdir call (more follow from the cookie). */
+const READDIR_BATCH = 128;
+
+const erofs = async (): Promise<never> => { throw kerr('EROFS'); };
+
+async function cd9660_open(vp: Vnode, flags: number, _l: Lwp): Promise<void> {
+  if ((vp.type === VType.VREG || vp.type === VType.VDIR || vp.type === VType.VLNK) &&
+      ((flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC))) throw kerr('EROFS');
+}
+
+async function cd9660_getattr(vp: Vnode, _l: Lwp): Promise<Vattr> {
+  const n = vp.node<IsoNode>();
+  const bytes = n.extents.reduce((b, e) => b + Math.ceil(e.length / ISO_SECTOR) * ISO_SECTOR, 0);
+  return {
+    type: n.type, mode: n.mode, nlink: n.nlink, uid: n.uid, gid: n.gid, fileid: n.key,
+    size: n.size, bytes, blocksize: ISO_SECTOR,
+    atime: n.atime, mtime: n.mtime, ctime: n.ctime, birthtime: n.birthtime,
+    rdev: n.rdev, gen: 0,
+  };
+}
+
+/** Read through the buffer cache, one 2048-byte block at a time, extent after extent. */
+async function cd9660_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: number, _l: Lwp): Promise<number> {
+  if (vp.type !== VType.VREG) throw kerr('EINVAL');
+  const n = vp.node<IsoNode>();
+  const dev = vp.mount.priv<IsoMount>().dev;
+  const want = Math.max(0, Math.min(buf.length, n.size - offset));
+  let done = 0;
+  let base = 0;
+  for (const ext of n.extents) {
+    if (done >= want) break;
+    const pos = offset + done;
+    if (pos >= base + ext.length) { base += ext.length; continue; }
+    let rel = pos - base;
+    while (done < want && rel < ext.length) {
+      const abs = ext.start + rel;
+      const blk = abs - (abs % ISO_SECTOR);
+      const bp = await bread(dev, blk, ISO_SECTOR);
+      const cnt = Math.min(want - done, ext.length - rel, blk + ISO_SECTOR - abs);
+      buf.set(bp.data.subarray(abs - blk, abs - blk + cnt), done);
+      brelse(bp);
+      done += cnt;
+      rel += cnt;
+    }
+    base += ext.length;
+  }
+  return done;
+}
+
+async function cd9660_readdir(vp: Vnode, cookie: number, _l: Lwp): Promise<{ entries: Dirent[]; eof: boolean }> {
+  const n = vp.node<IsoNode>();
+  const entries: Dirent[] = [];
+  for await (const e of cd9660_entries(vp.mount.priv<IsoMount>(), n, cookie)) {
+    entries.push({ name: e.name, fileid: e.key, type: e.type, cookie: e.next });
+    if (entries.length >= READDIR_BATCH) return { entries, eof: false };
+  }
+  return { entries, eof: true };
+}
+
+async function cd9660_readlink(vp: Vnode, _l: Lwp): Promise<string> {
+  if (vp.type !== VType.VLNK) throw kerr('EINVAL');
+  return vp.node<IsoNode>().symlink;
+}
+
+export const cd9660_vnodeops: VnodeOps = {
+  lookup: cd9660_lookup,
+  create: erofs, mkdir: erofs, symlink: erofs, link: erofs, remove: erofs, rmdir: erofs, rename: erofs,
+  setattr: erofs, write: erofs, setxattr: erofs, removexattr: erofs,
+  open: cd9660_open,
+  close: async () => {},
+  getattr: cd9660_getattr,
+  read: cd9660_read,
+  readdir: cd9660_readdir,
+  readlink: cd9660_readlink,
+  fsync: async () => {},
+  inactive: async () => false,
+  reclaim: async (vp) => { vp.data = null; },
+  pathconf: (_vp, name) => ({ name_max: 255, link_max: 65535, filesize_bits: 64 })[name],
+};
