@@ -18,8 +18,7 @@ afterEach(async () => {
 });
 
 async function mount(): Promise<Mount> {
-  // Not sticky: the kernel's rename cannot yet check a sticky directory (see tmpfs.test.ts).
-  const mp = await vfs_mount('tmpfs', { dev: null, from: 'tmpfs', flags: 0, options: { mode: '755' } });
+  const mp = await vfs_mount('tmpfs', { dev: null, from: 'tmpfs', flags: 0, options: {} });
   mounts.push(mp);
   return mp;
 }

@@ -71,7 +71,7 @@ export function sys_mkdir(l: Lwp, path: string, mode: number): Promise<void> {
 }
 
 /** mknod(2) for devices, FIFOs and sockets (regular files: sys_open with O_CREAT). */
-export function sys_mknod(l: Lwp, path: string, type: VType, mode: number, rdev = 0): Promise<void> {
+export async function sys_mknod(l: Lwp, path: string, type: VType, mode: number, rdev = 0): Promise<void> {
   if (type === VType.VDIR || type === VType.VLNK || type === VType.VNON) throw kerr('EINVAL');
   if ((type === VType.VBLK || type === VType.VCHR) && !l.cred.isRoot()) throw kerr('EPERM');
   return createName(l, path, false, (dvp, name) =>
@@ -102,12 +102,12 @@ export async function sys_link(l: Lwp, existing: string, path: string): Promise<
   }
 }
 
-/** Write and search permission on the directory, and the sticky rule for vp. */
+/** Write and search permission on the locked directory, and the sticky rule for vp. */
 async function checkRemove(l: Lwp, dvp: Vnode, vp: Vnode): Promise<void> {
   await vn_access(dvp, VWRITE | VEXEC, l);
   const dva = await VOP_GETATTR(dvp, l);
   if (dva.mode & 0o1000) {
-    const va = await vn_locked(vp, LK_SHARED, l, () => VOP_GETATTR(vp, l));
+    const va = vp.lock.heldBy(l) ? await VOP_GETATTR(vp, l) : await vn_locked(vp, LK_SHARED, l, () => VOP_GETATTR(vp, l));
     genfs_can_sticky(l.cred, dva.mode, dva.uid, va.uid);
   }
 }

@@ -35,7 +35,10 @@ export interface VnodeOps {
   open(vp: Vnode, flags: number, l: Lwp): Promise<void>;
   close(vp: Vnode, flags: number, l: Lwp): Promise<void>;
   getattr(vp: Vnode, l: Lwp): Promise<Vattr>;
-  /** The driver checks ownership rules with kauth's genfs_can_* helpers. */
+  /**
+   * Apply the change. The kernel (vn_setattr) has already applied the
+   * ownership rules; the driver refuses what its format cannot store.
+   */
   setattr(vp: Vnode, va: VattrSet, l: Lwp): Promise<void>;
   /** Read into buf from offset; returns bytes read (0 at end of file). */
   read(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): Promise<number>;

@@ -12,11 +12,13 @@ export function rumpuser_abort(): never {
   process.abort();
 }
 
+// Wall-clock nanoseconds: the epoch offset taken once, then the monotonic
+// clock, so that time never runs backwards within a process.
+const epochBase = BigInt(Date.now()) * 1_000_000n - process.hrtime.bigint();
+
 /** Wall-clock time in nanoseconds since the epoch. */
 export function rumpuser_clock_realtime(): bigint {
-  const ms = Date.now();
-  const hr = process.hrtime.bigint() % 1_000_000n;
-  return BigInt(ms) * 1_000_000n + hr;
+  return epochBase + process.hrtime.bigint();
 }
 
 /** Monotonic milliseconds, for timeouts and ageing. */
