@@ -1,0 +1,102 @@
+// On-disk directory entries (NetBSD direntry.h): the 32-byte short entry
+// and the long-name (VFAT) entry.
+export const DIRENT_SIZE = 32;
+
+export const ATTR_READONLY = 0x01, ATTR_HIDDEN = 0x02, ATTR_SYSTEM = 0x04, ATTR_VOLUME = 0x08,
+  ATTR_DIRECTORY = 0x10, ATTR_ARCHIVE = 0x20, ATTR_LFN = 0x0f;
+
+/** First name byte: deleted entry; end of directory; 0x05 stands for a leading 0xE5. */
+export const SLOT_DELETED = 0xe5, SLOT_EMPTY = 0x00, SLOT_E5 = 0x05;
+
+/** NT reserved byte: base / extension stored in upper case but shown in lower case. */
+export const CASE_LOWER_BASE = 0x08, CASE_LOWER_EXT = 0x10;
+
+export const LFN_LAST = 0x40;
+export const LFN_CHARS = 13;
+const LFN_OFFS = [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30];
+
+/** A short entry, decoded. */
+export interface Direntry {
+  name: Uint8Array; // 11 bytes, as on disk
+  attr: number;
+  ntcase: number;
+  crtTenth: number;
+  crtTime: number;
+  crtDate: number;
+  accDate: number;
+  mTime: number;
+  mDate: number;
+  cluster: number;
+  size: number;
+}
+
+function dv(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+export function direntry_decode(b: Uint8Array, off: number, fat32: boolean): Direntry {
+  const v = dv(b);
+  return {
+    name: b.slice(off, off + 11),
+    attr: b[off + 11],
+    ntcase: b[off + 12],
+    crtTenth: b[off + 13],
+    crtTime: v.getUint16(off + 14, true),
+    crtDate: v.getUint16(off + 16, true),
+    accDate: v.getUint16(off + 18, true),
+    mTime: v.getUint16(off + 22, true),
+    mDate: v.getUint16(off + 24, true),
+    // The high half is only meaningful on FAT32 (OS/2 EA handles elsewhere).
+    cluster: (fat32 ? v.getUint16(off + 20, true) * 0x10000 : 0) + v.getUint16(off + 26, true),
+    size: v.getUint32(off + 28, true),
+  };
+}
+
+/** Write every field of e at b[off]. */
+export function direntry_encode(b: Uint8Array, off: number, e: Direntry): void {
+  const v = dv(b);
+  b.set(e.name, off);
+  b[off + 11] = e.attr;
+  b[off + 12] = e.ntcase;
+  b[off + 13] = e.crtTenth;
+  v.setUint16(off + 14, e.crtTime, true);
+  v.setUint16(off + 16, e.crtDate, true);
+  v.setUint16(off + 18, e.accDate, true);
+  v.setUint16(off + 20, Math.floor(e.cluster / 0x10000), true);
+  v.setUint16(off + 22, e.mTime, true);
+  v.setUint16(off + 24, e.mDate, true);
+  v.setUint16(off + 26, e.cluster & 0xffff, true);
+  v.setUint32(off + 28, e.size, true);
+}
+
+/** Checksum of a short name, stored in each of its long-name entries. */
+export function winChksum(name: Uint8Array): number {
+  let s = 0;
+  for (let i = 0; i < 11; i++) s = (((s & 1) << 7) | (s >> 1)) + name[i] & 0xff;
+  return s;
+}
+
+/** The 13 UTF-16 units of a long-name entry (0x0000 ends the name, 0xFFFF pads). */
+export function lfn_chars(b: Uint8Array, off: number): number[] {
+  const v = dv(b);
+  return LFN_OFFS.map(o => v.getUint16(off + o, true));
+}
+
+/** Long-name entry number `ord` (1-based) of the UTF-16 name, at b[off]. */
+export function lfn_encode(b: Uint8Array, off: number, name: string, ord: number, last: boolean, chksum: number): void {
+  const v = dv(b);
+  b.fill(0, off, off + DIRENT_SIZE);
+  b[off] = ord | (last ? LFN_LAST : 0);
+  b[off + 11] = ATTR_LFN;
+  b[off + 13] = chksum;
+  const base = (ord - 1) * LFN_CHARS;
+  LFN_OFFS.forEach((o, i) => {
+    const k = base + i;
+    v.setUint16(off + o, k < name.length ? name.charCodeAt(k) : k === name.length ? 0 : 0xffff, true);
+  });
+}
+
+/** The long-name entries a name needs. */
+export function lfn_count(name: string): number {
+  return Math.ceil(name.length / LFN_CHARS);
+}

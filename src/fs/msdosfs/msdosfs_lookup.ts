@@ -1,0 +1,373 @@
+// Directories (NetBSD msdosfs_lookup.c): scanning entries and assembling
+// long names (deleted and orphaned long entries ignored, as Windows and
+// Linux do), name matching, short-name generation with ~N tails, making and
+// removing entries.
+import { brelse, bread, kerr, log, mount_bwrite, type Buf } from '../../kern/index.js';
+import { Denode } from './denode.js';
+import {
+  ATTR_DIRECTORY, ATTR_LFN, ATTR_VOLUME, CASE_LOWER_BASE, CASE_LOWER_EXT, DIRENT_SIZE, LFN_CHARS, LFN_LAST,
+  SLOT_DELETED, SLOT_E5, SLOT_EMPTY, direntry_decode, direntry_encode, lfn_chars, lfn_count, lfn_encode, winChksum,
+  type Direntry,
+} from './direntry.js';
+import { name_fold, vfat_striptail, type Codepage } from './msdosfs_conv.js';
+import { ROOT_KEY, type Msdosfsmount, type ShortnameMode } from './msdosfsmount.js';
+
+/** A live entry of a directory. */
+export interface DirSlot {
+  /** Index of the short entry in the directory. */
+  slot: number;
+  /** Index of its first long-name entry (= slot without a long name). */
+  first: number;
+  /** Device byte offset of the short entry: the file id. */
+  off: number;
+  de: Direntry;
+  longName: string | null;
+}
+
+export interface ScanEnd {
+  /** Slot of the end-of-directory mark (= total when there is none). */
+  end: number;
+  total: number;
+}
+
+export const isDot = (de: Direntry) => de.name[0] === 0x2e && (de.name[1] === 0x20 || (de.name[1] === 0x2e && de.name[2] === 0x20));
+
+/**
+ * Call visit for every live file entry (dot entries included, volume labels
+ * and long-name pieces not) from slot `from` on, until it returns true.
+ * onFree sees deleted slots.
+ */
+export async function dir_scan(dep: Denode, visit: (e: DirSlot) => boolean | void,
+  opts: { from?: number; onFree?: (slot: number) => void; onLabel?: (de: Direntry) => void } = {}): Promise<ScanEnd> {
+  const dmp = dep.dmp;
+  const blocks = dep.dirBlocks();
+  if (blocks.length === 0) throw kerr('EIO', `${dep.describe()}: directory without clusters`);
+  const per = blocks[0].size / DIRENT_SIZE;
+  const total = blocks.length * per;
+  const from = opts.from ?? 0;
+  let lfn: { chk: number; next: number; units: number[]; first: number } | null = null;
+  for (let bi = Math.floor(from / per); bi < blocks.length; bi++) {
+    const bp = await bread(dmp.dev, blocks[bi].off, blocks[bi].size, dmp.meta);
+    try {
+      const d = bp.data;
+      for (let i = bi === Math.floor(from / per) ? from % per : 0; i < per; i++) {
+        const slot = bi * per + i, o = i * DIRENT_SIZE;
+        const c = d[o];
+        if (c === SLOT_EMPTY) return { end: slot, total };
+        if (c === SLOT_DELETED) {
+          lfn = null;
+          opts.onFree?.(slot);
+          continue;
+        }
+        const attr = d[o + 11];
+        if ((attr & 0x3f) === ATTR_LFN) {
+          const ord = c & 0x3f;
+          if ((c & LFN_LAST) && ord >= 1 && ord <= 20) {
+            lfn = { chk: d[o + 13], next: ord - 1, units: new Array<number>(ord * LFN_CHARS).fill(0), first: slot };
+            lfn.units.splice((ord - 1) * LFN_CHARS, LFN_CHARS, ...lfn_chars(d, o));
+          } else if (lfn && ord === lfn.next && ord >= 1 && d[o + 13] === lfn.chk) {
+            lfn.units.splice((ord - 1) * LFN_CHARS, LFN_CHARS, ...lfn_chars(d, o));
+            lfn.next--;
+          } else {
+            lfn = null;
+          }
+          continue;
+        }
+        if (attr & ATTR_VOLUME) {
+          lfn = null;
+          if (dep.isRoot) opts.onLabel?.(direntry_decode(d, o, dmp.fat32));
+          continue;
+        }
+        const de = direntry_decode(d, o, dmp.fat32);
+        let longName: string | null = null;
+        if (lfn && lfn.next === 0 && winChksum(de.name) === lfn.chk) {
+          const z = lfn.units.indexOf(0);
+          longName = String.fromCharCode(...(z >= 0 ? lfn.units.slice(0, z) : lfn.units));
+          if (longName.length === 0) longName = null;
+        }
+        const first = longName !== null ? lfn!.first : slot;
+        lfn = null;
+        if (visit({ slot, first, off: blocks[bi].off + o, de, longName })) return { end: -1, total };
+      }
+    } finally {
+      brelse(bp);
+    }
+  }
+  return { end: total, total };
+}
+
+/** The name of an entry as shown to users. */
+export function dir_name(e: DirSlot, mode: ShortnameMode, cp: Codepage): string {
+  return e.longName ?? shortname_display(e.de.name, e.de.ntcase, mode, cp);
+}
+
+export function shortname_display(name: Uint8Array, ntcase: number, mode: ShortnameMode, cp: Codepage): string {
+  const n = name.slice();
+  if (n[0] === SLOT_E5) n[0] = SLOT_DELETED;
+  let base = cp.decode(n.subarray(0, 8)).replace(/ +$/, '');
+  let ext = cp.decode(n.subarray(8, 11)).replace(/ +$/, '');
+  if (mode === 'lower') {
+    base = base.toLowerCase();
+    ext = ext.toLowerCase();
+  } else if (mode !== 'win95') {
+    if (ntcase & CASE_LOWER_BASE) base = base.toLowerCase();
+    if (ntcase & CASE_LOWER_EXT) ext = ext.toLowerCase();
+  }
+  return ext ? `${base}.${ext}` : base;
+}
+
+/** Find name (case-insensitively, long or short form) in directory dep. */
+export async function dir_lookup(dep: Denode, name: string): Promise<DirSlot | null> {
+  const want = name_fold(vfat_striptail(name));
+  const { shortname, codepage } = dep.dmp.args;
+  let found: DirSlot | null = null;
+  await dir_scan(dep, (e) => {
+    if (isDot(e.de)) return false;
+    if ((e.longName !== null && name_fold(e.longName) === want) ||
+        name_fold(shortname_display(e.de.name, 0, shortname === 'lower' ? 'win95' : shortname, codepage)) === want) {
+      found = e;
+      return true;
+    }
+    return false;
+  });
+  return found;
+}
+
+/** The entry whose short entry is at device offset off. */
+export async function dir_findoff(dep: Denode, off: number): Promise<DirSlot | null> {
+  let found: DirSlot | null = null;
+  await dir_scan(dep, (e) => {
+    if (e.off !== off) return false;
+    found = e;
+    return true;
+  });
+  return found;
+}
+
+/** Entries other than `.` and `..`: whether any, and how many are directories. */
+export async function dir_contents(dep: Denode): Promise<{ entries: number; subdirs: number }> {
+  let entries = 0, subdirs = 0;
+  await dir_scan(dep, (e) => {
+    if (isDot(e.de)) return;
+    entries++;
+    if (e.de.attr & ATTR_DIRECTORY) subdirs++;
+  });
+  return { entries, subdirs };
+}
+
+/** The volume label entry of the root directory, if any. */
+export async function dir_label(root: Denode): Promise<Uint8Array | null> {
+  let label: Uint8Array | null = null;
+  await dir_scan(root, () => false, { onLabel: (de) => { label ??= de.name; } });
+  return label;
+}
+
+/** The cluster that `..` of directory dep names (0: the root). */
+export async function dir_dotdot(dep: Denode): Promise<number> {
+  let cl = -1;
+  await dir_scan(dep, (e) => {
+    if (e.slot === 1 && e.de.name[0] === 0x2e && e.de.name[1] === 0x2e && (e.de.attr & ATTR_DIRECTORY)) cl = e.de.cluster;
+    return true;
+  }, { from: 1 });
+  if (cl < 0) throw corruptDir(dep, `no '..' entry`);
+  return cl;
+}
+
+/**
+ * The file id of directory dep's parent: `..` gives its cluster, the
+ * grandparent (its own `..`) holds the entry naming that cluster.
+ */
+export async function dir_parentkey(dep: Denode): Promise<number> {
+  if (dep.isRoot) return ROOT_KEY;
+  const dmp = dep.dmp;
+  const pcl = await dir_dotdot(dep);
+  const parent = Denode.dirAt(dmp, pcl);
+  if (parent.isRoot) return ROOT_KEY;
+  if (!dmp.fat.validCluster(pcl)) throw corruptDir(dep, `'..' names cluster ${pcl}`);
+  const grand = Denode.dirAt(dmp, await dir_dotdot(parent));
+  let key = -1;
+  await dir_scan(grand, (e) => {
+    if (isDot(e.de) || !(e.de.attr & ATTR_DIRECTORY) || e.de.cluster !== pcl) return false;
+    key = e.off;
+    return true;
+  });
+  if (key < 0) throw corruptDir(dep, `parent directory at cluster ${pcl} is not in its own parent`);
+  return key;
+}
+
+function corruptDir(dep: Denode, what: string): Error {
+  log(`msdosfs: ${dep.dmp.dev.path}: ${dep.describe()}: ${what}`);
+  return kerr('EIO', what);
+}
+
+/** Rewrite `..` of directory dep to name cluster cl (0 for the root). */
+export async function dir_set_dotdot(dep: Denode, cl: number): Promise<void> {
+  const dmp = dep.dmp;
+  const blk = dep.dirBlocks()[0];
+  const bp = await bread(dmp.dev, blk.off, blk.size, dmp.meta);
+  const de = direntry_decode(bp.data, DIRENT_SIZE, dmp.fat32);
+  direntry_encode(bp.data, DIRENT_SIZE, { ...de, cluster: cl });
+  await mount_bwrite(dmp.mp, bp);
+}
+
+// ---- short names ----
+
+const SHORT_OK = /^[A-Za-z0-9!#$%&'()\-@^_`{}~]$/;
+
+function upperCaseLetters(s: string): boolean { return !/[a-z]/.test(s); }
+function lowerCaseLetters(s: string): boolean { return !/[A-Z]/.test(s); }
+
+function pad(s: number[], n: number): number[] {
+  return [...s, ...new Array<number>(n - s.length).fill(0x20)];
+}
+
+function toBytes(base: number[], ext: number[]): Uint8Array {
+  const b = new Uint8Array([...pad(base, 8), ...pad(ext, 3)]);
+  if (b[0] === SLOT_DELETED) b[0] = SLOT_E5;
+  return b;
+}
+
+const key11 = (b: Uint8Array) => String.fromCharCode(...b);
+
+/**
+ * The short entry name for long name `name` (already checked), and whether a
+ * long-name entry is needed. Names that are 8.3 in upper case are stored
+ * short; with shortname=mixed or winnt, 8.3 names whose base and extension
+ * are each in one case too, with the NT lower-case flags. Others get a
+ * generated short name: upper case, invalid characters as `_`, and a `~N`
+ * tail when it was shortened, lossy or taken.
+ */
+export function shortname_make(name: string, mode: ShortnameMode, cp: Codepage, taken: Set<string>):
+  { name: Uint8Array; ntcase: number; lfn: boolean } {
+  const dot = name.lastIndexOf('.');
+  if (!name.startsWith('.') && name.indexOf('.') === dot) {
+    const base = dot < 0 ? name : name.slice(0, dot), ext = dot < 0 ? '' : name.slice(dot + 1);
+    if (base.length >= 1 && base.length <= 8 && ext.length <= 3 && [...base + ext].every(c => SHORT_OK.test(c))) {
+      const enc = (s: string) => [...s.toUpperCase()].map(c => c.charCodeAt(0));
+      const bytes = toBytes(enc(base), enc(ext));
+      if (!taken.has(key11(bytes))) {
+        if (upperCaseLetters(base) && upperCaseLetters(ext)) return { name: bytes, ntcase: 0, lfn: false };
+        if ((mode === 'mixed' || mode === 'winnt') && (upperCaseLetters(base) || lowerCaseLetters(base)) &&
+            (upperCaseLetters(ext) || lowerCaseLetters(ext))) {
+          const ntcase = (upperCaseLetters(base) ? 0 : CASE_LOWER_BASE) | (upperCaseLetters(ext) ? 0 : CASE_LOWER_EXT);
+          return { name: bytes, ntcase, lfn: false };
+        }
+      }
+    }
+  }
+  // A generated name. Leading dots and all spaces are dropped; the
+  // extension is what follows the last dot (unless only dots precede it).
+  let lossy = false;
+  let baseStr = name, extStr = '';
+  if (dot > 0 && /[^. ]/.test(name.slice(0, dot))) {
+    baseStr = name.slice(0, dot);
+    extStr = name.slice(dot + 1);
+  }
+  const conv = (s: string, max: number): number[] => {
+    const out: number[] = [];
+    for (const ch of s) {
+      if (ch === '.' || ch === ' ') { lossy = true; continue; }
+      const u = ch.toUpperCase();
+      let b: number;
+      if (u.length === 1 && u.charCodeAt(0) < 0x80) b = SHORT_OK.test(u) ? u.charCodeAt(0) : -1;
+      else b = cp.encodeChar(u) >= 0x80 ? cp.encodeChar(u) : cp.encodeChar(ch) >= 0x80 ? cp.encodeChar(ch) : -1;
+      if (b < 0) { b = 0x5f; lossy = true; }
+      if (out.length === max) { lossy = true; break; }
+      out.push(b);
+    }
+    return out;
+  };
+  let base = conv(baseStr, 8);
+  const ext = conv(extStr, 3);
+  if (base.length === 0) { base = [0x5f]; lossy = true; }
+  if (!lossy) {
+    const bytes = toBytes(base, ext);
+    if (!taken.has(key11(bytes))) return { name: bytes, ntcase: 0, lfn: true };
+  }
+  for (let n = 1; n <= 999999; n++) {
+    const tail = [...`~${n}`].map(c => c.charCodeAt(0));
+    const bytes = toBytes([...base.slice(0, 8 - tail.length), ...tail], ext);
+    if (!taken.has(key11(bytes))) return { name: bytes, ntcase: 0, lfn: true };
+  }
+  throw kerr('ENOSPC', 'no free short name');
+}
+
+// ---- making and removing entries ----
+
+/** Write first byte / whole entries of slots, block by block. */
+async function dir_write_slots(dep: Denode, slots: number[], fill: (d: Uint8Array, o: number, slot: number) => void): Promise<void> {
+  const dmp = dep.dmp;
+  const blocks = dep.dirBlocks();
+  const per = blocks[0].size / DIRENT_SIZE;
+  for (let i = 0; i < slots.length;) {
+    const bi = Math.floor(slots[i] / per);
+    const bp: Buf = await bread(dmp.dev, blocks[bi].off, blocks[bi].size, dmp.meta);
+    // Synchronous from here to the write: nobody sees the block half done.
+    for (; i < slots.length && Math.floor(slots[i] / per) === bi; i++) {
+      fill(bp.data, (slots[i] % per) * DIRENT_SIZE, slots[i]);
+    }
+    await mount_bwrite(dmp.mp, bp);
+  }
+}
+
+/**
+ * Make an entry for name (checked, stripped) in directory dep from the
+ * template (its name and NT case are chosen here). Returns the device offset
+ * of the short entry. The directory grows by a cluster when full (a
+ * FAT12/16 root cannot: ENOSPC).
+ */
+export async function dir_create(dep: Denode, name: string, tmpl: Direntry): Promise<number> {
+  const dmp = dep.dmp;
+  const taken = new Set<string>();
+  // Runs of deleted slots, as [start, length].
+  const runs: [number, number][] = [];
+  let last = -2;
+  const scan = await dir_scan(dep, (e) => { taken.add(key11(e.de.name)); }, {
+    onFree: (s) => {
+      if (s === last + 1) runs[runs.length - 1][1]++;
+      else runs.push([s, 1]);
+      last = s;
+    },
+  });
+  const end = scan.end;
+  let total = scan.total;
+  const short = shortname_make(name, dmp.args.shortname, dmp.args.codepage, taken);
+  const need = short.lfn ? lfn_count(name) + 1 : 1;
+  let found = runs.find(([, n]) => n >= need)?.[0] ?? -1;
+  if (found < 0) {
+    // Deleted slots just before the end mark count too.
+    const tail = runs.find(([st, n]) => st + n === end);
+    const start = tail ? tail[0] : end;
+    if (start + need > total) {
+      if (dep.fixedRoot) throw kerr('ENOSPC', 'root directory full');
+      const per = dmp.bpb.clusterSize / DIRENT_SIZE;
+      const more = Math.ceil((start + need - total) / per);
+      if (total + more * per > 65536) throw kerr('ENOSPC', 'directory has 65536 entries');
+      await dep.extend(more, dmp.meta);
+      total += more * per;
+    }
+    found = start;
+  }
+  const chk = winChksum(short.name);
+  const nl = need - 1;
+  const slots = [...Array(need).keys()].map(i => found + i);
+  // Past the old end mark, the slot after ours must end the directory.
+  if (found + need > end && found + need < total) slots.push(found + need);
+  await dir_write_slots(dep, slots, (d, o, s) => {
+    const k = s - found;
+    if (k < nl) lfn_encode(d, o, name, nl - k, k === 0, chk);
+    else if (k === nl) direntry_encode(d, o, { ...tmpl, name: short.name, ntcase: short.ntcase });
+    else d[o] = SLOT_EMPTY;
+  });
+  const blocks = dep.dirBlocks();
+  const per = blocks[0].size / DIRENT_SIZE;
+  const s = found + nl;
+  return blocks[Math.floor(s / per)].off + (s % per) * DIRENT_SIZE;
+}
+
+/** Mark the entry (its long-name slots and short slot) deleted. */
+export async function dir_remove(dep: Denode, e: DirSlot): Promise<void> {
+  const slots = [];
+  for (let s = e.first; s <= e.slot; s++) slots.push(s);
+  await dir_write_slots(dep, slots, (d, o) => { d[o] = SLOT_DELETED; });
+}
