@@ -1,0 +1,136 @@
+// Command-line parsing shared by every rump_<fs>: the mount_<fs> syntax
+// (short flags that set options, `-o a=b,c` repeated and merged in order,
+// later settings winning, as mount does), the generic mount options, and
+// value parsers (sizes, modes, users and groups by name or number).
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { MNT_NOEXEC, MNT_RDONLY, MNT_SYNCHRONOUS } from '../src/kern/index.js';
+
+/** A mistake on the command line: the server prints it with its usage and exits 1. */
+export class UsageError extends Error {}
+
+export interface ParsedArgs {
+  positional: string[];
+  /** Every option in the order given: -o pieces and the flags that stand for options. */
+  options: Map<string, string | true>;
+  /** -f: stay in the foreground. */
+  foreground: boolean;
+}
+
+/**
+ * getopt-style parsing: `flags` maps each fs-specific flag letter that takes
+ * a value to the option it sets (rump_tmpfs: s -> size). Always known: -o
+ * options, -r (ro), -w (rw), -f (foreground). Flags may follow the
+ * operands (mount helpers get `dev dir -o opts`); `--` ends the flags.
+ */
+export function parseMountArgs(argv: readonly string[], flags: Readonly<Record<string, string>>): ParsedArgs {
+  const out: ParsedArgs = { positional: [], options: new Map(), foreground: false };
+  const set = (k: string, v: string | true) => { out.options.delete(k); out.options.set(k, v); };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') { out.positional.push(...argv.slice(i + 1)); break; }
+    if (!a.startsWith('-') || a === '-') { out.positional.push(a); continue; }
+    for (let j = 1; j < a.length; j++) {
+      const c = a[j];
+      if (c === 'f') { out.foreground = true; continue; }
+      if (c === 'r') { set('ro', true); continue; }
+      if (c === 'w') { set('rw', true); continue; }
+      if (c !== 'o' && !(c in flags)) throw new UsageError(`unknown flag -${c}`);
+      let value = a.slice(j + 1);
+      if (value === '') {
+        if (++i >= argv.length) throw new UsageError(`flag -${c} needs a value`);
+        value = argv[i];
+      }
+      if (c === 'o') for (const [k, v] of splitOptions(value)) set(k, v);
+      else set(flags[c], value);
+      break;
+    }
+  }
+  return out;
+}
+
+/** "a=b,c" -> [[a, b], [c, true]] */
+export function splitOptions(s: string): [string, string | true][] {
+  return s.split(',').filter(p => p.length > 0).map(p => {
+    const eq = p.indexOf('=');
+    return eq < 0 ? [p, true] : [p.slice(0, eq), p.slice(eq + 1)];
+  });
+}
+
+/** Options mount(8) or fstab pass that mean nothing to a rump server. */
+const IGNORED = new Set(['rump', 'defaults', 'auto', 'noauto', 'nofail', 'nosuid', 'nodev', 'async', 'user', 'nouser', 'users', '_netdev']);
+
+export interface GenericOptions {
+  /** MNT_RDONLY, MNT_SYNCHRONOUS, MNT_NOEXEC. */
+  flags: number;
+  /** rumpuser=NAME: the user the sandboxed server becomes. */
+  sandboxUser?: string;
+  /** What is left: options of the file system itself, in order. */
+  fsOptions: Map<string, string | true>;
+}
+
+/** Take the generic mount options (ro, rw, sync, async, noexec, rumpuser=) out of the list. */
+export function genericOptions(options: ReadonlyMap<string, string | true>): GenericOptions {
+  const g: GenericOptions = { flags: 0, fsOptions: new Map() };
+  for (const [k, v] of options) {
+    if (IGNORED.has(k) || k.startsWith('x-')) continue;
+    switch (k) {
+      case 'ro': g.flags |= MNT_RDONLY; break;
+      case 'rw': g.flags &= ~MNT_RDONLY; break;
+      case 'sync': g.flags |= MNT_SYNCHRONOUS; break;
+      case 'noexec': g.flags |= MNT_NOEXEC; break;
+      case 'exec': g.flags &= ~MNT_NOEXEC; break;
+      case 'rumpuser':
+        if (v === true || v === '') throw new UsageError('option rumpuser needs a user name');
+        g.sandboxUser = v;
+        break;
+      default: g.fsOptions.set(k, v);
+    }
+  }
+  return g;
+}
+
+function need(name: string, v: string | true): string {
+  if (v === true || v.trim() === '') throw new UsageError(`option ${name} needs a value`);
+  return v.trim();
+}
+
+const SUFFIX: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+
+/** A byte count or count with k/m/g/t suffix; with allowPercent, N% of the machine's memory. */
+export function parseSize(name: string, v: string | true, allowPercent = false): number {
+  const s = need(name, v);
+  const pct = allowPercent ? /^(\d+)%$/.exec(s) : null;
+  if (pct) return Math.floor(os.totalmem() * Number(pct[1]) / 100);
+  const m = /^(\d+)([kmgt]?)b?$/i.exec(s);
+  const n = m ? Number(m[1]) * SUFFIX[m[2].toLowerCase()] : NaN;
+  if (!Number.isSafeInteger(n)) throw new UsageError(`bad value for ${name}: ${s}`);
+  return n;
+}
+
+/** An octal mode such as 755 or 1777. */
+export function parseMode(name: string, v: string | true): number {
+  const s = need(name, v);
+  if (!/^[0-7]{1,5}$/.test(s) || parseInt(s, 8) > 0o7777) throw new UsageError(`bad mode for ${name}: ${s} (octal, at most 7777)`);
+  return parseInt(s, 8);
+}
+
+function idFromFile(file: string, what: string, name: string, v: string | true): number {
+  const s = need(name, v);
+  if (/^\d+$/.test(s)) return Number(s);
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const f = line.split(':');
+    if (f.length >= 3 && f[0] === s) return Number(f[2]);
+  }
+  throw new UsageError(`unknown ${what} for ${name}: ${s}`);
+}
+
+/** A user name or uid. */
+export function parseUser(name: string, v: string | true): number {
+  return idFromFile('/etc/passwd', 'user', name, v);
+}
+
+/** A group name or gid. */
+export function parseGroup(name: string, v: string | true): number {
+  return idFromFile('/etc/group', 'group', name, v);
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// rump_tmpfs: mount_tmpfs, with the file system in a sandboxed server.
+//   rump_tmpfs [-f] [-g group] [-m mode] [-n nodes] [-o options] [-s size] [-u user] tmpfs mountpoint
+// Options as NetBSD's mount_tmpfs (flags) and Linux's tmpfs (-o size=,
+// mode=, uid=, gid=, nr_inodes=), plus the generic ro, rw, sync, rumpuser=.
+import '../src/fs/tmpfs/index.js';
+import type { MountOptions } from '../src/kern/index.js';
+import { genericOptions, parseGroup, parseMode, parseMountArgs, parseSize, parseUser, UsageError } from './options.js';
+import { serverMain, type ServerSpec } from './runner.js';
+
+const USAGE = 'usage: rump_tmpfs [-f] [-g group] [-m mode] [-n nodes] [-o options] [-s size] [-u user] tmpfs mountpoint';
+
+function parse(argv: string[]): ServerSpec {
+  const args = parseMountArgs(argv, { s: 'size', m: 'mode', u: 'uid', g: 'gid', n: 'nr_inodes' });
+  if (args.positional.length !== 2) throw new UsageError('expected two operands: tmpfs and the mount point');
+  const g = genericOptions(args.options);
+  const options: MountOptions = {};
+  for (const [k, v] of g.fsOptions) {
+    switch (k) {
+      case 'size': options.size = parseSize(k, v, true); break;
+      case 'nr_inodes': case 'nodes': options.nodes = parseSize(k, v); break;
+      case 'mode': options.mode = parseMode(k, v); break;
+      case 'uid': options.uid = parseUser(k, v); break;
+      case 'gid': options.gid = parseGroup(k, v); break;
+      default: throw new UsageError(`unknown option ${k}`);
+    }
+  }
+  const [from, mountpoint] = args.positional;
+  return {
+    prog: 'rump_tmpfs', fstype: 'tmpfs', device: null, from, mountpoint,
+    flags: g.flags, options, foreground: args.foreground, sandboxUser: g.sandboxUser,
+  };
+}
+
+await serverMain('rump_tmpfs', USAGE, parse);

@@ -1,0 +1,260 @@
+// The server runner shared by every rump_<fs> (NetBSD's p2k_run_diskfs):
+// check the mount point, open the device, mount the file system in the
+// kernel, attach it to the host through FUSE, enter the sandbox, report
+// readiness, serve; on unmount (umount, fusermount -u) or SIGTERM/SIGINT:
+// unmount in the kernel (flush, mark clean), close the device, exit 0.
+//
+// The command the user runs is a launcher: it starts the real server as a
+// child (with UV_USE_IO_URING=0, which the sandbox needs from process start)
+// and waits until the child reports readiness on a pipe (fd 3) and a stat of
+// the mount point works; then it exits 0 (the child stays, detached), or it
+// prints the child's error and exits 32, mount's "mount failure". With -f,
+// P2K_NODETACH or P2K_DEBUG the launcher stays in front, passes signals on,
+// and exits with the server's status.
+import { spawn } from 'node:child_process';
+import { closeSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { CallerGroups } from '../p2k/caller_groups.js';
+import { P2k } from '../p2k/p2k.js';
+import {
+  KernError, MNT_NOEXEC, MNT_RDONLY, blkdev_open, vfs_mount, vfs_unmount,
+  type BlockDevice, type Mount, type MountOptions,
+} from '../src/kern/index.js';
+import { openProcDir } from '../src/rumpuser/native.js';
+import { rumpuser_putstr } from '../src/rumpuser/index.js';
+import { sandbox } from '../src/rumpuser/sandbox.js';
+import { UsageError } from './options.js';
+
+export const EXIT_USAGE = 1, EXIT_MOUNT_FAILURE = 32;
+
+/** How long the launcher waits for the server to be mounted. */
+const READY_TIMEOUT_MS = 60_000;
+
+export interface ServerSpec {
+  /** rump_tmpfs, for messages. */
+  prog: string;
+  /** Kernel file system type. */
+  fstype: string;
+  /** Device or image to open; null for tmpfs. */
+  device: string | null;
+  /** 1-based partition of the device. */
+  partition?: number;
+  /** The source the mount table shows. */
+  from: string;
+  mountpoint: string;
+  /** MNT_RDONLY, MNT_SYNCHRONOUS, MNT_NOEXEC. */
+  flags: number;
+  /** Options for the driver. */
+  options: MountOptions;
+  /** -f */
+  foreground: boolean;
+  /** rumpuser=NAME: whom the sandboxed server becomes. */
+  sandboxUser?: string;
+}
+
+/** A mount that cannot be made: the message goes to the user, exit 32. */
+class MountFailure extends Error {}
+
+function envSet(name: string): boolean {
+  const v = process.env[name];
+  return v !== undefined && v !== '' && v !== '0';
+}
+
+/**
+ * The whole life of a rump_<fs> command. main() builds the spec (a
+ * UsageError there exits 1 with the usage text); the rest happens here.
+ */
+export async function serverMain(prog: string, usage: string, parse: (argv: string[]) => ServerSpec): Promise<never> {
+  let spec: ServerSpec;
+  try {
+    spec = parse(process.argv.slice(2));
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`${prog}: ${e.message}\n${usage}\n`);
+    process.exit(EXIT_USAGE);
+  }
+  const readyFd = process.env.P2K_READY_FD;
+  if (readyFd === undefined) return launch(spec);
+  // The server: readiness and errors go to the launcher through the pipe.
+  const fd = Number(readyFd);
+  const say = (line: string) => { try { writeSync(fd, line + '\n'); } catch { /* launcher gone */ } };
+  try {
+    await serve(spec, () => { say('ready'); closeSync(fd); });
+  } catch (e) {
+    say(`error ${describe(e)}`);
+    process.exit(EXIT_MOUNT_FAILURE);
+  }
+  // Serving: the FUSE handle keeps the process alive until unmount or a signal.
+  return new Promise<never>(() => {});
+}
+
+function describe(e: unknown): string {
+  if (e instanceof MountFailure) return e.message;
+  if (e instanceof KernError) return e.message;
+  return e instanceof Error ? e.message : String(e);
+}
+
+// The launcher
+
+async function launch(spec: ServerSpec): Promise<never> {
+  const foreground = spec.foreground || envSet('P2K_NODETACH') || envSet('P2K_DEBUG');
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    env: { ...process.env, UV_USE_IO_URING: '0', P2K_READY_FD: '3' },
+    stdio: foreground ? ['inherit', 'inherit', 'inherit', 'pipe'] : ['ignore', 'ignore', 'ignore', 'pipe'],
+    detached: !foreground,
+  });
+  const exited = new Promise<string>(resolve => child.on('exit', (code, sig) =>
+    resolve(sig ? `killed by ${sig}` : `exited with status ${code}`)));
+  const pipe = child.stdio[3] as Readable;
+  pipe.setEncoding('utf8');
+  let text = '';
+  pipe.on('data', (d: string) => { text += d; });
+  const closed = new Promise<void>(resolve => pipe.on('close', () => resolve()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), READY_TIMEOUT_MS);
+  await closed;
+  clearTimeout(timer);
+
+  let failure: string | null = null;
+  if (!text.startsWith('ready')) {
+    failure = text.startsWith('error ') ? text.slice(6).trim() : `the server ${await exited} before the mount was ready`;
+  } else {
+    failure = checkMounted(spec);
+    if (failure) child.kill('SIGTERM');
+  }
+  if (failure) {
+    process.stderr.write(`${spec.prog}: ${failure}\n`);
+    process.exit(EXIT_MOUNT_FAILURE);
+  }
+  if (!foreground) {
+    child.unref();
+    process.exit(0);
+  }
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) {
+    process.on(sig, () => child.kill(sig));
+  }
+  const status = await new Promise<number>(resolve => child.on('exit', (code, sig) => resolve(sig ? 128 + 15 : code ?? 1)));
+  process.exit(status);
+}
+
+/** After "ready": the mount point answers and is our FUSE mount. */
+function checkMounted(spec: ServerSpec): string | null {
+  try {
+    statSync(spec.mountpoint);
+  } catch (e) {
+    return `mounted, but ${spec.mountpoint} does not answer: ${(e as Error).message}`;
+  }
+  const m = mountAt(realpathSync(spec.mountpoint));
+  return m?.fstype === `fuse.${spec.fstype}` ? null : `${spec.mountpoint}: the FUSE mount is missing after start-up`;
+}
+
+// The server
+
+interface MountEntry { fstype: string; source: string }
+
+/** What /proc/self/mountinfo says is mounted at dir (the topmost mount), if anything. */
+export function mountAt(dir: string): MountEntry | null {
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  let found: MountEntry | null = null;
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [left, right] = line.split(' - ');
+    if (!right) continue;
+    if (unescape(left.split(' ')[4]) === dir) {
+      const [fstype, source] = right.split(' ');
+      found = { fstype, source: unescape(source) };
+    }
+  }
+  return found;
+}
+
+/** The mount point as an absolute real path: it exists, is a directory, and nothing is mounted there yet. */
+function checkMountpoint(mountpoint: string): string {
+  let real: string;
+  try {
+    if (!statSync(mountpoint).isDirectory()) throw new MountFailure(`mount point ${mountpoint} is not a directory`);
+    real = realpathSync(mountpoint);
+  } catch (e) {
+    if (e instanceof MountFailure) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new MountFailure(`mount point ${mountpoint} does not exist`);
+    if (code === 'ENOTCONN') throw new MountFailure(`mount point ${mountpoint} is in use (a dead FUSE mount: unmount it first)`);
+    throw new MountFailure(`mount point ${mountpoint}: ${(e as Error).message}`);
+  }
+  const m = mountAt(real);
+  if (m) throw new MountFailure(`mount point ${mountpoint} is in use (${m.source}, ${m.fstype}, is mounted there)`);
+  return real;
+}
+
+async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
+  const mountpoint = checkMountpoint(path.resolve(spec.mountpoint));
+  const readOnly = (spec.flags & MNT_RDONLY) !== 0;
+  let dev: BlockDevice | null = null;
+  let mp: Mount;
+  try {
+    if (spec.device !== null) dev = await blkdev_open(spec.device, { readOnly, exclusive: true, partition: spec.partition });
+    mp = await vfs_mount(spec.fstype, { dev, from: spec.from, flags: spec.flags, options: spec.options });
+  } catch (e) {
+    await dev?.close().catch(() => {});
+    throw new MountFailure(`${spec.device ?? spec.from}: ${describe(e)}`);
+  }
+
+  const root = process.geteuid?.() === 0;
+  // Callers' groups come from /proc; only root can make the private procfs the sandbox allows.
+  const procDirFd = root ? openProcDir() : -1;
+  const nocache = envSet('P2K_NOCACHE');
+  const wizard = process.env.P2K_WIZARDUID;
+  if (wizard !== undefined && !/^\d+$/.test(wizard)) throw new MountFailure(`P2K_WIZARDUID=${wizard}: not a uid`);
+  const p2k = new P2k(mp, {
+    mountpoint,
+    fuse: {
+      fsname: spec.from, subtype: spec.fstype, allowOther: root, readOnly,
+      noexec: (spec.flags & MNT_NOEXEC) !== 0,
+      directIo: nocache || envSet('P2K_NOCACHE_PAGE'),
+      // Names and attributes are cached for a second: every change goes
+      // through this mount, so the kernel's caches are right except where it
+      // cannot know (hard links have one kernel inode per name in libfuse 2,
+      // atime from reads): those are stale for at most a second.
+      entryTimeout: nocache || envSet('P2K_NOCACHE_NAME') ? 0 : 1,
+      attrTimeout: nocache || envSet('P2K_NOCACHE_NAME') ? 0 : 1,
+      debug: process.env.P2K_DEBUG === '2',
+    },
+    groups: procDirFd >= 0 ? new CallerGroups(procDirFd) : null,
+    wizardUid: wizard !== undefined ? Number(wizard) : undefined,
+    debug: envSet('P2K_DEBUG'),
+  });
+  try {
+    await p2k.attach();
+  } catch (e) {
+    await vfs_unmount(mp, true).catch(() => {});
+    await dev?.close().catch(() => {});
+    throw new MountFailure(`cannot attach to ${mountpoint} through FUSE: ${describe(e)}`);
+  }
+
+  let stopping = false;
+  const stop = (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    if (envSet('P2K_DEBUG')) rumpuser_putstr(`p2k: ${why}: unmounting\n`);
+    p2k.shutdown()
+      .then(() => dev?.close())
+      .then(() => process.exit(0), e => {
+        rumpuser_putstr(`${spec.prog}: unmount failed: ${describe(e)}\n`);
+        process.exit(1);
+      });
+  };
+  p2k.onEnded = () => stop('unmounted by the host');
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {});
+  process.on('SIGUSR1', () => rumpuser_putstr(p2k.dumpVnodes()));
+  process.on('SIGUSR2', () => { p2k.dumpStatus().then(rumpuser_putstr, e => rumpuser_putstr(`${describe(e)}\n`)); });
+
+  try {
+    sandbox({ procDirFd: procDirFd >= 0 ? procDirFd : undefined, user: spec.sandboxUser });
+  } catch (e) {
+    // Refuse to serve unsandboxed; auto_unmount takes the mount away when we exit.
+    await p2k.shutdown().catch(() => {});
+    throw new MountFailure(describe(e));
+  }
+  ready();
+}
