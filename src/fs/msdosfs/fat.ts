@@ -25,8 +25,11 @@ export class Fat {
   readonly eof: number;
   freeCount = 0;
   nextFree = 2;
-  /** Clusters that more than one FAT entry points at: a loop or a cross-link. */
-  private readonly crossed = new Set<number>();
+  /**
+   * How many FAT entries point at each cluster (saturating): a chain's first
+   * cluster has none, any other exactly one. More means a loop or a cross-link.
+   */
+  private readonly refs: Uint8Array;
   private readonly dirtyBlocks = new Set<number>();
   private readonly flushLock = new Mutex('msdosfs fat');
   /** Which copies are written: all when mirrored, else the active one. */
@@ -38,6 +41,7 @@ export class Fat {
     this.raw = raw;
     this.bits = bpb.fatType;
     this.maxCluster = bpb.clusterCount + 1;
+    this.refs = new Uint8Array(this.maxCluster + 1);
     this.eofMin = this.bits === 12 ? 0xff8 : this.bits === 16 ? 0xfff8 : 0x0ffffff8;
     this.badValue = this.eofMin - 1;
     this.eof = this.bits === 12 ? 0xfff : this.bits === 16 ? 0xffff : 0x0fffffff;
@@ -59,18 +63,17 @@ export class Fat {
   }
 
   private scan(): void {
-    const seen = new Uint8Array(this.maxCluster + 1);
-    let free = 0;
+    let free = 0, crossed = 0;
     for (let c = 2; c <= this.maxCluster; c++) {
       const v = this.get(c);
-      if (v === 0) { free++; continue; }
-      if (v >= 2 && v <= this.maxCluster) {
-        if (seen[v]) this.crossed.add(v);
-        seen[v] = 1;
+      if (v === 0) free++;
+      else if (this.validCluster(v)) {
+        if (this.refs[v] === 1) crossed++;
+        if (this.refs[v] < 255) this.refs[v]++;
       }
     }
     this.freeCount = free;
-    if (this.crossed.size) log(`msdosfs: ${this.dev.path}: ${this.crossed.size} cluster(s) are linked from more than one place (cross-linked or looping chains); files using them give EIO`);
+    if (crossed) log(`msdosfs: ${this.dev.path}: ${crossed} cluster(s) are linked from more than one place (cross-linked or looping chains); files using them give EIO`);
   }
 
   /** FAT entry of cluster c (0..maxCluster), without the reserved FAT32 bits. */
@@ -91,6 +94,11 @@ export class Fat {
   }
 
   set(c: number, v: number): void {
+    if (c >= 2) {
+      const old = this.get(c);
+      if (this.validCluster(old) && this.refs[old] > 0) this.refs[old]--;
+      if (this.validCluster(v) && this.refs[v] < 255) this.refs[v]++;
+    }
     const r = this.raw;
     let o: number;
     switch (this.bits) {
@@ -138,10 +146,11 @@ export class Fat {
   chain(start: number, what: string): number[] {
     const out: number[] = [];
     if (start === 0) return out;
+    if (this.validCluster(start) && this.refs[start] > 0) throw this.corrupt(`${what}: first cluster ${start} is also inside another chain`);
     let c = start;
     for (;;) {
       if (!this.validCluster(c)) throw this.corrupt(`${what}: cluster ${c} out of range`);
-      if (out.length > 0 && this.crossed.has(c)) throw this.corrupt(`${what}: chain runs into cluster ${c}, which another chain also uses`);
+      if (this.refs[c] > 1) throw this.corrupt(`${what}: chain runs into cluster ${c}, which another chain also uses (or loops)`);
       if (out.length >= this.bpb.clusterCount) throw this.corrupt(`${what}: chain from ${start} loops`);
       out.push(c);
       const v = this.get(c);

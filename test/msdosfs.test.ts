@@ -1,0 +1,492 @@
+// msdosfs against the real tools: images made by mkfs.vfat and filled by
+// mtools are read back exactly; trees written by the driver are judged by
+// fsck.fat and read back by mtools; corrupt images give errors, not hangs.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { mount, type Ukfs } from '../src/ukfs/index.js';
+import { msdosfs_getlabel } from '../src/fs/msdosfs/index.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'msdosfs-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const env = { ...process.env, MTOOLS_SKIP_CHECK: '1', TZ: 'UTC', LC_ALL: 'C.UTF-8' };
+
+const mounted: Ukfs[] = [];
+afterEach(async () => {
+  for (const fs of mounted.splice(0)) await fs.unmount().catch(() => {});
+});
+
+let seq = 0;
+/** A fresh image: mkfs.vfat with these arguments over kb KiB. */
+function mkfs(kb: number, args: string[]): string {
+  const img = join(dir, `img${++seq}.img`);
+  execFileSync('mkfs.vfat', ['-C', ...args, img, String(kb)], { env, stdio: 'pipe' });
+  return img;
+}
+const mt = (cmd: string, args: string[]) => execFileSync(cmd, args, { env, stdio: 'pipe' }).toString();
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+async function mnt(img: string, options: Record<string, string | number | boolean> = {}, readOnly = false): Promise<Ukfs> {
+  const fs = await mount('msdos', img, { cred: { uid: 0, gid: 0 }, umask: 0o022, options, readOnly });
+  mounted.push(fs);
+  return fs;
+}
+async function umnt(fs: Ukfs): Promise<void> {
+  mounted.splice(mounted.indexOf(fs), 1);
+  await fs.unmount();
+}
+
+/** Every file under p: path -> sha256 (directories: 'dir'). */
+async function tree(fs: Ukfs, p = '/', out = new Map<string, string>()): Promise<Map<string, string>> {
+  for (const d of await fs.readdir(p, { withFileTypes: true })) {
+    const q = (p === '/' ? '' : p) + '/' + d.name;
+    if (d.isDirectory()) { out.set(q, 'dir'); await tree(fs, q, out); }
+    else out.set(q, sha(await fs.readFile(q)));
+  }
+  return out;
+}
+
+/** The same, as mtools sees the image. */
+function mtree(img: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of mt('mdir', ['-i', img, '-/', '-b', '::']).split('\n').filter(Boolean)) {
+    const p = line.replace(/^::/, '');
+    if (p.endsWith('/')) { out.set(p.slice(0, -1), 'dir'); continue; }
+    const tmp = join(dir, 'mcopy.out');
+    rmSync(tmp, { force: true });
+    mt('mcopy', ['-n', '-i', img, `::${p}`, tmp]);
+    out.set(p, sha(readFileSync(tmp)));
+  }
+  return out;
+}
+
+/** fsck.fat -n: exit 0 and nothing to complain about. */
+function fsck(img: string): void {
+  const r = spawnSync('fsck.fat', ['-n', img], { env });
+  const text = r.stdout.toString() + r.stderr.toString();
+  expect(text.split('\n').filter(l => l && !/^fsck\.fat |files, .* clusters$/.test(l)), text).toEqual([]);
+  expect(r.status, text).toBe(0);
+}
+
+/** FAT[1] of the first FAT: the clean-shutdown bit (FAT16 bit 15, FAT32 bit 27; FAT12 has none). */
+function cleanBit(img: string): boolean {
+  const b = peek(img, 0, 512);
+  const bps = b.readUInt16LE(11), rsvd = b.readUInt16LE(14);
+  const fat32 = b.readUInt16LE(22) === 0;
+  const tot = b.readUInt16LE(19) || b.readUInt32LE(32);
+  const data = tot - rsvd - b[16] * b.readUInt16LE(22) - (b.readUInt16LE(17) * 32) / bps;
+  if (!fat32 && data / b[13] < 4085) return true;
+  const f = peek(img, rsvd * bps, 8);
+  return fat32 ? (f.readUInt32LE(4) & 0x08000000) !== 0 : (f.readUInt16LE(2) & 0x8000) !== 0;
+}
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try { await p; return 'OK'; } catch (e) { return (e as { code?: string }).code ?? String(e); }
+}
+
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let t: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<T>((_, rej) => { t = setTimeout(() => rej(new Error(`hung for ${ms} ms`)), ms); })])
+    .finally(() => clearTimeout(t));
+}
+
+function patch(img: string, off: number, bytes: Buffer): void {
+  const fd = openSync(img, 'r+');
+  try { writeSync(fd, bytes, 0, bytes.length, off); } finally { closeSync(fd); }
+}
+
+function peek(img: string, off: number, n: number): Buffer {
+  const b = Buffer.alloc(n);
+  const fd = openSync(img, 'r');
+  try { readSync(fd, b, 0, n, off); } finally { closeSync(fd); }
+  return b;
+}
+
+const configs = {
+  fat12s1: { name: 'FAT12 -s 1', kb: 2000, args: ['-F', '12', '-s', '1'] },
+  fat12s4: { name: 'FAT12 -s 4', kb: 8000, args: ['-F', '12', '-s', '4'] },
+  fat16s1: { name: 'FAT16 -s 1', kb: 16384, args: ['-F', '16', '-s', '1'] },
+  fat16s4: { name: 'FAT16 -s 4', kb: 32768, args: ['-F', '16', '-s', '4'] },
+  fat32s1: { name: 'FAT32 -s 1', kb: 40960, args: ['-F', '32', '-s', '1'] },
+  // FAT32 needs 65525 clusters for mtools to take it as FAT32 (sparse images).
+  fat32s8: { name: 'FAT32 -s 8', kb: 300_000, args: ['-F', '32', '-s', '8'] },
+  fat32S4096: { name: 'FAT32 -S 4096', kb: 300_000, args: ['-F', '32', '-S', '4096', '-s', '1'] },
+};
+
+/** Fill an image with mtools: long, unicode, mixed-case and 8.3 names, nesting, empty and big files. */
+function fill(img: string, bigSize: number): Map<string, string> {
+  const want = new Map<string, string>();
+  const src = join(dir, 'src.bin');
+  const put = (p: string, data: Buffer) => {
+    writeFileSync(src, data);
+    mt('mcopy', ['-i', img, src, `::${p}`]);
+    want.set(p, sha(data));
+  };
+  const mkdir = (p: string) => { mt('mmd', ['-i', img, `::${p}`]); want.set(p, 'dir'); };
+  put('/README.TXT', Buffer.from('read me\n'));
+  put('/lower.txt', Buffer.from('lower case 8.3\n'));
+  put('/MiXeD.Txt', Buffer.from('mixed\n'));
+  put('/Ünïcødé ファイル.txt', Buffer.from('unicode\n'));
+  put('/empty', Buffer.alloc(0));
+  mkdir('/Documents and Settings');
+  mkdir('/Documents and Settings/a very long directory name indeed');
+  put('/Documents and Settings/a very long directory name indeed/big file.bin', randomBytes(bigSize));
+  for (let i = 1; i <= 12; i++) put(`/Documents and Settings/Same Prefix Name ${i}.data`, randomBytes(i * 700));
+  mkdir('/DIR8');
+  mkdir('/DIR8/SUB');
+  put('/DIR8/SUB/FILE.C', randomBytes(5000));
+  return want;
+}
+
+describe('msdosfs: reading what mtools wrote', () => {
+  for (const c of Object.values(configs)) {
+    it(`${c.name}: names and contents read back exactly`, async () => {
+      const img = mkfs(c.kb, c.args);
+      const want = fill(img, c === configs.fat12s1 ? 600_000 : 3_000_000);
+      const fs = await mnt(img, {}, true);
+      expect(await tree(fs)).toEqual(want);
+      // Case-insensitive lookup, by short names too.
+      expect((await fs.readFile('/readme.txt')).toString()).toBe('read me\n');
+      expect((await fs.stat('/DOCUME~1/AVERYL~1')).isDirectory()).toBe(true);
+      expect((await fs.stat('/empty')).size).toBe(0);
+      expect((await fs.stat('/Documents and Settings')).nlink).toBe(3);
+      await umnt(fs);
+    });
+  }
+});
+
+describe('msdosfs: writing, judged by fsck.fat and mtools', () => {
+  for (const c of [configs.fat12s1, configs.fat16s1, configs.fat32s1, configs.fat32S4096]) {
+    it(`${c.name}: creates, renames, deletes, truncates; fsck clean, mtools agrees`, async () => {
+      const img = mkfs(c.kb, c.args);
+      const want = fill(img, 200_000);
+      const fs = await mnt(img);
+      const w = async (p: string, b: Buffer) => { await fs.writeFile(p, b); want.set(p, sha(b)); };
+      const mv = (from: string, to: string) => {
+        for (const [k, v] of [...want]) {
+          if (k === from || k.startsWith(from + '/')) { want.delete(k); want.set(to + k.slice(from.length), v); }
+        }
+        return fs.rename(from, to);
+      };
+      await fs.mkdir('/New Folder');
+      want.set('/New Folder', 'dir');
+      await w('/New Folder/notes.txt', randomBytes(10));
+      await w('/New Folder/Ünïcødé ファイル 2.txt', randomBytes(70_000));
+      for (let i = 0; i < 40; i++) await w(`/New Folder/many files with a long name ${i}.txt`, randomBytes(i * 100));
+      // Overwrite, extend past the end (the gap reads as zeroes), truncate.
+      await w('/README.TXT', randomBytes(123_456));
+      const h = await fs.open('/lower.txt', 'r+');
+      await h.write(Buffer.from('XYZ'), 0, 3, 50_000);
+      await h.close();
+      const lower = Buffer.concat([Buffer.from('lower case 8.3\n'), Buffer.alloc(50_000 - 15), Buffer.from('XYZ')]);
+      expect(sha(await fs.readFile('/lower.txt'))).toBe(sha(lower));
+      want.set('/lower.txt', sha(lower));
+      await fs.truncate('/README.TXT', 1000);
+      expect((await fs.stat('/README.TXT')).size).toBe(1000);
+      want.set('/README.TXT', sha(await fs.readFile('/README.TXT')));
+      await fs.truncate('/empty', 3000);
+      want.set('/empty', sha(Buffer.alloc(3000)));
+      // Renames within and across directories, with replace; moving a directory.
+      await mv('/MiXeD.Txt', '/mixed renamed.txt');
+      want.delete('/DIR8/SUB/FILE.C');
+      await mv('/New Folder/notes.txt', '/DIR8/SUB/FILE.C');
+      await mv('/DIR8/SUB', '/New Folder/sub moved');
+      expect((await fs.readdir('/New Folder/sub moved/..')).length).toBeGreaterThan(40);
+      // Deletes, mkdir/rmdir.
+      for (let i = 0; i < 40; i += 3) {
+        await fs.unlink(`/New Folder/many files with a long name ${i}.txt`);
+        want.delete(`/New Folder/many files with a long name ${i}.txt`);
+      }
+      await fs.mkdir('/tmpdir');
+      await fs.writeFile('/tmpdir/x', 'x');
+      expect(await code(fs.rmdir('/tmpdir'))).toBe('ENOTEMPTY');
+      await fs.unlink('/tmpdir/x');
+      await fs.rmdir('/tmpdir');
+      await w('/New Folder/after deletes reuse slots.txt', randomBytes(3));
+      expect(await tree(fs)).toEqual(want);
+      await umnt(fs);
+      fsck(img);
+      expect(cleanBit(img)).toBe(true);
+      expect(mtree(img)).toEqual(want);
+      const again = await mnt(img, {}, true);
+      expect(await tree(again)).toEqual(want);
+    });
+  }
+
+  it('marks the volume dirty while mounted read-write, clean after unmount', async () => {
+    for (const c of [configs.fat16s1, configs.fat32s1]) {
+      const img = mkfs(c.kb, c.args);
+      expect(cleanBit(img)).toBe(true);
+      const fs = await mnt(img);
+      await fs.writeFile('/a', 'a');
+      await fs.sync();
+      expect(cleanBit(img)).toBe(false);
+      await umnt(fs);
+      expect(cleanBit(img)).toBe(true);
+      fsck(img);
+    }
+  });
+
+  it('keeps FAT32 FSInfo right', async () => {
+    const img = mkfs(configs.fat32s1.kb, configs.fat32s1.args);
+    const fs = await mnt(img);
+    await fs.writeFile('/f', randomBytes(1_000_000));
+    const { bfree } = await fs.statfs();
+    await umnt(fs);
+    const b = readFileSync(img);
+    const fsinfo = b.readUInt16LE(48) * b.readUInt16LE(11);
+    expect(b.readUInt32LE(fsinfo + 488)).toBe(bfree);
+    fsck(img);
+  });
+
+  it('fills the volume: ENOSPC, and the image still checks clean', async () => {
+    const img = mkfs(configs.fat12s1.kb, configs.fat12s1.args);
+    const fs = await mnt(img);
+    const h = await fs.open('/filler', 'w');
+    let written = 0;
+    let err = '';
+    for (;;) {
+      try { written += (await h.write(randomBytes(65536))).bytesWritten; } catch (e) { err = (e as { code: string }).code; break; }
+    }
+    await h.close();
+    expect(err).toBe('ENOSPC');
+    expect((await fs.statfs()).bfree).toBeLessThan(128);
+    for (let i = 0; ; i++) {
+      const c = await code(fs.writeFile(`/f${i}`, randomBytes(4096)));
+      if (c !== 'OK') { expect(c).toBe('ENOSPC'); break; }
+    }
+    expect((await fs.stat('/filler')).size).toBe(written);
+    await umnt(fs);
+    fsck(img);
+    expect(cleanBit(img)).toBe(true);
+    const again = await mnt(img);
+    await again.unlink('/filler');
+    expect((await again.statfs()).bfree).toBeGreaterThan(3000);
+    await umnt(again);
+    fsck(img);
+  });
+
+  it('writes and reads back a file of tens of MB; mtime shows in mdir with 2 s granularity', async () => {
+    const img = mkfs(configs.fat32s8.kb, configs.fat32s8.args);
+    const fs = await mnt(img, { utc: true });
+    const big = randomBytes(24 << 20);
+    await fs.writeFile('/big.bin', big);
+    expect(sha(await fs.readFile('/big.bin'))).toBe(sha(big));
+    const t = Date.UTC(2021, 2, 4, 5, 6, 7) / 1000;
+    await fs.utimes('/big.bin', t, t);
+    expect((await fs.stat('/big.bin')).mtimeMs).toBe((t - 1) * 1000);
+    await umnt(fs);
+    fsck(img);
+    expect(mt('mdir', ['-i', img, '::big.bin'])).toMatch(/25165824 2021-03-04\s+5:06/);
+    const tmp = join(dir, 'big.out');
+    mt('mcopy', ['-n', '-i', img, '::big.bin', tmp]);
+    expect(sha(readFileSync(tmp))).toBe(sha(big));
+  });
+});
+
+describe('msdosfs: vfat semantics', () => {
+  it('names: case-insensitive, case-preserving, invalid characters, trailing dots, ~N short names, NT case flags', async () => {
+    const img = mkfs(16384, ['-F', '16']);
+    const fs = await mnt(img);
+    await fs.writeFile('/Hello World.TXT', 'x');
+    expect(await fs.readdir('/')).toContain('Hello World.TXT');
+    expect((await fs.readFile('/hello world.txt')).toString()).toBe('x');
+    expect(await code(fs.open('/HELLO WORLD.TXT', 'wx'))).toBe('EEXIST');
+    for (const bad of ['a*b', 'a?b', 'a<b', 'a>b', 'a|b', 'a"b', 'a:b', 'a\\b', 'a\x01b']) {
+      expect(await code(fs.writeFile(`/${bad}`, 'x')), bad).toBe('EINVAL');
+    }
+    await fs.writeFile('/trailing...  ', 'y');
+    expect(await fs.readdir('/')).toContain('trailing');
+    for (let i = 1; i <= 6; i++) await fs.writeFile(`/Long File Name ${i}.txt`, String(i));
+    await fs.writeFile('/plain.txt', 'p');
+    await fs.writeFile('/UPPER.TXT', 'u');
+    await fs.writeFile('/Mixed.txt', 'm');
+    await umnt(fs);
+    fsck(img);
+    const listing = mt('mdir', ['-i', img, '-a', '::']);
+    for (let i = 1; i <= 6; i++) expect(listing).toMatch(new RegExp(`LONGFI~${i} TXT .* Long File Name ${i}\\.txt`));
+    // 8.3 in lower case: a short entry with NT flags and no long name; mixed case: a long name.
+    expect(listing).toMatch(/\nplain {4}txt +1 [^\n]*\d\s*\n/);
+    expect(listing).toMatch(/\nUPPER {4}TXT +1 [^\n]*\d\s*\n/);
+    expect(listing).toMatch(/MIXED {4}TXT .* Mixed\.txt/);
+    expect(mtree(img).get('/plain.txt')).toBe(sha(Buffer.from('p')));
+  });
+
+  it('attributes: read-only <-> write bits, mask options, chown and links refused', async () => {
+    const img = mkfs(16384, ['-F', '16']);
+    const fs = await mnt(img, { uid: 1000, gid: 100, mask: '750', dirmask: '700' });
+    await fs.writeFile('/f', 'x');
+    await fs.mkdir('/d');
+    expect((await fs.stat('/f')).mode & 0o777).toBe(0o750);
+    expect((await fs.stat('/d')).mode & 0o777).toBe(0o700);
+    expect((await fs.stat('/f')).uid).toBe(1000);
+    await fs.chmod('/f', 0o444);
+    expect((await fs.stat('/f')).mode & 0o777).toBe(0o550);
+    expect(await code(fs.chown('/f', 1000, 100))).toBe('OK');
+    expect(await code(fs.chown('/f', 0, 0))).toBe('EPERM');
+    expect(await code(fs.symlink('f', '/l'))).toBe('EPERM');
+    expect(await code(fs.link('/f', '/l'))).toBe('EPERM');
+    expect(await code(fs.mknod('/p', 0o10644))).toBe('EPERM');
+    await umnt(fs);
+    expect(mt('mattrib', ['-i', img, '::f'])).toMatch(/R +::\/f/);
+    const fs2 = await mnt(img);
+    await fs2.chmod('/f', 0o644);
+    await umnt(fs2);
+    expect(mt('mattrib', ['-i', img, '::f'])).not.toMatch(/R +::\/f/);
+    fsck(img);
+  });
+
+  it('keeps an unlinked open file until closed; rename replaces; file ids stay unique', async () => {
+    const img = mkfs(16384, ['-F', '16']);
+    const fs = await mnt(img);
+    const before = (await fs.statfs()).bfree;
+    await fs.writeFile('/a', randomBytes(100_000));
+    const h = await fs.open('/a', 'r');
+    await fs.unlink('/a');
+    await fs.writeFile('/b', 'bbb');
+    const buf = Buffer.alloc(100_000);
+    expect((await h.read(buf, 0, buf.length, 0)).bytesRead).toBe(100_000);
+    expect((await fs.statfs()).bfree).toBeLessThan(before - 10);
+    await h.close();
+    expect((await fs.statfs()).bfree).toBe(before - 1);
+    await fs.writeFile('/c', 'ccc');
+    const ino = (await fs.stat('/c')).ino;
+    await fs.rename('/c', '/b');
+    expect((await fs.readFile('/b')).toString()).toBe('ccc');
+    expect(await code(fs.stat('/c'))).toBe('ENOENT');
+    expect((await fs.stat('/b')).ino).not.toBe(ino);
+    await umnt(fs);
+    fsck(img);
+  });
+
+  it('shows the volume label and refuses bad boot sectors and options', async () => {
+    const img = mkfs(16384, ['-F', '16', '-n', 'MYSTICK']);
+    const fs = await mnt(img, {}, true);
+    expect(msdosfs_getlabel(fs.mp)).toBe('MYSTICK');
+    await umnt(fs);
+    const bad = mkfs(2000, ['-F', '12']);
+    patch(bad, 11, Buffer.from([0xe8, 0x03])); // 1000 bytes per sector
+    await expect(mount('msdos', bad, { readOnly: true })).rejects.toThrow(/EINVAL/);
+    const nosig = mkfs(2000, ['-F', '12']);
+    patch(nosig, 510, Buffer.from([0, 0]));
+    await expect(mount('msdos', nosig, { readOnly: true })).rejects.toThrow(/EINVAL/);
+    await expect(mount('msdos', img, { options: { codepage: '999' } })).rejects.toThrow(/EINVAL/);
+    await expect(mount('msdos', img, { options: { nonsense: 1 } })).rejects.toThrow(/EINVAL/);
+  });
+});
+
+/** FAT16 geometry, FAT access and entries by short name, read independently of the driver. */
+function geom(img: string) {
+  const b = peek(img, 0, 512);
+  const bps = b.readUInt16LE(11), spc = b[13], rsvd = b.readUInt16LE(14), nfats = b[16], rootEnt = b.readUInt16LE(17);
+  const fatSz = b.readUInt16LE(22);
+  const fatOff = rsvd * bps, rootOff = fatOff + nfats * fatSz * bps, dataOff = rootOff + rootEnt * 32;
+  const setFat = (c: number, v: number) => {
+    const x = Buffer.alloc(2);
+    x.writeUInt16LE(v);
+    for (let i = 0; i < nfats; i++) patch(img, fatOff + i * fatSz * bps + 2 * c, x);
+  };
+  /** Short entry `name11` in the directory at cluster cl (0: root): its offset and cluster. */
+  const entry = (name11: string, cl = 0) => {
+    const base = cl === 0 ? rootOff : dataOff + (cl - 2) * spc * bps;
+    const n = cl === 0 ? rootEnt : (spc * bps) / 32;
+    for (let i = 0; i < n; i++) {
+      const e = peek(img, base + i * 32, 32);
+      if (e.subarray(0, 11).toString('latin1') === name11) return { off: base + i * 32, cluster: e.readUInt16LE(26) };
+    }
+    throw new Error(`${name11} not found`);
+  };
+  return { setFat, entry };
+}
+
+describe('msdosfs: corrupt images give errors, not crashes or hangs', () => {
+  function corruptible(): string {
+    const img = mkfs(16384, ['-F', '16', '-s', '1']);
+    const src = join(dir, 'c.bin');
+    for (const n of ['A', 'B', 'C']) {
+      writeFileSync(src, randomBytes(5 * 512));
+      mt('mcopy', ['-i', img, src, `::${n}.BIN`]);
+    }
+    mt('mmd', ['-i', img, '::D']);
+    mt('mmd', ['-i', img, '::D/E']);
+    writeFileSync(src, 'fine');
+    mt('mcopy', ['-i', img, src, '::D/OK.TXT']);
+    return img;
+  }
+
+  it('a chain that loops, one out of range, cross-linked files, a chain running into a directory', async () => {
+    const img = corruptible();
+    const g = geom(img);
+    const a = g.entry('A       BIN').cluster, b = g.entry('B       BIN').cluster, c = g.entry('C       BIN').cluster;
+    const d = g.entry('D          ').cluster;
+    g.setFat(a + 4, a + 1); // A loops
+    g.setFat(b + 4, c + 2); // B joins C: both cross-linked
+    g.setFat(d, 0xfff0); // D points past the last cluster
+    const fs = await mnt(img);
+    await within(10_000, (async () => {
+      expect(await code(fs.readFile('/A.BIN'))).toBe('EIO');
+      expect(await code(fs.readFile('/B.BIN'))).toBe('EIO');
+      expect(await code(fs.readFile('/C.BIN'))).toBe('EIO');
+      expect(await code(fs.readdir('/D'))).toBe('EIO');
+      expect(await code(fs.writeFile('/A.BIN', 'x'))).toBe('EIO');
+      expect(await code(fs.truncate('/C.BIN', 0))).toBe('EIO');
+      expect((await fs.readdir('/')).sort()).toEqual(['A.BIN', 'B.BIN', 'C.BIN', 'D']);
+      await fs.writeFile('/new', randomBytes(10_000));
+    })());
+    await umnt(fs);
+    const img2 = corruptible();
+    const g2 = geom(img2);
+    g2.setFat(g2.entry('C       BIN').cluster + 4, g2.entry('D          ').cluster); // C runs into D
+    const fs2 = await mnt(img2, {}, true);
+    await within(10_000, (async () => {
+      expect(await code(fs2.readdir('/D'))).toBe('EIO');
+    })());
+  });
+
+  it('a file larger than its chain reads up to the chain, then EIO', async () => {
+    const img = corruptible();
+    const a = geom(img).entry('A       BIN');
+    const size = Buffer.alloc(4);
+    size.writeUInt32LE(100_000);
+    patch(img, a.off + 28, size);
+    const fs = await mnt(img, {}, true);
+    const h = await fs.open('/A.BIN', 'r');
+    const buf = Buffer.alloc(100_000);
+    expect((await h.read(buf, 0, buf.length, 0)).bytesRead).toBe(5 * 512);
+    expect(await code(h.read(buf, 0, 10, 5 * 512))).toBe('EIO');
+    await h.close();
+  });
+
+  it('directory loops: a subdirectory naming its parent, a directory chain that loops', async () => {
+    const img = corruptible();
+    const g = geom(img);
+    const d = g.entry('D          ').cluster;
+    const e = g.entry('E          ', d);
+    const x = Buffer.alloc(2);
+    x.writeUInt16LE(d);
+    patch(img, e.off + 26, x); // D/E is D again
+    const fs = await mnt(img, {}, true);
+    await within(10_000, (async () => {
+      // Every step is finite, so a walker bounded by depth ends.
+      let p = '/D';
+      for (let i = 0; i < 30; i++) {
+        expect((await fs.readdir(p)).sort()).toEqual(['E', 'OK.TXT']);
+        p += '/E';
+      }
+      expect((await fs.readFile(p + '/OK.TXT')).toString()).toBe('fine');
+    })());
+    await umnt(fs);
+    const img2 = corruptible();
+    const g2 = geom(img2);
+    const d2 = g2.entry('D          ').cluster;
+    g2.setFat(d2, d2);
+    const fs2 = await mnt(img2, {}, true);
+    await within(10_000, (async () => {
+      expect(await code(fs2.readdir('/D'))).toBe('EIO');
+      expect(await code(fs2.stat('/D/OK.TXT'))).toBe('EIO');
+    })());
+  });
+});
