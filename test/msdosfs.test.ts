@@ -399,7 +399,8 @@ function geom(img: string) {
     }
     throw new Error(`${name11} not found`);
   };
-  return { setFat, entry };
+  const getFat = (c: number) => peek(img, fatOff + 2 * c, 2).readUInt16LE(0);
+  return { setFat, getFat, entry };
 }
 
 describe('msdosfs: corrupt images give errors, not crashes or hangs', () => {
@@ -488,5 +489,107 @@ describe('msdosfs: corrupt images give errors, not crashes or hangs', () => {
       expect(await code(fs2.readdir('/D'))).toBe('EIO');
       expect(await code(fs2.stat('/D/OK.TXT'))).toBe('EIO');
     })());
+  });
+});
+
+describe('msdosfs: allocation, options, limits', () => {
+  it('keeps a file written sequentially contiguous; parallel writers leave a clean volume', async () => {
+    const img = mkfs(16384, ['-F', '16', '-s', '1']);
+    const fs = await mnt(img);
+    const seqData = randomBytes(300_000);
+    const h = await fs.open('/SEQ.BIN', 'w');
+    for (let off = 0; off < seqData.length; off += 4096) await h.write(seqData.subarray(off, off + 4096));
+    await h.close();
+    const files = [...Array(8).keys()].map(i => ({ p: `/dir ${i % 3}/file ${i}.bin`, d: randomBytes(50_000 + i * 3333) }));
+    await Promise.all([0, 1, 2].map(i => fs.mkdir(`/dir ${i}`)));
+    await Promise.all(files.map(async ({ p, d }) => {
+      const fh = await fs.open(p, 'w');
+      for (let off = 0; off < d.length; off += 1000) await fh.write(d.subarray(off, off + 1000));
+      await fh.close();
+    }));
+    for (const { p, d } of files) expect(sha(await fs.readFile(p))).toBe(sha(d));
+    await umnt(fs);
+    fsck(img);
+    const g = geom(img);
+    const first = g.entry('SEQ     BIN').cluster;
+    const n = Math.ceil(seqData.length / 512);
+    for (let i = 0; i < n - 1; i++) expect(g.getFat(first + i)).toBe(first + i + 1);
+    expect(g.getFat(first + n - 1)).toBeGreaterThanOrEqual(0xfff8);
+    const m = mtree(img);
+    for (const { p, d } of files) expect(m.get(p)).toBe(sha(d));
+  });
+
+  it('preserves hidden and system attributes across rewrites', async () => {
+    const img = mkfs(16384, ['-F', '16']);
+    writeFileSync(join(dir, 'h.txt'), 'hidden');
+    mt('mcopy', ['-i', img, join(dir, 'h.txt'), '::H.TXT']);
+    mt('mattrib', ['-i', img, '+h', '+s', '-a', '::H.TXT']);
+    const fs = await mnt(img);
+    await fs.appendFile('/H.TXT', ' more');
+    await fs.chmod('/H.TXT', 0o644);
+    await fs.rename('/H.TXT', '/renamed hidden.txt');
+    await umnt(fs);
+    fsck(img);
+    expect(mt('mattrib', ['-i', img, '::renamed hidden.txt'])).toMatch(/A +SH +::/);
+  });
+
+  it('refuses files of 4 GiB and more (EFBIG)', async () => {
+    const img = mkfs(16384, ['-F', '16']);
+    const fs = await mnt(img);
+    await fs.writeFile('/f', 'x');
+    expect(await code(fs.truncate('/f', 2 ** 32))).toBe('EFBIG');
+    const h = await fs.open('/f', 'r+');
+    expect(await code(h.write(Buffer.from('ab'), 0, 2, 2 ** 32 - 1))).toBe('EFBIG');
+    await h.close();
+    expect((await fs.stat('/f')).size).toBe(1);
+    await umnt(fs);
+    fsck(img);
+  });
+
+  it('stores local time by gmtoff; shows short names per shortname=', async () => {
+    const img = mkfs(16384, ['-F', '16']);
+    writeFileSync(join(dir, 'x.txt'), 'x');
+    mt('mcopy', ['-i', img, join(dir, 'x.txt'), '::README.TXT']);
+    mt('mcopy', ['-i', img, join(dir, 'x.txt'), '::lower.txt']);
+    const fs = await mnt(img, { gmtoff: 3600 });
+    const t = Date.UTC(2021, 2, 4, 5, 6, 8) / 1000;
+    await fs.utimes('/README.TXT', t, t);
+    expect((await fs.stat('/README.TXT')).mtimeMs).toBe(t * 1000);
+    expect((await fs.readdir('/')).sort()).toEqual(['README.TXT', 'lower.txt']);
+    await umnt(fs);
+    expect(mt('mdir', ['-i', img, '::README.TXT'])).toMatch(/2021-03-04\s+6:06/);
+    const lower = await mnt(img, { shortname: 'lower' }, true);
+    expect((await lower.readdir('/')).sort()).toEqual(['lower.txt', 'readme.txt']);
+    await umnt(lower);
+    const win95 = await mnt(img, { shortname: 'win95' }, true);
+    expect((await win95.readdir('/')).sort()).toEqual(['LOWER.TXT', 'README.TXT']);
+    await umnt(win95);
+  });
+
+  it('writes through with -o sync: mtools sees the file while still mounted', async () => {
+    const img = mkfs(16384, ['-F', '16']);
+    const fs = await mount('msdos', img, { cred: { uid: 0, gid: 0 }, sync: true });
+    mounted.push(fs);
+    const d = randomBytes(20_000);
+    await fs.writeFile('/THROUGH.BIN', d);
+    const tmp = join(dir, 'through.out');
+    rmSync(tmp, { force: true });
+    mt('mcopy', ['-n', '-i', img, '::THROUGH.BIN', tmp]);
+    expect(sha(readFileSync(tmp))).toBe(sha(d));
+    await umnt(fs);
+    fsck(img);
+  });
+
+  it('mounts a 4 GiB FAT32 quickly and counts its free space', async () => {
+    const img = mkfs(4 * 1024 * 1024, ['-F', '32', '-s', '8']);
+    const t0 = performance.now();
+    const fs = await mnt(img);
+    expect(performance.now() - t0).toBeLessThan(3000);
+    const st = await fs.statfs();
+    expect(st.blocks).toBeGreaterThan(1_000_000);
+    expect(st.bfree).toBe(st.blocks - 1);
+    await fs.writeFile('/x', 'x');
+    await umnt(fs);
+    fsck(img);
   });
 });

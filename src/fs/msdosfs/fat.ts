@@ -227,14 +227,20 @@ export class Fat {
     return this.flushLock.with(async () => {
       const blocks = [...this.dirtyBlocks].sort((a, b) => a - b);
       this.dirtyBlocks.clear();
-      for (const blk of blocks) {
-        const off = blk * FLUSH_BLOCK;
+      for (let i = 0; i < blocks.length; i++) {
+        const off = blocks[i] * FLUSH_BLOCK;
         const len = Math.min(FLUSH_BLOCK, this.raw.length - off);
-        for (const copy of this.copies) {
-          const bp = await getblk(this.dev, this.bpb.fatOffset + copy * this.bpb.fatBytes + off, len, this.meta);
-          bp.data.set(this.raw.subarray(off, off + len));
-          if (sync) await bwrite(bp);
-          else await mount_bwrite(this.mp, bp);
+        try {
+          for (const copy of this.copies) {
+            const bp = await getblk(this.dev, this.bpb.fatOffset + copy * this.bpb.fatBytes + off, len, this.meta);
+            bp.data.set(this.raw.subarray(off, off + len));
+            if (sync) await bwrite(bp);
+            else await mount_bwrite(this.mp, bp);
+          }
+        } catch (e) {
+          // Still to be written: the next flush tries again.
+          for (const b of blocks.slice(i)) this.dirtyBlocks.add(b);
+          throw e;
         }
       }
     });

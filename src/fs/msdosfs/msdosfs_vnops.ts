@@ -315,6 +315,7 @@ export const msdosfs_vnodeops: VnodeOps = {
     dep.touchModified();
     await dep.update();
     await dmp.fat.flush();
+    if (ioflag & IO_SYNC) await vflushbuf(dmp.meta);
     return buf.length;
   },
 
