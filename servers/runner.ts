@@ -210,12 +210,13 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
       fsname: spec.from, subtype: spec.fstype, allowOther: root, readOnly,
       noexec: (spec.flags & MNT_NOEXEC) !== 0,
       directIo: nocache || envSet('P2K_NOCACHE_PAGE'),
-      // Names and attributes are cached for a second: every change goes
-      // through this mount, so the kernel's caches are right except where it
-      // cannot know (hard links have one kernel inode per name in libfuse 2,
-      // atime from reads): those are stale for at most a second.
+      // Names are cached for a second: every change goes through this mount,
+      // and the kernel drops the names it changes. Attributes are not cached:
+      // libfuse 2 gives each name of a hard-linked file its own kernel inode,
+      // and the kernel refreshes only the one it changed (after `ln a b`,
+      // `stat a` would show nlink 1 and tar would miss the link).
       entryTimeout: nocache || envSet('P2K_NOCACHE_NAME') ? 0 : 1,
-      attrTimeout: nocache || envSet('P2K_NOCACHE_NAME') ? 0 : 1,
+      attrTimeout: 0,
       debug: process.env.P2K_DEBUG === '2',
     },
     groups: procDirFd >= 0 ? new CallerGroups(procDirFd) : null,
