@@ -447,6 +447,21 @@ describe('msdosfs: corrupt images give errors, not crashes or hangs', () => {
     })());
   });
 
+  it('long-name entries whose checksum or short entry is gone are ignored', async () => {
+    const img = corruptible();
+    writeFileSync(join(dir, 'l.txt'), 'long');
+    mt('mcopy', ['-i', img, join(dir, 'l.txt'), '::A Long File Name.txt']);
+    mt('mcopy', ['-i', img, join(dir, 'l.txt'), '::Another Long Name.txt']);
+    const g = geom(img);
+    const first = g.entry('ALONGF~1TXT');
+    patch(img, first.off - 32 + 13, Buffer.from([peek(img, first.off - 32 + 13, 1)[0] ^ 0xff]));
+    patch(img, g.entry('ANOTHE~1TXT').off, Buffer.from([0xe5]));
+    const fs = await mnt(img, {}, true);
+    expect((await fs.readdir('/')).sort()).toEqual(['A.BIN', 'ALONGF~1.TXT', 'B.BIN', 'C.BIN', 'D']);
+    expect((await fs.readFile('/alongf~1.txt')).toString()).toBe('long');
+    expect(await code(fs.stat('/Another Long Name.txt'))).toBe('ENOENT');
+  });
+
   it('a file larger than its chain reads up to the chain, then EIO', async () => {
     const img = corruptible();
     const a = geom(img).entry('A       BIN');
@@ -592,4 +607,88 @@ describe('msdosfs: allocation, options, limits', () => {
     await umnt(fs);
     fsck(img);
   });
+});
+
+describe('msdosfs: random operations against a model', () => {
+  function rng(seed: number): () => number {
+    return () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  for (const c of [configs.fat12s1, configs.fat16s1, configs.fat32s1]) {
+    it(`${c.name}: 400 operations, remounts, then fsck and mtools agree`, async () => {
+      const rand = rng(c.kb);
+      const pick = <T>(a: readonly T[]): T => a[Math.floor(rand() * a.length)];
+      const img = mkfs(c.kb, c.args);
+      let fs = await mnt(img);
+      const model = new Map<string, Buffer | 'dir'>();
+      const names = ['a.txt', 'B.TXT', 'Long Name Number One.dat', 'Long Name Number Two.dat', 'ünï cødé.txt', 'x',
+        'README', 'some.longer.ext', 'Mixed Case Name'];
+      const dirs = ['', '/d1', '/Dir Two', '/d1/D3'];
+      const parentOf = (p: string) => p.slice(0, p.lastIndexOf('/'));
+      const exists = (p: string) => p === '' || model.has(p);
+      for (let i = 0; i < 400; i++) {
+        const p = `${pick(dirs)}/${pick(names)}`;
+        const op = rand();
+        const cur = model.get(p);
+        if (!exists(parentOf(p)) || model.get(parentOf(p)) instanceof Buffer) {
+          if (op < 0.3 && exists(parentOf(parentOf(p))) && !model.has(parentOf(p))) {
+            await fs.mkdir(parentOf(p));
+            model.set(parentOf(p), 'dir');
+          }
+          continue;
+        }
+        if (op < 0.45) {
+          if (cur === 'dir') continue;
+          const off = Math.floor(rand() * 20_000), data = randomBytes(Math.floor(rand() * 30_000));
+          const h = await fs.open(p, cur ? 'r+' : 'w');
+          await h.write(data, 0, data.length, off);
+          await h.close();
+          const old = cur ?? Buffer.alloc(0);
+          const next = Buffer.alloc(Math.max(old.length, off + data.length));
+          old.copy(next);
+          data.copy(next, off);
+          model.set(p, next);
+        } else if (op < 0.55) {
+          if (!(cur instanceof Buffer)) continue;
+          const len = Math.floor(rand() * 40_000);
+          await fs.truncate(p, len);
+          const next = Buffer.alloc(len);
+          cur.copy(next, 0, 0, Math.min(len, cur.length));
+          model.set(p, next);
+        } else if (op < 0.7) {
+          if (cur instanceof Buffer) { await fs.unlink(p); model.delete(p); }
+        } else if (op < 0.8) {
+          const to = `${pick(dirs)}/${pick(names)}`;
+          if (!(cur instanceof Buffer) || !exists(parentOf(to)) || model.get(parentOf(to)) instanceof Buffer ||
+              model.get(to) === 'dir' || to === p) continue;
+          await fs.rename(p, to);
+          model.delete(p);
+          model.set(to, cur);
+        } else if (op < 0.9) {
+          if (cur) continue;
+          await fs.mkdir(p);
+          model.set(p, 'dir');
+        } else if (op < 0.95) {
+          if (cur !== 'dir') continue;
+          const children = [...model.keys()].some(k => k.startsWith(p + '/'));
+          expect(await code(fs.rmdir(p))).toBe(children ? 'ENOTEMPTY' : 'OK');
+          if (!children) model.delete(p);
+        } else {
+          await umnt(fs);
+          fsck(img);
+          fs = await mnt(img);
+        }
+      }
+      expect(model.size).toBeGreaterThan(8);
+      const want = new Map([...model].map(([k, v]) => [k, v === 'dir' ? 'dir' : sha(v)]));
+      expect(await tree(fs)).toEqual(want);
+      await umnt(fs);
+      fsck(img);
+      expect(mtree(img)).toEqual(want);
+    });
+  }
 });

@@ -10,7 +10,7 @@ import {
   type Direntry,
 } from './direntry.js';
 import { name_fold, vfat_striptail, type Codepage } from './msdosfs_conv.js';
-import { ROOT_KEY, type Msdosfsmount, type ShortnameMode } from './msdosfsmount.js';
+import { ROOT_KEY, type ShortnameMode } from './msdosfsmount.js';
 
 /** A live entry of a directory. */
 export interface DirSlot {
@@ -119,12 +119,12 @@ export function shortname_display(name: Uint8Array, ntcase: number, mode: Shortn
 /** Find name (case-insensitively, long or short form) in directory dep. */
 export async function dir_lookup(dep: Denode, name: string): Promise<DirSlot | null> {
   const want = name_fold(vfat_striptail(name));
-  const { shortname, codepage } = dep.dmp.args;
+  const cp = dep.dmp.args.codepage;
   let found: DirSlot | null = null;
   await dir_scan(dep, (e) => {
     if (isDot(e.de)) return false;
     if ((e.longName !== null && name_fold(e.longName) === want) ||
-        name_fold(shortname_display(e.de.name, 0, shortname === 'lower' ? 'win95' : shortname, codepage)) === want) {
+        name_fold(shortname_display(e.de.name, 0, 'win95', cp)) === want) {
       found = e;
       return true;
     }

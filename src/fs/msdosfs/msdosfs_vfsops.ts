@@ -7,7 +7,7 @@ import {
 } from '../../kern/index.js';
 import { bpb_parse, fsinfo_set, fsinfo_valid } from './bpb.js';
 import { Denode } from './denode.js';
-import { direntry_decode } from './direntry.js';
+import { ATTR_VOLUME, direntry_decode, SLOT_DELETED, SLOT_EMPTY } from './direntry.js';
 import { Fat } from './fat.js';
 import { LFN_MAX } from './msdosfs_conv.js';
 import { dir_contents, dir_label } from './msdosfs_lookup.js';
@@ -136,7 +136,7 @@ export const msdosfs_vfsops: VfsOps = {
       const c = bp.data[key - blk.off], attr = bp.data[key - blk.off + 11];
       const de = direntry_decode(bp.data, key - blk.off, dmp.fat32);
       brelse(bp);
-      if (c === 0 || c === 0xe5 || (attr & 0x08)) throw kerr('ESTALE', `no directory entry at ${key}`);
+      if (c === SLOT_EMPTY || c === SLOT_DELETED || (attr & ATTR_VOLUME)) throw kerr('ESTALE', `no directory entry at ${key}`);
       dep = new Denode(dmp, false, key, de);
       if (dep.isDir && !dmp.fat.validCluster(de.cluster)) {
         log(`msdosfs: ${dmp.dev.path}: directory entry at ${key} names cluster ${de.cluster}`);
