@@ -253,7 +253,7 @@ describe('msdosfs: writing, judged by fsck.fat and mtools', () => {
     }
     await h.close();
     expect(err).toBe('ENOSPC');
-    expect((await fs.statfs()).bfree).toBeLessThan(128);
+    expect((await fs.statfs()).bfree).toBe(0); // the last write was cut short to fill the volume
     for (let i = 0; ; i++) {
       const c = await code(fs.writeFile(`/f${i}`, randomBytes(4096)));
       if (c !== 'OK') { expect(c).toBe('ENOSPC'); break; }

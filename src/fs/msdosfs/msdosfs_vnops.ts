@@ -295,9 +295,14 @@ export const msdosfs_vnodeops: VnodeOps = {
     if (dep.isDir) throw kerr('EISDIR');
     if (ioflag & IO_APPEND) offset = dep.de.size;
     if (buf.length === 0) return 0;
-    const end = offset + buf.length;
-    if (end > MSDOSFS_FILESIZE_MAX) throw kerr('EFBIG');
+    if (offset + buf.length > MSDOSFS_FILESIZE_MAX) throw kerr('EFBIG');
     const ch = dep.chain();
+    // A write that does not fit is cut to what the free clusters hold (a
+    // short write); the next one gets ENOSPC.
+    const fits = (ch.length + dmp.fat.freeCount) * cs - offset;
+    if (fits <= 0) throw kerr('ENOSPC');
+    if (buf.length > fits) buf = buf.subarray(0, fits);
+    const end = offset + buf.length;
     if (offset > dep.de.size) await zeroRange(vp, dep, dep.de.size, offset);
     const need = Math.ceil(end / cs) - ch.length;
     if (need > 0) await dep.extend(need, vp);
