@@ -37,6 +37,8 @@ export interface VfsOps {
   sync(mp: Mount): Promise<void>;
   /** Fill vp (type, ops, data) for the file named by key; ENOENT/EIO if it cannot. */
   loadvnode(mp: Mount, vp: Vnode, key: number): Promise<void>;
+  /** The volume label, where the format has one. */
+  label?(mp: Mount): string | null;
 }
 
 const vfsTypes = new Map<string, VfsOps>();

@@ -200,12 +200,16 @@ export async function sys_readdir(l: Lwp, path: string): Promise<Dirent[]> {
   }
 }
 
+/** More `..` steps than any tree reachable by names can have: a corrupt image's loop. */
+const MAX_DEPTH = 65536;
+
 /** Is a an ancestor of b, or b itself? Walks `..` up from b to the root. */
 async function isAncestor(l: Lwp, a: Vnode, b: Vnode): Promise<boolean> {
   let vp = b;
   let held = false;
   try {
-    for (;;) {
+    for (let depth = 0; ; depth++) {
+      if (depth > MAX_DEPTH) throw kerr('EIO', 'the directory tree loops');
       if (vp === a) return true;
       if (vp === l.root) return false;
       const up: Vnode = await vn_locked(vp, LK_SHARED, l, () => VOP_LOOKUP(vp, '..', l));
