@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// rump_cd9660: mount_cd9660, with the ISO 9660 driver in a sandboxed server.
+//   rump_cd9660 [-f] [-o options] special node
+// Options as NetBSD's mount_cd9660 and Linux's iso9660 where they make
+// sense: norrip (nrr, norock), nojoliet, uid=, gid=, mode=, dmode=,
+// session=, sbsector=, map=off|normal|acorn; always read-only.
+import '../src/fs/cd9660/index.js';
+import { MNT_RDONLY, type MountOptions } from '../src/kern/index.js';
+import { diskSpec, fsOnly } from './disk.js';
+import { genericOptions, parseGroup, parseMode, parseMountArgs, parseUser, UsageError } from './options.js';
+import { serverMain, type ServerSpec } from './runner.js';
+
+const USAGE = 'usage: rump_cd9660 [-f] [-o options] special node';
+
+function parse(argv: string[]): ServerSpec {
+  const args = parseMountArgs(argv, {});
+  const g = genericOptions(args.options);
+  const options: MountOptions = {};
+  for (const [k, v] of fsOnly(g)) {
+    switch (k) {
+      case 'norrip': case 'nrr': case 'norock': options.norrip = true; break;
+      case 'nojoliet': options.nojoliet = true; break;
+      case 'rrip': case 'rock': case 'joliet': case 'cruft': case 'unhide': case 'hide': break;
+      case 'uid': options.uid = parseUser(k, v); break;
+      case 'gid': options.gid = parseGroup(k, v); break;
+      case 'mode': options.mode = parseMode(k, v); break;
+      case 'dmode': options.dmode = parseMode(k, v); break;
+      case 'session': case 'sbsector':
+        if (v === true || !/^\d+$/.test(v)) throw new UsageError(`bad value for ${k}: ${String(v)}`);
+        options[k] = Number(v);
+        break;
+      case 'map': case 'check':
+        if (v === true) throw new UsageError(`option ${k} needs a value`);
+        if (k === 'map') options.map = v;
+        break;
+      default: throw new UsageError(`unknown option ${k}`);
+    }
+  }
+  return diskSpec('rump_cd9660', 'cd9660', args, { ...g, flags: g.flags | MNT_RDONLY }, options);
+}
+
+await serverMain('rump_cd9660', USAGE, parse);
