@@ -58,6 +58,23 @@ export interface FuseMountOptions {
   debug?: boolean;
 }
 
+/**
+ * The options every server mounts with. Names are cached for a second:
+ * every change goes through this mount, and the kernel drops the names it
+ * changes. Attributes are not cached: libfuse 2 gives each name of a
+ * hard-linked file its own kernel inode, and the kernel refreshes only the
+ * one it changed (after `ln a b`, `stat a` would show nlink 1 and tar would
+ * miss the link). nocachePage: no page cache (direct_io); nocacheName: no
+ * name cache either (P2K_NOCACHE_PAGE, P2K_NOCACHE_NAME).
+ */
+export function serverMountOptions(fsname: string, subtype: string,
+  o: { readOnly?: boolean; noexec?: boolean; nocachePage?: boolean; nocacheName?: boolean; debug?: boolean } = {}): FuseMountOptions {
+  return {
+    fsname, subtype, allowOther: process.geteuid?.() === 0, readOnly: !!o.readOnly, noexec: !!o.noexec,
+    directIo: !!o.nocachePage, entryTimeout: o.nocacheName ? 0 : 1, attrTimeout: 0, debug: !!o.debug,
+  };
+}
+
 /** Options for libfuse's -o: commas and backslashes in values escaped as libfuse wants. */
 export function fuseOptionString(o: FuseMountOptions): string {
   const esc = (s: string) => s.replace(/[\\,]/g, c => '\\' + c);
@@ -99,8 +116,13 @@ export class FuseMount extends (FuseNative as unknown as new (mnt: string, ops: 
   onEnded: () => void = () => {};
 
   constructor(mnt: string, readonly mountOptions: FuseMountOptions) {
-    // fuse-native registers an operation when ops has a truthy entry for it.
-    super(mnt, Object.fromEntries(FUSE_OPS.filter(n => n !== 'init').map(n => [n, true])), { timeout: false });
+    // fuse-native registers an operation when ops has a truthy entry for it:
+    // those the subclasses define (the others answer EPERM).
+    const defined = new Set<string>();
+    for (let p = new.target.prototype; p && p !== FuseMount.prototype; p = Object.getPrototypeOf(p)) {
+      for (const k of Object.getOwnPropertyNames(p)) defined.add(k);
+    }
+    super(mnt, Object.fromEntries(FUSE_OPS.filter(n => defined.has(`_op_${n}`)).map(n => [n, true])), { timeout: false });
   }
 
   _fuseOptions(): string {

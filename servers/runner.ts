@@ -16,6 +16,7 @@ import { closeSync, readFileSync, realpathSync, statSync, writeSync } from 'node
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { CallerGroups } from '../p2k/caller_groups.js';
+import { serverMountOptions } from '../p2k/fuse.js';
 import { P2k } from '../p2k/p2k.js';
 import {
   KernError, MNT_NOEXEC, MNT_RDONLY, blkdev_open, vfs_mount, vfs_unmount,
@@ -198,27 +199,18 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
     throw new MountFailure(`${spec.device ?? spec.from}: ${describe(e)}`);
   }
 
-  const root = process.geteuid?.() === 0;
   // Callers' groups come from /proc; only root can make the private procfs the sandbox allows.
-  const procDirFd = root ? openProcDir() : -1;
+  const procDirFd = process.geteuid?.() === 0 ? openProcDir() : -1;
   const nocache = envSet('P2K_NOCACHE');
   const wizard = process.env.P2K_WIZARDUID;
   if (wizard !== undefined && !/^\d+$/.test(wizard)) throw new MountFailure(`P2K_WIZARDUID=${wizard}: not a uid`);
   const p2k = new P2k(mp, {
     mountpoint,
-    fuse: {
-      fsname: spec.from, subtype: spec.fstype, allowOther: root, readOnly,
-      noexec: (spec.flags & MNT_NOEXEC) !== 0,
-      directIo: nocache || envSet('P2K_NOCACHE_PAGE'),
-      // Names are cached for a second: every change goes through this mount,
-      // and the kernel drops the names it changes. Attributes are not cached:
-      // libfuse 2 gives each name of a hard-linked file its own kernel inode,
-      // and the kernel refreshes only the one it changed (after `ln a b`,
-      // `stat a` would show nlink 1 and tar would miss the link).
-      entryTimeout: nocache || envSet('P2K_NOCACHE_NAME') ? 0 : 1,
-      attrTimeout: 0,
+    fuse: serverMountOptions(spec.from, spec.fstype, {
+      readOnly, noexec: (spec.flags & MNT_NOEXEC) !== 0,
+      nocachePage: nocache || envSet('P2K_NOCACHE_PAGE'), nocacheName: nocache || envSet('P2K_NOCACHE_NAME'),
       debug: process.env.P2K_DEBUG === '2',
-    },
+    }),
     groups: procDirFd >= 0 ? new CallerGroups(procDirFd) : null,
     wizardUid: wizard !== undefined ? Number(wizard) : undefined,
     debug: envSet('P2K_DEBUG'),
@@ -244,8 +236,24 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
       });
   };
   p2k.onEnded = () => stop('unmounted by the host');
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  // The sandboxed server cannot unmount, and auto_unmount's watchdog
+  // (fusermount3 3.14) misses a connection that the exit aborted while it was
+  // checking (ECONNABORTED, not ENOTCONN) and leaves a dead mount. So a signal
+  // asks a helper started now, outside the sandbox, to unmount from outside:
+  // the FUSE session then ends as with umount. If that does not end it soon
+  // (files still open), the server stops anyway and the watchdog unmounts.
+  const unmounter = spawn('/bin/sh', ['-c', 'read x && exec fusermount3 -u "$0"', mountpoint],
+    { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  unmounter.on('error', () => {});
+  unmounter.stdin!.on('error', () => {});
+  unmounter.unref();
+  const onSignal = (sig: string) => {
+    if (stopping) return;
+    unmounter.stdin!.write('u\n');
+    setTimeout(() => stop(sig), 2000).unref();
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGHUP', () => {});
   process.on('SIGUSR1', () => rumpuser_putstr(p2k.dumpVnodes()));
   process.on('SIGUSR2', () => { p2k.dumpStatus().then(rumpuser_putstr, e => rumpuser_putstr(`${describe(e)}\n`)); });
