@@ -309,9 +309,7 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
     } else if (r.name.length !== name!.length || r.name.some((c, i) => c !== name![i])) {
       corrupt(`${where}: multi-extent file continues with another name`);
     }
-    const start = recordStart(r);
-    checkExtent(imp, start, r.dataLength, where);
-    n.extents.push({ start, length: r.dataLength });
+    n.extents.push({ start: recordStart(r), length: r.dataLength });
     n.size += r.dataLength;
     if (!(r.flags & ISO_FLAG_MULTI)) {
       final = true;

@@ -5,7 +5,7 @@ import {
   type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { ISO_SECTOR } from './iso.js';
-import { cd9660_entries, type IsoMount, type IsoNode } from './cd9660_node.js';
+import { cd9660_entries, checkExtent, type IsoMount, type IsoNode } from './cd9660_node.js';
 import { cd9660_lookup } from './cd9660_lookup.js';
 
 /** Directory entries handed out per readdir call (more follow from the cookie). */
@@ -33,7 +33,7 @@ async function cd9660_getattr(vp: Vnode, _l: Lwp): Promise<Vattr> {
 async function cd9660_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: number, _l: Lwp): Promise<number> {
   if (vp.type !== VType.VREG) throw kerr('EINVAL');
   const n = vp.node<IsoNode>();
-  const dev = vp.mount.priv<IsoMount>().dev;
+  const imp = vp.mount.priv<IsoMount>();
   const want = Math.max(0, Math.min(buf.length, n.size - offset));
   let done = 0;
   let base = 0;
@@ -45,7 +45,9 @@ async function cd9660_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: 
     while (done < want && rel < ext.length) {
       const abs = ext.start + rel;
       const blk = abs - (abs % ISO_SECTOR);
-      const bp = await bread(dev, blk, ISO_SECTOR);
+      // Checked block by block: a truncated image keeps what it still has readable.
+      checkExtent(imp, blk, ISO_SECTOR, `file ${n.key}`);
+      const bp = await bread(imp.dev, blk, ISO_SECTOR);
       const cnt = Math.min(want - done, ext.length - rel, blk + ISO_SECTOR - abs);
       buf.set(bp.data.subarray(abs - blk, abs - blk + cnt), done);
       brelse(bp);
