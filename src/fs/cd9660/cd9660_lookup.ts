@@ -1,17 +1,38 @@
-// Name lookup in a directory (cd9660_lookup.c): a linear scan of its records,
-// names compared as this mount shows them.
-import { kerr, vcache_get, type Lwp, type Vnode } from '../../kern/index.js';
-import { cd9660_entries, type IsoMount, type IsoNode } from './cd9660_node.js';
+// Name lookup in a directory (cd9660_lookup.c). The first lookup scans the
+// records once and keeps the directory's names with its node, so looking up
+// every name of a large directory is not quadratic.
+import { kerr, vcache_get, VType, type Lwp, type Vnode } from '../../kern/index.js';
+import { cd9660_entries, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode } from './cd9660_node.js';
+
+/**
+ * The entry called name. A directory with a damaged record is not cached:
+ * names before the damage are still found, the others get its EIO.
+ */
+async function cd9660_findname(imp: IsoMount, dir: IsoNode, name: string): Promise<IsoEntry | undefined> {
+  if (dir.names) return dir.names.get(name);
+  const names = new Map<string, IsoEntry>();
+  try {
+    for await (const e of cd9660_entries(imp, dir, 0)) {
+      // The first of two records with one name wins, as a scan would find it.
+      if (e.name !== '.' && e.name !== '..' && !names.has(e.name)) names.set(e.name, e);
+    }
+  } catch (err) {
+    if (names.has(name)) return names.get(name);
+    throw err;
+  }
+  dir.names = names;
+  return names.get(name);
+}
 
 export async function cd9660_lookup(dvp: Vnode, name: string, _l: Lwp): Promise<Vnode> {
   const imp = dvp.mount.priv<IsoMount>();
   const dir = dvp.node<IsoNode>();
   if (name === '..') {
-    imp.hints.set(dir.parent, { dir: true });
+    imp.hints.set(dir.parent, HINT_DIR);
     return vcache_get(dvp.mount, dir.parent);
   }
-  for await (const e of cd9660_entries(imp, dir, 0)) {
-    if (e.name === name && e.name !== '.') return vcache_get(dvp.mount, e.key);
-  }
-  throw kerr('ENOENT');
+  const e = await cd9660_findname(imp, dir, name);
+  if (!e) throw kerr('ENOENT');
+  imp.hints.set(e.key, e.type === VType.VDIR ? HINT_DIR : dir.key);
+  return vcache_get(dvp.mount, e.key);
 }

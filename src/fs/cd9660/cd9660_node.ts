@@ -21,8 +21,11 @@ export const CD9660_MAXDIRSIZE = 256 << 20;
 /** How far up `..` is followed when checking a relocation, before calling it a loop. */
 export const CD9660_MAXDEPTH = 4096;
 
-/** Where a file's record is: what loadvnode needs to build a node from its key. */
-export type NodeHint = { dir: true } | { dir: false; dirStart: number; dirSize: number };
+/**
+ * What loadvnode needs besides a key to build its node: for a file, the
+ * location of the directory holding its record; HINT_DIR for a directory.
+ */
+export const HINT_DIR = -1;
 
 export interface IsoMount {
   dev: BlockDevice;
@@ -41,7 +44,7 @@ export interface IsoMount {
   /** Permissions of files and directories without Rock Ridge. */
   fmode: number;
   dmode: number;
-  hints: Map<number, NodeHint>;
+  hints: Map<number, number>;
   /** Relocations (CL) already checked: "dir:target". */
   relocOk: Set<string>;
 }
@@ -66,6 +69,8 @@ export interface IsoNode {
   symlink: string;
   /** Directories: the parent's location (PL for a relocated one). */
   parent: number;
+  /** Directories: name -> entry, built by the first lookup. */
+  names?: Map<string, IsoEntry>;
 }
 
 function corrupt(what: string): never {
@@ -75,7 +80,7 @@ function corrupt(what: string): never {
 
 /** `length` bytes at byte offset `offset`, through the buffer cache. */
 export async function iso_read(imp: IsoMount, offset: number, length: number): Promise<Uint8Array> {
-  if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > imp.dev.size) {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > imp.dev.size) {
     corrupt(`${length} bytes at ${offset} are outside the image (${imp.dev.size} bytes)`);
   }
   const out = new Uint8Array(length);
@@ -155,7 +160,7 @@ export interface DirHead { dot: DirRecord; size: number; parent: number }
 
 export async function cd9660_dirhead(imp: IsoMount, loc: number): Promise<DirHead> {
   const where = `directory at ${loc}`;
-  const first = await iso_read(imp, loc, Math.min(ISO_SECTOR, imp.dev.size - loc));
+  const first = await iso_read(imp, loc, ISO_SECTOR);
   if (first[0] === 0) corrupt(`${where}: no '.' record`);
   const dot = parseDirRecord(first.subarray(0, first[0]), where);
   if (isDotRecord(dot) !== 0 || !(dot.flags & ISO_FLAG_DIR) || recordStart(dot) !== loc) {
@@ -211,8 +216,7 @@ function fileType(ri: RripInfo): VType {
 /**
  * The visible entries of directory dirLoc (dir.size bytes) from offset
  * `from`, `.` and `..` included: associated files, relocated originals (RE)
- * and the continuation records of multi-extent files left out. Records the
- * hints loadvnode needs for the keys it hands out.
+ * and the continuation records of multi-extent files left out.
  */
 export async function* cd9660_entries(imp: IsoMount, dir: IsoNode, from: number): AsyncGenerator<IsoEntry> {
   let pending: { name: string; key: number; type: VType } | null = null;
@@ -231,7 +235,6 @@ export async function* cd9660_entries(imp: IsoMount, dir: IsoNode, from: number)
       if (d.offset === 0 && dot === 0) yield { name: '.', key: dir.key, type: VType.VDIR, next: d.next };
       else if (d.offset === 0 || dot === 0) corrupt(`directory at ${dir.key}: '.' or '..' record at ${d.offset}`);
       else {
-        imp.hints.set(dir.parent, { dir: true });
         yield { name: '..', key: dir.parent, type: VType.VDIR, next: d.next };
       }
       continue;
@@ -246,14 +249,10 @@ export async function* cd9660_entries(imp: IsoMount, dir: IsoNode, from: number)
     if (ri.childLink !== undefined) {
       const target = ri.childLink * ISO_SECTOR;
       await cd9660_checkreloc(imp, dir.key, target);
-      imp.hints.set(target, { dir: true });
       e = { name, key: target, type: VType.VDIR };
     } else if (r.flags & ISO_FLAG_DIR) {
-      const loc = recordStart(r);
-      imp.hints.set(loc, { dir: true });
-      e = { name, key: loc, type: VType.VDIR };
+      e = { name, key: recordStart(r), type: VType.VDIR };
     } else {
-      imp.hints.set(d.abs, { dir: false, dirStart: dir.key, dirSize: dir.size });
       e = { name, key: d.abs, type: fileType(ri) };
     }
     if (r.flags & ISO_FLAG_MULTI && !(r.flags & ISO_FLAG_DIR)) pending = e;
@@ -285,8 +284,8 @@ function attrs(imp: IsoMount, key: number, type: VType, r: DirRecord, ri: RripIn
 /** Build the node for key (cd9660_vget_internal). */
 export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNode> {
   const hint = imp.hints.get(key);
-  KASSERT(hint, `cd9660: no hint for vnode key ${key}`);
-  if (hint.dir) {
+  KASSERT(hint !== undefined, `cd9660: no hint for vnode key ${key}`);
+  if (hint === HINT_DIR) {
     const head = await cd9660_dirhead(imp, key);
     const ri = await cd9660_rrip(imp, head.dot, key === imp.rootLoc, `directory at ${key} '.'`);
     const n = attrs(imp, key, VType.VDIR, head.dot, ri, true);
@@ -298,9 +297,10 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
   let n: IsoNode | null = null;
   let name: Uint8Array | null = null;
   let final = false;
-  for await (const d of cd9660_dirwalk(imp, hint.dirStart, hint.dirSize, key - hint.dirStart)) {
+  const dirSize = (await cd9660_dirhead(imp, hint)).size;
+  for await (const d of cd9660_dirwalk(imp, hint, dirSize, key - hint)) {
     const r = d.rec;
-    const where = `directory at ${hint.dirStart}, record at ${d.offset}`;
+    const where = `directory at ${hint}, record at ${d.offset}`;
     if (!n) {
       if (d.abs !== key || isDotRecord(r) !== null || (r.flags & ISO_FLAG_DIR)) corrupt(`${where}: not a file record`);
       const ri = await cd9660_rrip(imp, r, false, where);

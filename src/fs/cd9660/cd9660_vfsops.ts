@@ -9,7 +9,7 @@ import {
   ISO_FLAG_DIR, ISO_SECTOR, ISO_VD_END, ISO_VD_MAX, ISO_VD_PRIMARY, ISO_VD_START, ISO_VD_SUPPLEMENTARY,
   isVolumeDescriptor, parseDirRecord, parseVolumeDescriptor, type VolumeDescriptor,
 } from './iso.js';
-import { cd9660_loadnode, cd9660_rrip, iso_read, recordStart, type IsoMount } from './cd9660_node.js';
+import { cd9660_loadnode, cd9660_rrip, HINT_DIR, iso_read, recordStart, type IsoMount } from './cd9660_node.js';
 import { cd9660_susp_sp } from './cd9660_rrip.js';
 import type { IsoMapping } from './cd9660_util.js';
 import { cd9660_vnodeops } from './cd9660_vnops.js';
@@ -174,7 +174,7 @@ async function cd9660_mount(mp: Mount, args: MountArgs): Promise<void> {
     imp.joliet = true;
     imp.rootLoc = rootOf(imp, svd, 'Joliet volume descriptor');
   }
-  imp.hints.set(imp.rootLoc, { dir: true });
+  imp.hints.set(imp.rootLoc, HINT_DIR);
   mp.data = imp;
 }
 

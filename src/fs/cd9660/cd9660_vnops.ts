@@ -29,32 +29,38 @@ async function cd9660_getattr(vp: Vnode, _l: Lwp): Promise<Vattr> {
   };
 }
 
-/** Read through the buffer cache, one 2048-byte block at a time, extent after extent. */
+/** Blocks read from the device at once by one read. */
+const READ_WINDOW = 32;
+
+/** Read through the buffer cache in 2048-byte blocks, extent after extent, a window of blocks at a time. */
 async function cd9660_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: number, _l: Lwp): Promise<number> {
   if (vp.type !== VType.VREG) throw kerr('EINVAL');
   const n = vp.node<IsoNode>();
   const imp = vp.mount.priv<IsoMount>();
   const want = Math.max(0, Math.min(buf.length, n.size - offset));
+  // [block on the medium, offset in it, bytes, offset in buf]
+  const pieces: [number, number, number, number][] = [];
   let done = 0;
   let base = 0;
   for (const ext of n.extents) {
-    if (done >= want) break;
-    const pos = offset + done;
-    if (pos >= base + ext.length) { base += ext.length; continue; }
-    let rel = pos - base;
-    while (done < want && rel < ext.length) {
+    for (let rel = offset + done - base; done < want && rel < ext.length;) {
       const abs = ext.start + rel;
       const blk = abs - (abs % ISO_SECTOR);
-      // Checked block by block: a truncated image keeps what it still has readable.
-      checkExtent(imp, blk, ISO_SECTOR, `file ${n.key}`);
-      const bp = await bread(imp.dev, blk, ISO_SECTOR);
       const cnt = Math.min(want - done, ext.length - rel, blk + ISO_SECTOR - abs);
-      buf.set(bp.data.subarray(abs - blk, abs - blk + cnt), done);
-      brelse(bp);
+      pieces.push([blk, abs - blk, cnt, done]);
       done += cnt;
       rel += cnt;
     }
     base += ext.length;
+  }
+  for (let i = 0; i < pieces.length; i += READ_WINDOW) {
+    await Promise.all(pieces.slice(i, i + READ_WINDOW).map(async ([blk, at, cnt, to]) => {
+      // Checked block by block: a truncated image keeps what it still has readable.
+      checkExtent(imp, blk, ISO_SECTOR, `file ${n.key}`);
+      const bp = await bread(imp.dev, blk, ISO_SECTOR);
+      buf.set(bp.data.subarray(at, at + cnt), to);
+      brelse(bp);
+    }));
   }
   return done;
 }
