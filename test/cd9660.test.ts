@@ -377,6 +377,10 @@ describe('cd9660: multi-session images (xorriso -dev ... -commit)', () => {
     expect(await tree({ session: 1 })).toEqual(['one=first session\n']);
     expect(await tree({ sbsector: sb[1] })).toEqual(['more/two=second session\n', 'one=first session\n']);
     await expect(tree({ session: 4 })).rejects.toMatchObject({ code: 'EINVAL' });
+    // A single-session image is session 1.
+    const top = [...source.keys()].filter(k => !k.includes('/'));
+    expect((await withIso('genisoimage-R.iso', { session: 1 }, fs => fs.readdir('/'))).filter(n => n !== 'rr_moved').sort()).toEqual(top.sort());
+    await expect(withIso('genisoimage-R.iso', { session: 2 }, fs => fs.readdir('/'))).rejects.toMatchObject({ code: 'EINVAL' });
   });
 });
 
@@ -587,6 +591,19 @@ describe('cd9660: damaged images fail cleanly (EINVAL at mount, EIO later), neve
     await withIso(cl, {}, async fs => {
       await expect(fs.readdir('/a/b/c/d/e/f/g')).rejects.toMatchObject({ code: 'EIO' });
       await expect(fs.stat('/a/b/c/d/e/f/g/h')).rejects.toMatchObject({ code: 'EIO' });
+    });
+  });
+
+  it('a directory record pointing at the root makes a cycle that names still resolve through', async () => {
+    const name = damaged('genisoimage-R.iso', 'selfloop.iso', img => {
+      const r = rawFind(img, 'Dir');
+      img.writeUInt32LE(rawRoot(img).extent, r.off + 2);
+      img.writeUInt32BE(rawRoot(img).extent, r.off + 6);
+    });
+    await withIso(name, {}, async fs => {
+      expect((await fs.stat('/Dir')).ino).toBe((await fs.stat('/')).ino);
+      expect(await fs.readFile('/Dir/Dir/Dir/NOEXT', 'utf8')).toBe('no extension\n');
+      expect((await fs.stat('/Dir/..')).ino).toBe((await fs.stat('/')).ino);
     });
   });
 
