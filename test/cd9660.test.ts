@@ -443,6 +443,40 @@ describe('cd9660: Rock Ridge details', () => {
     });
   });
 
+  it('uncompresses zisofs files (xorriso --zisofs), and refuses damaged ones with EIO', async () => {
+    const dir = path.join(tmp, 'z');
+    nfs.mkdirSync(dir);
+    const text = Buffer.from(Array.from({ length: 30000 }, (_, i) => `line ${i % 977} of a compressible file\n`).join(''));
+    nfs.writeFileSync(path.join(dir, 'text'), text);
+    nfs.writeFileSync(path.join(dir, 'random'), bytes(100_000, 3));
+    sh('xorriso', ['-outdev', 'z.iso', '-map', dir, '/', '-set_filter_r', '--zisofs', '/', '--', '-commit']);
+    const img = nfs.readFileSync(path.join(tmp, 'z.iso'));
+    const rec = rawFind(img, 'text');
+    expect(rawSusp(img, rec, 'ZF'), 'xorriso compressed the file').toBeGreaterThan(0);
+    expect(rec.size).toBeLessThan(text.length / 4);
+    await withIso('z.iso', {}, async fs => {
+      expect((await fs.stat('/text')).size).toBe(text.length);
+      expect(sha(await fs.readFile('/text'))).toBe(sha(text));
+      expect(sha(await fs.readFile('/random'))).toBe(sha(bytes(100_000, 3)));
+      const fh = await fs.open('/text');
+      try {
+        for (const off of [0, 32768 - 10, 65536 + 5, text.length - 7]) {
+          const b = new Uint8Array(100);
+          const { bytesRead } = await fh.read(b, 0, 100, off);
+          expect(Buffer.from(b.subarray(0, bytesRead)).equals(text.subarray(off, off + 100))).toBe(true);
+        }
+      } finally {
+        await fh.close();
+      }
+    });
+    // Damage the compressed data (past the header and block pointers).
+    img.fill(0x55, rec.extent * 2048 + 200, rec.extent * 2048 + 260);
+    nfs.writeFileSync(path.join(tmp, 'zbad.iso'), img);
+    await withIso('zbad.iso', {}, async fs => {
+      await expect(fs.readFile('/text')).rejects.toMatchObject({ code: 'EIO' });
+    });
+  });
+
   it('decodes Joliet UCS-2 with surrogate pairs, strips ;1 and replaces what POSIX forbids', async () => {
     const { jolietfntrans, isofntrans } = await import('../src/fs/cd9660/cd9660_util.js');
     const be = (s: string) => new Uint8Array(Buffer.from(s, 'utf16le').swap16());

@@ -13,7 +13,7 @@ import {
   ISO_FLAG_ASSOC, ISO_FLAG_DIR, ISO_FLAG_MULTI, ISO_SECTOR, isDotRecord, parseDirRecord,
   type DirRecord,
 } from './iso.js';
-import { cd9660_rrip_analyze, type RripInfo } from './cd9660_rrip.js';
+import { cd9660_rrip_analyze, type RripInfo, type Zisofs } from './cd9660_rrip.js';
 import { isofntrans, jolietfntrans, type IsoMapping } from './cd9660_util.js';
 
 /** A directory larger than this is taken as corrupt (the largest real ones are a few MiB). */
@@ -69,6 +69,8 @@ export interface IsoNode {
   symlink: string;
   /** Directories: the parent's location (PL for a relocated one). */
   parent: number;
+  /** Set when the data is zisofs-compressed (size is then the uncompressed size). */
+  zisofs?: Zisofs;
   /** Directories: name -> entry, built by the first lookup. */
   names?: Map<string, IsoEntry>;
 }
@@ -214,8 +216,7 @@ function fileType(ri: RripInfo): VType {
 }
 
 /**
- * The visible entries of directory dirLoc (dir.size bytes) from offset
- * `from`, `.` and `..` included: associated files, relocated originals (RE)
+ * The visible entries of directory `dir` from offset `from`, `.` and `..` included: associated files, relocated originals (RE)
  * and the continuation records of multi-extent files left out.
  */
 export async function* cd9660_entries(imp: IsoMount, dir: IsoNode, from: number): AsyncGenerator<IsoEntry> {
@@ -234,9 +235,7 @@ export async function* cd9660_entries(imp: IsoMount, dir: IsoNode, from: number)
     if (dot !== null) {
       if (d.offset === 0 && dot === 0) yield { name: '.', key: dir.key, type: VType.VDIR, next: d.next };
       else if (d.offset === 0 || dot === 0) corrupt(`directory at ${dir.key}: '.' or '..' record at ${d.offset}`);
-      else {
-        yield { name: '..', key: dir.parent, type: VType.VDIR, next: d.next };
-      }
+      else yield { name: '..', key: dir.parent, type: VType.VDIR, next: d.next };
       continue;
     }
     if (r.flags & ISO_FLAG_ASSOC) continue;
@@ -305,6 +304,7 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
       if (d.abs !== key || isDotRecord(r) !== null || (r.flags & ISO_FLAG_DIR)) corrupt(`${where}: not a file record`);
       const ri = await cd9660_rrip(imp, r, false, where);
       n = attrs(imp, key, fileType(ri), r, ri, false);
+      if (ri.zisofs && n.type === VType.VREG) n.zisofs = ri.zisofs;
       name = r.name;
     } else if (r.name.length !== name!.length || r.name.some((c, i) => c !== name![i])) {
       corrupt(`${where}: multi-extent file continues with another name`);
@@ -318,6 +318,7 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
   }
   if (!n) corrupt(`record at ${key}: not found in its directory`);
   if (!final) corrupt(`record at ${key}: multi-extent file has no final extent`);
+  if (n.zisofs) n.size = n.zisofs.size;
   if (n.type === VType.VLNK) {
     if (n.symlink === '') corrupt(`record at ${key}: symbolic link without a target`);
     n.size = new TextEncoder().encode(n.symlink).length;

@@ -36,7 +36,12 @@ export interface RripInfo {
   parentLink?: number;
   /** RE: this record is a relocated directory's hidden original entry. */
   relocated: boolean;
+  /** ZF "pz": the file's data is zisofs-compressed. */
+  zisofs?: Zisofs;
 }
+
+/** A zisofs file: header length, log2 of the block size, uncompressed size. */
+export interface Zisofs { headerSize: number; blockShift: number; size: number }
 
 /** Reads `length` bytes at a byte offset of the device (range-checked by the caller). */
 export type AreaReader = (offset: number, length: number) => Promise<Uint8Array>;
@@ -174,8 +179,13 @@ export async function cd9660_rrip_analyze(su: Uint8Array, read: AreaReader, wher
           info.present = true;
           info.relocated = true;
           break;
+        case 'ZF':
+          if (len < 16) corrupt(where, `ZF entry length ${len}`);
+          // Other algorithms (zisofs2 "PZ") are left alone: the data reads as recorded.
+          if (e[4] === 0x70 && e[5] === 0x7a) info.zisofs = { headerSize: e[6] * 4, blockShift: e[7], size: isonum_733(e, 8) };
+          break;
         default:
-          break; // SP, PD, ES, AA/AL (xattrs), ZF, SF...: not interpreted
+          break; // SP, PD, ES, AA/AL (xattrs), SF...: not interpreted
       }
     }
     area = null;

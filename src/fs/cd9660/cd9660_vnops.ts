@@ -7,6 +7,7 @@ import {
 import { ISO_SECTOR } from './iso.js';
 import { cd9660_entries, checkExtent, type IsoMount, type IsoNode } from './cd9660_node.js';
 import { cd9660_lookup } from './cd9660_lookup.js';
+import { zisofs_read } from './cd9660_zisofs.js';
 
 /** Directory entries handed out per readdir call (more follow from the cookie). */
 const READDIR_BATCH = 128;
@@ -32,12 +33,10 @@ async function cd9660_getattr(vp: Vnode, _l: Lwp): Promise<Vattr> {
 /** Blocks read from the device at once by one read. */
 const READ_WINDOW = 32;
 
-/** Read through the buffer cache in 2048-byte blocks, extent after extent, a window of blocks at a time. */
-async function cd9660_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: number, _l: Lwp): Promise<number> {
-  if (vp.type !== VType.VREG) throw kerr('EINVAL');
-  const n = vp.node<IsoNode>();
-  const imp = vp.mount.priv<IsoMount>();
-  const want = Math.max(0, Math.min(buf.length, n.size - offset));
+/** The recorded bytes of a file, through the buffer cache in 2048-byte blocks, a window of blocks at a time. */
+async function cd9660_rawread(imp: IsoMount, n: IsoNode, buf: Uint8Array, offset: number): Promise<number> {
+  const size = n.extents.reduce((s, e) => s + e.length, 0);
+  const want = Math.max(0, Math.min(buf.length, size - offset));
   // [block on the medium, offset in it, bytes, offset in buf]
   const pieces: [number, number, number, number][] = [];
   let done = 0;
@@ -63,6 +62,14 @@ async function cd9660_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: 
     }));
   }
   return done;
+}
+
+async function cd9660_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: number, _l: Lwp): Promise<number> {
+  if (vp.type !== VType.VREG) throw kerr('EINVAL');
+  const n = vp.node<IsoNode>();
+  const imp = vp.mount.priv<IsoMount>();
+  if (n.zisofs) return zisofs_read((b, off) => cd9660_rawread(imp, n, b, off), n.zisofs, buf, offset);
+  return cd9660_rawread(imp, n, buf, offset);
 }
 
 async function cd9660_readdir(vp: Vnode, cookie: number, _l: Lwp): Promise<{ entries: Dirent[]; eof: boolean }> {
