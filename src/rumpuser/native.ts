@@ -36,11 +36,13 @@ interface Addon {
   threadTest(): boolean;
 }
 
-// From src/rumpuser (tests, tsx) or dist/src/rumpuser (compiled): the addon
-// is built in the source tree.
+// From src/rumpuser (vitest), dist/src/rumpuser (compiled) or a directory
+// beside Release under src/rumpuser/build (tests' transpiled copies): the
+// addon is built in the source tree.
 const candidates = [
   new URL('./build/Release/rumpuser.node', import.meta.url),
   new URL('../../../src/rumpuser/build/Release/rumpuser.node', import.meta.url),
+  new URL('../Release/rumpuser.node', import.meta.url),
 ].map((u) => fileURLToPath(u));
 
 let addon: Addon | undefined;
