@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mount, type Ukfs } from '../src/ukfs/index.js';
 import {
-  blkdev_open, Cred, Lwp, O_DIRECTORY, sys_open, vfs_mount, vfs_unmount, vn_close, vn_readdir,
+  blkdev_open, Cred, Lwp, O_DIRECTORY, sys_open, vcache_get, vfs_mount, vfs_unmount, vn_close, vn_readdir, vrele, VType,
   type Dirent as KDirent,
 } from '../src/kern/index.js';
 import '../src/fs/cd9660/index.js';
@@ -329,6 +329,14 @@ describe('cd9660: the kernel interface', () => {
           expect(entries[0]).toEqual(all[k]);
         }
         expect((await vn_readdir(l, fp, all[all.length - 1].cookie)).entries).toEqual([]);
+        // A file id from readdir loads the file (as FUSE readdirplus may); an unknown one is ESTALE.
+        const vp = await vcache_get(mp, all[7].fileid);
+        try {
+          expect(vp.type).toBe(VType.VREG);
+        } finally {
+          await vrele(vp);
+        }
+        await expect(vcache_get(mp, 12345)).rejects.toMatchObject({ code: 'ESTALE' });
       } finally {
         await vn_close(l, fp);
       }

@@ -6,7 +6,7 @@
 // directory's is the byte offset of its extent (where its `.` record is), a
 // file's the byte offset of its (first) directory record.
 import {
-  bread, brelse, ifmtToVtype, KASSERT, kerr, log, VType,
+  bread, brelse, ifmtToVtype, kerr, log, VType,
   type BlockDevice, type Timespec,
 } from '../../kern/index.js';
 import {
@@ -283,7 +283,8 @@ function attrs(imp: IsoMount, key: number, type: VType, r: DirRecord, ri: RripIn
 /** Build the node for key (cd9660_vget_internal). */
 export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNode> {
   const hint = imp.hints.get(key);
-  KASSERT(hint !== undefined, `cd9660: no hint for vnode key ${key}`);
+  // Keys come from lookup or readdir of this mount; any other is not a file here.
+  if (hint === undefined) throw kerr('ESTALE', `cd9660: file id ${key} was not handed out by this mount`);
   if (hint === HINT_DIR) {
     const head = await cd9660_dirhead(imp, key);
     const ri = await cd9660_rrip(imp, head.dot, key === imp.rootLoc, `directory at ${key} '.'`);

@@ -5,7 +5,7 @@ import {
   type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { ISO_SECTOR } from './iso.js';
-import { cd9660_entries, checkExtent, type IsoMount, type IsoNode } from './cd9660_node.js';
+import { cd9660_entries, checkExtent, HINT_DIR, type IsoMount, type IsoNode } from './cd9660_node.js';
 import { cd9660_lookup } from './cd9660_lookup.js';
 import { zisofs_read } from './cd9660_zisofs.js';
 
@@ -74,9 +74,12 @@ async function cd9660_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: 
 
 async function cd9660_readdir(vp: Vnode, cookie: number, _l: Lwp): Promise<{ entries: Dirent[]; eof: boolean }> {
   const n = vp.node<IsoNode>();
+  const imp = vp.mount.priv<IsoMount>();
   const entries: Dirent[] = [];
-  for await (const e of cd9660_entries(vp.mount.priv<IsoMount>(), n, cookie)) {
+  for await (const e of cd9660_entries(imp, n, cookie)) {
     entries.push({ name: e.name, fileid: e.key, type: e.type, cookie: e.next });
+    // A client may load a file by the id readdir gave (FUSE readdirplus).
+    imp.hints.set(e.key, e.type === VType.VDIR ? HINT_DIR : n.key);
     if (entries.length >= READDIR_BATCH) return { entries, eof: false };
   }
   return { entries, eof: true };
