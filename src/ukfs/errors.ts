@@ -15,7 +15,8 @@ export async function syscall<T>(name: string, path: string | undefined, fn: () 
     return await fn();
   } catch (e) {
     if (!isKernError(e)) throw e;
-    const text = e.message.replace(/^[A-Z0-9]+: /, '').replace(/ \(.*\)$/, '');
+    // "ENOENT: no such file or directory (note), open '/x'": Node's shape, with the kernel's note kept.
+    const text = e.message.replace(/^[A-Z0-9]+: /, '');
     const where = path === undefined ? '' : dest === undefined ? ` '${path}'` : ` '${path}' -> '${dest}'`;
     const err = new Error(`${e.code}: ${text}, ${name}${where}`) as UkfsError;
     err.code = e.code;
