@@ -1,7 +1,6 @@
 // cd9660 against images made by genisoimage and xorriso from a source tree
 // built here: names, types, modes, owners, times, symlink targets and
 // contents read through the kernel must match the tree the tools were given.
-import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import * as nfs from 'node:fs';
 import * as os from 'node:os';
@@ -13,75 +12,16 @@ import {
   type Dirent as KDirent,
 } from '../src/kern/index.js';
 import '../src/fs/cd9660/index.js';
+import {
+  buildTree, bytes, CLEF, HUGE_MARKS, HUGE_SIZE, imgName, isoEnv, LONG, makeHugeIso, makeIso, makeMultiSession, sha, UNICODE, VARIANTS,
+} from './helpers/iso.js';
 
-const env = { ...process.env, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' };
+const env = isoEnv;
 let tmp: string;
 let src: string;
 
-/** Names and times of the source tree. */
-const T0 = 1_600_000_000;
-const LONG = 'a-long-file-name-' + 'x'.repeat(90) + '.txt';
-const UNICODE = 'ünïcödé ☃ file.txt';
-/** Outside the BMP: Rock Ridge keeps it; genisoimage and libisofs both mangle it in Joliet. */
-const CLEF = 'clef 𝄞.txt';
-// Continued across SL entries. (genisoimage loops forever or writes bad SL entries for much longer targets.)
-const SLTARGET = ['..', 'c'.repeat(200), 'dd', ...Array.from({ length: 5 }, (_, i) => `comp-${i}`)].join('/');
-
 function sh(cmd: string, args: string[], cwd = tmp): void {
   execFileSync(cmd, args, { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
-}
-
-function sha(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
-}
-
-/** Deterministic pseudo-random bytes. */
-function bytes(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
-
-function buildTree(root: string): void {
-  const f = (p: string, data: string | Buffer, mode = 0o644) => {
-    nfs.mkdirSync(path.dirname(path.join(root, p)), { recursive: true });
-    nfs.writeFileSync(path.join(root, p), data);
-    nfs.chmodSync(path.join(root, p), mode);
-  };
-  f('Dir/Hello.TXT', 'hello, world\n');
-  f('Dir/Sub/MixedCase.Data', 'private\n', 0o600);
-  f('Dir/Sub/script.sh', '#!/bin/sh\necho hi\n', 0o755);
-  f('setuid-prog', 'suid', 0o4755);
-  f('NOEXT', 'no extension\n');
-  f('empty', '');
-  f('big.bin', bytes(5 * 1024 * 1024 + 123, 7));
-  f(LONG, 'long name\n');
-  f(UNICODE, 'unicode\n');
-  f(CLEF, 'music\n');
-  f('owned', 'owned by someone\n');
-  nfs.chownSync(path.join(root, 'owned'), 1234, 5678);
-  for (let i = 0; i < 300; i++) f(`many/file-${String(i).padStart(3, '0')}`, `file ${i}\n`);
-  f('a/b/c/d/e/f/g/h/i/j/deepfile', 'deep\n');
-  nfs.mkdirSync(path.join(root, 'links'));
-  nfs.symlinkSync('../Dir/Hello.TXT', path.join(root, 'links/rel'));
-  nfs.symlinkSync('/etc/hostname', path.join(root, 'links/abs'));
-  nfs.symlinkSync('../Dir', path.join(root, 'links/dir'));
-  nfs.symlinkSync(SLTARGET, path.join(root, 'links/longtarget'));
-  nfs.linkSync(path.join(root, 'Dir/Hello.TXT'), path.join(root, 'links/hard'));
-  sh('mkfifo', [path.join(root, 'fifo')]);
-  sh('mknod', [path.join(root, 'chardev'), 'c', '1', '3']);
-  // Times last, children before their directories.
-  const walk = (p: string, depth: number): void => {
-    const st = nfs.lstatSync(p);
-    if (st.isDirectory()) for (const n of nfs.readdirSync(p)) walk(path.join(p, n), depth + 1);
-    const t = T0 + (st.ino % 100000);
-    if (!st.isSymbolicLink()) nfs.utimesSync(p, t, t);
-  };
-  walk(root, 0);
 }
 
 interface Info { type: string; mode: number; uid: number; gid: number; size: number; mtime: number; nlink: number; target?: string; sha?: string; rdev?: number }
@@ -129,26 +69,7 @@ async function walkImage(fs: Ukfs): Promise<Map<string, Info>> {
   return out;
 }
 
-interface Variant { tool: 'genisoimage' | 'xorriso'; flags: string[]; rr: 'R' | 'r' | null; joliet: boolean }
-const variants: Variant[] = [];
-for (const tool of ['genisoimage', 'xorriso'] as const) {
-  variants.push(
-    { tool, flags: [], rr: null, joliet: false },
-    { tool, flags: ['-J'], rr: null, joliet: true },
-    { tool, flags: ['-R'], rr: 'R', joliet: false },
-    { tool, flags: ['-r'], rr: 'r', joliet: false },
-    { tool, flags: ['-J', '-R'], rr: 'R', joliet: true },
-    { tool, flags: ['-iso-level', '3', '-R'], rr: 'R', joliet: false },
-  );
-}
-const imgName = (v: Variant) => `${v.tool}${v.flags.join('')}.iso`;
-
-function makeIso(v: Variant, out: string, dir = src): void {
-  const args = [...v.flags, '-input-charset', 'utf-8', '-o', out, dir];
-  if (v.tool === 'genisoimage') sh('genisoimage', ['-quiet', ...args]);
-  // xorriso's mkisofs writes Rock Ridge unless told not to.
-  else sh('xorriso', ['-as', 'mkisofs', '-quiet', ...(v.rr ? [] : ['--norock']), ...args]);
-}
+const variants = VARIANTS;
 
 let source: Map<string, Info>;
 
@@ -158,7 +79,7 @@ beforeAll(() => {
   nfs.mkdirSync(src);
   buildTree(src);
   source = walkSource(src);
-  for (const v of variants) makeIso(v, path.join(tmp, imgName(v)));
+  for (const v of variants) makeIso(v, path.join(tmp, imgName(v)), src);
 }, 120_000);
 
 afterAll(() => {
@@ -358,18 +279,8 @@ describe('cd9660: the kernel interface', () => {
 
 describe('cd9660: multi-session images (xorriso -dev ... -commit)', () => {
   it('shows the newest session by default, older ones with session= or sbsector=', async () => {
-    const ms = path.join(tmp, 'ms');
-    nfs.mkdirSync(path.join(ms, 'd1'), { recursive: true });
-    nfs.mkdirSync(path.join(ms, 'd2'));
-    nfs.writeFileSync(path.join(ms, 'd1/one'), 'first session\n');
-    nfs.writeFileSync(path.join(ms, 'd2/two'), 'second session\n');
-    nfs.writeFileSync(path.join(ms, 'd2/three'), 'third session\n');
-    const img = 'ms/img.iso';
-    sh('xorriso', ['-dev', img, '-map', 'ms/d1', '/', '-commit']);
-    sh('xorriso', ['-dev', img, '-map', 'ms/d2/two', '/more/two', '-commit']);
-    sh('xorriso', ['-dev', img, '-map', 'ms/d2/three', '/more/three', '-rm', '/one', '--', '-commit']);
-    const toc = execFileSync('xorriso', ['-indev', path.join(tmp, img), '-toc'], { env, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-    const sb = [...toc.matchAll(/ISO session\s*:\s*\d+\s*,\s*(\d+)/g)].map(m => Number(m[1]));
+    const { img: msImg, sb } = makeMultiSession(path.join(tmp, 'ms'));
+    const img = path.relative(tmp, msImg);
     expect(sb.length).toBe(3);
     const tree = async (opts: Record<string, string | number>) => withIso(img, opts, async fs => {
       const out: string[] = [];
@@ -394,38 +305,23 @@ describe('cd9660: multi-session images (xorriso -dev ... -commit)', () => {
 
 describe('cd9660: a file larger than 4 GiB (multi-extent, xorriso -iso-level 3)', () => {
   it('reads ranges around the 4 GiB extent boundary', async () => {
-    const dir = path.join(tmp, 'huge');
-    nfs.mkdirSync(dir);
-    const file = path.join(dir, 'huge.bin');
-    const size = 4.5 * 2 ** 30;
-    const fd = nfs.openSync(file, 'w');
-    const marks = [0, 2 ** 32 - 4096, 2 ** 32 - 2048 - 7, 2 ** 32 - 5, 2 ** 32 + 2000, size - 1000];
-    try {
-      nfs.ftruncateSync(fd, size);
-      marks.forEach((off, i) => nfs.writeSync(fd, bytes(1000, 100 + i), 0, 1000, off));
-    } finally {
-      nfs.closeSync(fd);
-    }
-    const img = path.join(tmp, 'huge.iso');
-    // Written sparse: the image is as large as the file, its zeros are holes.
-    execFileSync('sh', ['-c', `xorriso -as mkisofs -quiet -R -iso-level 3 -o - "${dir}" | cp --sparse=always /dev/stdin "${img}"`], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    nfs.rmSync(dir, { recursive: true });
+    const img = makeHugeIso(tmp);
     try {
       await withIso('huge.iso', {}, async fs => {
         const st = await fs.stat('/huge.bin');
-        expect(st.size).toBe(size);
+        expect(st.size).toBe(HUGE_SIZE);
         const fh = await fs.open('/huge.bin');
         try {
-          for (const [i, off] of marks.entries()) {
+          for (const [i, off] of HUGE_MARKS.entries()) {
             const buf = new Uint8Array(1200);
             const { bytesRead } = await fh.read(buf, 0, 1200, off - 100 < 0 ? off : off - 100);
             const start = off - 100 < 0 ? 0 : 100;
-            expect(bytesRead).toBe(Math.min(1200, size - (off - start)));
+            expect(bytesRead).toBe(Math.min(1200, HUGE_SIZE - (off - start)));
             expect(sha(buf.subarray(start, start + 1000)), `marker ${i} at ${off}`).toBe(sha(bytes(1000, 100 + i)));
             expect(buf.subarray(0, start).every(b => b === 0)).toBe(true);
           }
           const tail = new Uint8Array(10);
-          expect((await fh.read(tail, 0, 10, size)).bytesRead).toBe(0);
+          expect((await fh.read(tail, 0, 10, HUGE_SIZE)).bytesRead).toBe(0);
         } finally {
           await fh.close();
         }
