@@ -1,0 +1,20 @@
+// The file systems the fuzzer knows. Adding one (ext2fs, ...) is one entry:
+// seed builders, a metadata region finder, the mount type, and whether its
+// driver writes.
+import { cd9660 } from './fs_cd9660.js';
+import { msdos } from './fs_msdos.js';
+import type { Region } from './mutate.js';
+import type { SeedSpec } from './seeds.js';
+
+export interface FuzzTarget {
+  /** Name in --fs and under fuzz/out/. */
+  fs: string;
+  /** ukfs mount type; the server is dist/servers/rump_<mountType>.js. */
+  mountType: string;
+  /** Mount read-write (on a copy) and exercise writes too. */
+  readWrite: boolean;
+  seeds: SeedSpec[];
+  regions(image: Uint8Array): Region[];
+}
+
+export const targets: Record<string, FuzzTarget> = { msdos, cd9660 };
