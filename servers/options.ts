@@ -57,8 +57,16 @@ export function splitOptions(s: string): [string, string | true][] {
   });
 }
 
-/** Options mount(8) or fstab pass that mean nothing to a rump server. */
-const IGNORED = new Set(['rump', 'defaults', 'auto', 'noauto', 'nofail', 'nosuid', 'nodev', 'async', 'user', 'nouser', 'users', '_netdev']);
+/**
+ * Options mount(8), fstab or mount.fuse3 (which adds dev,suid as root) pass
+ * that mean nothing to a rump server: FUSE mounts are always nosuid,nodev,
+ * and access times are the driver's business.
+ */
+const IGNORED = new Set([
+  'rump', 'defaults', 'auto', 'noauto', 'nofail', 'nosuid', 'nodev', 'suid', 'dev', 'async', 'user', 'nouser', 'users',
+  'owner', 'group', '_netdev', 'atime', 'noatime', 'relatime', 'norelatime', 'strictatime', 'nostrictatime', 'lazytime',
+  'nolazytime', 'diratime', 'nodiratime', 'silent', 'loud',
+]);
 
 export interface GenericOptions {
   /** MNT_RDONLY, MNT_SYNCHRONOUS, MNT_NOEXEC. */
