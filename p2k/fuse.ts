@@ -85,10 +85,6 @@ export function fuseOptionString(o: FuseMountOptions): string {
     'big_writes', 'max_write=131072',
     // An unlinked open file stays reachable by its handle; no .fuse_hidden files.
     'hard_remove',
-    // The kernel unmounts (lazily) when the server exits for any reason, so a
-    // killed or crashed server, or one stopped by SIGTERM after it gave up its
-    // privileges, never leaves a dead mount point behind.
-    'auto_unmount',
     `fsname=${esc(o.fsname)}`, `subtype=${esc(o.subtype)}`,
     // The page cache survives opens while the file's size and mtime are
     // unchanged: libfuse 2 gives each hard link its own kernel inode, so
