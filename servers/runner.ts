@@ -5,14 +5,22 @@
 // unmount in the kernel (flush, mark clean), close the device, exit 0.
 //
 // The command the user runs is a launcher: it starts the real server as a
-// child (with UV_USE_IO_URING=0, which the sandbox needs from process start)
+// child (with UV_USE_IO_URING=0, which the sandbox needs from process start;
+// as root inside a new network namespace from its first instruction, through
+// util-linux unshare, so that no thread of it ever sees the host's network)
 // and waits until the child reports readiness on a pipe (fd 3) and a stat of
 // the mount point works; then it exits 0 (the child stays, detached), or it
-// prints the child's error and exits 32, mount's "mount failure". With -f,
+// prints the child's error and exits 32, mount's "mount failure", after
+// taking away a FUSE mount that the failed server left. With -f,
 // P2K_NODETACH or P2K_DEBUG the launcher stays in front, passes signals on,
-// and exits with the server's status.
-import { spawn } from 'node:child_process';
+// and exits with the server's status (128 + the signal that killed it).
+//
+// A server that dies (a driver panic aborts it) leaves its mount point
+// answering ENOTCONN until someone unmounts it, as NetBSD's puffs does: the
+// failure stays visible instead of an empty directory that looks mounted.
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
+import { constants } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { CallerGroups } from '../p2k/caller_groups.js';
@@ -100,13 +108,20 @@ function describe(e: unknown): string {
 
 async function launch(spec: ServerSpec): Promise<never> {
   const foreground = spec.foreground || envSet('P2K_NODETACH') || envSet('P2K_DEBUG');
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+  const mountedBefore = mountAtPath(spec.mountpoint)?.id ?? null;
+  const server = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  // unshare execs the server: the child's pid is the server's.
+  const argv = process.geteuid?.() === 0 ? ['unshare', '--net', '--', ...server] : server;
+  const child = spawn(argv[0], argv.slice(1), {
     env: { ...process.env, UV_USE_IO_URING: '0', P2K_READY_FD: '3' },
     stdio: foreground ? ['inherit', 'inherit', 'inherit', 'pipe'] : ['ignore', 'ignore', 'ignore', 'pipe'],
     detached: !foreground,
   });
-  const exited = new Promise<string>(resolve => child.on('exit', (code, sig) =>
-    resolve(sig ? `killed by ${sig}` : `exited with status ${code}`)));
+  let spawnError = '';
+  child.on('error', e => { spawnError = `cannot start ${argv[0]}: ${e.message}`; });
+  const status = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>(resolve =>
+    child.on('close', (code, sig) => resolve({ code, sig })));
+  const exited = status.then(({ code, sig }) => spawnError || (sig ? `killed by ${sig}` : `exited with status ${code}`));
   const pipe = child.stdio[3] as Readable;
   pipe.setEncoding('utf8');
   let text = '';
@@ -125,6 +140,8 @@ async function launch(spec: ServerSpec): Promise<never> {
   }
   if (failure) {
     process.stderr.write(`${spec.prog}: ${failure}\n`);
+    await Promise.race([exited, new Promise(r => setTimeout(r, 5000))]);
+    removeLeftMount(spec, mountedBefore);
     process.exit(EXIT_MOUNT_FAILURE);
   }
   if (!foreground) {
@@ -134,8 +151,37 @@ async function launch(spec: ServerSpec): Promise<never> {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) {
     process.on(sig, () => child.kill(sig));
   }
-  const status = await new Promise<number>(resolve => child.on('exit', (code, sig) => resolve(sig ? 128 + 15 : code ?? 1)));
-  process.exit(status);
+  // As a shell reports it; re-raising would make the launcher dump core too.
+  const { code, sig } = await status;
+  process.exit(sig ? 128 + constants.signals[sig] : code ?? 1);
+}
+
+/** The topmost mount at dir, found even when dir is a dead FUSE mount (which any stat of it fails). */
+function mountAtPath(dir: string): MountEntry | null {
+  const abs = path.resolve(dir);
+  let real: string;
+  try {
+    real = realpathSync(abs);
+  } catch {
+    try {
+      real = path.join(realpathSync(path.dirname(abs)), path.basename(abs));
+    } catch {
+      return null;
+    }
+  }
+  return mountAt(real);
+}
+
+/**
+ * A server that failed after attaching (refused by the sandbox, or killed)
+ * leaves its FUSE mount, dead or about to be: detach it lazily. Only a mount
+ * of our type that was not there before is touched.
+ */
+function removeLeftMount(spec: ServerSpec, before: string | null): void {
+  const m = mountAtPath(spec.mountpoint);
+  if (!m || m.id === before || m.fstype !== `fuse.${spec.fstype}`) return;
+  const [cmd, ...args] = process.geteuid?.() === 0 ? ['umount', '-l'] : ['fusermount3', '-u', '-z'];
+  spawnSync(cmd, [...args, spec.mountpoint], { stdio: 'ignore' });
 }
 
 /** After "ready": the mount point answers and is our FUSE mount. */
@@ -151,7 +197,7 @@ function checkMounted(spec: ServerSpec): string | null {
 
 // The server
 
-interface MountEntry { fstype: string; source: string }
+interface MountEntry { id: string; fstype: string; source: string }
 
 /** What /proc/self/mountinfo says is mounted at dir (the topmost mount), if anything. */
 export function mountAt(dir: string): MountEntry | null {
@@ -160,9 +206,10 @@ export function mountAt(dir: string): MountEntry | null {
   for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
     const [left, right] = line.split(' - ');
     if (!right) continue;
-    if (unescape(left.split(' ')[4]) === dir) {
+    const f = left.split(' ');
+    if (unescape(f[4]) === dir) {
       const [fstype, source] = right.split(' ');
-      found = { fstype, source: unescape(source) };
+      found = { id: f[0], fstype, source: unescape(source) };
     }
   }
   return found;
@@ -215,9 +262,22 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
     wizardUid: wizard !== undefined ? Number(wizard) : undefined,
     debug: envSet('P2K_DEBUG'),
   });
+  // The sandboxed server cannot unmount itself: a signal asks this helper,
+  // started now outside the sandbox, to unmount from outside; the FUSE
+  // session then ends as with umount. When files are still open it detaches
+  // the mount lazily, and the server stops anyway 2 s later. Started before
+  // attaching so that it never holds /dev/fuse (libfuse 2 opens it without
+  // O_CLOEXEC), which would keep a crashed server's mount hanging instead of
+  // failing with ENOTCONN; it exits when its stdin (our end) closes.
+  const unmounter = spawn('/bin/sh', ['-c', 'read x || exit; fusermount3 -u "$0" || fusermount3 -u -z "$0"', mountpoint],
+    { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+  unmounter.on('error', () => {});
+  unmounter.stdin!.on('error', () => {});
+  unmounter.unref();
   try {
     await p2k.attach();
   } catch (e) {
+    unmounter.stdin!.end();
     await vfs_unmount(mp, true).catch(() => {});
     await dev?.close().catch(() => {});
     throw new MountFailure(`cannot attach to ${mountpoint} through FUSE: ${describe(e)}`);
@@ -236,17 +296,6 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
       });
   };
   p2k.onEnded = () => stop('unmounted by the host');
-  // The sandboxed server cannot unmount, and auto_unmount's watchdog
-  // (fusermount3 3.14) misses a connection that the exit aborted while it was
-  // checking (ECONNABORTED, not ENOTCONN) and leaves a dead mount. So a signal
-  // asks a helper started now, outside the sandbox, to unmount from outside:
-  // the FUSE session then ends as with umount. If that does not end it soon
-  // (files still open), the server stops anyway and the watchdog unmounts.
-  const unmounter = spawn('/bin/sh', ['-c', 'read x && exec fusermount3 -u "$0"', mountpoint],
-    { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
-  unmounter.on('error', () => {});
-  unmounter.stdin!.on('error', () => {});
-  unmounter.unref();
   const onSignal = (sig: string) => {
     if (stopping) return;
     unmounter.stdin!.write('u\n');
@@ -261,7 +310,7 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
   try {
     sandbox({ procDirFd: procDirFd >= 0 ? procDirFd : undefined, user: spec.sandboxUser });
   } catch (e) {
-    // Refuse to serve unsandboxed; auto_unmount takes the mount away when we exit.
+    // Refuse to serve unsandboxed; the launcher takes the mount away.
     await p2k.shutdown().catch(() => {});
     throw new MountFailure(describe(e));
   }
