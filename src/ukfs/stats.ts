@@ -1,15 +1,28 @@
 // Node-shaped Stats and Dirent built from the kernel's vnode attributes.
 import { timespecToMs, vtypeToIfmt, VType, type Dirent as KDirent, type Vattr } from '../kern/index.js';
 
-export class Stats {
+/** The is*() questions of Node's Stats and Dirent, from a vnode type. */
+abstract class Typed {
+  protected abstract readonly type: VType;
+  isFile(): boolean { return this.type === VType.VREG; }
+  isDirectory(): boolean { return this.type === VType.VDIR; }
+  isSymbolicLink(): boolean { return this.type === VType.VLNK; }
+  isBlockDevice(): boolean { return this.type === VType.VBLK; }
+  isCharacterDevice(): boolean { return this.type === VType.VCHR; }
+  isFIFO(): boolean { return this.type === VType.VFIFO; }
+  isSocket(): boolean { return this.type === VType.VSOCK; }
+}
+
+export class Stats extends Typed {
   readonly dev: number; readonly ino: number; readonly mode: number; readonly nlink: number;
   readonly uid: number; readonly gid: number; readonly rdev: number; readonly size: number;
   readonly blksize: number; readonly blocks: number;
   readonly atimeMs: number; readonly mtimeMs: number; readonly ctimeMs: number; readonly birthtimeMs: number;
   readonly atime: Date; readonly mtime: Date; readonly ctime: Date; readonly birthtime: Date;
   readonly atimeNs: bigint; readonly mtimeNs: bigint; readonly ctimeNs: bigint; readonly birthtimeNs: bigint;
-  private readonly type: VType;
+  protected readonly type: VType;
   constructor(va: Vattr, dev = 0) {
+    super();
     this.dev = dev;
     this.ino = va.fileid;
     this.type = va.type;
@@ -35,31 +48,18 @@ export class Stats {
     this.ctimeNs = ns(va.ctime);
     this.birthtimeNs = ns(va.birthtime);
   }
-  isFile(): boolean { return this.type === VType.VREG; }
-  isDirectory(): boolean { return this.type === VType.VDIR; }
-  isSymbolicLink(): boolean { return this.type === VType.VLNK; }
-  isBlockDevice(): boolean { return this.type === VType.VBLK; }
-  isCharacterDevice(): boolean { return this.type === VType.VCHR; }
-  isFIFO(): boolean { return this.type === VType.VFIFO; }
-  isSocket(): boolean { return this.type === VType.VSOCK; }
 }
 
-export class Dirent {
+export class Dirent extends Typed {
   readonly name: string;
   readonly parentPath: string;
   readonly ino: number;
-  private readonly type: VType;
+  protected readonly type: VType;
   constructor(d: KDirent, parentPath: string) {
+    super();
     this.name = d.name;
     this.parentPath = parentPath;
     this.ino = d.fileid;
     this.type = d.type;
   }
-  isFile(): boolean { return this.type === VType.VREG; }
-  isDirectory(): boolean { return this.type === VType.VDIR; }
-  isSymbolicLink(): boolean { return this.type === VType.VLNK; }
-  isBlockDevice(): boolean { return this.type === VType.VBLK; }
-  isCharacterDevice(): boolean { return this.type === VType.VCHR; }
-  isFIFO(): boolean { return this.type === VType.VFIFO; }
-  isSocket(): boolean { return this.type === VType.VSOCK; }
 }
