@@ -5,9 +5,9 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CLASSES, classify, UNCONTAINED, type Outcome, type OutcomeClass } from './classify.js';
+import { CLASSES, classify, tail, UNCONTAINED, type Outcome, type OutcomeClass } from './classify.js';
 import { defaultLimits, type Limits } from './exercise.js';
-import { MountRunner } from './mountmode.js';
+import { MountRunner, SetupError } from './mountmode.js';
 import { mutantPatches, writeMutant, type Patch } from './mutate.js';
 import { WorkerSlot } from './pool.js';
 import { seedImage, sha256 } from './seeds.js';
@@ -104,6 +104,8 @@ export async function runMutant(spec: MutantSpec, lane: Lane, runner: WorkerSlot
     let outcome: Outcome;
     if (runner instanceof WorkerSlot) {
       const run = await runner.run({ mode: 'inprocess', mountType: t.mountType, image: lane.image, readWrite: t.readWrite, limits });
+      // Dead before its first step: the worker or the library cannot even load (a broken build), no mutant's doing.
+      if (run.kind === 'died' && run.step === 'start') throw new SetupError(`the worker could not start:\n${tail(run.stderr, 12)}`);
       outcome = classify(run, lane.escaped());
     } else {
       outcome = await runner.run(lane, t, limits);

@@ -129,7 +129,7 @@ export class MountRunner {
         const p = panicLine(output());
         if (p) return { class: 'panic-contained', step: 'mount', message: p, stderr: tail(output()) };
         if (code === EXIT_MOUNT_FAILURE) return { class: 'refused', message: lastLine(output()) };
-        if (code === EXIT_USAGE) throw new SetupError(`the server rejected its arguments: ${output().trim()}`);
+        if (code === EXIT_USAGE) throw new SetupError(`the server exited with status 1 (a usage error, or it cannot start): ${output().trim()}`);
         return { class: 'crash', step: 'mount', message: `server ${signal ? `killed by ${signal}` : `exited with status ${code}`} while mounting`, stderr: tail(output()) };
       }
       if (Date.now() > until) {
