@@ -33,6 +33,7 @@ import {
 import { openProcDir } from '../src/rumpuser/native.js';
 import { rumpuser_putstr } from '../src/rumpuser/index.js';
 import { sandbox } from '../src/rumpuser/sandbox.js';
+import { checkWholeDisk } from './disk.js';
 import { UsageError } from './options.js';
 
 export const EXIT_USAGE = 1, EXIT_MOUNT_FAILURE = 32;
@@ -240,6 +241,7 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
   let mp: Mount;
   try {
     if (spec.device !== null) dev = await blkdev_open(spec.device, { readOnly, exclusive: true, partition: spec.partition });
+    if (dev && spec.partition === undefined) await checkWholeDisk(dev);
     mp = await vfs_mount(spec.fstype, { dev, from: spec.from, flags: spec.flags, options: spec.options });
   } catch (e) {
     await dev?.close().catch(() => {});
