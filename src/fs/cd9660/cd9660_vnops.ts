@@ -30,33 +30,44 @@ async function cd9660_getattr(vp: Vnode, _l: Lwp): Promise<Vattr> {
   };
 }
 
-/** Blocks read from the device at once by one read. */
-const READ_WINDOW = 32;
+/** Clusters read from the device at once by one read. */
+const READ_WINDOW = 8;
+/**
+ * File data goes through the buffer cache in clusters of this many bytes (as
+ * genfs reads pages in large transfers), not sector by sector: a device read
+ * per 2048 bytes costs far more than the copy. Clusters are keyed by their
+ * offset from the start of the extent, so their keys are never those of the
+ * 2048-byte directory blocks of a well-formed image.
+ */
+const CLUSTER = 64 * 1024;
 
-/** The recorded bytes of a file, through the buffer cache in 2048-byte blocks, a window of blocks at a time. */
+/** The recorded bytes of a file, through the buffer cache a cluster at a time, a window of clusters at once. */
 async function cd9660_rawread(imp: IsoMount, n: IsoNode, buf: Uint8Array, offset: number): Promise<number> {
   const size = n.extents.reduce((s, e) => s + e.length, 0);
   const want = Math.max(0, Math.min(buf.length, size - offset));
-  // [block on the medium, offset in it, bytes, offset in buf]
-  const pieces: [number, number, number, number][] = [];
+  // [cluster on the medium, its length, offset in it, bytes, offset in buf]
+  const pieces: [number, number, number, number, number][] = [];
   let done = 0;
   let base = 0;
   for (const ext of n.extents) {
+    const sectors = Math.ceil(ext.length / ISO_SECTOR) * ISO_SECTOR;
     for (let rel = offset + done - base; done < want && rel < ext.length;) {
-      const abs = ext.start + rel;
-      const blk = abs - (abs % ISO_SECTOR);
-      const cnt = Math.min(want - done, ext.length - rel, blk + ISO_SECTOR - abs);
-      pieces.push([blk, abs - blk, cnt, done]);
+      const crel = rel - (rel % CLUSTER);
+      const cnt = Math.min(want - done, ext.length - rel, crel + CLUSTER - rel);
+      // Checked sector by sector: a truncated image keeps what it still has readable.
+      const first = ext.start + rel - (rel % ISO_SECTOR);
+      checkExtent(imp, first, Math.ceil((ext.start + rel + cnt - first) / ISO_SECTOR) * ISO_SECTOR, `file ${n.key}`);
+      const cstart = ext.start + crel;
+      const clen = Math.min(CLUSTER, sectors - crel, Math.floor((imp.dev.size - cstart) / ISO_SECTOR) * ISO_SECTOR);
+      pieces.push([cstart, clen, rel - crel, cnt, done]);
       done += cnt;
       rel += cnt;
     }
     base += ext.length;
   }
   for (let i = 0; i < pieces.length; i += READ_WINDOW) {
-    await Promise.all(pieces.slice(i, i + READ_WINDOW).map(async ([blk, at, cnt, to]) => {
-      // Checked block by block: a truncated image keeps what it still has readable.
-      checkExtent(imp, blk, ISO_SECTOR, `file ${n.key}`);
-      const bp = await bread(imp.dev, blk, ISO_SECTOR);
+    await Promise.all(pieces.slice(i, i + READ_WINDOW).map(async ([cstart, clen, at, cnt, to]) => {
+      const bp = await bread(imp.dev, cstart, clen);
       buf.set(bp.data.subarray(at, at + cnt), to);
       brelse(bp);
     }));
