@@ -6,9 +6,9 @@
 // and an SVG chart to bench/results/. Root (kernel mounts, drop_caches);
 // needs the dist/ build, gcc and libfuse-dev.
 //   node dist/scripts/bench.js [--quick] [--size 256M] [--files 10000] [--tree 5000]
-//        [--ops 8192] [--runs 3] [--timeout 300] [--fs tmpfs,fat,iso] [--targets rump,fusefat,...] [--out DIR]
+//        [--ops 8192] [--runs 3] [--timeout 120] [--fs tmpfs,fat,iso] [--targets rump,fusefat,...] [--out DIR]
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -24,7 +24,7 @@ const root = path.resolve(dist, '..');
 const USAGE = `usage: bench [--quick] [--size BYTES[K|M|G]] [--files N] [--tree N] [--ops N] [--runs N]
              [--timeout SECONDS] [--fs ${GROUPS.map(g => g.id).join(',')}] [--targets PREFIX,...] [--out DIR]`;
 
-const DEFAULTS: Options = { size: 256 << 20, files: 10_000, tree: 5_000, ops: 8192, runs: 3, timeout: 300 };
+const DEFAULTS: Options = { size: 256 << 20, files: 10_000, tree: 5_000, ops: 8192, runs: 3, timeout: 120 };
 const QUICK: Options = { size: 4 << 20, files: 200, tree: 200, ops: 256, runs: 1, timeout: 60 };
 
 function bytes(s: string): number {
@@ -78,6 +78,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+const loadStart = loadavg()[0];
 const work = mkdtempSync(path.join(tmpdir(), 'rumpfs-bench-'));
 let status = 0;
 try {
@@ -115,7 +116,7 @@ try {
     }
     results.push(groupResult(g, WORKLOADS, opts, outcomes));
   }
-  const result = benchResult(opts, results);
+  const result = benchResult(opts, results, loadStart);
   const outDir = path.resolve(values.out ?? path.join(root, 'bench/results'));
   mkdirSync(outDir, { recursive: true });
   const stem = path.join(outDir, `bench-${result.date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}`);

@@ -35,7 +35,7 @@ export interface GroupResult {
 export interface BenchResult {
   schema: 'rumpfs-bench/1';
   date: string;
-  host: { cpus: number; cpuModel: string; memoryGiB: number; kernel: string; node: string; root: boolean };
+  host: { cpus: number; cpuModel: string; memoryGiB: number; kernel: string; node: string; root: boolean; loadAverage: { start: number; end: number } };
   options: Options;
   groups: GroupResult[];
 }
@@ -83,13 +83,15 @@ export function groupResult(group: FsGroup, workloads: readonly Workload[], opts
   };
 }
 
-export function benchResult(opts: Options, groups: GroupResult[]): BenchResult {
+/** loadStart: the 1-minute load average when the bench began (others' work on the machine skews figures). */
+export function benchResult(opts: Options, groups: GroupResult[], loadStart: number): BenchResult {
   return {
     schema: 'rumpfs-bench/1',
     date: new Date().toISOString(),
     host: {
       cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30),
       kernel: os.release(), node: process.version, root: process.geteuid?.() === 0,
+      loadAverage: { start: loadStart, end: os.loadavg()[0] },
     },
     options: opts,
     groups,
@@ -146,7 +148,8 @@ export function textReport(r: BenchResult): string {
     const line = (cells: string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd();
     out.push(`== ${g.title} ==`, line(t.head), widths.map(w => '-'.repeat(w)).join('  '), ...t.rows.map(line), ...t.notes.map(n => `  ${n}`), '');
   }
-  out.push(LEGEND, `${r.options.runs} run(s); ${r.host.cpus} CPUs (${r.host.cpuModel}), Linux ${r.host.kernel}, Node ${r.host.node}.`);
+  out.push(LEGEND, `${r.options.runs} run(s); ${r.host.cpus} CPUs (${r.host.cpuModel}), Linux ${r.host.kernel}, Node ${r.host.node}; `
+    + `load average ${r.host.loadAverage.start.toFixed(1)} at start, ${r.host.loadAverage.end.toFixed(1)} at end.`);
   return out.join('\n') + '\n';
 }
 
@@ -160,7 +163,8 @@ export function markdownReport(r: BenchResult): string {
     if (t.notes.length) out.push(...t.notes.map(n => `- ${esc(n)}`), '');
   }
   out.push(LEGEND, '', `${r.options.runs} run(s), ${r.date.slice(0, 10)}; ${r.host.cpus} CPUs (${r.host.cpuModel}), `
-    + `${r.host.memoryGiB} GiB, Linux ${r.host.kernel}, Node ${r.host.node}.`);
+    + `${r.host.memoryGiB} GiB, Linux ${r.host.kernel}, Node ${r.host.node}; load average ${r.host.loadAverage.start.toFixed(1)} at start, `
+    + `${r.host.loadAverage.end.toFixed(1)} at end.`);
   return out.join('\n') + '\n';
 }
 

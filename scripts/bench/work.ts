@@ -36,9 +36,12 @@ const kinds: Record<string, (args: string[]) => number> = {
     closeSync(fd);
     return done;
   },
-  create([dir, n]) {
-    for (let i = 0; i < Number(n); i++) closeSync(openSync(path.join(dir, fileName(i)), 'wx'));
-    return Number(n);
+  /** Create N empty files, or as many as fit in SECONDS (some file systems slow down with every file). */
+  create([dir, n, seconds]) {
+    const end = performance.now() + Number(seconds) * 1000;
+    let i = 0;
+    for (; i < Number(n) && performance.now() < end; i++) closeSync(openSync(path.join(dir, fileName(i)), 'wx'));
+    return i;
   },
   stat([dir, n]) {
     for (let i = 0; i < Number(n); i++) statSync(path.join(dir, fileName(i)));

@@ -75,7 +75,8 @@ function runChild(argv: readonly string[], timeoutS: number): Promise<string> {
 }
 
 async function work(ctx: Context, ...args: string[]): Promise<{ seconds: number; count: number }> {
-  return JSON.parse(await runChild([process.execPath, path.join(ctx.dist, 'scripts/bench/work.js'), ...args], ctx.opts.timeout));
+  // Margin: a workload that bounds its own time (create) reports before it is killed.
+  return JSON.parse(await runChild([process.execPath, path.join(ctx.dist, 'scripts/bench/work.js'), ...args], ctx.opts.timeout + 30));
 }
 
 /** Lines a program prints, timed. */
@@ -169,15 +170,26 @@ export async function session(ctx: Context, group: FsGroup, target: Target, sour
       const id = `rand_read_${readers}`;
       await step([id], async () => { await cold(); return { [id]: await randomReads(ctx, at(BIG), readers) }; });
     }
-    if (!group.readOnly) await step(['create'], async () => ({ create: o.files / (await work(ctx, 'create', metaDir, String(o.files))).seconds }));
-    await step(['stat'], async () => { await cold(); return { stat: o.files / (await work(ctx, 'stat', metaDir, String(o.files))).seconds }; });
-    await step(['list'], async () => {
-      const r = await work(ctx, 'list', metaDir);
-      // A flat target's root holds the sequential file too.
-      expect('entries listed', r.count, o.files + (target.flat ? 1 : 0));
-      return { list: r.seconds * 1000 };
-    });
-    if (!group.readOnly) await step(['unlink'], async () => ({ unlink: o.files / (await work(ctx, 'unlink', metaDir, String(o.files))).seconds }));
+    let created = true;
+    if (!group.readOnly) {
+      await step(['create'], async () => {
+        const r = await work(ctx, 'create', metaDir, String(o.files), String(o.timeout));
+        if (r.count === o.files) return { create: r.count / r.seconds };
+        created = false;
+        na(['stat', 'list', 'unlink'], 'the create workload did not finish');
+        throw new Error(`gave up after ${o.timeout} s: ${r.count} of ${o.files} files created (${(r.count / r.seconds).toFixed(1)}/s)`);
+      });
+    }
+    if (created) {
+      await step(['stat'], async () => { await cold(); return { stat: o.files / (await work(ctx, 'stat', metaDir, String(o.files))).seconds }; });
+      await step(['list'], async () => {
+        const r = await work(ctx, 'list', metaDir);
+        // A flat target's root holds the sequential file too.
+        expect('entries listed', r.count, o.files + (target.flat ? 1 : 0));
+        return { list: r.seconds * 1000 };
+      });
+      if (!group.readOnly) await step(['unlink'], async () => ({ unlink: o.files / (await work(ctx, 'unlink', metaDir, String(o.files))).seconds }));
+    }
   } catch (e) {
     if (e instanceof Aborted) throw e;
     for (const w of WORKLOADS) out[w.id] ??= { na: `failed: ${(e as Error).message.split('\n')[0].slice(0, 200)}` };
