@@ -122,7 +122,7 @@ async function launch(spec: ServerSpec): Promise<never> {
   child.on('error', e => { spawnError = `cannot start ${argv[0]}: ${e.message}`; });
   const status = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>(resolve =>
     child.on('close', (code, sig) => resolve({ code, sig })));
-  const exited = status.then(({ code, sig }) => spawnError || (sig ? `killed by ${sig}` : `exited with status ${code}`));
+  const exited = status.then(({ code, sig }) => (sig ? `killed by ${sig}` : `exited with status ${code}`));
   const pipe = child.stdio[3] as Readable;
   pipe.setEncoding('utf8');
   let text = '';
@@ -134,7 +134,8 @@ async function launch(spec: ServerSpec): Promise<never> {
 
   let failure: string | null = null;
   if (!text.startsWith('ready')) {
-    failure = text.startsWith('error ') ? text.slice(6).trim() : `the server ${await exited} before the mount was ready`;
+    const why = await exited;
+    failure = text.startsWith('error ') ? text.slice(6).trim() : spawnError || `the server ${why} before the mount was ready`;
   } else {
     failure = checkMounted(spec);
     if (failure) child.kill('SIGTERM');
