@@ -89,7 +89,7 @@ function showPrivileges(pid: number): void {
   const status = Object.fromEntries(readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')
     .map(l => l.split(':\t')).filter(kv => kv.length === 2).map(([k, v]) => [k, v.trim()]));
   const [uid] = status.Uid.split(/\s+/), [gid] = status.Gid.split(/\s+/);
-  say(`user          ${nameOf('/etc/passwd', uid)} (uid ${status.Uid.replace(/\s+/g, ' ')}; real, effective, saved, fs)`);
+  say(`user          ${nameOf('/etc/passwd', uid).replace('?', 'a uid of its own, in no other process')} (uid ${status.Uid.replace(/\s+/g, ' ')}; real, effective, saved, fs)`);
   say(`group         ${nameOf('/etc/group', gid)} (gid ${status.Gid.replace(/\s+/g, ' ')}); supplementary groups: ${status.Groups ? status.Groups.split(/\s+/).map(g => `${nameOf('/etc/group', g)} (${g})`).join(', ') : 'none'}`);
   say(`capabilities  CapEff ${status.CapEff}${/^0+$/.test(status.CapEff) ? ' (none)' : ''}`);
   say(`NoNewPrivs    ${status.NoNewPrivs}${status.NoNewPrivs === '1' ? ' (setuid programs give it nothing)' : ''}`);

@@ -311,11 +311,26 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
   process.on('SIGUSR2', () => { p2k.dumpStatus().then(rumpuser_putstr, e => rumpuser_putstr(`${describe(e)}\n`)); });
 
   try {
-    sandbox({ procDirFd: procDirFd >= 0 ? procDirFd : undefined, user: spec.sandboxUser });
+    sandbox({ procDirFd: procDirFd >= 0 ? procDirFd : undefined, user: spec.sandboxUser, ids: serverIds(spec) });
   } catch (e) {
     // Refuse to serve unsandboxed; the launcher takes the mount away.
     await p2k.shutdown().catch(() => {});
     throw new MountFailure(describe(e));
   }
   ready();
+}
+
+/** First uid of the range that servers take one each of (uid = base + pid). */
+const SERVER_UID_BASE = 0x70000000;
+
+/**
+ * As root, with no rumpuser= given: a uid of this server's own, unique while
+ * it lives (pids are), in the rumpfs group; so that no server can read
+ * another's /proc/<pid> files (its memory) through the procfs it keeps.
+ */
+function serverIds(spec: ServerSpec): { uid: number; gid: number } | undefined {
+  if (spec.sandboxUser !== undefined || process.geteuid?.() !== 0) return undefined;
+  const groups = readFileSync('/etc/group', 'utf8').split('\n').map(l => l.split(':'));
+  const group = groups.find(f => f[0] === 'rumpfs') ?? groups.find(f => f[0] === 'nogroup');
+  return { uid: SERVER_UID_BASE + process.pid, gid: group ? Number(group[2]) : 65534 };
 }

@@ -174,9 +174,8 @@ describe.skipIf(SKIP_FUSE)('isolation of rump servers', () => {
         'kill(1, 0)': 'EPERM',
         'kill(victim, SIGUSR1)': 'EPERM',
         'read victim memory': 'EACCES',
-        // Known gap (README, "Threat model"): servers that share the rumpfs
-        // uid can read each other's memory through their /proc view.
-        'read peer server memory': 'SUCCEEDED',
+        // Each server has a uid of its own: no reading another's memory.
+        'read peer server memory': 'EACCES',
         'setuid(0)': 'EPERM',
         'chdir .. and readdir': 'EPERM',
       };
@@ -192,7 +191,7 @@ describe.skipIf(SKIP_FUSE)('isolation of rump servers', () => {
       execFileSync('umount', [h.mnt]);
       await waitFor('hostile server exit', () => processGone(h.pid));
 
-      // A server under another uid cannot read the peer's memory: the gap is the shared uid.
+      // Nor can a server under a named user (rumpuser=).
       const other = mountHostile('other-uid', ',rumpuser=nobody');
       const r2 = JSON.parse(readFileSync(path.join(other.mnt, 'probe'), 'utf8')) as Record<string, string>;
       expect(r2['read peer server memory']).toBe('EACCES');

@@ -35,6 +35,11 @@ import * as native from './native.js';
 export interface SandboxOptions {
   /** User to become when root: default 'rumpfs' if it exists, else 'nobody'. */
   user?: string;
+  /**
+   * Or ids to become when root, with no user entry: a uid of its own per
+   * server keeps servers from reading each other's /proc/<pid> files.
+   */
+  ids?: { uid: number; gid: number };
   /** We are root: chroot, network namespace, setuid. Default: euid is 0. */
   root?: boolean;
   /**
@@ -134,7 +139,8 @@ export function sandbox(opts: SandboxOptions = {}): SandboxReport {
   try {
     if (root) {
       const pw = step('user lookup', () => {
-        const p = opts.user !== undefined ? lookupUser(opts.user) : lookupUser('rumpfs') ?? lookupUser('nobody');
+        const p = opts.ids ? { name: `uid ${opts.ids.uid}`, ...opts.ids }
+          : opts.user !== undefined ? lookupUser(opts.user) : lookupUser('rumpfs') ?? lookupUser('nobody');
         check(p !== undefined, `no such user: ${opts.user ?? 'rumpfs or nobody'}`);
         check(p!.uid !== 0 && p!.gid !== 0, `user ${p!.name} is root`);
         return p!;
