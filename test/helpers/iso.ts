@@ -117,8 +117,8 @@ export function makeMultiSession(dir: string): { img: string; sb: number[] } {
   return { img, sb: [...toc.matchAll(/ISO session\s*:\s*\d+\s*,\s*(\d+)/g)].map(m => Number(m[1])) };
 }
 
-/** The file in makeHugeIso's image: 4.5 GiB of zeros but for 1000-byte marks (bytes(1000, 100 + i)) at these offsets. */
-export const HUGE_SIZE = 4.5 * 2 ** 30;
+/** The file in makeHugeIso's image: just over 4 GiB of zeros but for 1000-byte marks (bytes(1000, 100 + i)) at these offsets. */
+export const HUGE_SIZE = 2 ** 32 + (8 << 20);
 export const HUGE_MARKS = [0, 2 ** 32 - 4096, 2 ** 32 - 2048 - 7, 2 ** 32 - 5, 2 ** 32 + 2000, HUGE_SIZE - 1000];
 
 /** dir/huge.iso (xorriso -R -iso-level 3, multi-extent) holding /huge.bin; sparse, as is the file it is made from (removed after). */
