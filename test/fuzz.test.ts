@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadSeeds, mutantSpec } from '../scripts/fuzz/campaign.js';
+import { Lane, loadSeeds, mutantSpec } from '../scripts/fuzz/campaign.js';
 import { CLASSES, classify } from '../scripts/fuzz/classify.js';
 import { defaultLimits, type Job } from '../scripts/fuzz/exercise.js';
 import { writeMutant, type Region } from '../scripts/fuzz/mutate.js';
@@ -190,6 +190,23 @@ describe('campaign', () => {
     const cls = /^outcome: (\S+)$/m.exec(r.stdout)?.[1];
     expect(CLASSES, r.stdout + r.stderr).toContain(cls);
     expect(r.status).toBe(['hang', 'escape', 'crash'].includes(cls!) ? 1 : 0);
+  });
+
+  it('mount mode mounts with the real server, walks and writes through the mount, unmounts, checks the canaries', async () => {
+    // rump_tmpfs ignores its source, so the pipeline runs without depending on an image driver.
+    const t = { ...targets.msdos, fs: 'tmpfs', mountType: 'tmpfs', readWrite: true };
+    MountRunner.check(repo, t);
+    const base = mkdtempSync(path.join(tmp, 'mount-'));
+    const [runner] = await MountRunner.setup(repo, base, 1, 10_000, workerJs);
+    try {
+      const lane = new Lane(base, 'lane');
+      const outcome = await runner.run(lane, t, defaultLimits);
+      expect(outcome, JSON.stringify(outcome)).toMatchObject({ class: 'served', message: '0 entries, 0 bytes' });
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(path.join(base, 'mnt0'));
+    } finally {
+      await runner.close();
+    }
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(base);
   });
 
   it('mount mode refuses clearly when a server is missing', () => {
