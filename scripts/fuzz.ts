@@ -69,7 +69,8 @@ async function main(): Promise<number> {
     },
   });
   if (v.help) {
-    console.log(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter(l => l.startsWith('//')).map(l => l.slice(3)).join('\n'));
+    const header = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1);
+    console.log(header.slice(0, header.findIndex(l => !l.startsWith('//'))).map(l => l.slice(3)).join('\n'));
     return 0;
   }
   const timeoutMs = int('timeout', v.timeout, 5000, 100);
