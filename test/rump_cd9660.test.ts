@@ -4,7 +4,7 @@
 // the options; multi-session; read-only in every way; a corrupt image; a
 // file over 4 GiB.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -36,6 +36,14 @@ function mountIso(image: string, options?: string) {
 async function unmount(mp: string): Promise<void> {
   const [pid] = serverPids(mp);
   await rumpUnmount({ prog: 'rump_cd9660', mountpoint: mp, pid });
+}
+
+/** The access modes (O_ACCMODE) of the server's open descriptions of image, from /proc/PID/fdinfo. */
+function imageAccessModes(mp: string, image: string): number[] {
+  const [pid] = serverPids(mp);
+  return readdirSync(`/proc/${pid}/fd`).filter(fd => {
+    try { return readlinkSync(`/proc/${pid}/fd/${fd}`) === image; } catch { return false; }
+  }).map(fd => Number.parseInt(/^flags:\s*([0-7]+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))![1], 8) & 3);
 }
 
 /** Where Rock Ridge writers put directories deeper than 8 levels; only on the image. */
@@ -183,6 +191,8 @@ describe.skipIf(SKIP_FUSE)('rump_cd9660 through FUSE', () => {
     const image = img('xorriso-J-R.iso');
     const before = sha(readFileSync(image));
     const mp = mountIso(image);
+    // Opened O_RDONLY, not merely refused writes.
+    expect(imageAccessModes(mp, image)).toEqual([0]);
     for (const cmd of ['touch new', 'touch NOEXT', 'mkdir newdir', 'rm NOEXT', 'rmdir many', 'mv NOEXT moved', 'mv Dir Dir2',
       'echo x >> NOEXT', 'chmod 600 NOEXT', 'ln -s x sym', 'ln NOEXT hard', 'truncate -s 0 NOEXT']) {
       const r = sh(cmd, { cwd: mp });
