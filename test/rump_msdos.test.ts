@@ -260,7 +260,7 @@ touch -d '1999-12-31 23:59:59' t/moved.C`;
     expect(shOk(`sha256sum < '${m.mountpoint}/big.bin'`)).toBe(want);
     await rumpUnmount(m);
     expect(shOk(`mtype -i '${img}' ::big.bin | sha256sum`)).toBe(want);
-  }, 60_000);
+  }, 120_000);
 
   it('-o uid=1000,gid=1000,umask=077 shows in ls -ln', async () => {
     const dir = tempDir('rump-msdos-');
