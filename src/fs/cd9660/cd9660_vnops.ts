@@ -37,9 +37,10 @@ const READ_WINDOW = 8;
  * genfs reads pages in large transfers), not sector by sector: a device read
  * per 2048 bytes costs far more than the copy. Clusters are keyed by their
  * offset from the start of the extent, so their keys are never those of the
- * 2048-byte directory blocks of a well-formed image.
+ * 2048-byte directory blocks of a well-formed image. 128 KiB is what FUSE
+ * asks for at once: a read is then one cluster.
  */
-const CLUSTER = 64 * 1024;
+const CLUSTER = 128 * 1024;
 
 /** The recorded bytes of a file, through the buffer cache a cluster at a time, a window of clusters at once. */
 async function cd9660_rawread(imp: IsoMount, n: IsoNode, buf: Uint8Array, offset: number): Promise<number> {
