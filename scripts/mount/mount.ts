@@ -39,9 +39,11 @@ function partitionOf(options: readonly [string, string | true][]): number | unde
 async function probe(spec: string, partition: number | undefined): Promise<string> {
   let dev: BlockDevice;
   try {
-    dev = await blkdev_open(spec, { readOnly: true, partition });
+    // Exclusive as the server's open, so a device mounted elsewhere is named as such.
+    dev = await blkdev_open(spec, { readOnly: true, exclusive: true, partition });
   } catch (e) {
     if (e instanceof KernError && e.code === 'ENOENT') throw new MountError(`${spec}: special device does not exist`);
+    if (e instanceof KernError && e.code === 'EBUSY') throw new MountError(`${spec}: already in use (mounted elsewhere, or opened exclusively by another program)`);
     if (e instanceof KernError && (e.code === 'EACCES' || e.code === 'EPERM')) throw new MountError(`${spec}: permission denied`);
     throw new MountError(e instanceof Error ? e.message : String(e));
   }

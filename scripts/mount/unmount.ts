@@ -64,7 +64,9 @@ export async function waitGone(pids: readonly number[], timeoutMs: number): Prom
 export async function unmountAndWait(m: MountInfo, opts: { verbose?: boolean; lazy?: boolean; timeoutMs?: number } = {}): Promise<number> {
   const pids = serverPids(m.target);
   const root = process.geteuid?.() === 0;
-  const argv = root ? ['umount', ...(opts.lazy ? ['-l'] : []), m.target] : ['fusermount3', '-u', ...(opts.lazy ? ['-z'] : []), m.target];
+  // -c: the target is mountinfo's own; canonicalizing it would stat into
+  // the mount and hang on a server that does not answer.
+  const argv = root ? ['umount', '-c', ...(opts.lazy ? ['-l'] : []), m.target] : ['fusermount3', '-u', ...(opts.lazy ? ['-z'] : []), m.target];
   const r = spawnSync(argv[0], argv.slice(1), { stdio: 'inherit' });
   if (r.error) throw new MountError(`cannot run ${argv[0]}: ${r.error.message}`);
   if (r.status !== 0) return r.status ?? EXIT_FAILURE;
