@@ -29,13 +29,23 @@ interface Args {
   foreign: boolean;
 }
 
+/** mount's long options that mean one of ours. */
+const LONG: Record<string, string> = {
+  '--all': '-a', '--fake': '-f', '--verbose': '-v', '--no-mtab': '-n', '--read-only': '-r', '--rw': '-w', '--read-write': '-w',
+  '--types': '-t', '--options': '-o', '--fstab': '-T',
+};
+
 function parse(argv: readonly string[]): Args {
   const a: Args = { all: false, fake: false, verbose: false, options: [], fstab: '/etc/fstab', operands: [], foreign: false };
   for (let i = 0; i < argv.length; i++) {
-    const s = argv[i];
+    let s = argv[i];
     if (s === '--') { a.operands.push(...argv.slice(i + 1)); break; }
     if (!s.startsWith('-') || s === '-') { a.operands.push(s); continue; }
-    if (s.startsWith('--')) { a.foreign = true; continue; }
+    if (s.startsWith('--')) {
+      const [name, value] = s.split(/=(.*)/s);
+      if (!(name in LONG)) { a.foreign = true; continue; }
+      s = LONG[name] + (value ?? '');
+    }
     for (let j = 1; j < s.length; j++) {
       const c = s[j];
       if (c === 'a') { a.all = true; continue; }
@@ -70,10 +80,18 @@ function fromEntry(e: FstabEntry, a: Args, type = a.type ?? e.type): MountReques
   };
 }
 
-/** The fstab line for a mount point or device, as mount finds it. */
+/** The fstab line for a mount point or device, as mount finds it (a LABEL= that names no device matches nothing). */
 function lookUp(a: Args, what: string): FstabEntry | undefined {
   const c = canonical(what);
-  return readFstab(a.fstab).find(e => canonical(e.file) === c || e.spec === what || canonical(resolveSpec(e.spec)) === c);
+  const names = (spec: string) => {
+    try {
+      return canonical(resolveSpec(spec)) === c;
+    } catch (e) {
+      if (e instanceof MountError) return false;
+      throw e;
+    }
+  };
+  return readFstab(a.fstab).find(e => canonical(e.file) === c || e.spec === what || names(e.spec));
 }
 
 /** mount -a: each line in turn (-t: only lines of those types); 0 if all mounted, 64 if only some, 32 if none. */

@@ -4,8 +4,8 @@
 // user's mount, and each error with its message and mount's exit status.
 // mtools and fsck.fat judge what reached the images; every unmount waits for
 // the server to exit.
-import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { serverPids } from '../scripts/mount/unmount.js';
@@ -172,6 +172,29 @@ describe.skipIf(SKIP_FUSE)('mount -o rump, fstab, partitions and type detection'
     expect(mountAt(mnt)).toBeNull();
   });
 
+  it('mount -N mounts in another mount namespace (the helper enters it), not in ours', async () => {
+    const d = tempDir();
+    const img = fatImage(path.join(d, 'f.img'));
+    const mnt = mountDir(d, 'mnt');
+    const holder = spawn('unshare', ['-m', '--propagation', 'private', 'sleep', '60'], { stdio: 'ignore' });
+    try {
+      const ns = `/proc/${holder.pid}/ns/mnt`;
+      await waitFor('the new namespace', () => readlinkSync(ns) !== readlinkSync('/proc/self/ns/mnt'));
+      ok(mount('-N', String(holder.pid), '-t', 'rump.msdos', img, mnt));
+      expect(mountAt(mnt)).toBeNull();
+      expect(readFileSync(`/proc/${holder.pid}/mountinfo`, 'utf8')).toContain(`${mnt} rw,nosuid,nodev,relatime - fuse.msdos ${img} `);
+      const pids = serverPids(mnt);
+      expect(pids).toHaveLength(1);
+      const pid = pids[0];
+      mine.set(mnt, pid);
+      ok(run('nsenter', [`--mount=${ns}`, 'umount', mnt]));
+      await waitFor(`server ${pid} to exit`, () => processGone(pid));
+      mine.delete(mnt);
+    } finally {
+      holder.kill();
+    }
+  });
+
   it('fstab: mount -T file dir, mount -a -T file (rump.auto, fuse.rump_msdos through mount.fuse3), again skips what is mounted', async () => {
     const d = tempDir();
     const fat = fatImage(path.join(d, 'f.img'));
@@ -206,7 +229,7 @@ describe.skipIf(SKIP_FUSE)('mount -o rump, fstab, partitions and type detection'
     const d = tempDir();
     const img = fatImage(path.join(d, 'f.img'));
     const mnt = mountDir(d, 'mnt');
-    mounted(rumpmount('-t', 'msdos', '-o', 'rump,uid=1000', img, mnt), mnt, 'fuse.msdos');
+    mounted(rumpmount('--types=msdos', '--options', 'rump,uid=1000', img, mnt), mnt, 'fuse.msdos');
     expect(statSync(path.join(mnt, 'hello.txt')).uid).toBe(1000);
     rumpUmount(mnt);
 

@@ -1,5 +1,5 @@
 // How each command ends: its status, or its MountError's message and status.
-import { EXIT_FAILURE, MountError } from './types.js';
+import { MountError } from './types.js';
 
 export async function commandMain(prog: string, body: () => Promise<number>): Promise<never> {
   let status: number;
@@ -10,5 +10,5 @@ export async function commandMain(prog: string, body: () => Promise<number>): Pr
     process.stderr.write(`${prog}: ${e.message}\n`);
     status = e.status;
   }
-  process.exit(status ?? EXIT_FAILURE);
+  process.exit(status);
 }
