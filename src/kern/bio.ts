@@ -284,10 +284,10 @@ async function writeBackInBackground(bp: Buf): Promise<boolean> {
   }
 }
 
-/** Drop unheld clean buffers, oldest first, until under the limit. */
-function evictClean(): void {
+/** Drop the oldest clean, unheld buffers until `need` more bytes fit. */
+function evictClean(need = 0): void {
   for (const bp of lru) {
-    if (bytes <= limit) return;
+    if (bytes + need <= limit) return;
     if (!bp.dirty && !bp.writing) drop(bp);
   }
 }
@@ -300,7 +300,7 @@ function evictClean(): void {
 async function reclaim(need: number): Promise<void> {
   const failed = new Set<Buf>();
   for (;;) {
-    evictClean();
+    evictClean(need);
     if (bytes + need <= limit) return;
     let excess = bytes + need - limit;
     const batch: Buf[] = [];
