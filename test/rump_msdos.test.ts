@@ -191,8 +191,11 @@ touch -d '1999-12-31 23:59:59' t/moved.C`;
         .map(l => l.replace(/^::\//, './').replace(/\/$/, '')).sort();
       expect(names).toEqual(shOk(`cd '${ref}' && find . -mindepth 1`).split('\n').filter(Boolean).sort());
       mkdirSync(out);
-      mtools('mcopy', ['-s', '-n', '-i', img, '::/w', '::/t', out]);
+      mtools('mcopy', ['-s', '-n', '-m', '-i', img, '::/w', '::/t', out]);
       expect(listing(out)).toBe(listing(ref));
+      // mcopy -m carries the on-disk times, to the second.
+      expect(shOk(`cd '${out}' && stat -c '%n %y' w/renamed.txt t/moved.C`)).toBe(
+        'w/renamed.txt 2021-03-04 05:06:06.000000000 +0000\nt/moved.C 1999-12-31 23:59:58.000000000 +0000\n');
       const mdir = mtools('mdir', ['-/', '-a', '-i', img, '::']);
       // Both 8.3 names in one case each: stored short, with the NT case flags.
       expect(mdir).toMatch(/\nrenamed +txt +2 2021-03-04 +5:06 *\n/);
