@@ -35,5 +35,5 @@ await commandMain('mount.rump', async () => {
     }
   }
   if (operands.length !== 2) throw new MountError(`expected two operands: the device or image, and the mount point\n${USAGE}`, EXIT_USAGE);
-  return rumpMount({ type: type ?? 'rump', spec: operands[0], dir: operands[1], options, fake, verbose, namespace });
+  return rumpMount({ prog: 'mount.rump', type: type ?? 'rump', spec: operands[0], dir: operands[1], options, fake, verbose, namespace });
 });

@@ -75,7 +75,7 @@ function handOver(): number {
 
 function fromEntry(e: FstabEntry, a: Args, type = a.type ?? e.type): MountRequest {
   return {
-    type, spec: resolveSpec(e.spec), dir: e.file,
+    prog: 'rumpmount', type, spec: resolveSpec(e.spec), dir: e.file,
     options: [...e.options, ...a.options], fake: a.fake, verbose: a.verbose,
   };
 }
@@ -138,7 +138,7 @@ await commandMain('rumpmount', async () => {
     return wantsRump(a.type ?? e.type, [...e.options, ...a.options]) ? rumpMount(fromEntry(e, a)) : handOver();
   }
   if (a.operands.length === 2 && rumpAsked) {
-    return rumpMount({ type: a.type, spec: a.operands[0], dir: a.operands[1], options: a.options, fake: a.fake, verbose: a.verbose });
+    return rumpMount({ prog: 'rumpmount', type: a.type, spec: a.operands[0], dir: a.operands[1], options: a.options, fake: a.fake, verbose: a.verbose });
   }
   return handOver();
 });

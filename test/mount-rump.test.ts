@@ -341,6 +341,23 @@ describe.skipIf(SKIP_FUSE)('mount -o rump, fstab, partitions and type detection'
     mine.delete(mnt);
     expect(mountAt(mnt)).toBeNull();
     expect(out('mtype', ['-i', img, '::by-user.txt'])).toBe('mine\n');
+
+    // What the user may not do: status 1, as mount's "permissions".
+    const rumpmountAsNobody = (...args: string[]) => asNobody([RUMPMOUNT, ...args]);
+    notMounted(rumpmountAsNobody('-o', 'rump', img, d), d, 1, /permission denied \(an ordinary user mounts only on a directory it may write to\)/);
+    const secret = fatImage(path.join(d, 'root-only.img'));
+    chmodSync(secret, 0o600);
+    notMounted(rumpmountAsNobody('-o', 'rump', secret, mnt), mnt, 1, /root-only\.img: permission denied/);
+    // An image it may only read is mounted read-only, as mount does with a write-protected device.
+    chmodSync(img, 0o444);
+    const r = rumpmountAsNobody('-o', 'rump', img, mnt);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toContain(`rumpmount: WARNING: ${img} is write-protected, mounted read-only`);
+    const roPid = served(mnt, 'fuse.msdos');
+    expect(mountAt(mnt)?.options).toMatch(/^ro,/);
+    ok(asNobody([RUMPUMOUNT, mnt]));
+    expect(processGone(roPid)).toBe(true);
+    mine.delete(mnt);
   });
 
   it('errors: a clear message and mount\'s exit status, nothing left mounted', async () => {

@@ -3,6 +3,7 @@
 // cannot work with a clear message before any server starts, then run the
 // server, whose launcher returns once the mount works (or fails, with 32).
 import { spawnSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KernError, blkdev_open, type BlockDevice } from '../../src/kern/index.js';
@@ -11,6 +12,8 @@ import { checkWholeDisk, WholeDiskError } from '../../servers/disk.js';
 import { EXIT_FAILURE, EXIT_USAGE, MountError, kernelType, serverFor } from './types.js';
 
 export interface MountRequest {
+  /** The command, for warnings. */
+  prog: string;
   /** A type name as given (rump.msdos, vfat, fuse.rump_cd9660, rump, ...); undefined: detect. */
   type: string | undefined;
   spec: string;
@@ -44,7 +47,7 @@ async function probe(spec: string, partition: number | undefined): Promise<strin
   } catch (e) {
     if (e instanceof KernError && e.code === 'ENOENT') throw new MountError(`${spec}: special device does not exist`);
     if (e instanceof KernError && e.code === 'EBUSY') throw new MountError(`${spec}: already in use (mounted elsewhere, or opened exclusively by another program)`);
-    if (e instanceof KernError && (e.code === 'EACCES' || e.code === 'EPERM')) throw new MountError(`${spec}: permission denied`);
+    if (e instanceof KernError && (e.code === 'EACCES' || e.code === 'EPERM')) throw new MountError(`${spec}: permission denied`, EXIT_USAGE);
     throw new MountError(e instanceof Error ? e.message : String(e));
   }
   try {
@@ -59,22 +62,43 @@ async function probe(spec: string, partition: number | undefined): Promise<strin
   }
 }
 
+/** access(2) W_OK; a missing path is left for the server to report. */
+function writable(p: string): boolean {
+  try {
+    accessSync(p, constants.W_OK);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'EACCES' && (e as NodeJS.ErrnoException).code !== 'EROFS';
+  }
+}
+
 /** Mount as asked; the exit status mount would give. MountError for what is refused before a server runs. */
 export async function rumpMount(r: MountRequest): Promise<number> {
   let fstype = kernelType(r.type);
   if (fstype !== 'auto') serverFor(fstype);
   const spec = fstype === 'tmpfs' ? r.spec : path.resolve(r.spec);
   const dir = path.resolve(r.dir);
+  // fusermount3's rule for ordinary users, said before anything starts.
+  if (process.geteuid?.() !== 0 && !writable(dir)) {
+    throw new MountError(`${dir}: permission denied (an ordinary user mounts only on a directory it may write to)`, EXIT_USAGE);
+  }
+  const options = [...r.options];
   if (fstype !== 'tmpfs') {
-    const found = await probe(spec, partitionOf(r.options));
+    const found = await probe(spec, partitionOf(options));
     if (fstype === 'auto') {
       if (found === 'unknown') throw new MountError(`${spec}: no FAT, ISO 9660 or ext2/3/4 file system found (give the type with -t)`);
       fstype = found;
     }
+    // As mount does with a write-protected device.
+    const ro = options.filter(([k]) => k === 'ro' || k === 'rw').pop()?.[0] === 'ro';
+    if (!ro && fstype !== 'cd9660' && !writable(spec)) {
+      process.stderr.write(`${r.prog}: WARNING: ${spec} is write-protected, mounted read-only\n`);
+      options.push(['ro', true]);
+    }
   }
   const server = serverFor(fstype);
   const argv = [process.execPath, path.join(SERVERS_DIR, `${server}.js`), spec, dir];
-  if (r.options.length > 0) argv.push('-o', r.options.map(([k, v]) => v === true ? k : `${k}=${v}`).join(','));
+  if (options.length > 0) argv.push('-o', options.map(([k, v]) => v === true ? k : `${k}=${v}`).join(','));
   if (r.namespace !== undefined) {
     const ns = /^\d+$/.test(r.namespace) ? `/proc/${r.namespace}/ns/mnt` : r.namespace;
     argv.unshift('nsenter', `--mount=${ns}`, '--');
