@@ -209,6 +209,22 @@ describe('campaign', () => {
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(base);
   });
 
+  it('mount mode: a server that panics is contained (ENOTCONN, umount cleans up)', async () => {
+    const t = { ...targets.msdos, fs: 'tmpfs', mountType: 'tmpfs', readWrite: true };
+    const base = mkdtempSync(path.join(tmp, 'panic-'));
+    const [runner] = await MountRunner.setup(repo, base, 1, 10_000, workerJs);
+    // The server inherits this: its first directory listing panics.
+    process.env.RUMPFS_FAULT = 'panic:VOP_READDIR:1';
+    try {
+      const outcome = await runner.run(new Lane(base, 'lane'), t, defaultLimits);
+      expect(outcome, JSON.stringify(outcome)).toMatchObject({ class: 'panic-contained' });
+    } finally {
+      delete process.env.RUMPFS_FAULT;
+      await runner.close();
+    }
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(base);
+  });
+
   it('mount mode refuses clearly when a server is missing', () => {
     const t = { ...targets.msdos, fs: 'nosuchfs', mountType: 'nosuchfs' };
     expect(() => MountRunner.check(repo, t)).toThrow(/no server for nosuchfs: .*dist\/servers\/rump_nosuchfs\.js does not exist/);
