@@ -63,6 +63,29 @@ async function entryOf(ddep: Denode, dep: Denode): Promise<DirSlot> {
   return e;
 }
 
+/** Cluster transfers in flight at once for one request (held buffers are never evicted). */
+const IO_WINDOW = 32;
+
+/**
+ * Call io for each cluster piece of the file's bytes [offset, offset + n)
+ * (cluster index, offset in it, length, offset in the request), a window at
+ * once: a device access per cluster costs far more than the copy, and
+ * concurrent ones overlap. The pieces are disjoint, so their order does not
+ * matter. Every started piece has finished when this returns or throws.
+ */
+async function eachCluster(cs: number, offset: number, n: number,
+  io: (ci: number, within: number, len: number, done: number) => Promise<void>): Promise<void> {
+  for (let done = 0; done < n;) {
+    const batch: Promise<void>[] = [];
+    for (; done < n && batch.length < IO_WINDOW;) {
+      const pos = offset + done, within = pos % cs, len = Math.min(cs - within, n - done);
+      batch.push(io(Math.floor(pos / cs), within, len, done));
+      done += len;
+    }
+    for (const r of await Promise.allSettled(batch)) if (r.status === 'rejected') throw r.reason;
+  }
+}
+
 /** Write zeroes over [from, to) of the file's existing clusters. */
 async function zeroRange(vp: Vnode, dep: Denode, from: number, to: number): Promise<void> {
   const dmp = dep.dmp, cs = dmp.bpb.clusterSize;
@@ -272,21 +295,18 @@ export const msdosfs_vnodeops: VnodeOps = {
     if (offset >= size || buf.length === 0) return 0;
     const n = Math.min(buf.length, size - offset);
     const ch = dep.chain();
-    let done = 0;
-    while (done < n) {
-      const pos = offset + done, ci = Math.floor(pos / cs), within = pos % cs;
-      if (ci >= ch.length) {
-        if (done > 0) return done;
-        log(`msdosfs: ${dmp.dev.path}: ${dep.describe()}: size ${size} is beyond its ${ch.length} cluster(s)`);
-        throw kerr('EIO', 'file size beyond its clusters');
-      }
-      const len = Math.min(cs - within, n - done);
+    // A size beyond the clusters: what they hold, else EIO.
+    if (offset >= ch.length * cs) {
+      log(`msdosfs: ${dmp.dev.path}: ${dep.describe()}: size ${size} is beyond its ${ch.length} cluster(s)`);
+      throw kerr('EIO', 'file size beyond its clusters');
+    }
+    const got = Math.min(n, ch.length * cs - offset);
+    await eachCluster(cs, offset, got, async (ci, within, len, done) => {
       const bp = await bread(dmp.dev, dmp.cntobyte(ch[ci]), cs, vp);
       buf.set(bp.data.subarray(within, within + len), done);
       brelse(bp);
-      done += len;
-    }
-    return done;
+    });
+    return got;
   },
 
   async write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number): Promise<number> {
@@ -306,16 +326,13 @@ export const msdosfs_vnodeops: VnodeOps = {
     if (offset > dep.de.size) await zeroRange(vp, dep, dep.de.size, offset);
     const need = Math.ceil(end / cs) - ch.length;
     if (need > 0) await dep.extend(need, vp);
-    for (let done = 0; done < buf.length;) {
-      const pos = offset + done, ci = Math.floor(pos / cs), within = pos % cs;
-      const len = Math.min(cs - within, buf.length - done);
+    await eachCluster(cs, offset, buf.length, async (ci, within, len, done) => {
       const boff = dmp.cntobyte(ch[ci]);
       const bp = len === cs ? await getblk(dmp.dev, boff, cs, vp) : await bread(dmp.dev, boff, cs, vp);
       bp.data.set(buf.subarray(done, done + len), within);
       if (ioflag & IO_SYNC) await bwrite(bp);
       else await mount_bwrite(dmp.mp, bp);
-      done += len;
-    }
+    });
     if (end > dep.de.size) dep.de.size = end;
     dep.touchModified();
     await dep.update();
