@@ -20,6 +20,14 @@ export class Denode {
   /** Clusters already given back (reclaim after remove). */
   freed = false;
   private chainCache: number[] | null = null;
+  /**
+   * A directory's names, folded (long and short forms), to the device offset
+   * of their short entry: built by the first lookup, kept by dir_create and
+   * dir_remove (callers hold the directory exclusively), null until then.
+   */
+  names: Map<string, number> | null = null;
+  /** The names had a duplicate (corrupt media): a removal cannot be applied, only dropped. */
+  namesDup = false;
 
   constructor(readonly dmp: Msdosfsmount, readonly isRoot: boolean, entryOff: number, de: Direntry) {
     this.entryOff = entryOff;

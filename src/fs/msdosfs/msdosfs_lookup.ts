@@ -116,21 +116,34 @@ export function shortname_display(name: Uint8Array, ntcase: number, mode: Shortn
   return ext ? `${base}.${ext}` : base;
 }
 
-/** Find name (case-insensitively, long or short form) in directory dep. */
-export async function dir_lookup(dep: Denode, name: string): Promise<DirSlot | null> {
-  const want = name_fold(vfat_striptail(name));
-  const cp = dep.dmp.args.codepage;
-  let found: DirSlot | null = null;
-  await dir_scan(dep, (e) => {
-    if (isDot(e.de)) return false;
-    if ((e.longName !== null && name_fold(e.longName) === want) ||
-        name_fold(shortname_display(e.de.name, 0, 'win95', cp)) === want) {
-      found = e;
-      return true;
-    }
-    return false;
-  });
-  return found;
+/** The keys an entry is found by: its long name and its short name, folded. */
+function nameKeys(longName: string | null, short: Uint8Array, cp: Codepage): string[] {
+  const k = name_fold(shortname_display(short, 0, 'win95', cp));
+  return longName !== null ? [name_fold(longName), k] : [k];
+}
+
+/**
+ * Find name (case-insensitively, long or short form) in directory dep: the
+ * device offset of its short entry. The first lookup scans the directory
+ * into dep.names (built aside: lookups run concurrently under a shared lock).
+ */
+export async function dir_lookup(dep: Denode, name: string): Promise<number | null> {
+  if (!dep.names) {
+    const cp = dep.dmp.args.codepage;
+    const names = new Map<string, number>();
+    let dup = false;
+    await dir_scan(dep, (e) => {
+      if (isDot(e.de)) return;
+      for (const k of nameKeys(e.longName, e.de.name, cp)) {
+        // The first in directory order wins, as a scan would find it.
+        if (!names.has(k)) names.set(k, e.off);
+        else if (names.get(k) !== e.off) dup = true;
+      }
+    });
+    dep.names = names;
+    dep.namesDup = dup;
+  }
+  return dep.names.get(name_fold(vfat_striptail(name))) ?? null;
 }
 
 /** The entry whose short entry is at device offset off. */
@@ -353,21 +366,42 @@ export async function dir_create(dep: Denode, name: string, tmpl: Direntry): Pro
   const slots = [...Array(need).keys()].map(i => found + i);
   // Past the old end mark, the slot after ours must end the directory.
   if (found + need > end && found + need < total) slots.push(found + need);
-  await dir_write_slots(dep, slots, (d, o, s) => {
+  await namesChange(dep, () => dir_write_slots(dep, slots, (d, o, s) => {
     const k = s - found;
     if (k < nl) lfn_encode(d, o, name, nl - k, k === 0, chk);
     else if (k === nl) direntry_encode(d, o, { ...tmpl, name: short.name, ntcase: short.ntcase });
     else d[o] = SLOT_EMPTY;
-  });
+  }));
   const blocks = dep.dirBlocks();
   const per = blocks[0].size / DIRENT_SIZE;
   const s = found + nl;
-  return blocks[Math.floor(s / per)].off + (s % per) * DIRENT_SIZE;
+  const off = blocks[Math.floor(s / per)].off + (s % per) * DIRENT_SIZE;
+  // The caller found no entry by this name, and the short name is not taken.
+  for (const k of nameKeys(short.lfn ? name : null, short.name, dmp.args.codepage)) {
+    if (!dep.names?.has(k)) dep.names?.set(k, off);
+  }
+  return off;
+}
+
+/** Change the directory's entries: a failure half way leaves the names to be scanned again. */
+async function namesChange(dep: Denode, change: () => Promise<void>): Promise<void> {
+  try {
+    await change();
+  } catch (err) {
+    dep.names = null;
+    throw err;
+  }
 }
 
 /** Mark the entry (its long-name slots and short slot) deleted. */
 export async function dir_remove(dep: Denode, e: DirSlot): Promise<void> {
-  const slots = [];
+  const slots: number[] = [];
   for (let s = e.first; s <= e.slot; s++) slots.push(s);
-  await dir_write_slots(dep, slots, (d, o) => { d[o] = SLOT_DELETED; });
+  await namesChange(dep, () => dir_write_slots(dep, slots, (d, o) => { d[o] = SLOT_DELETED; }));
+  if (!dep.names) return;
+  // Another entry by one of these names would take its place: scan again.
+  if (dep.namesDup) { dep.names = null; return; }
+  for (const k of nameKeys(e.longName, e.de.name, dep.dmp.args.codepage)) {
+    if (dep.names.get(k) === e.off) dep.names.delete(k);
+  }
 }

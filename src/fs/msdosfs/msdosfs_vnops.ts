@@ -127,9 +127,9 @@ export const msdosfs_vnodeops: VnodeOps = {
   async lookup(dvp: Vnode, name: string): Promise<Vnode> {
     const ddep = VTODE(dvp);
     if (name === '..') return vcache_get(dvp.mount, await dir_parentkey(ddep));
-    const e = await dir_lookup(ddep, name);
-    if (!e) throw kerr('ENOENT');
-    return vcache_get(dvp.mount, e.off);
+    const off = await dir_lookup(ddep, name);
+    if (off === null) throw kerr('ENOENT');
+    return vcache_get(dvp.mount, off);
   },
 
   async create(dvp: Vnode, name: string, va: VattrCreate): Promise<Vnode> {
