@@ -26,6 +26,8 @@ export class Denode {
    * dir_remove (callers hold the directory exclusively), null until then.
    */
   names: Map<string, number> | null = null;
+  /** A directory's short names (11 bytes as a string) and how many entries have each, kept as names is; null until dir_create scans. */
+  shorts: Map<string, number> | null = null;
   /** The names had a duplicate (corrupt media): a removal cannot be applied, only dropped. */
   namesDup = false;
 

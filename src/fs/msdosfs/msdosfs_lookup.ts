@@ -35,9 +35,10 @@ export const isDot = (de: Direntry) => de.name[0] === 0x2e && (de.name[1] === 0x
 /**
  * Call visit for every live file entry (dot entries included, volume labels
  * and long-name pieces not) from slot `from` on, until it returns true.
- * onFree sees deleted slots.
+ * onFree sees deleted slots. Without visit, only the free slots and the end
+ * are found (no entry is decoded).
  */
-export async function dir_scan(dep: Denode, visit: (e: DirSlot) => boolean | void,
+export async function dir_scan(dep: Denode, visit: ((e: DirSlot) => boolean | void) | null,
   opts: { from?: number; onFree?: (slot: number) => void; onLabel?: (de: Direntry) => void } = {}): Promise<ScanEnd> {
   const dmp = dep.dmp;
   const blocks = dep.dirBlocks();
@@ -59,6 +60,7 @@ export async function dir_scan(dep: Denode, visit: (e: DirSlot) => boolean | voi
           opts.onFree?.(slot);
           continue;
         }
+        if (!visit) continue;
         const attr = d[o + 11];
         if ((attr & 0x3f) === ATTR_LFN) {
           const ord = c & 0x3f;
@@ -250,7 +252,7 @@ const key11 = (b: Uint8Array) => String.fromCharCode(...b);
  * generated short name: upper case, invalid characters as `_`, and a `~N`
  * tail when it was shortened, lossy or taken.
  */
-export function shortname_make(name: string, mode: ShortnameMode, cp: Codepage, taken: Set<string>):
+export function shortname_make(name: string, mode: ShortnameMode, cp: Codepage, taken: ReadonlyMap<string, number>):
   { name: Uint8Array; ntcase: number; lfn: boolean } {
   const dot = name.lastIndexOf('.');
   if (!name.startsWith('.') && name.indexOf('.') === dot) {
@@ -331,17 +333,19 @@ async function dir_write_slots(dep: Denode, slots: number[], fill: (d: Uint8Arra
  */
 export async function dir_create(dep: Denode, name: string, tmpl: Direntry): Promise<number> {
   const dmp = dep.dmp;
-  const taken = new Set<string>();
+  const cached = dep.shorts;
+  const taken = cached ?? new Map<string, number>();
   // Runs of deleted slots, as [start, length].
   const runs: [number, number][] = [];
   let last = -2;
-  const scan = await dir_scan(dep, (e) => { taken.add(key11(e.de.name)); }, {
+  const scan = await dir_scan(dep, cached ? null : (e) => { countShort(taken, key11(e.de.name), 1); }, {
     onFree: (s) => {
       if (s === last + 1) runs[runs.length - 1][1]++;
       else runs.push([s, 1]);
       last = s;
     },
   });
+  dep.shorts = taken;
   const end = scan.end;
   let total = scan.total;
   const short = shortname_make(name, dmp.args.shortname, dmp.args.codepage, taken);
@@ -376,6 +380,7 @@ export async function dir_create(dep: Denode, name: string, tmpl: Direntry): Pro
   const per = blocks[0].size / DIRENT_SIZE;
   const s = found + nl;
   const off = blocks[Math.floor(s / per)].off + (s % per) * DIRENT_SIZE;
+  countShort(taken, key11(short.name), 1);
   // The caller found no entry by this name, and the short name is not taken.
   for (const k of nameKeys(short.lfn ? name : null, short.name, dmp.args.codepage)) {
     if (!dep.names?.has(k)) dep.names?.set(k, off);
@@ -389,8 +394,15 @@ async function namesChange(dep: Denode, change: () => Promise<void>): Promise<vo
     await change();
   } catch (err) {
     dep.names = null;
+    dep.shorts = null;
     throw err;
   }
+}
+
+function countShort(shorts: Map<string, number>, k: string, d: number): void {
+  const n = (shorts.get(k) ?? 0) + d;
+  if (n > 0) shorts.set(k, n);
+  else shorts.delete(k);
 }
 
 /** Mark the entry (its long-name slots and short slot) deleted. */
@@ -398,6 +410,7 @@ export async function dir_remove(dep: Denode, e: DirSlot): Promise<void> {
   const slots: number[] = [];
   for (let s = e.first; s <= e.slot; s++) slots.push(s);
   await namesChange(dep, () => dir_write_slots(dep, slots, (d, o) => { d[o] = SLOT_DELETED; }));
+  if (dep.shorts) countShort(dep.shorts, key11(e.de.name), -1);
   if (!dep.names) return;
   // Another entry by one of these names would take its place: scan again.
   if (dep.namesDup) { dep.names = null; return; }
