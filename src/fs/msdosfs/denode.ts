@@ -70,9 +70,11 @@ export class Denode {
 
   /**
    * Append n zeroed clusters (ENOSPC: nothing changes). Zeroed buffers are
-   * owned by `owner` (the vnode for file data, the mount's metadata for directories).
+   * owned by `owner` (the vnode for file data, the mount's metadata for
+   * directories). Clusters from chain index `written` on are left to the
+   * caller, which writes them at once.
    */
-  async extend(n: number, owner: object): Promise<number[]> {
+  async extend(n: number, owner: object, written = Infinity): Promise<number[]> {
     const fat = this.dmp.fat;
     const ch = this.chain();
     const last = ch.length ? ch[ch.length - 1] : 0;
@@ -84,7 +86,7 @@ export class Denode {
     }
     ch.push(...got);
     const cs = this.dmp.bpb.clusterSize;
-    for (const c of got) {
+    for (const c of got.slice(0, Math.max(0, written - (ch.length - got.length)))) {
       const bp = await getblk(this.dmp.dev, this.dmp.cntobyte(c), cs, owner);
       bp.data.fill(0);
       await mount_bwrite(this.dmp.mp, bp);

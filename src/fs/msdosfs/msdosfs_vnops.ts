@@ -2,7 +2,7 @@
 // file or directory.
 import {
   bread, brelse, bwrite, getblk, IO_APPEND, IO_SYNC, kerr, log, mount_bwrite, nanotime, vcache_get, vcache_rekey,
-  vflushbuf, VType, type Dirent, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
+  vflushbuf, VType, type Buf, type Dirent, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
   type Timespec,
 } from '../../kern/index.js';
 import { Denode } from './denode.js';
@@ -84,6 +84,57 @@ async function eachCluster(cs: number, offset: number, n: number,
     }
     for (const r of await Promise.allSettled(batch)) if (r.status === 'rejected') throw r.reason;
   }
+}
+
+interface Piece { ci: number; within: number; len: number; done: number }
+
+/**
+ * Write the request's pieces (disjoint, in file order) into their clusters'
+ * buffers, then each run of physically adjacent clusters to the device with
+ * one write: the buffers stay cached and clean. Clusters from chain index
+ * `had` on are new (unread, zero outside the piece). A buffer that was
+ * already dirty or being written stays a delayed write, so an older
+ * write-back cannot win.
+ */
+async function writePieces(vp: Vnode, dep: Denode, ch: readonly number[], had: number, buf: Uint8Array,
+  pieces: Piece[], sync: boolean): Promise<void> {
+  const dmp = dep.dmp, cs = dmp.bpb.clusterSize;
+  const got = await Promise.allSettled(pieces.map(({ ci, len }) => {
+    const boff = dmp.cntobyte(ch[ci]);
+    return len === cs || ci >= had ? getblk(dmp.dev, boff, cs, vp) : bread(dmp.dev, boff, cs, vp);
+  }));
+  const bufs: Buf[] = [];
+  for (const r of got) if (r.status === 'fulfilled') bufs.push(r.value);
+  const failed = got.find(r => r.status === 'rejected');
+  if (failed) {
+    bufs.forEach(brelse);
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  pieces.forEach(({ ci, within, len, done }, i) => {
+    const d = bufs[i].data;
+    if (ci >= had && len < cs) d.fill(0);
+    d.set(buf.subarray(done, done + len), within);
+  });
+  let ok = true;
+  for (let i = 0; i < pieces.length;) {
+    let j = i + 1;
+    while (j < pieces.length && ch[pieces[j].ci] === ch[pieces[j - 1].ci] + 1) j++;
+    const run = new Uint8Array((j - i) * cs);
+    for (let k = i; k < j; k++) run.set(bufs[k].data, (k - i) * cs);
+    try {
+      await dmp.dev.write(run, dmp.cntobyte(ch[pieces[i].ci]));
+    } catch (e) {
+      // Kept as delayed writes: the failure comes back from their write-back.
+      log(`msdosfs: ${dmp.dev.path}: ${dep.describe()}: write failed: ${String(e)}`);
+      ok = false;
+    }
+    i = j;
+  }
+  await Promise.all(bufs.map(async (bp) => {
+    if (ok && !bp.dirty && !bp.writing) brelse(bp);
+    else if (sync) await bwrite(bp);
+    else await mount_bwrite(dmp.mp, bp);
+  }));
 }
 
 /** Write zeroes over [from, to) of the file's existing clusters. */
@@ -324,15 +375,18 @@ export const msdosfs_vnodeops: VnodeOps = {
     if (buf.length > fits) buf = buf.subarray(0, fits);
     const end = offset + buf.length;
     if (offset > dep.de.size) await zeroRange(vp, dep, dep.de.size, offset);
-    const need = Math.ceil(end / cs) - ch.length;
-    if (need > 0) await dep.extend(need, vp);
-    await eachCluster(cs, offset, buf.length, async (ci, within, len, done) => {
-      const boff = dmp.cntobyte(ch[ci]);
-      const bp = len === cs ? await getblk(dmp.dev, boff, cs, vp) : await bread(dmp.dev, boff, cs, vp);
-      bp.data.set(buf.subarray(done, done + len), within);
-      if (ioflag & IO_SYNC) await bwrite(bp);
-      else await mount_bwrite(dmp.mp, bp);
-    });
+    const had = ch.length;
+    const need = Math.ceil(end / cs) - had;
+    if (need > 0) await dep.extend(need, vp, Math.floor(offset / cs));
+    for (let done = 0; done < buf.length;) {
+      const pieces: Piece[] = [];
+      for (; done < buf.length && pieces.length < IO_WINDOW;) {
+        const pos = offset + done, within = pos % cs, len = Math.min(cs - within, buf.length - done);
+        pieces.push({ ci: Math.floor(pos / cs), within, len, done });
+        done += len;
+      }
+      await writePieces(vp, dep, ch, had, buf, pieces, (ioflag & IO_SYNC) !== 0);
+    }
     if (end > dep.de.size) dep.de.size = end;
     dep.touchModified();
     await dep.update();
