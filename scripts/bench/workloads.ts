@@ -1,7 +1,7 @@
 // The workloads, and one session: mount a target, run every workload in
 // order (cold caches where the name says so), read the server's memory,
 // unmount. Each timed workload runs in a child process with a time limit.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmdirSync } from 'node:fs';
 import path from 'node:path';
 import { BIG, META_DIR, TREE_DIR, treeFiles } from './layout.js';
@@ -40,12 +40,12 @@ export type Outcome = number | { na: string };
 export class Aborted extends Error {}
 
 let aborted = false;
-let current: ChildProcess | null = null;
+let current: { kill(): void } | null = null;
 
 /** Ctrl-C: stop the running workload; sessions then unmount on their way out. */
 export function abortWork(): void {
   aborted = true;
-  current?.kill('SIGKILL');
+  current?.kill();
 }
 
 function checkAbort(): void {
@@ -56,12 +56,14 @@ function checkAbort(): void {
 function runChild(argv: readonly string[], timeoutS: number): Promise<string> {
   checkAbort();
   return new Promise((resolve, reject) => {
-    const c = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    current = c;
+    // Its own process group: a timeout or Ctrl-C kills it with its children (randread's readers).
+    const c = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const kill = () => { try { process.kill(-c.pid!, 'SIGKILL'); } catch { /* gone */ } };
+    current = { kill };
     let out = '', err = '', timedOut = false;
     c.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
     c.stderr!.setEncoding('utf8').on('data', (d: string) => { err += d; });
-    const timer = setTimeout(() => { timedOut = true; c.kill('SIGKILL'); }, timeoutS * 1000);
+    const timer = setTimeout(() => { timedOut = true; kill(); }, timeoutS * 1000);
     c.on('error', e => { err += String(e); });
     c.on('close', (code, signal) => {
       clearTimeout(timer);
