@@ -34,6 +34,7 @@ import { openProcDir } from '../src/rumpuser/native.js';
 import { rumpuser_putstr } from '../src/rumpuser/index.js';
 import { sandbox } from '../src/rumpuser/sandbox.js';
 import { checkWholeDisk } from './disk.js';
+import { mountAt, type MountInfo } from './mountinfo.js';
 import { UsageError } from './options.js';
 
 export const EXIT_USAGE = 1, EXIT_MOUNT_FAILURE = 32;
@@ -159,7 +160,7 @@ async function launch(spec: ServerSpec): Promise<never> {
 }
 
 /** The topmost mount at dir, found even when dir is a dead FUSE mount (which any stat of it fails). */
-function mountAtPath(dir: string): MountEntry | null {
+function mountAtPath(dir: string): MountInfo | null {
   const abs = path.resolve(dir);
   let real: string;
   try {
@@ -199,23 +200,6 @@ function checkMounted(spec: ServerSpec): string | null {
 
 // The server
 
-interface MountEntry { id: string; fstype: string; source: string }
-
-/** What /proc/self/mountinfo says is mounted at dir (the topmost mount), if anything. */
-export function mountAt(dir: string): MountEntry | null {
-  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  let found: MountEntry | null = null;
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (!right) continue;
-    const f = left.split(' ');
-    if (unescape(f[4]) === dir) {
-      const [fstype, source] = right.split(' ');
-      found = { id: f[0], fstype, source: unescape(source) };
-    }
-  }
-  return found;
-}
 
 /** The mount point as an absolute real path: it exists, is a directory, and nothing is mounted there yet. */
 function checkMountpoint(mountpoint: string): string {

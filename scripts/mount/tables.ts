@@ -4,10 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { splitOptions } from '../../servers/options.js';
+import { readMountinfo, unescapeMount as unescape, type MountInfo } from '../../servers/mountinfo.js';
 import { EXIT_USAGE, MountError } from './types.js';
 
-/** fstab and mountinfo escape blanks and backslashes as octal (\040). */
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
 export interface FstabEntry {
   spec: string;
@@ -53,25 +52,6 @@ export function canonical(p: string): string {
   }
 }
 
-export interface MountInfo {
-  /** major:minor of the mounted file system (for FUSE, 0:N, N the connection). */
-  dev: string;
-  target: string;
-  fstype: string;
-  source: string;
-}
-
-export function readMountinfo(): MountInfo[] {
-  const out: MountInfo[] = [];
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (!right) continue;
-    const f = left.split(' ');
-    const [fstype, source] = right.split(' ');
-    out.push({ dev: f[2], target: unescape(f[4]), fstype, source: unescape(source) });
-  }
-  return out;
-}
 
 /**
  * The topmost mount whose mount point or source is `what`, as umount looks

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { EXIT_FAILURE, MountError } from './types.js';
-import type { MountInfo } from './tables.js';
+import type { MountInfo } from '../../servers/mountinfo.js';
 
 /** Exited, or a zombie nobody has reaped yet (servers are detached). */
 export function processGone(pid: number): boolean {

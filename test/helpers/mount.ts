@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { mountAt } from '../../servers/mountinfo.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -41,23 +42,7 @@ export function tempDir(prefix = 'rumpfs-test-'): string {
   return d;
 }
 
-export interface MountEntry { fstype: string; source: string; options: string }
-
-/** What is mounted at dir (topmost), from /proc/self/mountinfo. */
-export function mountAt(dir: string): MountEntry | null {
-  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-  let found: MountEntry | null = null;
-  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
-    const [left, right] = line.split(' - ');
-    if (!right) continue;
-    const f = left.split(' ');
-    if (unescape(f[4]) === dir) {
-      const [fstype, source] = right.split(' ');
-      found = { fstype, source: unescape(source), options: f[5] };
-    }
-  }
-  return found;
-}
+export { mountAt, type MountInfo as MountEntry } from '../../servers/mountinfo.js';
 
 /** Servers (not launchers) serving mountpoint: their command line names it, their environment has P2K_READY_FD. */
 export function serverPids(mountpoint: string): number[] {
