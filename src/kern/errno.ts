@@ -41,7 +41,11 @@ export class KernError extends Error {
   constructor(errno: number, note?: string) {
     const code = errnoName(errno);
     const text = messages[code as ErrnoName] ?? code;
+    // An expected outcome, not a bug: no stack trace (every negative lookup makes one).
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(note ? `${code}: ${text} (${note})` : `${code}: ${text}`);
+    Error.stackTraceLimit = limit;
     this.errno = errno;
     this.code = code;
   }
