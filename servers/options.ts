@@ -19,11 +19,13 @@ export interface ParsedArgs {
 
 /**
  * getopt-style parsing: `flags` maps each fs-specific flag letter that takes
- * a value to the option it sets (rump_tmpfs: s -> size). Always known: -o
+ * a value to the option it sets (rump_tmpfs: s -> size), `switches` each
+ * one that takes none (rump_msdos: l -> longnames). Always known: -o
  * options, -r (ro), -w (rw), -f (foreground). Flags may follow the
  * operands (mount helpers get `dev dir -o opts`); `--` ends the flags.
  */
-export function parseMountArgs(argv: readonly string[], flags: Readonly<Record<string, string>>): ParsedArgs {
+export function parseMountArgs(argv: readonly string[], flags: Readonly<Record<string, string>>,
+  switches: Readonly<Record<string, string>> = {}): ParsedArgs {
   const out: ParsedArgs = { positional: [], options: new Map(), foreground: false };
   const set = (k: string, v: string | true) => { out.options.delete(k); out.options.set(k, v); };
   for (let i = 0; i < argv.length; i++) {
@@ -35,6 +37,7 @@ export function parseMountArgs(argv: readonly string[], flags: Readonly<Record<s
       if (c === 'f') { out.foreground = true; continue; }
       if (c === 'r') { set('ro', true); continue; }
       if (c === 'w') { set('rw', true); continue; }
+      if (c in switches) { set(switches[c], true); continue; }
       if (c !== 'o' && !(c in flags)) throw new UsageError(`unknown flag -${c}`);
       let value = a.slice(j + 1);
       if (value === '') {

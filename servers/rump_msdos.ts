@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // rump_msdos: mount_msdos, with the FAT driver in a sandboxed server.
-//   rump_msdos [-f] [-u uid] [-g gid] [-m mask] [-M mask] [-t gmtoff] [-o options] special node
+//   rump_msdos [-fl] [-u uid] [-g gid] [-m mask] [-M mask] [-t gmtoff] [-o options] special node
 // Options as NetBSD's mount_msdos (flags) and Linux's vfat (-o uid=, gid=,
 // umask=, fmask=, dmask=, shortname=, codepage=, utf8, tz=UTC, ro, rw),
 // plus the generic sync, part=N and rumpuser=NAME.
@@ -10,7 +10,7 @@ import { diskSpec, fsOnly } from './disk.js';
 import { genericOptions, parseGroup, parseMode, parseMountArgs, parseUser, UsageError } from './options.js';
 import { serverMain, type ServerSpec } from './runner.js';
 
-const USAGE = 'usage: rump_msdos [-f] [-u uid] [-g gid] [-m mask] [-M mask] [-t gmtoff] [-o options] special node';
+const USAGE = 'usage: rump_msdos [-fl] [-u uid] [-g gid] [-m mask] [-M mask] [-t gmtoff] [-o options] special node';
 
 function parseGmtoff(v: string | true): number {
   if (v === true || !/^[+-]?\d+$/.test(v) || Math.abs(Number(v)) > 24 * 3600) throw new UsageError(`bad value for gmtoff: ${String(v)} (seconds east of UTC)`);
@@ -18,7 +18,8 @@ function parseGmtoff(v: string | true): number {
 }
 
 function parse(argv: string[]): ServerSpec {
-  const args = parseMountArgs(argv, { u: 'uid', g: 'gid', m: 'mask', M: 'dirmask', t: 'gmtoff' });
+  const args = parseMountArgs(argv, { u: 'uid', g: 'gid', m: 'mask', M: 'dirmask', t: 'gmtoff' },
+    { l: 'longnames', s: 'shortnames', 9: 'nowin95' });
   const g = genericOptions(args.options);
   // Linux vfat's defaults: the mounter's ids, its umask (022 here), local time.
   const options: MountOptions = {
@@ -47,6 +48,10 @@ function parse(argv: string[]): ServerSpec {
         break;
       // Names always reach the host as UTF-8.
       case 'utf8': case 'iocharset': if (v !== true && v !== 'utf8') throw new UsageError(`only UTF-8 names: ${k}=${v}`); break;
+      // mount_msdos -l: long names, which this driver always reads and writes.
+      case 'longnames': break;
+      case 'shortnames': case 'nowin95':
+        throw new UsageError(`-${k === 'shortnames' ? 's' : '9'} is not supported: this driver always reads and writes long names`);
       default: throw new UsageError(`unknown option ${k}`);
     }
   }

@@ -355,6 +355,22 @@ touch -d '1999-12-31 23:59:59' t/moved.C`;
     expect(sha(readFileSync(img))).toBe(before);
   });
 
+  it('mount_msdos switches: -l is accepted, -s and -9 are refused with a reason (usage, exit 1)', async () => {
+    const dir = tempDir('rump-msdos-');
+    const img = mkfs(dir, 16384, ['-F', '16']);
+    const mp = path.join(dir, 'mnt');
+    mkdirSync(mp);
+    for (const flag of ['-s', '-9']) {
+      const r = run(process.execPath, [serverScript('rump_msdos'), flag, img, mp], { env });
+      expect(r.status, flag).toBe(1);
+      expect(r.stderr).toContain(`${flag} is not supported: this driver always reads and writes long names`);
+      expect(mountAt(mp)).toBeNull();
+    }
+    const m = rumpMount('rump_msdos', ['-l', img, mp], mp);
+    expect(mountAt(mp)?.fstype).toBe('fuse.msdos');
+    await rumpUnmount(m);
+  });
+
   it('a FAT chain that loops: that file is EIO, the server stays up, the rest reads fine', async () => {
     const dir = tempDir('rump-msdos-');
     const img = mkfs(dir, 16384, ['-F', '16', '-s', '1']);
