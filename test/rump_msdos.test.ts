@@ -9,22 +9,12 @@ import { closeSync, mkdirSync, openSync, readFileSync, readSync, utimesSync, wri
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  SKIP_FUSE, cleanupMounts, ensureBuilt, mountAt, processGone, rumpMount, rumpUnmount, run, serverPids, serverScript,
+  SKIP_FUSE, cleanupMounts, ensureBuilt, mountAt, pattern, processGone, rumpMount, rumpUnmount, run, serverPids, serverScript,
   sh, tempDir,
 } from './helpers/mount.js';
 
 const env = { ...process.env, MTOOLS_SKIP_CHECK: '1', TZ: 'UTC', LC_ALL: 'C.UTF-8' };
 
-/** Deterministic bytes. */
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 

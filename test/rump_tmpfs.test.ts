@@ -9,20 +9,10 @@ import {
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  SKIP_FUSE, cleanupMounts, ensureBuilt, kernelTmpfs, mountAt, processGone, rumpMount, rumpMountForeground,
+  SKIP_FUSE, cleanupMounts, ensureBuilt, kernelTmpfs, mountAt, pattern, processGone, rumpMount, rumpMountForeground,
   rumpUnmount, run, serverPids, serverScript, sh, tempDir, waitFor,
 } from './helpers/mount.js';
 
-/** Deterministic bytes (no /dev/urandom: both runs must copy the same data). */
-function pattern(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 function fixtureTree(dir: string): void {
   writeFileSync(path.join(dir, 'a.txt'), 'hello\n');

@@ -159,3 +159,14 @@ export async function cleanupMounts(): Promise<void> {
 export function kernelTmpfs(dir: string, options = 'size=64m,mode=1777'): void {
   execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir]);
 }
+
+/** Deterministic bytes (xorshift): the same data for every run and every target. */
+export function pattern(n: number, seed: number): Buffer {
+  const b = Buffer.alloc(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  return b;
+}
