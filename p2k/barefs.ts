@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // barefs: the smallest in-memory file system written directly on the FUSE
 // transport p2k uses, with the same mount options: the yardstick for what
-// p2k, the kernel and a driver add per request (scripts/p2k-ops.ts).
+// p2k, the kernel and a driver add per request (scripts/bench).
 // Flat: files in the root directory only. Not a server for real use.
 //   node dist/p2k/barefs.js [--nocache] mountpoint   (foreground; SIGTERM or umount ends it)
 import { errnos } from '../src/kern/index.js';
