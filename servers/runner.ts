@@ -115,7 +115,9 @@ async function launch(spec: ServerSpec): Promise<never> {
   // unshare execs the server: the child's pid is the server's.
   const argv = process.geteuid?.() === 0 ? ['unshare', '--net', '--', ...server] : server;
   const child = spawn(argv[0], argv.slice(1), {
-    env: { ...process.env, UV_USE_IO_URING: '0', P2K_READY_FD: '3' },
+    // P2K_MOUNTPOINT lets rumpumount find this server: its cwd and relative
+    // operands say nothing once it is chrooted.
+    env: { ...process.env, UV_USE_IO_URING: '0', P2K_READY_FD: '3', P2K_MOUNTPOINT: absolute(spec.mountpoint) },
     stdio: foreground ? ['inherit', 'inherit', 'inherit', 'pipe'] : ['ignore', 'ignore', 'ignore', 'pipe'],
     detached: !foreground,
   });
@@ -317,4 +319,9 @@ function serverIds(spec: ServerSpec): { uid: number; gid: number } | undefined {
   const groups = readFileSync('/etc/group', 'utf8').split('\n').map(l => l.split(':'));
   const group = groups.find(f => f[0] === 'rumpfs') ?? groups.find(f => f[0] === 'nogroup');
   return { uid: SERVER_UID_BASE + process.pid, gid: group ? Number(group[2]) : 65534 };
+}
+
+/** The mount point as the mount table will show it (real path when it exists). */
+function absolute(p: string): string {
+  try { return realpathSync(p); } catch { return path.resolve(p); }
 }

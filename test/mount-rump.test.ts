@@ -5,7 +5,7 @@
 // mtools and fsck.fat judge what reached the images; every unmount waits for
 // the server to exit.
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { serverPids } from '../scripts/mount/unmount.js';
@@ -223,6 +223,29 @@ describe.skipIf(SKIP_FUSE)('mount -o rump, fstab, partitions and type detection'
     ok(mount('-a', '-T', fstab));
     await umount(b);
     await umount(c);
+  });
+
+  it('rumpumount of a mount made with relative paths returns only once the image is clean', () => {
+    const d = tempDir();
+    fatImage(path.join(d, 'f.img'));
+    mountDir(d, 'mnt');
+    ok(run(process.execPath, [RUMP_MSDOS, 'f.img', 'mnt'], { cwd: d }));
+    writeFileSync(path.join(d, 'mnt', 'new.bin'), Buffer.alloc(4 << 20, 7));
+    // The server: its command line has only the relative operands.
+    const pid = readdirSync('/proc').filter(p => /^\d+$/.test(p)).map(Number).find(p => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8') === `${process.execPath}\0${RUMP_MSDOS}\0f.img\0mnt\0` &&
+          readFileSync(`/proc/${p}/environ`, 'utf8').includes('P2K_READY_FD=');
+      } catch { return false; }
+    });
+    expect(pid).toBeDefined();
+    const r = run(process.execPath, [RUMPUMOUNT, 'mnt'], { cwd: d });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(processGone(pid!)).toBe(true);
+    // The server has written everything back and cleared the dirty bit.
+    expect(run('fsck.fat', ['-n', path.join(d, 'f.img')]).status).toBe(0);
+    expect(mountAt(path.join(d, 'mnt'))).toBeNull();
   });
 
   it('rumpmount: -o rump runs a server (NetBSD), anything else goes to the system mount; fstab by mount point and by device', () => {

@@ -3,7 +3,6 @@
 // buffers and closing the device; only its exit says the image is complete.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-import path from 'node:path';
 import { EXIT_FAILURE, MountError } from './types.js';
 import type { MountInfo } from '../../servers/mountinfo.js';
 
@@ -27,19 +26,15 @@ function holdsDevFuse(pid: string): boolean {
 
 /**
  * The rump servers serving mountpoint: processes that hold /dev/fuse and
- * whose command line runs a rump_<fs> with mountpoint as an operand
- * (relative operands taken from the process's working directory).
+ * whose environment names it (P2K_MOUNTPOINT, set by the server launcher).
  */
 export function serverPids(mountpoint: string): number[] {
+  const want = `P2K_MOUNTPOINT=${mountpoint}`;
   const pids: number[] = [];
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
     try {
-      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-      if (!argv.some(a => /^rump_\w+(\.js)?$/.test(path.basename(a)))) continue;
-      let cwd = '/';
-      try { cwd = readlinkSync(`/proc/${pid}/cwd`); } catch { /* absolute operands still match */ }
-      if (!argv.some(a => a !== '' && path.resolve(cwd, a) === mountpoint)) continue;
+      if (!readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(want)) continue;
       if (holdsDevFuse(pid) && !processGone(Number(pid))) pids.push(Number(pid));
     } catch { /* gone meanwhile, or not ours to look at */ }
   }
