@@ -50,18 +50,27 @@ export function genfs_can_sticky(cred: Cred, dirMode: number, dirUid: number, fi
 
 /**
  * chmod: only the owner or root. A non-root owner setting the setgid bit on
- * a file of a group it is not in loses that bit, as in Linux; non-root may not
- * set the sticky bit on a file (ignored, as BSD).
- * Returns the mode to store.
+ * a file of a group it is not in loses that bit, as in Linux (which, unlike
+ * BSD, lets an owner keep the sticky bit on a file). Returns the mode to store.
  */
 export function genfs_can_chmod(type: VType, cred: Cred, uid: number, gid: number, newMode: number): number {
   if (!cred.isRoot() && cred.uid !== uid) throw kerr('EPERM');
   let mode = newMode & 0o7777;
   if (!cred.isRoot()) {
-    if (type !== VType.VDIR && (mode & 0o1000)) mode &= ~0o1000;
     if ((mode & 0o2000) && !cred.groupmember(gid)) mode &= ~0o2000;
   }
   return mode;
+}
+
+/**
+ * The mode a write or truncation by an unprivileged caller leaves (Linux's
+ * file_remove_privs): setuid cleared, and setgid where group execute is set
+ * (without it, setgid marks mandatory locking, not privilege).
+ */
+export function genfs_killpriv_mode(mode: number): number {
+  let m = mode & ~0o4000;
+  if (mode & 0o010) m &= ~0o2000;
+  return m;
 }
 
 /**

@@ -1,106 +1,191 @@
-// The system-call layer: path-name operations shared by every client of the
-// kernel (p2k for FUSE, ukfs for programs). Each call resolves names with
-// namei, checks namespace permissions, takes the vnode locks vnode_if.ts
-// declares in the protocol's order, calls the VOP and releases everything
-// on every path, errors included.
+// The system-call layer: name operations shared by every client of the
+// kernel. Two ways in, one body each: by path (ukfs: namei from the root)
+// and by directory vnode and name (p2k: FUSE names a directory it already
+// holds, so no path is walked). Each call checks namespace permissions, takes
+// the vnode locks vnode_if.ts declares in the protocol's order, calls the VOP
+// and releases everything on every path, errors included.
 import { kerr, isKernError } from './errno.js';
 import { genfs_can_sticky, VEXEC, VWRITE } from './kauth.js';
 import { LK_EXCLUSIVE, LK_SHARED } from './lock.js';
 import type { Lwp } from './lwp.js';
-import { namei, namei_done, type NameiResult } from './namei.js';
+import { NAME_MAX, namei, namei_done, type NameiResult } from './namei.js';
 import { vfs_sync } from './vfs.js';
-import { File, openAccmode, vn_access, vn_close, vn_locked, vn_readdir, vn_setattr } from './vfs_vnops.js';
-import { vrele } from './vcache.js';
+import {
+  File, vn_access, vn_close, vn_getxattr, vn_listxattr, vn_locked, vn_open, vn_readdir, vn_readlink,
+  vn_removexattr, vn_setattr, vn_setxattr, vn_stat,
+} from './vfs_vnops.js';
+import { vref, vrele } from './vcache.js';
 import type { Vnode } from './vnode.js';
-import {
-  VOP_CREATE, VOP_GETATTR, VOP_GETXATTR, VOP_LINK, VOP_LISTXATTR, VOP_LOOKUP, VOP_MKDIR, VOP_OPEN,
-  VOP_READLINK, VOP_REMOVE, VOP_REMOVEXATTR, VOP_RENAME, VOP_RMDIR, VOP_SETXATTR, VOP_SYMLINK,
-} from './vnode_if.js';
-import {
-  O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_TRUNC, VType,
-  type Dirent, type Statvfs, type Vattr, type VattrSet,
-} from './vnode_types.js';
+import { VOP_CREATE, VOP_GETATTR, VOP_LINK, VOP_LOOKUP, VOP_MKDIR, VOP_REMOVE, VOP_RENAME, VOP_RMDIR, VOP_SYMLINK } from './vnode_if.js';
+import { O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, VType, type Dirent, type Statvfs, type Vattr, type VattrSet } from './vnode_types.js';
 
-/** Run fn on the vnode a path names (referenced, locked as asked). */
-async function withVnode<T>(l: Lwp, path: string, follow: boolean, mode: typeof LK_SHARED | typeof LK_EXCLUSIVE,
-  fn: (vp: Vnode) => Promise<T>): Promise<T> {
+// Resolving: a path (namei), or one name in a directory vnode
+
+const encoder = new TextEncoder();
+
+/** One path component as FUSE hands it over: checked as namei checks each of its own. */
+function checkName(dvp: Vnode, name: string): void {
+  if (name.length === 0) throw kerr('ENOENT', 'empty name');
+  if (name.includes('/')) throw kerr('EINVAL', 'a name with a slash');
+  if (name.length * 3 > NAME_MAX && encoder.encode(name).length > NAME_MAX) throw kerr('ENAMETOOLONG', name.slice(0, 32) + '...');
+  if (dvp.type !== VType.VDIR) throw kerr('ENOTDIR');
+}
+
+/**
+ * lookup: name in dvp (referenced by the caller), with search permission;
+ * `.` is dvp and `..` never leaves l.root. The vnode comes back referenced.
+ */
+export function vn_lookupat(l: Lwp, dvp: Vnode, name: string): Promise<Vnode> {
+  checkName(dvp, name);
+  return vn_locked(dvp, LK_SHARED, l, async () => {
+    await vn_access(dvp, VEXEC, l);
+    if (name === '.' || (name === '..' && dvp === l.root)) {
+      vref(dvp);
+      return dvp;
+    }
+    return VOP_LOOKUP(dvp, name, l);
+  });
+}
+
+/** namei's parent mode for one name in dvp: the same result, dvp now referenced and locked exclusive. */
+async function parentAt(l: Lwp, dvp: Vnode, name: string): Promise<NameiResult> {
+  checkName(dvp, name);
+  if (name === '.' || name === '..') return { dvp: null, vp: await vn_lookupat(l, dvp, name), name, trailingSlash: false };
+  vref(dvp);
+  await dvp.lock.lock(l, LK_EXCLUSIVE);
+  try {
+    await vn_access(dvp, VEXEC, l);
+    let vp: Vnode | null = null;
+    try {
+      vp = await VOP_LOOKUP(dvp, name, l);
+    } catch (e) {
+      if (!(isKernError(e) && e.code === 'ENOENT')) throw e;
+    }
+    return { dvp, vp, name, trailingSlash: false };
+  } catch (e) {
+    dvp.lock.unlock(l);
+    await vrele(dvp);
+    throw e;
+  }
+}
+
+const parentPath = (l: Lwp, path: string) => namei(l, path, { follow: false, parent: true });
+
+/** Run fn on the vnode a path names (referenced while fn runs). */
+async function withPath<T>(l: Lwp, path: string, follow: boolean, fn: (vp: Vnode) => Promise<T>): Promise<T> {
   const { vp } = await namei(l, path, { follow });
   try {
-    return await vn_locked(vp!, mode, l, () => fn(vp!));
+    return await fn(vp!);
   } finally {
     await vrele(vp!);
   }
 }
 
+// Attributes, by path (the vnode forms are in vfs_vnops)
+
 export function sys_stat(l: Lwp, path: string, follow = true): Promise<Vattr> {
-  return withVnode(l, path, follow, LK_SHARED, vp => VOP_GETATTR(vp, l));
+  return withPath(l, path, follow, vp => vn_stat(l, vp));
 }
 
 export function sys_access(l: Lwp, path: string, accmode: number): Promise<void> {
-  return withVnode(l, path, true, LK_SHARED, vp => vn_access(vp, accmode, l));
+  return withPath(l, path, true, vp => vn_locked(vp, LK_SHARED, l, () => vn_access(vp, accmode, l)));
 }
 
 export function sys_setattr(l: Lwp, path: string, va: VattrSet, follow = true): Promise<void> {
-  return withVnode(l, path, follow, LK_EXCLUSIVE, vp => vn_setattr(vp, va, l));
+  return withPath(l, path, follow, vp => vn_locked(vp, LK_EXCLUSIVE, l, () => vn_setattr(vp, va, l)));
 }
 
 export function sys_readlink(l: Lwp, path: string): Promise<string> {
-  return withVnode(l, path, false, LK_SHARED, async vp => {
-    if (vp.type !== VType.VLNK) throw kerr('EINVAL', 'not a symbolic link');
-    return VOP_READLINK(vp, l);
-  });
+  return withPath(l, path, false, vp => vn_readlink(l, vp));
 }
 
-/** Create a new name: the directory locked exclusive, write and search permission on it. */
-async function createName(l: Lwp, path: string, dirOnly: boolean,
-  make: (dvp: Vnode, name: string) => Promise<Vnode>): Promise<void> {
-  const nd = await namei(l, path, { follow: false, parent: true });
+// New names
+
+/**
+ * Create a new name: the directory locked exclusive, write and search
+ * permission on it. Takes over nd; the new vnode comes back referenced.
+ */
+async function createIn(l: Lwp, nd: NameiResult, dirOnly: boolean,
+  make: (dvp: Vnode, name: string) => Promise<Vnode>): Promise<Vnode> {
   try {
     if (!nd.dvp || nd.vp) throw kerr('EEXIST');
     if (nd.trailingSlash && !dirOnly) throw kerr('ENOENT');
     await vn_access(nd.dvp, VWRITE | VEXEC, l);
-    await vrele(await make(nd.dvp, nd.name));
+    return await make(nd.dvp, nd.name);
   } finally {
     await namei_done(l, nd);
   }
 }
 
-export function sys_mkdir(l: Lwp, path: string, mode: number): Promise<void> {
-  return createName(l, path, true, (dvp, name) =>
-    VOP_MKDIR(dvp, name, { type: VType.VDIR, mode: mode & ~l.umask & 0o7777 }, l));
+const mkdirOp = (l: Lwp, mode: number) => (dvp: Vnode, name: string) =>
+  VOP_MKDIR(dvp, name, { type: VType.VDIR, mode: mode & ~l.umask & 0o7777 }, l);
+
+function mknodOp(l: Lwp, type: VType, mode: number, rdev: number) {
+  if (type === VType.VDIR || type === VType.VLNK || type === VType.VNON) throw kerr('EINVAL');
+  if ((type === VType.VBLK || type === VType.VCHR) && !l.cred.isRoot()) throw kerr('EPERM');
+  return (dvp: Vnode, name: string) => VOP_CREATE(dvp, name, { type, mode: mode & ~l.umask & 0o7777, rdev }, l);
+}
+
+const symlinkOp = (l: Lwp, target: string) => (dvp: Vnode, name: string) =>
+  VOP_SYMLINK(dvp, name, { type: VType.VLNK, mode: 0o777 }, target, l);
+
+export async function sys_mkdir(l: Lwp, path: string, mode: number): Promise<void> {
+  await vrele(await createIn(l, await parentPath(l, path), true, mkdirOp(l, mode)));
+}
+
+export async function vn_mkdirat(l: Lwp, dvp: Vnode, name: string, mode: number): Promise<Vnode> {
+  return createIn(l, await parentAt(l, dvp, name), true, mkdirOp(l, mode));
 }
 
 /** mknod(2) for devices, FIFOs and sockets (regular files: sys_open with O_CREAT). */
 export async function sys_mknod(l: Lwp, path: string, type: VType, mode: number, rdev = 0): Promise<void> {
-  if (type === VType.VDIR || type === VType.VLNK || type === VType.VNON) throw kerr('EINVAL');
-  if ((type === VType.VBLK || type === VType.VCHR) && !l.cred.isRoot()) throw kerr('EPERM');
-  return createName(l, path, false, (dvp, name) =>
-    VOP_CREATE(dvp, name, { type, mode: mode & ~l.umask & 0o7777, rdev }, l));
+  const op = mknodOp(l, type, mode, rdev);
+  await vrele(await createIn(l, await parentPath(l, path), false, op));
 }
 
-export function sys_symlink(l: Lwp, target: string, path: string): Promise<void> {
-  return createName(l, path, false, (dvp, name) =>
-    VOP_SYMLINK(dvp, name, { type: VType.VLNK, mode: 0o777 }, target, l));
+export async function vn_mknodat(l: Lwp, dvp: Vnode, name: string, type: VType, mode: number, rdev = 0): Promise<Vnode> {
+  const op = mknodOp(l, type, mode, rdev);
+  return createIn(l, await parentAt(l, dvp, name), false, op);
+}
+
+export async function sys_symlink(l: Lwp, target: string, path: string): Promise<void> {
+  await vrele(await createIn(l, await parentPath(l, path), false, symlinkOp(l, target)));
+}
+
+export async function vn_symlinkat(l: Lwp, target: string, dvp: Vnode, name: string): Promise<Vnode> {
+  return createIn(l, await parentAt(l, dvp, name), false, symlinkOp(l, target));
+}
+
+function checkLinkable(vp: Vnode): void {
+  if (vp.type === VType.VDIR) throw kerr('EPERM', 'hard link to a directory');
+}
+
+/** link(2): a new name nd for vp (held by the caller, checkLinkable). Takes over nd. */
+async function linkIn(l: Lwp, vp: Vnode, nd: NameiResult): Promise<void> {
+  try {
+    if (!nd.dvp || nd.vp) throw kerr('EEXIST');
+    if (nd.trailingSlash) throw kerr('ENOENT');
+    if (nd.dvp.mount !== vp.mount) throw kerr('EXDEV');
+    await vn_access(nd.dvp, VWRITE | VEXEC, l);
+    await vn_locked(vp, LK_EXCLUSIVE, l, () => VOP_LINK(nd.dvp!, vp, nd.name, l));
+  } finally {
+    await namei_done(l, nd);
+  }
 }
 
 export async function sys_link(l: Lwp, existing: string, path: string): Promise<void> {
-  const { vp } = await namei(l, existing, { follow: false });
-  try {
-    if (vp!.type === VType.VDIR) throw kerr('EPERM', 'hard link to a directory');
-    const nd = await namei(l, path, { follow: false, parent: true });
-    try {
-      if (!nd.dvp || nd.vp) throw kerr('EEXIST');
-      if (nd.trailingSlash) throw kerr('ENOENT');
-      if (nd.dvp.mount !== vp!.mount) throw kerr('EXDEV');
-      await vn_access(nd.dvp, VWRITE | VEXEC, l);
-      await vn_locked(vp!, LK_EXCLUSIVE, l, () => VOP_LINK(nd.dvp!, vp!, nd.name, l));
-    } finally {
-      await namei_done(l, nd);
-    }
-  } finally {
-    await vrele(vp!);
-  }
+  await withPath(l, existing, false, async vp => {
+    checkLinkable(vp);
+    return linkIn(l, vp, await parentPath(l, path));
+  });
 }
+
+export async function vn_linkat(l: Lwp, vp: Vnode, dvp: Vnode, name: string): Promise<void> {
+  checkLinkable(vp);
+  return linkIn(l, vp, await parentAt(l, dvp, name));
+}
+
+// Removing names
 
 /** Write and search permission on the locked directory, and the sticky rule for vp. */
 async function checkRemove(l: Lwp, dvp: Vnode, vp: Vnode): Promise<void> {
@@ -112,8 +197,7 @@ async function checkRemove(l: Lwp, dvp: Vnode, vp: Vnode): Promise<void> {
   }
 }
 
-export async function sys_unlink(l: Lwp, path: string): Promise<void> {
-  const nd = await namei(l, path, { follow: false, parent: true });
+async function unlinkIn(l: Lwp, nd: NameiResult): Promise<void> {
   try {
     if (!nd.dvp) throw kerr('EISDIR');
     if (!nd.vp) throw kerr('ENOENT');
@@ -125,8 +209,15 @@ export async function sys_unlink(l: Lwp, path: string): Promise<void> {
   }
 }
 
-export async function sys_rmdir(l: Lwp, path: string): Promise<void> {
-  const nd = await namei(l, path, { follow: false, parent: true });
+export async function sys_unlink(l: Lwp, path: string): Promise<void> {
+  return unlinkIn(l, await parentPath(l, path));
+}
+
+export async function vn_unlinkat(l: Lwp, dvp: Vnode, name: string): Promise<void> {
+  return unlinkIn(l, await parentAt(l, dvp, name));
+}
+
+async function rmdirIn(l: Lwp, nd: NameiResult): Promise<void> {
   try {
     if (!nd.dvp) throw kerr(nd.name === '..' ? 'ENOTEMPTY' : nd.vp === l.root ? 'EBUSY' : 'EINVAL');
     if (!nd.vp) throw kerr('ENOENT');
@@ -139,49 +230,57 @@ export async function sys_rmdir(l: Lwp, path: string): Promise<void> {
   }
 }
 
+export async function sys_rmdir(l: Lwp, path: string): Promise<void> {
+  return rmdirIn(l, await parentPath(l, path));
+}
+
+export async function vn_rmdirat(l: Lwp, dvp: Vnode, name: string): Promise<void> {
+  return rmdirIn(l, await parentAt(l, dvp, name));
+}
+
+// Opening
+
+/**
+ * open(2) with O_CREAT on a resolved name: the existing file (EEXIST with
+ * O_EXCL) or a new one (mode less the umask). Takes over nd.
+ */
+async function createFileIn(l: Lwp, nd: NameiResult, flags: number, mode: number): Promise<File> {
+  let vp: Vnode;
+  let created = false;
+  try {
+    if (nd.vp) {
+      if (flags & O_EXCL) throw kerr('EEXIST');
+      vp = nd.vp;
+      nd.vp = null;
+    } else {
+      if (!nd.dvp) throw kerr('EISDIR');
+      if (nd.trailingSlash) throw kerr('EISDIR');
+      await vn_access(nd.dvp, VWRITE | VEXEC, l);
+      vp = await VOP_CREATE(nd.dvp, nd.name, { type: VType.VREG, mode: mode & ~l.umask & 0o7777 }, l);
+      created = true;
+    }
+  } finally {
+    await namei_done(l, nd);
+  }
+  return vn_open(l, vp, flags, created);
+}
+
 /**
  * open(2). With O_CREAT a missing file is created (mode less the umask);
  * O_EXCL fails on an existing one; O_TRUNC empties a regular file.
  * Returns an open file holding a reference on the vnode.
  */
 export async function sys_open(l: Lwp, path: string, flags: number, mode = 0o666): Promise<File> {
-  let vp: Vnode;
-  let created = false;
   if (flags & O_CREAT) {
-    const nd = await namei(l, path, { follow: !(flags & (O_EXCL | O_NOFOLLOW)), parent: true });
-    try {
-      if (nd.vp) {
-        if (flags & O_EXCL) throw kerr('EEXIST');
-        vp = nd.vp;
-        nd.vp = null;
-      } else {
-        if (nd.trailingSlash) throw kerr('EISDIR');
-        await vn_access(nd.dvp!, VWRITE | VEXEC, l);
-        vp = await VOP_CREATE(nd.dvp!, nd.name, { type: VType.VREG, mode: mode & ~l.umask & 0o7777 }, l);
-        created = true;
-      }
-    } finally {
-      await namei_done(l, nd);
-    }
-  } else {
-    vp = (await namei(l, path, { follow: !(flags & O_NOFOLLOW) })).vp!;
+    return createFileIn(l, await namei(l, path, { follow: !(flags & (O_EXCL | O_NOFOLLOW)), parent: true }), flags, mode);
   }
-  try {
-    if (vp.type === VType.VLNK) throw kerr('ELOOP');
-    if ((flags & O_DIRECTORY) && vp.type !== VType.VDIR) throw kerr('ENOTDIR');
-    const accmode = openAccmode(flags) | (flags & O_TRUNC ? VWRITE : 0);
-    if (vp.type === VType.VDIR && (accmode & VWRITE)) throw kerr('EISDIR');
-    const trunc = (flags & O_TRUNC) !== 0 && vp.type === VType.VREG && !created;
-    await vn_locked(vp, trunc ? LK_EXCLUSIVE : LK_SHARED, l, async () => {
-      if (!created) await vn_access(vp, accmode, l);
-      if (trunc) await vn_setattr(vp, { size: 0 }, l, true);
-      await VOP_OPEN(vp, flags, l);
-    });
-    return new File(vp, flags);
-  } catch (e) {
-    await vrele(vp);
-    throw e;
-  }
+  const { vp } = await namei(l, path, { follow: !(flags & O_NOFOLLOW) });
+  return vn_open(l, vp!, flags);
+}
+
+/** open(2) with O_CREAT of name in dvp (FUSE's CREATE). */
+export async function vn_createat(l: Lwp, dvp: Vnode, name: string, flags: number, mode: number): Promise<File> {
+  return createFileIn(l, await parentAt(l, dvp, name), flags | O_CREAT, mode);
 }
 
 /** Every entry of a directory, `.` and `..` included. */
@@ -199,6 +298,8 @@ export async function sys_readdir(l: Lwp, path: string): Promise<Dirent[]> {
     await vn_close(l, fp);
   }
 }
+
+// Renaming
 
 /** More `..` steps than any tree reachable by names can have: a corrupt image's loop. */
 const MAX_DEPTH = 65536;
@@ -223,11 +324,15 @@ async function isAncestor(l: Lwp, a: Vnode, b: Vnode): Promise<boolean> {
   }
 }
 
-/** namei for rename: the directory referenced but not locked (rename orders its locks itself). */
-async function renameLookup(l: Lwp, path: string): Promise<NameiResult> {
-  const nd = await namei(l, path, { follow: false, parent: true });
-  nd.dvp?.lock.unlock(l);
-  return nd;
+/** A resolved name for rename: the directory referenced but not locked (rename orders its locks itself). */
+type RenameResolve = () => Promise<NameiResult>;
+
+function unlockedParent(resolve: () => Promise<NameiResult>, l: Lwp): RenameResolve {
+  return async () => {
+    const nd = await resolve();
+    nd.dvp?.lock.unlock(l);
+    return nd;
+  };
 }
 
 async function releaseUnlocked(nd: NameiResult): Promise<void> {
@@ -239,23 +344,25 @@ async function releaseUnlocked(nd: NameiResult): Promise<void> {
  * rename(2). Holds the mount's rename lock, so the tree's shape cannot change
  * under it; locks the two directories ancestor first (else source first),
  * then the two files by file id; then checks the names still refer to the
- * same files (else starts again) before VOP_RENAME.
+ * same files (else starts again) before VOP_RENAME. noReplace: EEXIST when
+ * the target exists (renameat2's RENAME_NOREPLACE).
  */
-export async function sys_rename(l: Lwp, from: string, to: string): Promise<void> {
+async function renameIn(l: Lwp, from: RenameResolve, to: RenameResolve, noReplace: boolean): Promise<void> {
   const mp = l.root!.mount;
   await mp.renameLock.lock(l, LK_EXCLUSIVE);
   try {
     for (;;) {
-      const f = await renameLookup(l, from);
+      const f = await from();
       let t: NameiResult | null = null;
       try {
-        t = await renameLookup(l, to);
+        t = await to();
         if (!f.dvp || !t.dvp) throw kerr(f.vp === l.root || t.vp === l.root ? 'EBUSY' : 'EINVAL');
         if (!f.vp) throw kerr('ENOENT');
         const fvp = f.vp, tvp = t.vp, fdvp = f.dvp, tdvp = t.dvp;
         const fdir = fvp.type === VType.VDIR;
         if (t.trailingSlash && !fdir) throw kerr('ENOTDIR');
         if (fvp.mount !== tdvp.mount) throw kerr('EXDEV');
+        if (tvp && noReplace) throw kerr('EEXIST');
         if (fvp === tvp) return;
         if (tvp && fdir && tvp.type !== VType.VDIR) throw kerr('ENOTDIR');
         if (tvp && !fdir && tvp.type === VType.VDIR) throw kerr('EISDIR');
@@ -286,6 +393,14 @@ export async function sys_rename(l: Lwp, from: string, to: string): Promise<void
   }
 }
 
+export function sys_rename(l: Lwp, from: string, to: string): Promise<void> {
+  return renameIn(l, unlockedParent(() => parentPath(l, from), l), unlockedParent(() => parentPath(l, to), l), false);
+}
+
+export function vn_renameat(l: Lwp, fdvp: Vnode, fname: string, tdvp: Vnode, tname: string, noReplace = false): Promise<void> {
+  return renameIn(l, unlockedParent(() => parentAt(l, fdvp, fname), l), unlockedParent(() => parentAt(l, tdvp, tname), l), noReplace);
+}
+
 /** Does name in the locked directory dvp still refer to vp (null: to nothing)? */
 async function stillNames(l: Lwp, dvp: Vnode, name: string, vp: Vnode | null): Promise<boolean> {
   let cur: Vnode | null = null;
@@ -301,6 +416,8 @@ async function stillNames(l: Lwp, dvp: Vnode, name: string, vp: Vnode | null): P
   return same;
 }
 
+// The mount
+
 export function sys_statvfs(l: Lwp): Promise<Statvfs> {
   const mp = l.root!.mount;
   return mp.op.statvfs(mp);
@@ -310,24 +427,20 @@ export function sys_sync(l: Lwp): Promise<void> {
   return vfs_sync(l.root!.mount);
 }
 
+// Extended attributes, by path
+
 export function sys_getxattr(l: Lwp, path: string, name: string, follow = true): Promise<Uint8Array> {
-  return withVnode(l, path, follow, LK_SHARED, vp => VOP_GETXATTR(vp, name, l));
+  return withPath(l, path, follow, vp => vn_getxattr(l, vp, name));
 }
 
 export function sys_listxattr(l: Lwp, path: string, follow = true): Promise<string[]> {
-  return withVnode(l, path, follow, LK_SHARED, vp => VOP_LISTXATTR(vp, l));
+  return withPath(l, path, follow, vp => vn_listxattr(l, vp));
 }
 
 export function sys_setxattr(l: Lwp, path: string, name: string, value: Uint8Array, flags: number, follow = true): Promise<void> {
-  return withVnode(l, path, follow, LK_EXCLUSIVE, async vp => {
-    await vn_access(vp, VWRITE, l);
-    await VOP_SETXATTR(vp, name, value, flags, l);
-  });
+  return withPath(l, path, follow, vp => vn_setxattr(l, vp, name, value, flags));
 }
 
 export function sys_removexattr(l: Lwp, path: string, name: string, follow = true): Promise<void> {
-  return withVnode(l, path, follow, LK_EXCLUSIVE, async vp => {
-    await vn_access(vp, VWRITE, l);
-    await VOP_REMOVEXATTR(vp, name, l);
-  });
+  return withPath(l, path, follow, vp => vn_removexattr(l, vp, name));
 }
