@@ -1,96 +1,115 @@
 #!/usr/bin/env node
 // barefs: the smallest in-memory file system written directly on the FUSE
-// transport p2k uses, with the same mount options: the yardstick for what
-// p2k, the kernel and a driver add per request (scripts/bench).
-// Flat: files in the root directory only. Not a server for real use.
+// transport p2k uses (p2k/fuse), with the same INIT flags, timeouts and
+// mount options: the yardstick for what p2k, the kernel and a driver add
+// per request (scripts/bench). Flat: files in the root directory only. Not
+// a server for real use.
 //   node dist/p2k/barefs.js [--nocache] mountpoint   (foreground; SIGTERM or umount ends it)
-import { errnos } from '../src/kern/index.js';
-import { FuseMount, direntStat, serverMountOptions, statArray, statfsArray, u64, type Signal } from './fuse.js';
+import { constants } from 'node:os';
+import { FOPEN, FUSE_ROOT_ID } from './fuse/abi.js';
+import type { AttrOut, DirentWriter, EntryOut, FuseAttr, OpenOut, StatfsOut, Timespec } from './fuse/codec.js';
+import { DevChannel, fuseMount, fuseUnmount } from './fuse/mount.js';
+import { FuseSession, type FuseFilesystem, type FuseRequest, type SetattrIn } from './fuse/session.js';
+import { p2kWants } from './p2k.js';
 
-interface BareFile { ino: number; data: Buffer; size: number; mode: number; mtimeMs: number }
+interface BareFile { ino: number; name: string; data: Buffer; size: number; mode: number; mtime: Timespec }
 
 const S_IFDIR = 0o040000, S_IFREG = 0o100000;
+const E = constants.errno;
+const fail = (errno: number) => Object.assign(new Error(`errno ${errno}`), { errno });
 
-class BareFs extends FuseMount {
-  private readonly files = new Map<string, BareFile>();
-  private readonly handles: (BareFile | undefined)[] = [undefined];
-  private nextIno = 2;
-  private readonly started = Date.now();
+function now(): Timespec {
+  const ms = Date.now();
+  return { sec: Math.floor(ms / 1000), nsec: (ms % 1000) * 1e6 };
+}
 
-  private stat(f: BareFile | null): Uint32Array {
+class BareFs implements FuseFilesystem {
+  private readonly byName = new Map<string, BareFile>();
+  private readonly byIno = new Map<number, BareFile>();
+  private nextIno = FUSE_ROOT_ID + 1;
+  private readonly started = now();
+
+  constructor(private readonly timeout: number, private readonly openFlags: number) {}
+
+  private attr(f: BareFile | null): FuseAttr {
     if (!f) {
-      return statArray({ mode: S_IFDIR | 0o755, uid: 0, gid: 0, size: 0, nlink: 2, ino: 1, rdev: 0, blksize: 4096, blocks: 0,
-        atimeMs: this.started, mtimeMs: this.started, ctimeMs: this.started });
+      const t = this.started;
+      return { ino: FUSE_ROOT_ID, size: 0, blocks: 0, atime: t, mtime: t, ctime: t, mode: S_IFDIR | 0o777, nlink: 2, uid: 0, gid: 0, rdev: 0, blksize: 4096 };
     }
-    return statArray({ mode: S_IFREG | f.mode, uid: 0, gid: 0, size: f.size, nlink: 1, ino: f.ino, rdev: 0, blksize: 4096,
-      blocks: Math.ceil(f.size / 512), atimeMs: f.mtimeMs, mtimeMs: f.mtimeMs, ctimeMs: f.mtimeMs });
+    return { ino: f.ino, size: f.size, blocks: Math.ceil(f.size / 512), atime: f.mtime, mtime: f.mtime, ctime: f.mtime,
+      mode: S_IFREG | f.mode, nlink: 1, uid: 0, gid: 0, rdev: 0, blksize: 4096 };
   }
 
-  private handle(f: BareFile): number {
-    this.handles.push(f);
-    return this.handles.length - 1;
+  private file(ino: number): BareFile {
+    const f = this.byIno.get(ino);
+    if (!f) throw fail(E.ENOENT);
+    return f;
   }
 
-  _op_getattr(signal: Signal, path: string): void {
-    if (path === '/') return signal(0, this.stat(null));
-    const f = this.files.get(path);
-    signal(f ? 0 : -errnos.ENOENT, f ? this.stat(f) : undefined);
+  private entry(f: BareFile): EntryOut {
+    return { nodeid: f.ino, generation: 0, entryValid: this.timeout, attrValid: this.timeout, attr: this.attr(f) };
   }
 
-  _op_fgetattr(signal: Signal, path: string | null, fh: number): void {
-    const f = this.handles[fh];
-    signal(f ? 0 : -errnos.EBADF, f ? this.stat(f) : undefined);
+  lookup(req: FuseRequest, parent: number, name: string): EntryOut {
+    const f = this.byName.get(name);
+    if (!f) throw fail(E.ENOENT);
+    return this.entry(f);
   }
 
-  _op_access(signal: Signal): void { signal(0); }
-  _op_statfs(signal: Signal): void {
-    signal(0, statfsArray({ bsize: 4096, frsize: 4096, blocks: 1 << 20, bfree: 1 << 20, bavail: 1 << 20, files: 1 << 20, ffree: 1 << 20, favail: 1 << 20, flag: 0, namemax: 255 }));
+  getattr(req: FuseRequest, ino: number): AttrOut {
+    return { attrValid: this.timeout, attr: this.attr(ino === FUSE_ROOT_ID ? null : this.file(ino)) };
   }
 
-  _op_opendir(signal: Signal): void { signal(0, 0); }
-  _op_releasedir(signal: Signal): void { signal(0); }
-  _op_readdir(signal: Signal): void {
-    const names = ['.', '..', ...[...this.files.keys()].map(p => p.slice(1))];
-    const stats = [direntStat(S_IFDIR, 1), direntStat(S_IFDIR, 1), ...[...this.files.values()].map(f => direntStat(S_IFREG, f.ino))];
-    signal(0, names, stats);
+  setattr(req: FuseRequest, ino: number, set: SetattrIn): AttrOut {
+    if (ino !== FUSE_ROOT_ID) {
+      const f = this.file(ino);
+      if (set.size !== undefined) this.resize(f, set.size);
+      if (set.mode !== undefined) f.mode = set.mode & 0o7777;
+      if (set.mtime !== undefined) f.mtime = set.mtime === 'now' ? now() : set.mtime;
+    }
+    return this.getattr(req, ino);
   }
 
-  _op_create(signal: Signal, path: string, mode: number): void {
-    const f: BareFile = { ino: this.nextIno++, data: Buffer.alloc(0), size: 0, mode: mode & 0o7777, mtimeMs: Date.now() };
-    this.files.set(path, f);
-    signal(0, this.handle(f));
+  create(req: FuseRequest, parent: number, name: string, mode: number): { entry: EntryOut; open: OpenOut } {
+    const f: BareFile = { ino: this.nextIno++, name, data: Buffer.alloc(0), size: 0, mode: mode & 0o7777, mtime: now() };
+    this.byName.set(name, f);
+    this.byIno.set(f.ino, f);
+    return { entry: this.entry(f), open: { fh: f.ino, openFlags: this.openFlags } };
   }
 
-  _op_open(signal: Signal, path: string): void {
-    const f = this.files.get(path);
-    signal(f ? 0 : -errnos.ENOENT, f ? this.handle(f) : 0);
+  open(req: FuseRequest, ino: number): OpenOut {
+    this.file(ino);
+    return { fh: ino, openFlags: this.openFlags };
   }
 
-  _op_release(signal: Signal, path: string | null, fh: number): void {
-    this.handles[fh] = undefined;
-    signal(0);
+  opendir(): OpenOut { return { fh: 0, openFlags: 0 }; }
+  release(): void {}
+  releasedir(): void {}
+  flush(): void {}
+  fsync(): void {}
+  forget(): void {}
+
+  readdir(req: FuseRequest, ino: number, fh: number, offset: number, out: DirentWriter): void {
+    const all: [string, number, number][] = [['.', FUSE_ROOT_ID, S_IFDIR], ['..', FUSE_ROOT_ID, S_IFDIR],
+      ...[...this.byName.values()].map(f => [f.name, f.ino, S_IFREG] as [string, number, number])];
+    for (let i = offset; i < all.length; i++) {
+      const [name, fino, mode] = all[i];
+      const f = this.byIno.get(fino);
+      if (!out.add(name, fino, mode, i + 1, out.plus && f ? this.entry(f) : null)) break;
+    }
   }
 
-  _op_flush(signal: Signal): void { signal(0); }
-  _op_fsync(signal: Signal): void { signal(0); }
-
-  _op_read(signal: Signal, path: string | null, fh: number, buf: Buffer, len: number, lo: number, hi: number): void {
-    const f = this.handles[fh];
-    if (!f) return signal(-errnos.EBADF, 0, buf.buffer);
-    const off = u64(lo, hi);
-    const n = Math.max(0, Math.min(len, f.size - off));
-    if (n > 0) f.data.copy(buf, 0, off, off + n);
-    signal(n, 0, buf.buffer);
+  read(req: FuseRequest, ino: number, fh: number, offset: number, size: number): Uint8Array {
+    const f = this.file(fh);
+    return f.data.subarray(Math.min(offset, f.size), Math.min(offset + size, f.size));
   }
 
-  _op_write(signal: Signal, path: string | null, fh: number, buf: Buffer, len: number, lo: number, hi: number): void {
-    const f = this.handles[fh];
-    if (!f) return signal(-errnos.EBADF, 0, buf.buffer);
-    const off = u64(lo, hi);
-    this.resize(f, Math.max(f.size, off + len));
-    buf.copy(f.data, off, 0, len);
-    f.mtimeMs = Date.now();
-    signal(len, 0, buf.buffer);
+  write(req: FuseRequest, ino: number, fh: number, offset: number, data: Buffer): number {
+    const f = this.file(fh);
+    this.resize(f, Math.max(f.size, offset + data.length));
+    data.copy(f.data, offset);
+    f.mtime = now();
+    return data.length;
   }
 
   private resize(f: BareFile, size: number): void {
@@ -104,24 +123,15 @@ class BareFs extends FuseMount {
     f.size = size;
   }
 
-  _op_truncate(signal: Signal, path: string, lo: number, hi: number): void {
-    const f = this.files.get(path);
-    if (f) this.resize(f, u64(lo, hi));
-    signal(f ? 0 : -errnos.ENOENT);
+  unlink(req: FuseRequest, parent: number, name: string): void {
+    const f = this.byName.get(name);
+    if (!f) throw fail(E.ENOENT);
+    this.byName.delete(name);
+    this.byIno.delete(f.ino);
   }
 
-  _op_ftruncate(signal: Signal, path: string | null, fh: number, lo: number, hi: number): void {
-    const f = this.handles[fh];
-    if (f) this.resize(f, u64(lo, hi));
-    signal(f ? 0 : -errnos.EBADF);
-  }
-
-  _op_utimens(signal: Signal, path: string): void {
-    signal(this.files.has(path) || path === '/' ? 0 : -errnos.ENOENT);
-  }
-
-  _op_unlink(signal: Signal, path: string): void {
-    signal(this.files.delete(path) ? 0 : -errnos.ENOENT);
+  statfs(): StatfsOut {
+    return { blocks: 1 << 20, bfree: 1 << 20, bavail: 1 << 20, files: 1 << 20, ffree: 1 << 20, bsize: 4096, namelen: 255, frsize: 4096 };
   }
 }
 
@@ -132,8 +142,14 @@ if (!mountpoint) {
   process.stderr.write('usage: barefs [--nocache] mountpoint\n');
   process.exit(1);
 }
-const fs = new BareFs(mountpoint, serverMountOptions('barefs', 'barefs', { nocachePage: nocache, nocacheName: nocache }));
-fs.onEnded = () => process.exit(0);
-process.on('SIGTERM', () => process.exit(0));
-await fs.attach();
+// The same choices p2k makes for a read-write mount (servers/runner.ts).
+const fs = new BareFs(nocache ? 0 : 1, nocache ? FOPEN.DIRECT_IO : FOPEN.KEEP_CACHE);
+const fd = fuseMount({ mountpoint, fsname: 'barefs', subtype: 'barefs', readOnly: false, noexec: false, allowOther: process.geteuid?.() === 0 });
+const session = new FuseSession(new DevChannel(fd), fs, {
+  want: p2kWants(false), maxWrite: 1 << 20,
+  onError: e => { process.stderr.write(`barefs: ${String(e)}\n`); process.exit(70); },
+});
+session.onEnded = () => process.exit(0);
+session.start();
+process.on('SIGTERM', () => { try { fuseUnmount(mountpoint); } catch { /* already gone */ } process.exit(0); });
 process.stdout.write('ready\n');

@@ -1,365 +1,435 @@
-// p2k: FUSE requests become calls into the kernel's system-call layer, as
-// NetBSD's libp2k turns puffs requests into VOPs. Every handler has the same
-// shape: the FUSE caller becomes a credential and a request context (Lwp),
-// the kernel resolves the name, checks permissions and takes the declared
-// locks, and the result or errno goes back. p2k knows no driver.
-// A KernError becomes -errno; anything else escaping the kernel is a bug: panic.
+// p2k: FUSE requests on node ids become calls into the kernel, as NetBSD's
+// libp2k turns puffs requests on node cookies into VOPs. A node id stands
+// for one vnode the host kernel holds lookups of (LOOKUP, CREATE, MKNOD,
+// MKDIR, SYMLINK, LINK and READDIRPLUS each add one; FORGET drops them, and
+// at zero the vnode reference goes). Every operation names a directory vnode
+// and a name, or a vnode: no path is walked. The FUSE caller becomes a
+// credential and a request context (Lwp); the kernel checks permissions and
+// takes the declared locks. p2k knows no driver.
 import {
-  Cred, KernError, LK_EXCLUSIVE, Lwp, O_CREAT, O_DIRECTORY, O_EXCL, O_NOFOLLOW, O_RDONLY, FSYNC_DATAONLY, FSYNC_WAIT,
-  VType, errnos, ifmtToVtype, nanotime, panic, sys_access, sys_getxattr, sys_link, sys_listxattr, sys_mkdir,
-  sys_mknod, sys_open, sys_readlink, sys_removexattr, sys_rename, sys_rmdir, sys_setattr, sys_setxattr, sys_stat,
-  sys_statvfs, sys_symlink, sys_unlink, timespecToMs, vcache_stats, vfs_unmount, vn_close, vn_fstat, vn_fsync,
-  vn_locked, vn_read, vn_readdir, vn_setattr, vn_write, vtypeToIfmt,
-  type File, type Mount, type Timespec, type Vattr, type VattrSet, type Vnode,
+  Cred, File, FSYNC_DATAONLY, FSYNC_WAIT, KernError, LK_EXCLUSIVE, LK_SHARED, Lwp, O_CREAT, O_DIRECTORY, O_EXCL,
+  O_RDONLY, VType, errnos, ifmtToVtype, isKernError, kernel_lwp, nanotime, vcache_stats, vfs_unmount, vn_access,
+  vn_close, vn_createat, vn_fsync, vn_getxattr, vn_killpriv, vn_linkat, vn_listxattr, vn_locked, vn_lookupat,
+  vn_mkdirat, vn_mknodat, vn_open, vn_read, vn_readdir, vn_readlink, vn_removexattr, vn_renameat, vn_rmdirat,
+  vn_setattr, vn_setxattr, vn_stat, vn_symlinkat, vn_unlinkat, vn_write, vref, vrele, vtypeToIfmt,
+  type Dirent, type Mount, type Timespec, type Vattr, type VattrSet, type Vnode,
 } from '../src/kern/index.js';
 import { rumpuser_putstr } from '../src/rumpuser/index.js';
 import type { CallerGroups } from './caller_groups.js';
-import {
-  FuseMount, UTIME_NOW, UTIME_OMIT, direntStat, fuseCaller, statArray, statfsArray, u64,
-  type FuseMountOptions, type Signal,
-} from './fuse.js';
+import { FOPEN, FUSE_ROOT_ID, FUSE_WRITE_KILL_SUIDGID, INIT, RENAME_NOREPLACE } from './fuse/abi.js';
+import type { AttrOut, DirentWriter, EntryOut, FuseAttr, OpenOut, StatfsOut } from './fuse/codec.js';
+import type { FuseConnInfo, FuseFilesystem, FuseRequest, SetattrIn } from './fuse/session.js';
 
 export interface P2kOptions {
-  mountpoint: string;
-  fuse: FuseMountOptions;
+  readOnly: boolean;
   /** Where callers' supplementary groups come from; null: none. */
   groups: CallerGroups | null;
   /** P2K_WIZARDUID: every request is made by this uid (and gid), with no groups. */
   wizardUid?: number;
-  /** P2K_DEBUG: every operation, its argument and result on stderr. */
-  debug?: boolean;
+  /** Seconds the kernel may keep names (and absent names) and attributes. */
+  entryTimeout: number;
+  attrTimeout: number;
+  /** Bypass the host's page cache (P2K_NOCACHE_PAGE). */
+  directIo: boolean;
 }
 
-const ENOTCONN = -errnos.ENOTCONN;
+/** The INIT flags p2k asks for. */
+export function p2kWants(readOnly: boolean): number {
+  return INIT.ASYNC_READ | INIT.BIG_WRITES | INIT.MAX_PAGES | INIT.ATOMIC_O_TRUNC | INIT.EXPORT_SUPPORT |
+    INIT.DO_READDIRPLUS | INIT.READDIRPLUS_AUTO | INIT.PARALLEL_DIROPS | INIT.CACHE_SYMLINKS | INIT.ASYNC_DIO |
+    (readOnly ? 0 : INIT.HANDLE_KILLPRIV_V2);
+}
+
+/** A vnode the host kernel knows by a node id. */
+interface Node { readonly id: number; readonly vp: Vnode; nlookup: number }
+
+/** An open file or directory; a directory keeps its last batch of entries for the kernel's next offset. */
+interface Handle { readonly fp: File; batch?: { from: number; entries: Dirent[]; eof: boolean } }
+
+/** Where in the handle's last batch the kernel's offset continues, or -1 to read from it anew. */
+function position(h: Handle, offset: number): number {
+  const b = h.batch;
+  if (!b) return -1;
+  if (b.from === offset) return 0;
+  const k = b.entries.findIndex(e => e.cookie === offset);
+  return k < 0 ? -1 : k + 1;
+}
+
 const UNSET = 0xffffffff; // chown's "leave as is" ((uid_t)-1)
 
-function ms(t: Timespec): number {
-  return Math.floor(timespecToMs(t));
+function toAttr(va: Vattr): FuseAttr {
+  return {
+    ino: va.fileid, size: va.size, blocks: Math.ceil(va.bytes / 512),
+    atime: va.atime, mtime: va.mtime, ctime: va.ctime,
+    mode: vtypeToIfmt(va.type) | va.mode, nlink: va.nlink, uid: va.uid, gid: va.gid, rdev: va.rdev, blksize: va.blocksize,
+  };
 }
 
-function toStat(va: Vattr): Uint32Array {
-  return statArray({
-    mode: vtypeToIfmt(va.type) | va.mode, uid: va.uid, gid: va.gid, size: va.size, nlink: va.nlink,
-    ino: va.fileid, rdev: va.rdev, blksize: va.blocksize, blocks: Math.ceil(va.bytes / 512),
-    atimeMs: ms(va.atime), mtimeMs: ms(va.mtime), ctimeMs: ms(va.ctime),
-  });
-}
-
-/** A utimens time: undefined for UTIME_OMIT, now for UTIME_NOW. */
-function utime(sec: number, nsec: number, now: Timespec): Timespec | undefined {
-  if (nsec === UTIME_OMIT) return undefined;
-  return nsec === UTIME_NOW ? now : { sec, nsec };
-}
-
-export class P2k extends FuseMount {
-  private readonly root: Vnode;
-  /** Open files and directories by the handle number FUSE holds (0 is "none" to fuse-native). */
-  private readonly files: (File | undefined)[] = [undefined];
+export class P2k implements FuseFilesystem {
+  private readonly nodes = new Map<number, Node>();
+  private readonly byVnode = new Map<Vnode, Node>();
+  private nextId = FUSE_ROOT_ID + 1;
+  private readonly handles: (Handle | undefined)[] = [undefined];
   private readonly freeHandles: number[] = [];
   private readonly wizard: Cred | null;
+  private readonly root: Vnode;
+  private readonly openFlags: number;
+  private killprivByKernel = false;
   private stopping: Promise<void> | null = null;
-  /** Requests answered, by operation (SIGUSR2). */
-  private readonly counts = new Map<string, number>();
 
   constructor(readonly mp: Mount, private readonly opts: P2kOptions) {
-    super(opts.mountpoint, opts.fuse);
     if (!mp.rootvp) throw new Error('p2k: the mount has no root vnode');
     this.root = mp.rootvp;
+    // The mount holds the root; the node never goes away.
+    const root: Node = { id: FUSE_ROOT_ID, vp: this.root, nlookup: Infinity };
+    this.nodes.set(root.id, root);
+    this.byVnode.set(root.vp, root);
     this.wizard = opts.wizardUid !== undefined ? new Cred(opts.wizardUid, opts.wizardUid, []) : null;
+    // Every change goes through this mount, so the host's page cache stays right across opens.
+    this.openFlags = opts.directIo ? FOPEN.DIRECT_IO : FOPEN.KEEP_CACHE;
   }
 
-  /** The request context of the request being dispatched (call synchronously at entry). */
-  private lwp(): Lwp {
-    const [uid, gid, pid] = fuseCaller();
+  init(conn: FuseConnInfo): void {
+    this.killprivByKernel = (conn.flags & INIT.HANDLE_KILLPRIV_V2) !== 0;
+  }
+
+  /** The request's context: its caller as a credential (with supplementary groups from /proc). */
+  private lwp(req: FuseRequest): Lwp {
     const cred = this.wizard ??
-      new Cred(uid, gid, uid === 0 || !this.opts.groups ? [] : this.opts.groups.get(pid));
-    return new Lwp(cred, this.root, this.root, 0, pid);
+      new Cred(req.uid, req.gid, req.uid === 0 || !this.opts.groups ? [] : this.opts.groups.get(req.pid));
+    return new Lwp(cred, this.root, this.root, 0, req.pid);
   }
 
-  /**
-   * Run one request: fn gets the caller's context and returns the values to
-   * signal (the first being the result code). failTail: what libfuse needs
-   * after the errno (the buffers it detaches).
-   */
-  private serve(signal: Signal, op: string, arg: unknown, fn: (l: Lwp) => Promise<unknown[]>, failTail: unknown[] = []): void {
-    if (this.stopping) {
-      signal(ENOTCONN, ...failTail);
-      return;
+  private vnode(id: number): Vnode {
+    const n = this.nodes.get(id);
+    if (!n) throw new KernError(errnos.ESTALE, `no node ${id}`);
+    return n.vp;
+  }
+
+  /** One more lookup of vp by the kernel; takes over the caller's reference. */
+  private async remember(vp: Vnode): Promise<Node> {
+    let n = this.byVnode.get(vp);
+    if (n) {
+      n.nlookup++;
+      await vrele(vp);
+      return n;
     }
-    this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
-    fn(this.lwp()).then(
-      r => {
-        if (this.opts.debug) this.trace(op, arg, typeof r[0] === 'number' && r[0] > 0 ? String(r[0]) : 'ok');
-        signal(...(r as [number, ...unknown[]]));
-      },
-      e => {
-        if (!(e instanceof KernError)) panic(`p2k: ${op} ${String(arg)}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
-        if (this.opts.debug) this.trace(op, arg, e.message);
-        signal(-e.errno, ...failTail);
-      });
+    n = { id: this.nextId++, vp, nlookup: 1 };
+    this.nodes.set(n.id, n);
+    this.byVnode.set(vp, n);
+    return n;
   }
 
-  private trace(op: string, arg: unknown, result: string): void {
-    rumpuser_putstr(`p2k: ${op} ${String(arg)} -> ${result}\n`);
+  /** The entry for vp (referenced by the caller; the reference is taken over). */
+  private async entryFor(l: Lwp, vp: Vnode): Promise<EntryOut> {
+    let va: Vattr;
+    try {
+      va = await vn_stat(l, vp);
+    } catch (e) {
+      await vrele(vp);
+      throw e;
+    }
+    const n = await this.remember(vp);
+    return { nodeid: n.id, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(va) };
   }
 
-  private addFile(fp: File): number {
-    const fh = this.freeHandles.pop() ?? this.files.length;
-    this.files[fh] = fp;
-    return fh;
+  private attrOut(va: Vattr): AttrOut {
+    return { attrValid: this.opts.attrTimeout, attr: toAttr(va) };
   }
 
-  private file(fh: number): File {
-    const fp = this.files[fh];
-    if (!fp) throw new KernError(errnos.EBADF, `no handle ${fh}`);
-    return fp;
+  forget(id: number, nlookup: number): void {
+    const n = this.nodes.get(id);
+    if (!n || id === FUSE_ROOT_ID) return;
+    n.nlookup -= nlookup;
+    if (n.nlookup > 0) return;
+    this.nodes.delete(id);
+    this.byVnode.delete(n.vp);
+    vrele(n.vp).catch(e => rumpuser_putstr(`p2k: forget ${id}: ${String(e)}\n`));
   }
 
-  private dropFile(fh: number): File {
-    const fp = this.file(fh);
-    this.files[fh] = undefined;
-    this.freeHandles.push(fh);
-    return fp;
+  // Names
+
+  async lookup(req: FuseRequest, parent: number, name: string): Promise<EntryOut> {
+    const l = this.lwp(req);
+    let vp: Vnode;
+    try {
+      vp = await vn_lookupat(l, this.vnode(parent), name);
+    } catch (e) {
+      // An absent name is cached as absent: every change comes through this mount.
+      if (isKernError(e) && e.code === 'ENOENT' && this.opts.entryTimeout > 0) return this.absent();
+      throw e;
+    }
+    return this.entryFor(l, vp);
   }
 
-  // Attributes and names
-
-  _op_getattr(signal: Signal, path: string): void {
-    this.serve(signal, 'getattr', path, async l => [0, toStat(await sys_stat(l, path, false))]);
+  private absent(): EntryOut {
+    const zero = { sec: 0, nsec: 0 };
+    return {
+      nodeid: 0, generation: 0, entryValid: this.opts.entryTimeout, attrValid: 0,
+      attr: { ino: 0, size: 0, blocks: 0, atime: zero, mtime: zero, ctime: zero, mode: 0, nlink: 0, uid: 0, gid: 0, rdev: 0, blksize: 0 },
+    };
   }
 
-  _op_fgetattr(signal: Signal, path: string | null, fh: number): void {
-    this.serve(signal, 'fgetattr', fh, async l => [0, toStat(await vn_fstat(l, this.file(fh)))]);
+  async mknod(req: FuseRequest, parent: number, name: string, mode: number, rdev: number): Promise<EntryOut> {
+    const l = this.lwp(req), dvp = this.vnode(parent);
+    const type = ifmtToVtype(mode);
+    if (type !== VType.VREG) return this.entryFor(l, await vn_mknodat(l, dvp, name, type, mode & 0o7777, rdev));
+    const fp = await vn_createat(l, dvp, name, O_CREAT | O_EXCL | O_RDONLY, mode & 0o7777);
+    vref(fp.vp);
+    await vn_close(l, fp);
+    return this.entryFor(l, fp.vp);
   }
 
-  _op_access(signal: Signal, path: string, mode: number): void {
-    this.serve(signal, 'access', path, async l => { await sys_access(l, path, mode & 7); return [0]; });
+  async mkdir(req: FuseRequest, parent: number, name: string, mode: number): Promise<EntryOut> {
+    const l = this.lwp(req);
+    return this.entryFor(l, await vn_mkdirat(l, this.vnode(parent), name, mode & 0o7777));
   }
 
-  _op_readlink(signal: Signal, path: string): void {
-    this.serve(signal, 'readlink', path, async l => [0, await sys_readlink(l, path)]);
+  async symlink(req: FuseRequest, parent: number, name: string, target: string): Promise<EntryOut> {
+    const l = this.lwp(req);
+    return this.entryFor(l, await vn_symlinkat(l, target, this.vnode(parent), name));
   }
 
-  _op_mknod(signal: Signal, path: string, mode: number, dev: number): void {
-    this.serve(signal, 'mknod', path, async l => {
-      const type = ifmtToVtype(mode);
-      if (type === VType.VREG) await vn_close(l, await sys_open(l, path, O_CREAT | O_EXCL, mode & 0o7777));
-      else await sys_mknod(l, path, type, mode & 0o7777, dev);
-      return [0];
-    });
+  async link(req: FuseRequest, ino: number, newParent: number, newName: string): Promise<EntryOut> {
+    const l = this.lwp(req), vp = this.vnode(ino);
+    await vn_linkat(l, vp, this.vnode(newParent), newName);
+    vref(vp);
+    return this.entryFor(l, vp);
   }
 
-  _op_mkdir(signal: Signal, path: string, mode: number): void {
-    this.serve(signal, 'mkdir', path, async l => { await sys_mkdir(l, path, mode & 0o7777); return [0]; });
+  unlink(req: FuseRequest, parent: number, name: string): Promise<void> {
+    return vn_unlinkat(this.lwp(req), this.vnode(parent), name);
   }
 
-  _op_unlink(signal: Signal, path: string): void {
-    this.serve(signal, 'unlink', path, async l => { await sys_unlink(l, path); return [0]; });
+  rmdir(req: FuseRequest, parent: number, name: string): Promise<void> {
+    return vn_rmdirat(this.lwp(req), this.vnode(parent), name);
   }
 
-  _op_rmdir(signal: Signal, path: string): void {
-    this.serve(signal, 'rmdir', path, async l => { await sys_rmdir(l, path); return [0]; });
+  rename(req: FuseRequest, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
+    if (flags & ~RENAME_NOREPLACE) throw new KernError(errnos.EINVAL, 'rename exchange and whiteout are not supported');
+    return vn_renameat(this.lwp(req), this.vnode(parent), name, this.vnode(newParent), newName, (flags & RENAME_NOREPLACE) !== 0);
   }
 
-  /** symlink(target, path): FUSE names the link's contents first. */
-  _op_symlink(signal: Signal, target: string, path: string): void {
-    this.serve(signal, 'symlink', path, async l => { await sys_symlink(l, target, path); return [0]; });
+  readlink(req: FuseRequest, ino: number): Promise<string> {
+    return vn_readlink(this.lwp(req), this.vnode(ino));
   }
 
-  _op_rename(signal: Signal, from: string, to: string): void {
-    this.serve(signal, 'rename', `${from} ${to}`, async l => { await sys_rename(l, from, to); return [0]; });
+  // Attributes
+
+  async getattr(req: FuseRequest, ino: number): Promise<AttrOut> {
+    return this.attrOut(await vn_stat(this.lwp(req), this.vnode(ino)));
   }
 
-  _op_link(signal: Signal, existing: string, path: string): void {
-    this.serve(signal, 'link', `${existing} ${path}`, async l => { await sys_link(l, existing, path); return [0]; });
-  }
-
-  private setattr(signal: Signal, op: string, path: string, va: VattrSet): void {
-    this.serve(signal, op, path, async l => { await sys_setattr(l, path, va, false); return [0]; });
-  }
-
-  _op_chmod(signal: Signal, path: string, mode: number): void {
-    this.setattr(signal, 'chmod', path, { mode: mode & 0o7777 });
-  }
-
-  _op_chown(signal: Signal, path: string, uid: number, gid: number): void {
-    this.setattr(signal, 'chown', path, {
-      ...(uid !== UNSET ? { uid } : {}), ...(gid !== UNSET ? { gid } : {}),
-    });
-  }
-
-  _op_truncate(signal: Signal, path: string, lo: number, hi: number): void {
-    this.setattr(signal, 'truncate', path, { size: u64(lo, hi) });
-  }
-
-  _op_utimens(signal: Signal, path: string, asec: number, ansec: number, msec: number, mnsec: number): void {
+  async setattr(req: FuseRequest, ino: number, set: SetattrIn): Promise<AttrOut> {
+    const l = this.lwp(req), vp = this.vnode(ino);
+    const va: VattrSet = {};
+    if (set.mode !== undefined) va.mode = set.mode & 0o7777;
+    if (set.uid !== undefined && set.uid !== UNSET) va.uid = set.uid;
+    if (set.gid !== undefined && set.gid !== UNSET) va.gid = set.gid;
+    if (set.size !== undefined) va.size = set.size;
     const now = nanotime();
-    const atime = utime(asec, ansec, now), mtime = utime(msec, mnsec, now);
+    const time = (t: Timespec | 'now') => (t === 'now' ? now : t);
+    if (set.atime !== undefined) va.atime = time(set.atime);
+    if (set.mtime !== undefined) va.mtime = time(set.mtime);
     // utimes(NULL) and its kin: setting times to "now" needs only write access.
-    const utimesNow = (ansec === UTIME_NOW || ansec === UTIME_OMIT) && (mnsec === UTIME_NOW || mnsec === UTIME_OMIT);
-    this.setattr(signal, 'utimens', path, { ...(atime ? { atime } : {}), ...(mtime ? { mtime } : {}), utimesNow });
+    va.utimesNow = (set.atime === 'now' || set.atime === undefined) && (set.mtime === 'now' || set.mtime === undefined);
+    const openForWrite = set.fh !== null && (this.handles[set.fh]?.fp.writable ?? false);
+    const changes = Object.keys(va).length > 1;
+    if (changes || set.killSuidgid) {
+      await vn_locked(vp, LK_EXCLUSIVE, l, async () => {
+        if (set.killSuidgid) await vn_killpriv(vp, l);
+        if (changes) await vn_setattr(vp, va, l, openForWrite);
+      });
+    }
+    return this.attrOut(await vn_stat(l, vp));
+  }
+
+  access(req: FuseRequest, ino: number, mask: number): Promise<void> {
+    const l = this.lwp(req), vp = this.vnode(ino);
+    return vn_locked(vp, LK_SHARED, l, () => vn_access(vp, mask & 7, l));
+  }
+
+  async statfs(): Promise<StatfsOut> {
+    const s = await this.mp.op.statvfs(this.mp);
+    return { blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, bsize: s.bsize, namelen: s.namemax, frsize: s.frsize };
   }
 
   // Open files
 
-  _op_open(signal: Signal, path: string, flags: number): void {
-    this.serve(signal, 'open', path, async l =>
-      [0, this.addFile(await sys_open(l, path, (flags & ~(O_CREAT | O_EXCL)) | O_NOFOLLOW))]);
+  private addHandle(fp: File): number {
+    const fh = this.freeHandles.pop() ?? this.handles.length;
+    this.handles[fh] = { fp };
+    return fh;
   }
 
-  _op_create(signal: Signal, path: string, mode: number, flags: number): void {
-    this.serve(signal, 'create', path, async l =>
-      [0, this.addFile(await sys_open(l, path, flags | O_CREAT, mode & 0o7777))]);
+  private handle(fh: number): Handle {
+    const h = this.handles[fh];
+    if (!h) throw new KernError(errnos.EBADF, `no handle ${fh}`);
+    return h;
   }
 
-  _op_opendir(signal: Signal, path: string): void {
-    this.serve(signal, 'opendir', path, async l =>
-      [0, this.addFile(await sys_open(l, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW))]);
+  async open(req: FuseRequest, ino: number, flags: number): Promise<OpenOut> {
+    const l = this.lwp(req), vp = this.vnode(ino);
+    vref(vp);
+    const fp = await vn_open(l, vp, flags & ~(O_CREAT | O_EXCL));
+    return { fh: this.addHandle(fp), openFlags: this.openFlags };
   }
 
-  private release(signal: Signal, op: string, fh: number): void {
-    this.serve(signal, op, fh, async l => { await vn_close(l, this.dropFile(fh)); return [0]; });
+  async create(req: FuseRequest, parent: number, name: string, mode: number, flags: number): Promise<{ entry: EntryOut; open: OpenOut }> {
+    const l = this.lwp(req);
+    const fp = await vn_createat(l, this.vnode(parent), name, flags, mode & 0o7777);
+    vref(fp.vp);
+    let entry: EntryOut;
+    try {
+      entry = await this.entryFor(l, fp.vp);
+    } catch (e) {
+      await vn_close(l, fp);
+      throw e;
+    }
+    return { entry, open: { fh: this.addHandle(fp), openFlags: this.openFlags } };
   }
 
-  _op_release(signal: Signal, path: string | null, fh: number): void {
-    this.release(signal, 'release', fh);
+  async opendir(req: FuseRequest, ino: number): Promise<OpenOut> {
+    const l = this.lwp(req), vp = this.vnode(ino);
+    vref(vp);
+    const fp = await vn_open(l, vp, O_RDONLY | O_DIRECTORY);
+    // A read-only directory never changes: the kernel may keep what it read.
+    return { fh: this.addHandle(fp), openFlags: this.opts.readOnly ? FOPEN.CACHE_DIR | FOPEN.KEEP_CACHE : 0 };
   }
 
-  _op_releasedir(signal: Signal, path: string | null, fh: number): void {
-    this.release(signal, 'releasedir', fh);
+  private async close(fh: number): Promise<void> {
+    const h = this.handle(fh);
+    this.handles[fh] = undefined;
+    this.freeHandles.push(fh);
+    await vn_close(kernel_lwp(), h.fp);
+  }
+
+  release(req: FuseRequest, ino: number, fh: number): Promise<void> {
+    return this.close(fh);
+  }
+
+  releasedir(req: FuseRequest, ino: number, fh: number): Promise<void> {
+    return this.close(fh);
   }
 
   /** A short read means end of file to FUSE: fill the request unless the file ends. */
-  _op_read(signal: Signal, path: string | null, fh: number, buf: Buffer, len: number, lo: number, hi: number): void {
-    this.serve(signal, 'read', fh, async l => {
-      const fp = this.file(fh), off = u64(lo, hi);
-      let done = 0;
-      while (done < len) {
-        const n = await vn_read(l, fp, buf.subarray(done, len), off + done);
-        if (n === 0) break;
-        done += n;
-      }
-      return [done, 0, buf.buffer];
-    }, [0, buf.buffer]);
+  async read(req: FuseRequest, ino: number, fh: number, offset: number, size: number): Promise<Uint8Array> {
+    const l = this.lwp(req), fp = this.handle(fh).fp;
+    const buf = Buffer.allocUnsafe(size);
+    let done = 0;
+    while (done < size) {
+      const n = await vn_read(l, fp, buf.subarray(done), offset + done);
+      if (n === 0) break;
+      done += n;
+    }
+    return buf.subarray(0, done);
   }
 
-  _op_write(signal: Signal, path: string | null, fh: number, buf: Buffer, len: number, lo: number, hi: number): void {
-    this.serve(signal, 'write', fh, async l => {
-      const fp = this.file(fh), off = u64(lo, hi);
-      let done = 0;
-      while (done < len) {
-        const n = await vn_write(l, fp, buf.subarray(done, len), off + done);
-        if (n === 0) break;
-        done += n;
-      }
-      return [done, 0, buf.buffer];
-    }, [0, buf.buffer]);
-  }
-
-  /** Truncation through a handle: allowed by the handle's write access, else by the mode (open with O_TRUNC). */
-  _op_ftruncate(signal: Signal, path: string | null, fh: number, lo: number, hi: number): void {
-    this.serve(signal, 'ftruncate', fh, async l => {
-      const fp = this.file(fh);
-      await vn_locked(fp.vp, LK_EXCLUSIVE, l, () => vn_setattr(fp.vp, { size: u64(lo, hi) }, l, fp.writable));
-      return [0];
-    });
+  async write(req: FuseRequest, ino: number, fh: number, offset: number, data: Buffer, writeFlags: number): Promise<number> {
+    const l = this.lwp(req), fp = this.handle(fh).fp;
+    // With HANDLE_KILLPRIV_V2 the kernel says whether the writer may keep setuid/setgid.
+    const killpriv = this.killprivByKernel ? (writeFlags & FUSE_WRITE_KILL_SUIDGID) !== 0 : !l.cred.isRoot();
+    let done = 0;
+    while (done < data.length) {
+      const n = await vn_write(l, fp, data.subarray(done), offset + done, killpriv && done === 0);
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
   }
 
   /** close(2) of one descriptor: nothing to do, the data went with each write. */
-  _op_flush(signal: Signal): void {
-    signal(0);
+  flush(): void {}
+
+  fsync(req: FuseRequest, ino: number, fh: number, datasync: boolean): Promise<void> {
+    return vn_fsync(this.lwp(req), this.handle(fh).fp, FSYNC_WAIT | (datasync ? FSYNC_DATAONLY : 0));
   }
 
-  _op_fsync(signal: Signal, path: string | null, datasync: number, fh: number): void {
-    this.serve(signal, 'fsync', fh, async l => {
-      await vn_fsync(l, this.file(fh), FSYNC_WAIT | (datasync ? FSYNC_DATAONLY : 0));
-      return [0];
-    });
+  fsyncdir(req: FuseRequest, ino: number, fh: number, datasync: boolean): Promise<void> {
+    return this.fsync(req, ino, fh, datasync);
   }
 
-  _op_fsyncdir(signal: Signal, path: string | null, datasync: number, fh: number): void {
-    this._op_fsync(signal, path, datasync, fh);
-  }
-
-  /** The whole directory in one reply (libfuse 2 keeps it for the kernel's later offsets), with types. */
-  _op_readdir(signal: Signal, path: string | null, fh: number): void {
-    this.serve(signal, 'readdir', path ?? fh, async l => {
-      const fp = this.file(fh);
-      const names: string[] = [], stats: Uint32Array[] = [];
-      for (let cookie = 0; ;) {
-        const { entries, eof } = await vn_readdir(l, fp, cookie);
-        for (const e of entries) {
-          names.push(e.name);
-          stats.push(direntStat(vtypeToIfmt(e.type), e.fileid));
+  /**
+   * Entries from the kernel's offset (the cookie after the last entry it got)
+   * until the reply is full. READDIRPLUS looks each name up, so the kernel
+   * needs no LOOKUP per entry afterwards; `.` and `..` go without.
+   */
+  async readdir(req: FuseRequest, ino: number, fh: number, offset: number, out: DirentWriter): Promise<void> {
+    const l = this.lwp(req), h = this.handle(fh);
+    let i = position(h, offset);
+    if (i < 0) {
+      h.batch = { from: offset, ...(await vn_readdir(l, h.fp, offset)) };
+      i = 0;
+    }
+    let batch = h.batch!;
+    for (;;) {
+      for (; i < batch.entries.length; i++) {
+        const e = batch.entries[i];
+        if (!out.fits(e.name)) return;
+        const mode = vtypeToIfmt(e.type);
+        if (!out.plus || e.name === '.' || e.name === '..') {
+          out.add(e.name, e.fileid, mode, e.cookie);
+          continue;
         }
-        if (eof || entries.length === 0) break;
-        cookie = entries[entries.length - 1].cookie;
+        let entry: EntryOut;
+        try {
+          entry = await this.entryFor(l, await vn_lookupat(l, h.fp.vp, e.name));
+        } catch (err) {
+          if (isKernError(err) && err.code === 'ENOENT') continue; // removed since the batch was read
+          throw err;
+        }
+        out.add(e.name, e.fileid, entry.attr.mode, e.cookie, entry);
       }
-      return [0, names, stats];
-    });
-  }
-
-  _op_statfs(signal: Signal): void {
-    this.serve(signal, 'statfs', '/', async l => [0, statfsArray(await sys_statvfs(l))]);
+      const { entries, eof } = batch!;
+      if (eof || entries.length === 0) return;
+      const from = entries[entries.length - 1].cookie;
+      batch = h.batch = { from, ...(await vn_readdir(l, h.fp, from)) };
+      i = 0;
+    }
   }
 
   // Extended attributes (ENOTSUP from the kernel when the driver has none)
 
-  _op_setxattr(signal: Signal, path: string, name: string, value: Buffer, position: number, flags: number): void {
-    this.serve(signal, 'setxattr', `${path} ${name}`, async l => {
-      // The driver keeps what it is given; libfuse's buffer is reused after the reply.
-      await sys_setxattr(l, path, name, Uint8Array.prototype.slice.call(value), flags, false);
-      return [0, value.buffer];
-    }, [value.buffer]);
+  getxattr(req: FuseRequest, ino: number, name: string): Promise<Uint8Array> {
+    return vn_getxattr(this.lwp(req), this.vnode(ino), name);
   }
 
-  /** size 0 asks for the length; a smaller buffer than the value is ERANGE. */
-  _op_getxattr(signal: Signal, path: string, name: string, out: Buffer): void {
-    this.serve(signal, 'getxattr', `${path} ${name}`, async l => {
-      const v = await sys_getxattr(l, path, name, false);
-      if (out.length > 0) {
-        if (v.length > out.length) throw new KernError(errnos.ERANGE);
-        out.set(v);
-      }
-      return [v.length, out.buffer];
-    }, [out.buffer]);
+  listxattr(req: FuseRequest, ino: number): Promise<string[]> {
+    return vn_listxattr(this.lwp(req), this.vnode(ino));
   }
 
-  _op_listxattr(signal: Signal, path: string, out: Buffer): void {
-    this.serve(signal, 'listxattr', path, async l => {
-      const list = Buffer.from((await sys_listxattr(l, path, false)).map(n => n + '\0').join(''));
-      if (out.length > 0) {
-        if (list.length > out.length) throw new KernError(errnos.ERANGE);
-        out.set(list);
-      }
-      return [list.length, out.buffer];
-    }, [out.buffer]);
+  setxattr(req: FuseRequest, ino: number, name: string, value: Buffer, flags: number): Promise<void> {
+    // The driver keeps what it is given; the request buffer is reused.
+    return vn_setxattr(this.lwp(req), this.vnode(ino), name, Uint8Array.prototype.slice.call(value), flags);
   }
 
-  _op_removexattr(signal: Signal, path: string, name: string): void {
-    this.serve(signal, 'removexattr', `${path} ${name}`, async l => { await sys_removexattr(l, path, name, false); return [0]; });
+  removexattr(req: FuseRequest, ino: number, name: string): Promise<void> {
+    return vn_removexattr(this.lwp(req), this.vnode(ino), name);
   }
 
   // Server side
 
-  /** Open handles (for status and tests). */
+  /** Open handles and known nodes (for status and tests). */
   get openHandles(): number {
-    return this.files.filter(f => f !== undefined).length;
+    return this.handles.filter(h => h !== undefined).length;
   }
 
   /**
-   * Stop serving and unmount the file system from the kernel: close what
-   * FUSE left open, then vfs_unmount (flush, mark clean). Requests still in
+   * Unmount the file system from the kernel: close what FUSE left open, drop
+   * every node, then vfs_unmount (flush, mark clean). Requests still in
    * flight hold vnodes: then the unmount is forced. Idempotent.
    */
   shutdown(): Promise<void> {
     this.stopping ??= (async () => {
-      const l = new Lwp(Cred.root, this.root);
-      for (let fh = 1; fh < this.files.length; fh++) {
-        const fp = this.files[fh];
-        this.files[fh] = undefined;
-        if (fp) await vn_close(l, fp).catch(() => {});
+      const l = kernel_lwp();
+      for (let fh = 1; fh < this.handles.length; fh++) {
+        const h = this.handles[fh];
+        this.handles[fh] = undefined;
+        if (h) await vn_close(l, h.fp).catch(() => {});
       }
+      for (const n of this.nodes.values()) if (n.id !== FUSE_ROOT_ID) await vrele(n.vp).catch(() => {});
+      this.nodes.clear();
+      this.byVnode.clear();
       try {
         await vfs_unmount(this.mp);
       } catch (e) {
@@ -370,23 +440,25 @@ export class P2k extends FuseMount {
     return this.stopping;
   }
 
-  /** SIGUSR1: every vnode of the mount. */
+  /** SIGUSR1: every vnode of the mount, with the node id the host knows it by. */
   dumpVnodes(): string {
-    const lines = [`p2k: ${this.mp.vnodes.size} vnodes of ${this.mp.stat.fstypename} ${this.mp.stat.from}`];
+    const lines = [`p2k: ${this.mp.vnodes.size} vnodes of ${this.mp.stat.fstypename} ${this.mp.stat.from}, ${this.nodes.size} nodes`];
     for (const vp of this.mp.vnodes.values()) {
-      lines.push(`  ${vp.key}\t${VType[vp.type]}\tusecount ${vp.usecount}\t${vp.lock.isLocked() ? 'locked' : 'unlocked'}`);
+      const n = this.byVnode.get(vp);
+      lines.push(`  ${vp.key}\t${VType[vp.type]}\tusecount ${vp.usecount}\t${vp.lock.isLocked() ? 'locked' : 'unlocked'}` +
+        (n ? `\tnode ${n.id} nlookup ${n.nlookup}` : ''));
     }
     return lines.join('\n') + '\n';
   }
 
-  /** SIGUSR2: the mount's status. */
-  async dumpStatus(): Promise<string> {
+  /** SIGUSR2: the mount's status, with the requests answered by operation. */
+  async dumpStatus(mountpoint: string, counts: ReadonlyMap<string, number>): Promise<string> {
     const sv = await this.mp.op.statvfs(this.mp);
     const vc = vcache_stats();
-    const ops = [...this.counts].map(([k, v]) => `${k} ${v}`).join(', ');
-    return `p2k: ${this.mp.stat.fstypename} ${this.mp.stat.from} on ${this.opts.mountpoint}\n` +
+    const ops = [...counts].map(([k, v]) => `${k} ${v}`).join(', ');
+    return `p2k: ${this.mp.stat.fstypename} ${this.mp.stat.from} on ${mountpoint}\n` +
       `  blocks ${sv.blocks - sv.bfree}/${sv.blocks} of ${sv.frsize} bytes, files ${sv.files - sv.ffree}/${sv.files}\n` +
-      `  open handles ${this.openHandles}, vnodes ${this.mp.vnodes.size}, unused vnodes (all mounts) ${vc.free}/${vc.max}\n` +
+      `  open handles ${this.openHandles}, nodes ${this.nodes.size}, vnodes ${this.mp.vnodes.size}, unused vnodes (all mounts) ${vc.free}/${vc.max}\n` +
       `  requests: ${ops || 'none'}\n`;
   }
 }

@@ -24,10 +24,11 @@ import { constants } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { CallerGroups } from '../p2k/caller_groups.js';
-import { serverMountOptions } from '../p2k/fuse.js';
-import { P2k } from '../p2k/p2k.js';
+import { DevChannel, fuseMount } from '../p2k/fuse/mount.js';
+import { FuseSession } from '../p2k/fuse/session.js';
+import { P2k, p2kWants } from '../p2k/p2k.js';
 import {
-  KernError, MNT_NOEXEC, MNT_RDONLY, blkdev_open, vfs_mount, vfs_unmount,
+  KernError, MNT_NOEXEC, MNT_RDONLY, blkdev_open, panic, vfs_mount, vfs_unmount,
   type BlockDevice, type Mount, type MountOptions,
 } from '../src/kern/index.js';
 import { openProcDir } from '../src/rumpuser/native.js';
@@ -221,9 +222,18 @@ function checkMountpoint(mountpoint: string): string {
   return real;
 }
 
+/** The largest READ and WRITE: 256 pages, what the kernel allows by default (fs.fuse.max_pages_limit). */
+const MAX_WRITE = 1 << 20;
+
 async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
   const mountpoint = checkMountpoint(path.resolve(spec.mountpoint));
   const readOnly = (spec.flags & MNT_RDONLY) !== 0;
+  // Everything that can be refused is refused before the device is opened: a
+  // refusal after vfs_mount would leave the volume marked dirty.
+  const wizard = process.env.P2K_WIZARDUID;
+  if (wizard !== undefined && !/^\d+$/.test(wizard)) throw new MountFailure(`P2K_WIZARDUID=${wizard}: not a uid`);
+  const nocache = envSet('P2K_NOCACHE');
+  const nocacheName = nocache || envSet('P2K_NOCACHE_NAME');
   let dev: BlockDevice | null = null;
   let mp: Mount;
   try {
@@ -234,57 +244,68 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
     await dev?.close().catch(() => {});
     throw new MountFailure(`${spec.device ?? spec.from}: ${describe(e)}`);
   }
+  const unmountKernel = async () => {
+    await vfs_unmount(mp, true).catch(() => {});
+    await dev?.close().catch(() => {});
+  };
 
   // Callers' groups come from /proc; only root can make the private procfs the sandbox allows.
   const procDirFd = process.geteuid?.() === 0 ? openProcDir() : -1;
-  const nocache = envSet('P2K_NOCACHE');
-  const wizard = process.env.P2K_WIZARDUID;
-  if (wizard !== undefined && !/^\d+$/.test(wizard)) throw new MountFailure(`P2K_WIZARDUID=${wizard}: not a uid`);
+  // Names and attributes are cached by the host: every change comes through
+  // this mount, and a node id is one file, hard links included. A read-only
+  // medium never changes, so there they are kept for a minute.
+  const timeout = nocacheName ? 0 : readOnly ? 60 : 1;
   const p2k = new P2k(mp, {
-    mountpoint,
-    fuse: serverMountOptions(spec.from, spec.fstype, {
-      readOnly, noexec: (spec.flags & MNT_NOEXEC) !== 0,
-      nocachePage: nocache || envSet('P2K_NOCACHE_PAGE'), nocacheName: nocache || envSet('P2K_NOCACHE_NAME'),
-      debug: process.env.P2K_DEBUG === '2',
-    }),
-    groups: procDirFd >= 0 ? new CallerGroups(procDirFd) : null,
+    readOnly, groups: procDirFd >= 0 ? new CallerGroups(procDirFd) : null,
     wizardUid: wizard !== undefined ? Number(wizard) : undefined,
-    debug: envSet('P2K_DEBUG'),
+    entryTimeout: timeout, attrTimeout: timeout, directIo: nocache || envSet('P2K_NOCACHE_PAGE'),
   });
   // The sandboxed server cannot unmount itself: a signal asks this helper,
   // started now outside the sandbox, to unmount from outside; the FUSE
   // session then ends as with umount. When files are still open it detaches
-  // the mount lazily, and the server stops anyway 2 s later. Started before
-  // attaching so that it never holds /dev/fuse (libfuse 2 opens it without
-  // O_CLOEXEC), which would keep a crashed server's mount hanging instead of
-  // failing with ENOTCONN; it exits when its stdin (our end) closes.
+  // the mount lazily, and the server stops anyway 2 s later. It exits when
+  // its stdin (our end) closes; /dev/fuse is close-on-exec, so it never
+  // keeps a crashed server's mount alive.
   const unmounter = spawn('/bin/sh', ['-c', 'read x || exit; fusermount3 -u "$0" || fusermount3 -u -z "$0"', mountpoint],
     { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
   unmounter.on('error', () => {});
   unmounter.stdin!.on('error', () => {});
   unmounter.unref();
+  let fd: number;
   try {
-    await p2k.attach();
+    fd = fuseMount({
+      mountpoint, fsname: spec.from, subtype: spec.fstype, readOnly,
+      noexec: (spec.flags & MNT_NOEXEC) !== 0, allowOther: process.geteuid?.() === 0,
+    });
   } catch (e) {
     unmounter.stdin!.end();
-    await vfs_unmount(mp, true).catch(() => {});
-    await dev?.close().catch(() => {});
+    await unmountKernel();
     throw new MountFailure(`cannot attach to ${mountpoint} through FUSE: ${describe(e)}`);
   }
+  const debug = envSet('P2K_DEBUG');
+  const session = new FuseSession(new DevChannel(fd), p2k, {
+    want: p2kWants(readOnly), maxWrite: MAX_WRITE,
+    // Anything but an errno escaping the kernel is a bug: panic (the mount then answers ENOTCONN).
+    onError: (e, op) => panic(`p2k: ${op}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`),
+    trace: debug ? line => rumpuser_putstr(line + '\n') : undefined,
+  });
 
   let stopping = false;
   const stop = (why: string) => {
     if (stopping) return;
     stopping = true;
-    if (envSet('P2K_DEBUG')) rumpuser_putstr(`p2k: ${why}: unmounting\n`);
-    p2k.shutdown()
+    if (debug) rumpuser_putstr(`p2k: ${why}: unmounting\n`);
+    session.stop();
+    session.quiesce()
+      .then(() => p2k.shutdown())
       .then(() => dev?.close())
       .then(() => process.exit(0), e => {
         rumpuser_putstr(`${spec.prog}: unmount failed: ${describe(e)}\n`);
         process.exit(1);
       });
   };
-  p2k.onEnded = () => stop('unmounted by the host');
+  session.onEnded = () => stop('unmounted by the host');
+  session.start();
   const onSignal = (sig: string) => {
     if (stopping) return;
     unmounter.stdin!.write('u\n');
@@ -294,13 +315,15 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGHUP', () => {});
   process.on('SIGUSR1', () => rumpuser_putstr(p2k.dumpVnodes()));
-  process.on('SIGUSR2', () => { p2k.dumpStatus().then(rumpuser_putstr, e => rumpuser_putstr(`${describe(e)}\n`)); });
+  process.on('SIGUSR2', () => { p2k.dumpStatus(mountpoint, session.counts).then(rumpuser_putstr, e => rumpuser_putstr(`${describe(e)}\n`)); });
 
   try {
     sandbox({ procDirFd: procDirFd >= 0 ? procDirFd : undefined, user: spec.sandboxUser, ids: serverIds(spec) });
   } catch (e) {
     // Refuse to serve unsandboxed; the launcher takes the mount away.
+    session.stop();
     await p2k.shutdown().catch(() => {});
+    await dev?.close().catch(() => {});
     throw new MountFailure(describe(e));
   }
   ready();

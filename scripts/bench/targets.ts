@@ -5,7 +5,6 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fuseOptionString, serverMountOptions } from '../../p2k/fuse.js';
 import { BIG, fileName, META_DIR, TREE_DIR } from './layout.js';
 import { isRoot, type ServerKind } from './mounts.js';
 
@@ -102,6 +101,14 @@ const roomFor = (o: Options) => o.size + o.tree * 8192 + o.files * 1024 + 64 * M
 
 const node = process.execPath;
 
+/**
+ * libfuse 2's nearest to what p2k asks of the kernel: permissions checked by
+ * the kernel, inode numbers passed through, names and attributes cached for
+ * a second, the page cache kept; its writes stop at 128 KiB.
+ */
+const MEMFS_OPTIONS = '-o' + ['default_permissions', ...(process.geteuid?.() === 0 ? ['allow_other'] : []), 'use_ino', 'big_writes',
+  'max_write=131072', 'kernel_cache', 'entry_timeout=1', 'attr_timeout=1', 'negative_timeout=1', 'fsname=memfs', 'subtype=memfs'].join(',');
+
 const tmpfs: FsGroup = {
   id: 'tmpfs',
   title: 'tmpfs (memory)',
@@ -117,7 +124,7 @@ const tmpfs: FsGroup = {
     { id: 'barefs', role: 'ceiling', kind: 'foreground', persistent: false, flat: true,
       command: (ctx, _, mnt) => [node, path.join(ctx.dist, 'p2k/barefs.js'), mnt] },
     { id: 'C memfs', role: 'ceiling', kind: 'foreground', persistent: false,
-      command: (ctx, _, mnt) => [ctx.bin.memfs, '-f', fuseOptionString(serverMountOptions('memfs', 'memfs')), mnt] },
+      command: (ctx, _, mnt) => [ctx.bin.memfs, '-f', MEMFS_OPTIONS, mnt] },
   ],
 };
 

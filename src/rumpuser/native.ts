@@ -34,7 +34,18 @@ interface Addon {
   getNoNewPrivs(): boolean;
   seccomp(procDirFd: number): void;
   threadTest(): boolean;
+  pollStart(fd: number, cb: (events: number) => void): PollHandle;
+  pollStop(h: PollHandle): void;
+  readInto(fd: number, buf: Uint8Array): number;
+  writevFrom(fd: number, bufs: Uint8Array[]): number;
+  socketpair(): [number, number];
+  recvFd(sock: number): number;
+  mount(source: string, target: string, type: string, flags: number, data: string): void;
+  umount2(target: string, flags: number): void;
 }
+
+/** A descriptor watched by the event loop (pollStart). */
+export interface PollHandle { readonly __poll: unique symbol }
 
 // From src/rumpuser (vitest), dist/src/rumpuser (compiled) or a directory
 // beside Release under src/rumpuser/build (tests' transpiled copies): the
@@ -179,4 +190,49 @@ export function installSeccomp(procDirFd = -1): void {
 /** Create, cancel and join a pthread (what libfuse's mt loop does); true when cancelled. */
 export function threadTest(): boolean {
   return native().threadTest();
+}
+
+/**
+ * Watch fd on the event loop (uv_poll): cb runs on the main thread when fd is
+ * readable (events > 0) or failed (-errno); promise reactions run after each call.
+ */
+export function pollStart(fd: number, cb: (events: number) => void): PollHandle {
+  return native().pollStart(fd, cb);
+}
+
+export function pollStop(h: PollHandle): void {
+  native().pollStop(h);
+}
+
+/** read(2) into buf: bytes read, or -errno (EAGAIN on an empty non-blocking fd is not thrown). */
+export function readInto(fd: number, buf: Uint8Array): number {
+  return native().readInto(fd, buf);
+}
+
+/** One writev(2) of up to 8 buffers: bytes written, or -errno. */
+export function writevFrom(fd: number, bufs: Uint8Array[]): number {
+  return native().writevFrom(fd, bufs);
+}
+
+/** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC). */
+export function socketpair(): [number, number] {
+  return native().socketpair();
+}
+
+/** Receive one descriptor over a unix socket (SCM_RIGHTS); it comes back non-blocking and close-on-exec. */
+export function recvFd(sock: number): number {
+  return native().recvFd(sock);
+}
+
+export const MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8;
+export const MNT_DETACH = 2;
+
+/** mount(2). Root only. */
+export function mount(source: string, target: string, type: string, flags: number, data: string): void {
+  native().mount(source, target, type, flags, data);
+}
+
+/** umount2(2). Root only (an ordinary user's FUSE mounts go through fusermount3 -u). */
+export function umount2(target: string, flags = 0): void {
+  native().umount2(target, flags);
 }

@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include <uv.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -30,7 +31,10 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
@@ -384,6 +388,175 @@ static napi_value js_get_no_new_privs(napi_env env, napi_callback_info info) {
   return r;
 }
 
+/* ---------- FUSE transport: /dev/fuse polled on the loop, I/O without exceptions, mounting ---------- */
+
+/* One uv_poll watcher on a descriptor, calling back into JavaScript on the main thread. */
+typedef struct {
+  uv_poll_t handle;
+  napi_env env;
+  napi_ref cb;
+  napi_async_context ctx;
+} fd_poll;
+
+static void fd_poll_closed(uv_handle_t *h) {
+  free(h->data);
+}
+
+/* libuv calls this when the fd is readable (or failed): cb(events or -errno), microtasks run after. */
+static void fd_poll_ready(uv_poll_t *h, int status, int events) {
+  fd_poll *p = h->data;
+  napi_handle_scope scope;
+  napi_value cb, global, arg, res;
+  if (napi_open_handle_scope(p->env, &scope) != napi_ok) return;
+  napi_get_reference_value(p->env, p->cb, &cb);
+  napi_get_global(p->env, &global);
+  napi_create_int32(p->env, status < 0 ? status : events, &arg);
+  if (napi_make_callback(p->env, p->ctx, global, cb, 1, &arg, &res) == napi_pending_exception) {
+    napi_value e;
+    napi_get_and_clear_last_exception(p->env, &e);
+    napi_fatal_exception(p->env, e);
+  }
+  napi_close_handle_scope(p->env, scope);
+}
+
+static void fd_poll_finalize(napi_env env, void *data, void *hint) {
+  fd_poll *p = data;
+  /* Stopped (and freed by uv_close) through pollStop; a dropped handle is closed here. */
+  if (p && p->env) {
+    napi_delete_reference(env, p->cb);
+    napi_async_destroy(env, p->ctx);
+    p->env = NULL;
+    uv_close((uv_handle_t *)&p->handle, fd_poll_closed);
+  }
+}
+
+/* pollStart(fd, cb): watch fd for readability; returns a handle for pollStop. */
+static napi_value js_poll_start(napi_env env, napi_callback_info info) {
+  napi_value argv[2], name, ext;
+  int32_t fd;
+  uv_loop_t *loop;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &fd)) return throw_type(env, "pollStart(fd, cb)");
+  fd_poll *p = calloc(1, sizeof *p);
+  if (!p) return throw_errno(env, "pollStart", ENOMEM);
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  int r = uv_poll_init(loop, &p->handle, fd);
+  if (r < 0) { free(p); return throw_errno(env, "uv_poll_init", -r); }
+  p->handle.data = p;
+  p->env = env;
+  CHECK(napi_create_reference(env, argv[1], 1, &p->cb));
+  CHECK(napi_create_string_utf8(env, "rumpfs:fuse", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_async_init(env, NULL, name, &p->ctx));
+  r = uv_poll_start(&p->handle, UV_READABLE | UV_DISCONNECT, fd_poll_ready);
+  if (r < 0) { fd_poll_finalize(env, p, NULL); return throw_errno(env, "uv_poll_start", -r); }
+  CHECK(napi_create_external(env, p, NULL, NULL, &ext));
+  return ext;
+}
+
+/* pollStop(handle): stop watching; the handle is freed once libuv has closed it. */
+static napi_value js_poll_stop(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  void *data;
+  if (!get_args(env, info, 1, argv) || napi_get_value_external(env, argv[0], &data) != napi_ok) return throw_type(env, "pollStop(handle)");
+  fd_poll_finalize(env, data, NULL);
+  return undefined(env);
+}
+
+/* readInto(fd, buf): read(2) into the whole buffer; bytes read or -errno (EAGAIN is no exception). */
+static napi_value js_read_into(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  void *data;
+  size_t len;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &fd) ||
+      napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) return throw_type(env, "readInto(fd, buffer)");
+  ssize_t n;
+  do n = read(fd, data, len); while (n < 0 && errno == EINTR);
+  return num(env, n < 0 ? -errno : (double)n);
+}
+
+/* writevFrom(fd, buffers): one writev(2); bytes written or -errno. */
+static napi_value js_writev_from(napi_env env, napi_callback_info info) {
+  napi_value argv[2], el;
+  int32_t fd;
+  uint32_t count;
+  struct iovec iov[8];
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &fd) ||
+      napi_get_array_length(env, argv[1], &count) != napi_ok || count > 8) return throw_type(env, "writevFrom(fd, buffers[<=8])");
+  for (uint32_t i = 0; i < count; i++) {
+    CHECK(napi_get_element(env, argv[1], i, &el));
+    void *data;
+    size_t len;
+    if (napi_get_buffer_info(env, el, &data, &len) != napi_ok) {
+      /* A Uint8Array view is as good as a Buffer. */
+      napi_typedarray_type t;
+      napi_value ab;
+      size_t off;
+      if (napi_get_typedarray_info(env, el, &t, &len, &data, &ab, &off) != napi_ok || t != napi_uint8_array)
+        return throw_type(env, "writevFrom: not a byte buffer");
+    }
+    iov[i].iov_base = data;
+    iov[i].iov_len = len;
+  }
+  ssize_t n;
+  do n = writev(fd, iov, (int)count); while (n < 0 && errno == EINTR);
+  return num(env, n < 0 ? -errno : (double)n);
+}
+
+/* socketpair(): two connected AF_UNIX stream sockets [ours, theirs], close-on-exec (fusermount3's _FUSE_COMMFD). */
+static napi_value js_socketpair(napi_env env, napi_callback_info info) {
+  int sv[2];
+  napi_value arr;
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return throw_errno(env, "socketpair", errno);
+  CHECK(napi_create_array_with_length(env, 2, &arr));
+  CHECK(napi_set_element(env, arr, 0, num(env, sv[0])));
+  CHECK(napi_set_element(env, arr, 1, num(env, sv[1])));
+  return arr;
+}
+
+/* recvFd(sock): receive one descriptor (SCM_RIGHTS), made non-blocking and close-on-exec. */
+static napi_value js_recv_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t sock;
+  if (!get_args(env, info, 1, argv) || !arg_i32(env, argv[0], &sock)) return throw_type(env, "recvFd(sock)");
+  char byte;
+  struct iovec iov = { &byte, 1 };
+  union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+  ssize_t n;
+  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, "recvmsg", errno);
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  if (n == 0 || !c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) return throw_errno(env, "recvmsg", ENODATA);
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) { int e = errno; close(fd); return throw_errno(env, "fcntl", e); }
+  return num(env, fd);
+}
+
+/* mount(source, target, type, flags, data): mount(2). Root only. */
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  char source[4096], target[4096], type[256], data[4096];
+  double flags;
+  if (!get_args(env, info, 5, argv) || !arg_str(env, argv[0], source, sizeof source) || !arg_str(env, argv[1], target, sizeof target) ||
+      !arg_str(env, argv[2], type, sizeof type) || !arg_double(env, argv[3], &flags) || !arg_str(env, argv[4], data, sizeof data))
+    return throw_type(env, "mount(source, target, type, flags, data)");
+  if (mount(source, target, type, (unsigned long)flags, data) < 0) return throw_errno(env, "mount", errno);
+  return undefined(env);
+}
+
+/* umount2(target, flags): MNT_DETACH is 2. */
+static napi_value js_umount2(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char target[4096];
+  int32_t flags;
+  if (!get_args(env, info, 2, argv) || !arg_str(env, argv[0], target, sizeof target) || !arg_i32(env, argv[1], &flags))
+    return throw_type(env, "umount2(target, flags)");
+  if (umount2(target, flags) < 0) return throw_errno(env, "umount2", errno);
+  return undefined(env);
+}
+
 /* ---------- seccomp ---------- */
 
 #if defined(__x86_64__)
@@ -574,6 +747,14 @@ static napi_value init(napi_env env, napi_value exports) {
     { "getNoNewPrivs", js_get_no_new_privs },
     { "seccomp", js_seccomp },
     { "threadTest", js_thread_test },
+    { "pollStart", js_poll_start },
+    { "pollStop", js_poll_stop },
+    { "readInto", js_read_into },
+    { "writevFrom", js_writev_from },
+    { "socketpair", js_socketpair },
+    { "recvFd", js_recv_fd },
+    { "mount", js_mount },
+    { "umount2", js_umount2 },
   };
   for (size_t i = 0; i < sizeof fns / sizeof *fns; i++) {
     napi_value f;

@@ -17,14 +17,13 @@
 // Consequences for the server after sandbox(): no file can be opened (only
 // descriptors opened before remain usable, plus read-only openat() below
 // procDirFd), no program can be run, no socket made, no mount changed, and
-// signals go only to itself. The server cannot unmount itself: fuse-native's
-// unmount() runs fusermount/umount and throws 'spawn EPERM' (synchronously);
-// unmounting is done from outside (umount, fusermount -u), after which the
-// server sees the FUSE channel close. Time zones fall back to UTC (no
-// /usr/share/zoneinfo). libfuse's worker threads, libuv's thread pool and
-// worker_threads keep working (clone with CLONE_THREAD is allowed).
-// The network namespace holds the main thread and the threads it creates
-// later; threads created before (V8's, libfuse's) stay in the host's, where
+// signals go only to itself. The server cannot unmount itself (umount2 and
+// spawning fusermount3 are refused); unmounting is done from outside
+// (umount, fusermount3 -u), after which the server sees the FUSE channel
+// close. Time zones fall back to UTC (no /usr/share/zoneinfo). libuv's
+// thread pool and worker_threads keep working (clone with CLONE_THREAD is
+// allowed). The network namespace holds the main thread and the threads it
+// creates later; threads created before (V8's) stay in the host's, where
 // the filter's socket ban (on every thread) is what keeps them off the net.
 import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync, unlinkSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
