@@ -2,7 +2,7 @@
 // rump_tmpfs: mount_tmpfs, with the file system in a sandboxed server.
 //   rump_tmpfs [-f] [-g group] [-m mode] [-n nodes] [-o options] [-s size] [-u user] tmpfs mountpoint
 // Options as NetBSD's mount_tmpfs (flags) and Linux's tmpfs (-o size=,
-// mode=, uid=, gid=, nr_inodes=), plus the generic ro, rw, sync, rumpuser=.
+// mode=, uid=, gid=, nr_inodes=, inode64, inode32), plus the generic ro, rw, sync, rumpuser=.
 import '../src/fs/tmpfs/index.js';
 import type { MountOptions } from '../src/kern/index.js';
 import { genericOptions, parseGroup, parseMode, parseMountArgs, parseSize, parseUser, UsageError } from './options.js';
@@ -22,6 +22,7 @@ function parse(argv: string[]): ServerSpec {
       case 'mode': options.mode = parseMode(k, v); break;
       case 'uid': options.uid = parseUser(k, v); break;
       case 'gid': options.gid = parseGroup(k, v); break;
+      case 'inode64': case 'inode32': options[k] = true; break;
       default: throw new UsageError(`unknown option ${k}`);
     }
   }

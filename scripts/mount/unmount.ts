@@ -60,8 +60,9 @@ export async function unmountAndWait(m: MountInfo, opts: { verbose?: boolean; la
   const pids = serverPids(m.target);
   const root = process.geteuid?.() === 0;
   // -c: the target is mountinfo's own; canonicalizing it would stat into
-  // the mount and hang on a server that does not answer.
-  const argv = root ? ['umount', '-c', ...(opts.lazy ? ['-l'] : []), m.target] : ['fusermount3', '-u', ...(opts.lazy ? ['-z'] : []), m.target];
+  // the mount and hang on a server that does not answer. -i: not through
+  // our own umount.fuse.<type> helper again.
+  const argv = root ? ['umount', '-i', '-c', ...(opts.lazy ? ['-l'] : []), m.target] : ['fusermount3', '-u', ...(opts.lazy ? ['-z'] : []), m.target];
   const r = spawnSync(argv[0], argv.slice(1), { stdio: 'inherit' });
   if (r.error) throw new MountError(`cannot run ${argv[0]}: ${r.error.message}`);
   if (r.status !== 0) return r.status ?? EXIT_FAILURE;

@@ -18,6 +18,8 @@ export interface TmpfsArgs {
   mode: number;
   uid: number;
   gid: number;
+  /** inode64: file ids from 2^32 on, so every inode number needs 64 bits (callers that truncate them show). */
+  inode64: boolean;
 }
 
 const SUFFIX: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
@@ -42,7 +44,7 @@ function modeOption(v: string | number | boolean): number {
 }
 
 export function tmpfs_parse_options(opts: MountOptions): TmpfsArgs {
-  const a: TmpfsArgs = { size: TMPFS_DEFAULT_SIZE, nodes: -1, mode: 0o1777, uid: 0, gid: 0 };
+  const a: TmpfsArgs = { size: TMPFS_DEFAULT_SIZE, nodes: -1, mode: 0o1777, uid: 0, gid: 0, inode64: false };
   for (const [k, v] of Object.entries(opts)) {
     switch (k) {
       case 'size': a.size = intOption(k, v, true); break;
@@ -50,6 +52,7 @@ export function tmpfs_parse_options(opts: MountOptions): TmpfsArgs {
       case 'mode': a.mode = modeOption(v); break;
       case 'uid': a.uid = intOption(k, v, false); break;
       case 'gid': a.gid = intOption(k, v, false); break;
+      case 'inode64': case 'inode32': a.inode64 = k === 'inode64'; break;
       default: throw kerr('EINVAL', `tmpfs: unknown option '${k}'`);
     }
   }
@@ -71,6 +74,7 @@ export const tmpfs_vfsops: VfsOps = {
     };
     const root = tmpfs_alloc_node(tm, { type: VType.VDIR, mode: o.mode, uid: o.uid, gid: o.gid, parent: null });
     root.nlink = 2; // its `.` and its own `..`
+    if (o.inode64) tm.nextId += 2 ** 32;
     mp.data = tm;
   },
 
