@@ -88,22 +88,26 @@ function reason(e: unknown): string {
 
 function mountFusermount(s: FuseMountSpec): number {
   const [ours, theirs] = socketpair();
+  let r;
   try {
-    const r = spawnSync('fusermount3', ['-o', fuseOptions(s), '--', s.mountpoint], {
+    r = spawnSync('fusermount3', ['-o', fuseOptions(s), '--', s.mountpoint], {
       stdio: ['ignore', 'ignore', 'pipe', theirs],
       env: { ...process.env, _FUSE_COMMFD: '3', _FUSE_COMMVERS: '2' },
       encoding: 'utf8',
       timeout: 30_000,
     });
+  } finally {
+    closeSync(theirs);
+  }
+  try {
     if (r.error) throw new FuseMountError(`cannot run fusermount3: ${r.error.message} (install the fuse3 package)`);
     if (r.status !== 0) {
       const said = (r.stderr ?? '').trim().replace(/^fusermount3: /, '');
       throw new FuseMountError(said || `fusermount3 exited with status ${r.status}`);
     }
-    closeSync(theirs);
+    // fusermount3 has sent the descriptor and exited; it waits in our end of the socket.
     return recvFd(ours);
   } finally {
-    try { closeSync(theirs); } catch { /* closed above */ }
     closeSync(ours);
   }
 }
