@@ -257,7 +257,7 @@ export class FuseSession {
           (r: { entry: EntryOut; open: OpenOut }) => this.replyCreate(u, r.entry, r.open));
       }
       case Op.READ: {
-        const fh = a.u64(), offset = a.u64(), size = a.u32();
+        const fh = a.u64(), offset = a.u64(), size = this.sized(a.u32());
         return this.call(u, op, fs.read && (() => fs.read!(h, id, fh, offset, size)),
           (d: Uint8Array) => this.replyData(u, d.length > size ? d.subarray(0, size) : d));
       }
@@ -280,7 +280,7 @@ export class FuseSession {
         return this.empty(u, op, f && (() => f.call(fs, h, id, fh, datasync)));
       }
       case Op.READDIR: case Op.READDIRPLUS: {
-        const fh = a.u64(), offset = a.u64(), size = a.u32();
+        const fh = a.u64(), offset = a.u64(), size = this.sized(a.u32());
         const out = new DirentWriter(size, h.opcode === Op.READDIRPLUS);
         return this.call(u, op, fs.readdir && (() => fs.readdir!(h, id, fh, offset, out)), () => this.replyDirents(u, out));
       }
@@ -305,6 +305,12 @@ export class FuseSession {
       case Op.REMOVEXATTR: return this.empty(u, op, fs.removexattr && (() => fs.removexattr!(h, id, a.name())));
       default: return this.replyError(u, E.ENOSYS);
     }
+  }
+
+  /** A size the kernel asks for: never more than INIT settled (the buffer is allocated from it). */
+  private sized(n: number): number {
+    if (n > (this.conn?.maxWrite ?? this.opts.maxWrite)) throw new ProtocolError(`asks for ${n} bytes, more than max_write`);
+    return n;
   }
 
   private init(h: InHeader, a: ArgReader): void {
@@ -349,6 +355,8 @@ export class FuseSession {
     try {
       r = fn();
     } catch (e) {
+      // Arguments are read as the handler is called: a short request ends here.
+      if (e instanceof ProtocolError) throw e;
       return this.fail(u, op, e);
     }
     this.settle(u, op, r, reply, pins);

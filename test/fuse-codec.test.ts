@@ -1,0 +1,243 @@
+// The FUSE protocol layer without a kernel: requests built as the kernel
+// builds them, fed to a session over a fake channel, replies decoded; and a
+// fuzz run of malformed requests that must each end in an error reply or a
+// logged drop, never an exception.
+import { constants } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { FATTR, INIT, Op } from '../p2k/fuse/abi.js';
+import { ArgReader, DirentWriter, ProtocolError, direntSize, encodeAttr, type EntryOut, type FuseAttr } from '../p2k/fuse/codec.js';
+import { FuseSession, type FuseChannel, type FuseFilesystem } from '../p2k/fuse/session.js';
+
+const E = constants.errno;
+
+class FakeChannel implements FuseChannel {
+  readonly queue: Buffer[] = [];
+  readonly out: Buffer[] = [];
+  ready: () => void = () => {};
+  read(buf: Buffer): number {
+    const q = this.queue.shift();
+    if (!q) return -E.EAGAIN;
+    q.copy(buf);
+    return q.length;
+  }
+  writev(bufs: Uint8Array[]): number {
+    const b = Buffer.concat(bufs);
+    this.out.push(b);
+    return b.length;
+  }
+  watch(ready: () => void): void { this.ready = ready; }
+  close(): void {}
+}
+
+let unique = 0;
+function request(opcode: number, nodeid: number, body: Buffer = Buffer.alloc(0), ids = { uid: 1000, gid: 100, pid: 42 }): Buffer {
+  const h = Buffer.alloc(40);
+  h.writeUInt32LE(40 + body.length, 0);
+  h.writeUInt32LE(opcode, 4);
+  h.writeBigUInt64LE(BigInt(unique += 2), 8);
+  h.writeBigUInt64LE(BigInt(nodeid), 16);
+  h.writeUInt32LE(ids.uid, 24); h.writeUInt32LE(ids.gid, 28); h.writeUInt32LE(ids.pid, 32);
+  return Buffer.concat([h, body]);
+}
+const u32s = (...v: number[]) => Buffer.concat(v.map(x => { const b = Buffer.alloc(4); b.writeUInt32LE(x >>> 0); return b; }));
+const u64 = (v: number | bigint) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); return b; };
+const cstr = (s: string) => Buffer.from(s + '\0');
+
+interface Reply { len: number; error: number; unique: number; body: Buffer }
+const decode = (b: Buffer): Reply => ({ len: b.readUInt32LE(0), error: b.readInt32LE(4), unique: Number(b.readBigUInt64LE(8)), body: b.subarray(16) });
+
+const t0 = { sec: 1_700_000_000, nsec: 123_456_789 };
+const fileAttr = (ino: number): FuseAttr => ({
+  ino, size: 5, blocks: 1, atime: t0, mtime: t0, ctime: t0, mode: 0o100644, nlink: 1, uid: 1000, gid: 100, rdev: 0, blksize: 4096,
+});
+const entry = (nodeid: number): EntryOut => ({ nodeid, generation: 0, entryValid: 1.5, attrValid: 1, attr: fileAttr(2 ** 40 + nodeid) });
+
+function session(fs: FuseFilesystem, onError: (e: unknown) => void = e => { throw e; }) {
+  const ch = new FakeChannel();
+  const s = new FuseSession(ch, fs, { want: INIT.ASYNC_READ | INIT.MAX_PAGES | INIT.DO_READDIRPLUS, maxWrite: 1 << 20, onError });
+  s.start();
+  const send = (...reqs: Buffer[]) => { ch.queue.push(...reqs); ch.ready(); };
+  return { s, ch, send, replies: () => ch.out.splice(0).map(decode) };
+}
+
+describe('codec', () => {
+  it('reads arguments within bounds, NUL-terminated names, and s64 seconds', () => {
+    const b = Buffer.concat([Buffer.alloc(40), u32s(7), u64(-5n & 0xffffffffffffffffn), cstr('name'), cstr('')]);
+    const a = new ArgReader(b, b.length);
+    expect(a.u32()).toBe(7);
+    expect(a.i64()).toBe(-5);
+    expect(a.name()).toBe('name');
+    expect(a.name()).toBe('');
+    expect(() => a.u32()).toThrow(ProtocolError);
+    const noNul = Buffer.concat([Buffer.alloc(40), Buffer.from('abc')]);
+    expect(() => new ArgReader(noNul, noNul.length).name()).toThrow(ProtocolError);
+  });
+
+  it('encodes fuse_attr with 64-bit numbers, nanoseconds and times before 1970', () => {
+    const b = Buffer.alloc(88);
+    encodeAttr(b, 0, { ...fileAttr(2 ** 52 + 3), size: 2 ** 40 + 1, mtime: { sec: -86400, nsec: 5 } });
+    expect(b.readBigUInt64LE(0)).toBe(2n ** 52n + 3n);
+    expect(b.readBigUInt64LE(8)).toBe(2n ** 40n + 1n);
+    expect(b.readBigInt64LE(24)).toBe(1_700_000_000n);
+    expect(b.readBigInt64LE(32)).toBe(-86400n);
+    expect(b.readUInt32LE(48)).toBe(123_456_789);
+    expect(b.readUInt32LE(52)).toBe(5);
+    expect(b.readUInt32LE(60)).toBe(0o100644);
+  });
+
+  it('pads dirents to 8 bytes and stops, writing nothing, when the next one does not fit', () => {
+    expect(direntSize(1, false)).toBe(32);
+    expect(direntSize(8, false)).toBe(32);
+    expect(direntSize(9, false)).toBe(40);
+    expect(direntSize(1, true)).toBe(160);
+    const w = new DirentWriter(64, false);
+    expect(w.add('a', 5, 0o100000, 1)).toBe(true);
+    expect(w.add('bbbbbbbbb', 6, 0o040000, 2)).toBe(false);
+    expect(w.add('c', 7, 0o120000, 3)).toBe(true);
+    expect(w.count).toBe(64);
+    const r = w.reply().subarray(16);
+    expect(r.readBigUInt64LE(0)).toBe(5n);
+    expect(r.readBigUInt64LE(8)).toBe(1n);
+    expect(r.readUInt32LE(16)).toBe(1);
+    expect(r.readUInt32LE(20)).toBe(8); // DT_REG
+    expect(r.readUInt32LE(32 + 20)).toBe(10); // DT_LNK
+  });
+});
+
+describe('session', () => {
+  it('negotiates INIT: the flags both want, 1 MiB writes in 256 pages, the older minor', () => {
+    const { send, replies, s } = session({});
+    send(request(Op.INIT, 0, Buffer.concat([u32s(7, 38, 131072, INIT.ASYNC_READ | INIT.MAX_PAGES | INIT.WRITEBACK_CACHE, 0), Buffer.alloc(44)])));
+    const [r] = replies();
+    expect(r.error).toBe(0);
+    expect(r.len).toBe(16 + 64);
+    expect(r.body.readUInt32LE(0)).toBe(7);
+    expect(r.body.readUInt32LE(4)).toBe(38);
+    expect(r.body.readUInt32LE(12)).toBe(INIT.ASYNC_READ | INIT.MAX_PAGES);
+    expect(r.body.readUInt32LE(20)).toBe(1 << 20);
+    expect(r.body.readUInt16LE(28)).toBe(256);
+    expect(s.conn?.maxWrite).toBe(1 << 20);
+  });
+
+  it('tells a kernel with a newer major its own, and refuses an older one', () => {
+    const { send, replies } = session({});
+    send(request(Op.INIT, 0, u32s(8, 0, 0, 0)));
+    const [r] = replies();
+    expect(r.error).toBe(0);
+    expect(r.body.readUInt32LE(0)).toBe(7);
+    send(request(Op.INIT, 0, u32s(6, 0, 0, 0)));
+    expect(replies()[0].error).toBe(-E.EPROTO);
+  });
+
+  it('answers typed replies now or when the promise settles, errnos as errors, a bug as EIO', async () => {
+    const bugs: unknown[] = [];
+    const { send, replies } = session({
+      lookup: (req, parent, name) => {
+        if (name === 'missing') throw Object.assign(new Error('x'), { errno: E.ENOENT });
+        if (name === 'bug') throw new TypeError('oops');
+        if (name === 'later') return Promise.resolve(entry(9));
+        expect(req.uid).toBe(1000);
+        return entry(parent + 1);
+      },
+    }, e => bugs.push(e));
+    send(request(Op.LOOKUP, 1, cstr('a')), request(Op.LOOKUP, 1, cstr('missing')), request(Op.LOOKUP, 1, cstr('bug')), request(Op.LOOKUP, 1, cstr('later')));
+    let rs = replies();
+    expect(rs.map(r => r.error)).toEqual([0, -E.ENOENT, -E.EIO]);
+    expect(rs[0].len).toBe(16 + 128);
+    expect(Number(rs[0].body.readBigUInt64LE(0))).toBe(2);
+    expect(rs[0].body.readBigUInt64LE(16)).toBe(1n); // entry_valid seconds
+    expect(rs[0].body.readUInt32LE(32)).toBe(500_000_000);
+    expect(bugs).toHaveLength(1);
+    await new Promise(r => setTimeout(r, 0));
+    rs = replies();
+    expect(rs).toHaveLength(1);
+    expect(Number(rs[0].body.readBigUInt64LE(0))).toBe(9);
+  });
+
+  it('decodes SETATTR by its valid bits and GETATTR with a handle', () => {
+    const seen: unknown[] = [];
+    const { send, replies } = session({
+      setattr: (req, ino, set) => { seen.push(set); return { attrValid: 0, attr: fileAttr(ino) }; },
+      getattr: (req, ino, fh) => { seen.push(fh); return { attrValid: 0, attr: fileAttr(ino) }; },
+    });
+    const body = Buffer.alloc(88);
+    body.writeUInt32LE(FATTR.MODE | FATTR.SIZE | FATTR.MTIME | FATTR.ATIME | FATTR.ATIME_NOW | FATTR.FH, 0);
+    body.writeBigUInt64LE(77n, 8); // fh
+    body.writeBigUInt64LE(2n ** 33n, 16); // size
+    body.writeBigInt64LE(-10n, 40); // mtime
+    body.writeUInt32LE(999, 60); // mtimensec
+    body.writeUInt32LE(0o104755, 68); // mode
+    send(request(Op.SETATTR, 5, body), request(Op.GETATTR, 5, Buffer.concat([u32s(1, 0), u64(12)])), request(Op.GETATTR, 5, Buffer.concat([u32s(0, 0), u64(12)])));
+    expect(replies().map(r => r.error)).toEqual([0, 0, 0]);
+    expect(seen[0]).toEqual({ fh: 77, mode: 0o104755, size: 2 ** 33, atime: 'now', mtime: { sec: -10, nsec: 999 }, killSuidgid: false });
+    expect(seen.slice(1)).toEqual([12, null]);
+  });
+
+  it('keeps a pending WRITE\'s bytes while later requests are read', async () => {
+    let release!: () => void;
+    const got: string[] = [];
+    const { send, replies } = session({
+      write: async (req, ino, fh, off, data) => { await new Promise<void>(r => { release = r; }); got.push(data.toString()); return data.length; },
+      lookup: () => entry(3),
+    });
+    const w = Buffer.concat([u64(1), u64(0), u32s(5, 0), u64(0), u32s(0, 0), Buffer.from('hello')]);
+    send(request(Op.WRITE, 2, w), request(Op.LOOKUP, 1, cstr('x'.repeat(200))));
+    expect(replies().map(r => r.error)).toEqual([0]);
+    release();
+    await new Promise(r => setTimeout(r, 0));
+    expect(got).toEqual(['hello']);
+    const [r] = replies();
+    expect(r.body.readUInt32LE(0)).toBe(5);
+  });
+
+  it('FORGET and BATCH_FORGET get no reply; unknown opcodes ENOSYS; short requests EINVAL', () => {
+    const forgot: [number, number][] = [];
+    const { send, replies } = session({ forget: (n, k) => { forgot.push([n, k]); }, lookup: () => entry(2) });
+    send(request(Op.FORGET, 7, u64(3)), request(Op.BATCH_FORGET, 0, Buffer.concat([u32s(2, 0), u64(8), u64(1), u64(9), u64(2)])));
+    expect(replies()).toEqual([]);
+    expect(forgot).toEqual([[7, 3], [8, 1], [9, 2]]);
+    const hugeRead = Buffer.concat([u64(1), u64(0), u32s(2 ** 31, 0), u64(0), u32s(0, 0)]);
+    send(request(999, 1), request(Op.LOOKUP, 1, Buffer.from('no-nul')), request(Op.READ, 1, u32s(1)), request(Op.READ, 1, hugeRead));
+    expect(replies().map(r => r.error)).toEqual([-E.ENOSYS, -E.EINVAL, -E.EINVAL, -E.EINVAL]);
+  });
+
+  it('answers GETXATTR with the size when asked for 0 bytes, and ERANGE when the buffer is short', () => {
+    const { send, replies } = session({ getxattr: () => Buffer.from('value') });
+    send(request(Op.GETXATTR, 1, Buffer.concat([u32s(0, 0), cstr('user.a')])), request(Op.GETXATTR, 1, Buffer.concat([u32s(3, 0), cstr('user.a')])),
+      request(Op.GETXATTR, 1, Buffer.concat([u32s(64, 0), cstr('user.a')])));
+    const rs = replies();
+    expect(rs[0].body.readUInt32LE(0)).toBe(5);
+    expect(rs[1].error).toBe(-E.ERANGE);
+    expect(rs[2].body.toString()).toBe('value');
+  });
+
+  it('survives 20,000 malformed requests: each answered once or dropped, never an exception', () => {
+    let x = 12345;
+    const rand = (n: number) => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x % n; };
+    const bugs: unknown[] = [];
+    const attr = { attrValid: 0, attr: fileAttr(2) };
+    const { send, replies } = session({
+      lookup: () => entry(2), getattr: () => attr, setattr: () => attr, mkdir: () => entry(3), mknod: () => entry(4),
+      symlink: () => entry(5), link: () => entry(6), unlink: () => {}, rmdir: () => {}, rename: () => {},
+      open: () => ({ fh: 1, openFlags: 0 }), read: () => Buffer.alloc(3), write: (r, i, f, o, d) => d.length,
+      readdir: (r, i, f, o, out) => { out.add('a', 2, 0o100000, 1, out.plus ? entry(2) : null); },
+      create: () => ({ entry: entry(7), open: { fh: 2, openFlags: 0 } }), statfs: () => ({ blocks: 1, bfree: 1, bavail: 1, files: 1, ffree: 1, bsize: 512, namelen: 255, frsize: 512 }),
+      getxattr: () => Buffer.from('v'), listxattr: () => ['user.a'], setxattr: () => {}, removexattr: () => {},
+    }, e => bugs.push(e));
+    const ops = [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 23, 24, 25, 27, 28, 29, 30, 34, 35, 36, 42, 44, 45, 46, 0, 4096];
+    let wellFormed = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const body = Buffer.alloc(rand(200));
+      for (let j = 0; j < body.length; j++) body[j] = rand(4) === 0 ? 0 : rand(256);
+      const req = request(ops[rand(ops.length)], rand(5), body);
+      if (rand(20) === 0) req.writeUInt32LE(rand(400), 0); // a length that lies
+      if (req.readUInt32LE(0) === req.length) wellFormed++;
+      send(req);
+    }
+    const rs = replies();
+    expect(bugs).toEqual([]);
+    expect(rs.length).toBeLessThanOrEqual(wellFormed);
+    expect(new Set(rs.map(r => r.unique)).size).toBe(rs.length);
+    for (const r of rs) expect(r.len).toBe(16 + r.body.length);
+  });
+});
