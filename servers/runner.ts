@@ -19,7 +19,8 @@
 // answering ENOTCONN until someone unmounts it, as NetBSD's puffs does: the
 // failure stays visible instead of an empty directory that looks mounted.
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { constants } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -32,7 +33,7 @@ import {
   type BlockDevice, type Mount, type MountOptions,
 } from '../src/kern/index.js';
 import { openProcDir } from '../src/rumpuser/native.js';
-import { rumpuser_putstr } from '../src/rumpuser/index.js';
+import { rumpuser_logtag, rumpuser_putstr } from '../src/rumpuser/index.js';
 import { sandbox } from '../src/rumpuser/sandbox.js';
 import { checkWholeDisk } from './disk.js';
 import { mountAt, type MountInfo } from './mountinfo.js';
@@ -111,6 +112,7 @@ function describe(e: unknown): string {
 
 async function launch(spec: ServerSpec): Promise<never> {
   const foreground = spec.foreground || envSet('P2K_NODETACH') || envSet('P2K_DEBUG');
+  const log = foreground ? null : openLog();
   const mountedBefore = mountAtPath(spec.mountpoint)?.id ?? null;
   const server = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
   // unshare execs the server: the child's pid is the server's.
@@ -118,10 +120,11 @@ async function launch(spec: ServerSpec): Promise<never> {
   const child = spawn(argv[0], argv.slice(1), {
     // P2K_MOUNTPOINT lets rumpumount find this server: its cwd and relative
     // operands say nothing once it is chrooted.
-    env: { ...process.env, UV_USE_IO_URING: '0', P2K_READY_FD: '3', P2K_MOUNTPOINT: absolute(spec.mountpoint) },
-    stdio: foreground ? ['inherit', 'inherit', 'inherit', 'pipe'] : ['ignore', 'ignore', 'ignore', 'pipe'],
+    env: { ...serverEnv(), UV_USE_IO_URING: '0', P2K_READY_FD: '3', P2K_MOUNTPOINT: absolute(spec.mountpoint), ...(log ? { P2K_LOG: log.path } : {}) },
+    stdio: foreground ? ['inherit', 'inherit', 'inherit', 'pipe'] : ['ignore', log?.fd ?? 'ignore', log?.fd ?? 'ignore', 'pipe'],
     detached: !foreground,
   });
+  if (log) closeSync(log.fd);
   let spawnError = '';
   child.on('error', e => { spawnError = `cannot start ${argv[0]}: ${e.message}`; });
   const status = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>(resolve =>
@@ -160,6 +163,34 @@ async function launch(spec: ServerSpec): Promise<never> {
   // As a shell reports it; re-raising would make the launcher dump core too.
   const { code, sig } = await status;
   process.exit(sig ? 128 + constants.signals[sig] : code ?? 1);
+}
+
+/**
+ * Where a background server's messages go (its panic, above all): the file
+ * RUMPFS_LOG names, else /var/log/rumpfs.log for root and
+ * $XDG_STATE_HOME/rumpfs.log (~/.local/state) for others. null: nowhere
+ * writable, as before.
+ */
+function openLog(): { path: string; fd: number } | null {
+  const state = process.env.XDG_STATE_HOME || path.join(homedir(), '.local/state');
+  const file = process.env.RUMPFS_LOG || (process.geteuid?.() === 0 ? '/var/log/rumpfs.log' : path.join(state, 'rumpfs.log'));
+  try {
+    mkdirSync(path.dirname(file), { recursive: true });
+    return { path: file, fd: openSync(file, 'a', 0o640) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The server's environment: ours, less what makes Node load what a server
+ * never uses (Node 20 parses NODE_EXTRA_CA_CERTS at start-up, ~50 ms; the
+ * server makes no TLS connection).
+ */
+function serverEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const k of ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'NODE_OPTIONS']) delete env[k];
+  return env;
 }
 
 /** The topmost mount at dir, found even when dir is a dead FUSE mount (which any stat of it fails). */
@@ -226,6 +257,7 @@ function checkMountpoint(mountpoint: string): string {
 const MAX_WRITE = 1 << 20;
 
 async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
+  if (process.env.P2K_LOG) rumpuser_logtag(`${spec.prog}[${process.pid}]`);
   const mountpoint = checkMountpoint(path.resolve(spec.mountpoint));
   const readOnly = (spec.flags & MNT_RDONLY) !== 0;
   // Everything that can be refused is refused before the device is opened: a
@@ -299,7 +331,10 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
     session.quiesce()
       .then(() => p2k.shutdown())
       .then(() => dev?.close())
-      .then(() => process.exit(0), e => {
+      .then(() => {
+        if (process.env.P2K_LOG) rumpuser_putstr(`unmounted ${mountpoint}: clean\n`);
+        process.exit(0);
+      }, e => {
         rumpuser_putstr(`${spec.prog}: unmount failed: ${describe(e)}\n`);
         process.exit(1);
       });
@@ -326,6 +361,7 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
     await dev?.close().catch(() => {});
     throw new MountFailure(describe(e));
   }
+  if (process.env.P2K_LOG) rumpuser_putstr(`serving ${spec.from} on ${mountpoint}${readOnly ? ' (read-only)' : ''}\n`);
   ready();
 }
 

@@ -3,7 +3,21 @@
 import { writeSync } from 'node:fs';
 
 /** Print to the console (stderr), as the kernel's printf. */
+let logTag: string | null = null;
+
+/**
+ * From now on, each line is written with the time and tag in front: for a
+ * background server whose standard error is a log shared with others.
+ */
+export function rumpuser_logtag(tag: string): void {
+  logTag = tag;
+}
+
 export function rumpuser_putstr(s: string): void {
+  if (logTag !== null) {
+    const head = `${new Date().toISOString()} ${logTag}: `;
+    s = s.replace(/^(?=.)/gm, head);
+  }
   try { writeSync(2, s); } catch { /* nowhere left to print */ }
 }
 
