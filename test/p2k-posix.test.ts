@@ -3,10 +3,12 @@
 // while open, nanosecond times, 64-bit inode numbers; and plain umount,
 // which must leave a FAT image clean the moment it returns.
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SKIP_FUSE, cleanupMounts, ensureBuilt, kernelTmpfs, rumpMount, run, sh, tempDir } from './helpers/mount.js';
+import { SKIP_FUSE, cleanupMounts, ensureBuilt, kernelTmpfs, rumpMount, run, sh, tempDir, waitFor } from './helpers/mount.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
 
 // 15 directories of 255 bytes, then 255-byte names: 15 * 256 + 255 = 4095
 // bytes from the mount's root, the longest path PATH_MAX allows.
@@ -61,6 +63,25 @@ node -e '
 '
 `;
 
+// Linux's rules an unprivileged caller meets: an owner's chmod keeps the
+// sticky bit on a file; a write or truncation clears setuid, and setgid
+// where group execute is set; opening a FIFO needs its permission.
+const PRIVILEGES = String.raw`
+set -e
+cd "$1"
+nob() { setpriv --reuid=65534 --regid=65534 --clear-groups -- "$@"; }
+touch s; chown 65534:65534 s
+nob chmod 1644 s; stat -c 's %a' s
+touch w; chmod 6775 w; chown 0:65534 w
+nob sh -c 'echo data >> w'; stat -c 'w %a' w
+touch g; chmod 2664 g; chown 0:65534 g
+nob sh -c 'echo data >> g'; stat -c 'g %a' g
+touch t; chmod 4777 t
+nob truncate -s 0 t; stat -c 't %a' t
+mkfifo p; chmod 600 p
+nob sh -c 'exec 3<>p' 2>&1 | sed 's/.*: //' || true
+`;
+
 describe.skipIf(SKIP_FUSE)('POSIX through node ids, judged by a kernel tmpfs', () => {
   beforeAll(() => ensureBuilt(), 120_000);
   afterEach(cleanupMounts);
@@ -94,6 +115,12 @@ describe.skipIf(SKIP_FUSE)('POSIX through node ids, judged by a kernel tmpfs', (
     expect(rump).toBe(kernel);
   });
 
+  it('keeps the sticky bit on an owner\'s chmod, clears setuid/setgid on unprivileged writes, checks FIFO opens', () => {
+    const { rump, kernel } = both(PRIVILEGES);
+    expect(kernel).toBe('status 0\ns 1644\nw 775\ng 2664\nt 777\nPermission denied\n');
+    expect(rump).toBe(kernel);
+  });
+
   it('hands 64-bit inode numbers through stat and readdir intact', () => {
     const r = tempDir();
     rumpMount('rump_tmpfs', ['-o', 'inode64', 'tmpfs', r], r);
@@ -105,6 +132,34 @@ describe.skipIf(SKIP_FUSE)('POSIX through node ids, judged by a kernel tmpfs', (
     expect(BigInt(statIno)).toBeGreaterThan(2n ** 32n);
     expect(lsIno).toBe(statIno);
     expect(nodeIno).toBe(statIno);
+  });
+});
+
+describe.skipIf(SKIP_FUSE)('server start-up and its log', () => {
+  beforeAll(() => ensureBuilt(), 120_000);
+  afterEach(cleanupMounts);
+
+  it('refuses a bad P2K_WIZARDUID before touching the image: exit 32, the volume not left dirty', () => {
+    const d = tempDir(), img = path.join(d, 'fat.img'), mnt = path.join(d, 'm');
+    execFileSync('mkfs.vfat', ['-C', img, '8192'], { stdio: 'pipe' });
+    sh(`mkdir "${mnt}"`);
+    const before = execFileSync('sha256sum', [img], { encoding: 'utf8' });
+    const r = run(process.execPath, [path.join(ROOT, 'dist/servers/rump_msdos.js'), img, mnt], { env: { ...process.env, P2K_WIZARDUID: 'abc' } });
+    expect(r.status).toBe(32);
+    expect(r.stderr).toMatch(/P2K_WIZARDUID=abc: not a uid/);
+    expect(execFileSync('sha256sum', [img], { encoding: 'utf8' })).toBe(before);
+  });
+
+  it('a background server writes its panic to the log, each line with its name and pid', async () => {
+    const d = tempDir(), mnt = path.join(d, 'm'), log = path.join(d, 'rumpfs.log');
+    sh(`mkdir "${mnt}"`);
+    const m = rumpMount('rump_tmpfs', ['tmpfs', mnt], mnt, { RUMPFS_LOG: log, RUMPFS_FAULT: 'panic:VOP_READ:1' });
+    writeFileSync(path.join(mnt, 'f'), 'x');
+    expect(run('cat', [path.join(mnt, 'f')]).status).not.toBe(0);
+    const text = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
+    await waitFor('the panic in the log', () => text().includes('panic:'));
+    expect(text()).toContain(`rump_tmpfs[${m.pid}]: serving tmpfs on ${mnt}`);
+    expect(text()).toMatch(new RegExp(`Z rump_tmpfs\\[${m.pid}\\]: panic: RUMPFS_FAULT: injected at VOP_READ call 1`));
   });
 });
 
