@@ -12,7 +12,7 @@ import {
   vn_close, vn_createat, vn_fsync, vn_getxattr, vn_killpriv, vn_linkat, vn_listxattr, vn_locked, vn_lookupat,
   vn_mkdirat, vn_mknodat, vn_open, vn_read, vn_readdir, vn_readlink, vn_removexattr, vn_renameat, vn_rmdirat,
   vn_setattr, vn_setxattr, vn_stat, vn_symlinkat, vn_unlinkat, vn_write, vref, vrele, vtypeToIfmt,
-  type Dirent, type Mount, type Timespec, type Vattr, type VattrSet, type Vnode,
+  type Dirent, type Mount, type Vattr, type VattrSet, type Vnode,
 } from '../src/kern/index.js';
 import { rumpuser_putstr } from '../src/rumpuser/index.js';
 import type { CallerGroups } from './caller_groups.js';
@@ -227,14 +227,15 @@ export class P2k implements FuseFilesystem {
     if (set.uid !== undefined && set.uid !== UNSET) va.uid = set.uid;
     if (set.gid !== undefined && set.gid !== UNSET) va.gid = set.gid;
     if (set.size !== undefined) va.size = set.size;
-    const now = nanotime();
-    const time = (t: Timespec | 'now') => (t === 'now' ? now : t);
-    if (set.atime !== undefined) va.atime = time(set.atime);
-    if (set.mtime !== undefined) va.mtime = time(set.mtime);
-    // utimes(NULL) and its kin: setting times to "now" needs only write access.
-    va.utimesNow = (set.atime === 'now' || set.atime === undefined) && (set.mtime === 'now' || set.mtime === undefined);
+    if (set.atime !== undefined || set.mtime !== undefined) {
+      const now = nanotime();
+      if (set.atime !== undefined) va.atime = set.atime === 'now' ? now : set.atime;
+      if (set.mtime !== undefined) va.mtime = set.mtime === 'now' ? now : set.mtime;
+      // utimes(NULL) and its kin: setting times to "now" needs only write access.
+      va.utimesNow = set.atime !== undefined && set.atime !== 'now' ? false : set.mtime === undefined || set.mtime === 'now';
+    }
     const openForWrite = set.fh !== null && (this.handles[set.fh]?.fp.writable ?? false);
-    const changes = Object.keys(va).length > 1;
+    const changes = Object.keys(va).length > 0;
     if (changes || set.killSuidgid) {
       await vn_locked(vp, LK_EXCLUSIVE, l, async () => {
         if (set.killSuidgid) await vn_killpriv(vp, l);

@@ -298,7 +298,10 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
   // the mount lazily, and the server stops anyway 2 s later. It exits when
   // its stdin (our end) closes; /dev/fuse is close-on-exec, so it never
   // keeps a crashed server's mount alive.
-  const unmounter = spawn('/bin/sh', ['-c', 'read x || exit; fusermount3 -u "$0" || fusermount3 -u -z "$0"', mountpoint],
+  // As root it goes through util-linux's umount (-i: not our own helper),
+  // which also drops the mount's utab note.
+  const unmount = process.geteuid?.() === 0 ? 'umount -i "$0" || umount -i -l "$0"' : 'fusermount3 -u "$0" || fusermount3 -u -z "$0"';
+  const unmounter = spawn('/bin/sh', ['-c', `read x || exit; ${unmount}`, mountpoint],
     { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
   unmounter.on('error', () => {});
   unmounter.stdin!.on('error', () => {});
