@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { serverProgram } from '../../servers/programs.js';
 import { BIG, fileName, META_DIR, TREE_DIR } from './layout.js';
 import { isRoot, type ServerKind } from './mounts.js';
 
@@ -101,6 +102,9 @@ const roomFor = (o: Options) => o.size + o.tree * 8192 + o.files * 1024 + 64 * M
 
 const node = process.execPath;
 
+/** A rump server as the installed command runs it: its bundle, without Node 20's slow CA-bundle start. */
+const serverCommand = (server: string) => ['env', '-u', 'NODE_EXTRA_CA_CERTS', node, serverProgram(server)];
+
 /**
  * libfuse 2's nearest to what p2k asks of the kernel: permissions checked by
  * the kernel, inode numbers passed through, names and attributes cached for
@@ -118,7 +122,7 @@ const tmpfs: FsGroup = {
   prepare: () => () => ({ path: null, discard() {} }),
   targets: [
     { id: 'rump_tmpfs', role: 'subject', kind: 'launcher', persistent: false,
-      command: (ctx, _, mnt) => [node, path.join(ctx.dist, 'servers/rump_tmpfs.js'), '-s', mib(roomFor(ctx.opts)), 'tmpfs', mnt] },
+      command: (ctx, _, mnt) => [...serverCommand('rump_tmpfs'), '-s', mib(roomFor(ctx.opts)), 'tmpfs', mnt] },
     { id: 'kernel tmpfs', role: 'alternative', kind: 'kernel', persistent: false, unavailable: needRoot,
       command: (ctx, _, mnt) => ['mount', '-t', 'tmpfs', '-o', `size=${mib(roomFor(ctx.opts))}`, 'tmpfs', mnt] },
     { id: 'barefs', role: 'ceiling', kind: 'foreground', persistent: false, flat: true,
@@ -148,7 +152,7 @@ const fat: FsGroup = {
   },
   targets: [
     { id: 'rump_msdos', role: 'subject', kind: 'launcher', persistent: true,
-      command: (ctx, img, mnt) => [node, path.join(ctx.dist, 'servers/rump_msdos.js'), img!, mnt] },
+      command: (ctx, img, mnt) => [...serverCommand('rump_msdos'), img!, mnt] },
     { id: 'fusefat', role: 'alternative', kind: 'foreground', persistent: true,
       command: (_, img, mnt) => ['fusefat', '-o', 'rw+', img!, mnt, '-f'] },
     { id: 'kernel vfat (loop)', role: 'reference', kind: 'kernel', persistent: true, unavailable: kernelHas('vfat'),
@@ -174,7 +178,7 @@ const iso: FsGroup = {
   },
   targets: [
     { id: 'rump_cd9660', role: 'subject', kind: 'launcher', persistent: true,
-      command: (ctx, img, mnt) => [node, path.join(ctx.dist, 'servers/rump_cd9660.js'), img!, mnt] },
+      command: (ctx, img, mnt) => [...serverCommand('rump_cd9660'), img!, mnt] },
     { id: 'fuseiso', role: 'alternative', kind: 'foreground', persistent: true,
       command: (_, img, mnt) => ['fuseiso', '-n', img!, mnt, '-f'] },
     { id: 'kernel iso9660 (loop)', role: 'reference', kind: 'kernel', persistent: true, unavailable: kernelHas('iso9660'),

@@ -47,13 +47,15 @@ interface Addon {
 /** A descriptor watched by the event loop (pollStart). */
 export interface PollHandle { readonly __poll: unique symbol }
 
-// From src/rumpuser (vitest), dist/src/rumpuser (compiled) or a directory
-// beside Release under src/rumpuser/build (tests' transpiled copies): the
-// addon is built in the source tree.
+// From src/rumpuser (vitest), dist/src/rumpuser (compiled), a directory
+// beside Release under src/rumpuser/build (tests' transpiled copies) or
+// dist/bin (bundles): the addon is built in the source tree.
 const candidates = [
   new URL('./build/Release/rumpuser.node', import.meta.url),
   new URL('../../../src/rumpuser/build/Release/rumpuser.node', import.meta.url),
   new URL('../Release/rumpuser.node', import.meta.url),
+  // From a one-file bundle in dist/bin.
+  new URL('../../src/rumpuser/build/Release/rumpuser.node', import.meta.url),
 ].map((u) => fileURLToPath(u));
 
 let addon: Addon | undefined;
