@@ -114,7 +114,8 @@ async function launch(spec: ServerSpec): Promise<never> {
   const foreground = spec.foreground || envSet('P2K_NODETACH') || envSet('P2K_DEBUG');
   const log = foreground ? null : openLog();
   const mountedBefore = mountAtPath(spec.mountpoint)?.id ?? null;
-  const server = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  // A small young generation: a quarter less peak memory at no CPU cost (measured, shared/NOTES).
+  const server = [process.execPath, '--max-semi-space-size=1', ...process.execArgv, ...process.argv.slice(1)];
   // unshare execs the server: the child's pid is the server's.
   const argv = process.geteuid?.() === 0 ? ['unshare', '--net', '--', ...server] : server;
   const child = spawn(argv[0], argv.slice(1), {
