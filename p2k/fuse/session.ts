@@ -428,42 +428,46 @@ export class FuseSession {
     this.send(u, 0, this.scratch(0));
   }
 
-  replyEntry(u: number, e: EntryOut): void {
-    const b = this.scratch(ENTRY_OUT_SIZE);
-    encodeEntry(b, OUT_HEADER_SIZE, e);
+  /** A fixed-size reply: fill writes the payload at OUT_HEADER_SIZE. */
+  private replyFixed(u: number, size: number, fill: (b: Buffer) => void): void {
+    const b = this.scratch(size);
+    fill(b);
     this.send(u, 0, b);
+  }
+
+  replyEntry(u: number, e: EntryOut): void {
+    this.replyFixed(u, ENTRY_OUT_SIZE, b => encodeEntry(b, OUT_HEADER_SIZE, e));
   }
 
   replyAttr(u: number, a: AttrOut): void {
-    const b = this.scratch(ATTR_OUT_SIZE);
-    encodeAttrOut(b, OUT_HEADER_SIZE, a);
-    this.send(u, 0, b);
+    this.replyFixed(u, ATTR_OUT_SIZE, b => encodeAttrOut(b, OUT_HEADER_SIZE, a));
   }
 
   replyOpen(u: number, o: OpenOut): void {
-    const b = this.scratch(OPEN_OUT_SIZE);
-    encodeOpen(b, OUT_HEADER_SIZE, o);
-    this.send(u, 0, b);
+    this.replyFixed(u, OPEN_OUT_SIZE, b => encodeOpen(b, OUT_HEADER_SIZE, o));
   }
 
   replyCreate(u: number, e: EntryOut, o: OpenOut): void {
-    const b = this.scratch(ENTRY_OUT_SIZE + OPEN_OUT_SIZE);
-    encodeEntry(b, OUT_HEADER_SIZE, e);
-    encodeOpen(b, OUT_HEADER_SIZE + ENTRY_OUT_SIZE, o);
-    this.send(u, 0, b);
+    this.replyFixed(u, ENTRY_OUT_SIZE + OPEN_OUT_SIZE, b => {
+      encodeEntry(b, OUT_HEADER_SIZE, e);
+      encodeOpen(b, OUT_HEADER_SIZE + ENTRY_OUT_SIZE, o);
+    });
   }
 
   replyStatfs(u: number, s: StatfsOut): void {
-    const b = this.scratch(STATFS_OUT_SIZE);
-    encodeStatfs(b, OUT_HEADER_SIZE, s);
-    this.send(u, 0, b);
+    this.replyFixed(u, STATFS_OUT_SIZE, b => encodeStatfs(b, OUT_HEADER_SIZE, s));
+  }
+
+  /** WRITE's count, and GETXATTR/LISTXATTR's size: fuse_write_out and fuse_getxattr_out are alike. */
+  private replyCount(u: number, n: number): void {
+    this.replyFixed(u, 8, b => {
+      b.writeUInt32LE(n >>> 0, OUT_HEADER_SIZE);
+      b.writeUInt32LE(0, OUT_HEADER_SIZE + 4);
+    });
   }
 
   replyWrite(u: number, written: number): void {
-    const b = this.scratch(8);
-    b.writeUInt32LE(written >>> 0, OUT_HEADER_SIZE);
-    b.writeUInt32LE(0, OUT_HEADER_SIZE + 4);
-    this.send(u, 0, b);
+    this.replyCount(u, written);
   }
 
   /** READ's bytes (and READLINK's). */
@@ -477,12 +481,7 @@ export class FuseSession {
 
   /** GETXATTR/LISTXATTR: size 0 asks for the length; a smaller buffer is ERANGE. */
   replyXattr(u: number, size: number, value: Uint8Array): void {
-    if (size === 0) {
-      const b = this.scratch(8);
-      b.writeUInt32LE(value.length, OUT_HEADER_SIZE);
-      b.writeUInt32LE(0, OUT_HEADER_SIZE + 4);
-      return this.send(u, 0, b);
-    }
+    if (size === 0) return this.replyCount(u, value.length);
     if (value.length > size) return this.replyError(u, E.ERANGE);
     this.replyData(u, value);
   }
@@ -492,7 +491,7 @@ export class FuseSession {
   /** Forget cached attributes and data of a node (off 0, len 0: attributes only; len -1: all data). */
   notifyInvalInode(ino: number, off: number, len: number): void {
     const b = Buffer.alloc(OUT_HEADER_SIZE + 24);
-    b.writeUInt32LE(ino % 4294967296, 16); b.writeUInt32LE(Math.floor(ino / 4294967296), 20);
+    b.writeBigUInt64LE(BigInt(ino), 16);
     b.writeBigInt64LE(BigInt(off), 24);
     b.writeBigInt64LE(BigInt(len), 32);
     this.send(0, NOTIFY_INVAL_INODE, b);
@@ -502,7 +501,7 @@ export class FuseSession {
   notifyInvalEntry(parent: number, name: string): void {
     const nameBuf = Buffer.from(name + '\0');
     const b = Buffer.alloc(OUT_HEADER_SIZE + 16 + nameBuf.length);
-    b.writeUInt32LE(parent % 4294967296, 16); b.writeUInt32LE(Math.floor(parent / 4294967296), 20);
+    b.writeBigUInt64LE(BigInt(parent), 16);
     b.writeUInt32LE(nameBuf.length - 1, 24);
     nameBuf.copy(b, 32);
     this.send(0, NOTIFY_INVAL_ENTRY, b);
