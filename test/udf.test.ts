@@ -1,0 +1,296 @@
+// udf in-process, against images made by the real tools: genisoimage -udf
+// bridge images of a source tree built here (names, sizes, contents and
+// times read back exactly, and as the cd9660 driver sees the same image),
+// and mkudffs images of each revision, block size and partition kind (root
+// owner, mode and label as mkudffs was told, udfinfo's block size). Then
+// read-only in every way, options, detection, and damaged images: EIO or
+// EINVAL with a log line, never a crash.
+import { execFileSync } from 'node:child_process';
+import * as nfs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { detectSource, mount, type Ukfs } from '../src/ukfs/index.js';
+import { blkdev_open, vfs_mount, vfs_unmount } from '../src/kern/index.js';
+import '../src/fs/udf/index.js';
+import '../src/fs/cd9660/index.js';
+import { udf_crc, udf_timestamp } from '../src/fs/udf/ecma167.js';
+import { udf_pathcomponents } from '../src/fs/udf/udf_node.js';
+import { udf_cs0 } from '../src/fs/udf/udf_osta.js';
+import {
+  BIG, BRIDGES, bridgeName, buildUdfTree, labelOf, LONG, makeBridge, makeMkudf, MANY, MKUDF, mkudfName, ROOT_GID, ROOT_MODE,
+  ROOT_UID, sha, udfinfo, UNICODE,
+} from './helpers/udf.js';
+
+let tmp: string;
+let src: string;
+const img = (n: string) => path.join(tmp, n);
+
+interface Info { type: string; size: number; mtime: number; sha?: string }
+
+function typeOf(st: { isFile(): boolean; isDirectory(): boolean; isSymbolicLink(): boolean }): string {
+  return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'link' : 'other';
+}
+
+function walkSource(root: string): Map<string, Info> {
+  const out = new Map<string, Info>();
+  const walk = (rel: string): void => {
+    for (const n of nfs.readdirSync(path.join(root, rel))) {
+      const r = rel ? `${rel}/${n}` : n;
+      const st = nfs.lstatSync(path.join(root, r));
+      out.set(r, { type: typeOf(st), size: st.isFile() ? st.size : 0, mtime: Math.floor(st.mtimeMs / 1000), sha: st.isFile() ? sha(nfs.readFileSync(path.join(root, r))) : undefined });
+      if (st.isDirectory()) walk(r);
+    }
+  };
+  walk('');
+  return out;
+}
+
+async function walkImage(fs: Ukfs): Promise<Map<string, Info>> {
+  const out = new Map<string, Info>();
+  const walk = async (rel: string): Promise<void> => {
+    for (const d of await fs.readdir('/' + rel, { withFileTypes: true })) {
+      const r = rel ? `${rel}/${d.name}` : d.name;
+      const st = await fs.lstat('/' + r);
+      expect(d.ino, `readdir and stat agree on the file id of ${r}`).toBe(st.ino);
+      out.set(r, { type: typeOf(st), size: st.isFile() ? st.size : 0, mtime: Math.floor(st.mtimeMs / 1000), sha: st.isFile() ? sha(await fs.readFile('/' + r)) : undefined });
+      if (st.isDirectory()) await walk(r);
+    }
+  };
+  await walk('');
+  return out;
+}
+
+async function withFs<T>(type: string, image: string, options: Record<string, string | number | boolean>, fn: (fs: Ukfs) => Promise<T>): Promise<T> {
+  const fs = await mount(type, image, { readOnly: true, options, cred: { uid: 0, gid: 0 } });
+  try { return await fn(fs); } finally { await fs.unmount(); }
+}
+
+let source: Map<string, Info>;
+
+beforeAll(() => {
+  tmp = nfs.mkdtempSync(path.join(os.tmpdir(), 'udf-'));
+  src = path.join(tmp, 'src');
+  nfs.mkdirSync(src);
+  buildUdfTree(src);
+  source = walkSource(src);
+  for (const f of BRIDGES) makeBridge(f, img(bridgeName(f)), src);
+  for (const v of MKUDF) makeMkudf(v, img(mkudfName(v)));
+}, 60_000);
+
+afterAll(() => {
+  if (tmp) nfs.rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('udf: genisoimage -udf bridge images', () => {
+  for (const flags of BRIDGES) {
+    const joliet = flags.includes('-J');
+    it(`genisoimage ${flags.join(' ')}: names, sizes, contents and times match the source`, async () => {
+      const got = await withFs('udf', img(bridgeName(flags)), {}, walkImage);
+      // With Joliet, genisoimage names UDF files as Joliet does: 64 characters.
+      const expected = new Map([...source].map(([p, i]) => [joliet ? p.split('/').map(c => [...c].slice(0, 64).join('')).join('/') : p, i]));
+      expect([...got.keys()].sort()).toEqual([...expected.keys()].sort());
+      for (const [p, s] of expected) expect({ p, ...got.get(p) }).toEqual({ p, ...s });
+      expect(got.get('big.bin')!.size).toBe(BIG);
+      expect([...got.keys()].filter(p => p.startsWith('many/'))).toHaveLength(MANY);
+      if (!joliet) expect(got.has(LONG) && got.has(UNICODE)).toBe(true);
+    });
+  }
+
+  it('attributes: no owner recorded (uid=/gid= stand in), 0444 and 0555, `..` leads up, hard-to-reach reads', async () => {
+    const image = img(bridgeName(['-udf', '-R']));
+    await withFs('udf', image, {}, async fs => {
+      const st = await fs.stat('/Dir/Hello.TXT');
+      expect({ mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, nlink: st.nlink }).toEqual({ mode: 0o444, uid: 65534, gid: 65534, nlink: 1 });
+      expect((await fs.stat('/Dir')).mode & 0o7777).toBe(0o555);
+      expect((await fs.stat('/a/b/c/d/e/f/g/h/i/j/k/l/../../..')).ino).toBe((await fs.stat('/a/b/c/d/e/f/g/h/i')).ino);
+      expect((await fs.stat('/..')).ino).toBe((await fs.stat('/')).ino);
+      // Reads at odd offsets and across clusters give the source's bytes.
+      const want = nfs.readFileSync(path.join(src, 'big.bin'));
+      const fh = await fs.open('/big.bin', 'r');
+      try {
+        for (const [off, len] of [[0, 1], [2047, 2], [131071, 131074], [BIG - 10, 100], [BIG, 10]]) {
+          const b = Buffer.alloc(len);
+          const { bytesRead } = await fh.read(b, 0, len, off);
+          expect(b.subarray(0, bytesRead).equals(want.subarray(off, off + len))).toBe(true);
+        }
+      } finally { await fh.close(); }
+    });
+    await withFs('udf', image, { uid: 1000, gid: 100, mode: 0o640, dmode: 0o750 }, async fs => {
+      const st = await fs.stat('/Dir/Hello.TXT');
+      expect({ mode: st.mode & 0o7777, uid: st.uid, gid: st.gid }).toEqual({ mode: 0o640, uid: 1000, gid: 100 });
+      expect((await fs.stat('/Dir')).mode & 0o7777).toBe(0o750);
+    });
+  });
+
+  it('the same image through cd9660 (Rock Ridge) holds the same files', async () => {
+    const image = img(bridgeName(['-udf', '-R']));
+    const viaUdf = await withFs('udf', image, {}, walkImage);
+    const viaIso = await withFs('cd9660', image, {}, walkImage);
+    expect([...viaUdf.keys()].sort()).toEqual([...viaIso.keys()].sort());
+    for (const [p, u] of viaUdf) {
+      const i = viaIso.get(p)!;
+      expect({ p, type: u.type, size: u.size, sha: u.sha, mtime: u.mtime }).toEqual({ p, type: i.type, size: i.size, sha: i.sha, mtime: i.mtime });
+    }
+  });
+
+  it('detection: a bridge image is udf, a plain ISO 9660 image cd9660', async () => {
+    await expect(detectSource(img(bridgeName(['-udf', '-R'])))).resolves.toBe('udf');
+    const plain = img('plain.iso');
+    execFileSync('genisoimage', ['-quiet', '-R', '-o', plain, path.join(src, 'Dir')]);
+    await expect(detectSource(plain)).resolves.toBe('cd9660');
+    await expect(mount('udf', plain, { readOnly: true })).rejects.toMatchObject({ code: 'EINVAL' });
+  });
+});
+
+describe('udf: mkudffs images', () => {
+  for (const v of MKUDF) {
+    it(`mkudffs --media-type=${v.media} --blocksize=${v.bs} --udfrev=${v.rev} (${v.partition})`, async () => {
+      const image = img(mkudfName(v));
+      const info = udfinfo(image);
+      expect(info.get('blocksize')).toBe(String(v.bs));
+      await expect(detectSource(image)).resolves.toBe('udf');
+      await withFs('udf', image, {}, async fs => {
+        expect(await fs.readdir('/')).toEqual([]);
+        const st = await fs.stat('/');
+        expect({ mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, dir: st.isDirectory() }).toEqual({ mode: ROOT_MODE, uid: ROOT_UID, gid: ROOT_GID, dir: true });
+        // mkudffs stamps the root with the time it ran.
+        expect(Math.abs(st.mtimeMs - nfs.statSync(image).mtimeMs)).toBeLessThan(120_000);
+        const sv = await fs.statfs('/');
+        expect(sv.bsize).toBe(v.bs);
+      });
+      const dev = await blkdev_open(image, { readOnly: true });
+      try {
+        const mp = await vfs_mount('udf', { dev, from: image, flags: 0, options: {} });
+        expect(mp.op.label!(mp)).toBe(labelOf(v));
+        await vfs_unmount(mp);
+      } finally { await dev.close(); }
+    });
+  }
+});
+
+describe('udf: read-only', () => {
+  it('every write is EROFS and the image is unchanged', async () => {
+    const image = img(bridgeName(['-udf']));
+    const before = sha(nfs.readFileSync(image));
+    await withFs('udf', image, {}, async fs => {
+      await expect(fs.writeFile('/new', 'x')).rejects.toMatchObject({ code: 'EROFS' });
+      await expect(fs.writeFile('/Dir/Hello.TXT', 'x')).rejects.toMatchObject({ code: 'EROFS' });
+      await expect(fs.mkdir('/d')).rejects.toMatchObject({ code: 'EROFS' });
+      await expect(fs.unlink('/NOEXT')).rejects.toMatchObject({ code: 'EROFS' });
+      await expect(fs.rmdir('/Dir/Sub')).rejects.toMatchObject({ code: 'EROFS' });
+      await expect(fs.rename('/NOEXT', '/x')).rejects.toMatchObject({ code: 'EROFS' });
+      await expect(fs.chmod('/NOEXT', 0o777)).rejects.toMatchObject({ code: 'EROFS' });
+      await expect(fs.truncate('/NOEXT', 0)).rejects.toMatchObject({ code: 'EROFS' });
+      await expect(fs.symlink('x', '/l')).rejects.toMatchObject({ code: 'EROFS' });
+    });
+    expect(sha(nfs.readFileSync(image))).toBe(before);
+  });
+
+  it('options: unknown ones are EINVAL', async () => {
+    await expect(mount('udf', img(bridgeName(['-udf'])), { readOnly: true, options: { norock: true } })).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(mount('udf', img(bridgeName(['-udf'])), { readOnly: true, options: { uid: 'x' } })).rejects.toMatchObject({ code: 'EINVAL' });
+  });
+});
+
+/** The sectors (2048 bytes) starting with a descriptor tag `ident` (version 2 or 3). */
+function tagged(b: Buffer, ident: number): number[] {
+  const out: number[] = [];
+  for (let s = 0; (s + 1) * 2048 <= b.length; s++) {
+    if (b.readUInt16LE(s * 2048) === ident && [2, 3].includes(b.readUInt16LE(s * 2048 + 2))) out.push(s);
+  }
+  return out;
+}
+
+/** A copy of image with bytes changed at `offset`. */
+function damaged(image: string, name: string, offset: number, bytes: number[]): string {
+  const b = nfs.readFileSync(image);
+  b.set(bytes, offset);
+  const out = img(name);
+  nfs.writeFileSync(out, b);
+  return out;
+}
+
+describe('udf: damaged images', () => {
+  it('an anchor, the logical volume, the file set or a file entry damaged: EINVAL/EIO, not a crash', async () => {
+    const image = img(mkudfName(MKUDF[2]));
+    // Every anchor (256, N-256 and the last sector) damaged: not UDF.
+    const sectors = nfs.statSync(image).size / 2048;
+    const a = damaged(image, 'noanchor.img', 256 * 2048 + 4, [0x55]);
+    const b = damaged(a, 'noanchor2.img', (sectors - 257) * 2048 + 4, [0x55]);
+    const noAnchor = damaged(b, 'noanchor3.img', (sectors - 1) * 2048 + 4, [0x55]);
+    await expect(mount('udf', noAnchor, { readOnly: true })).rejects.toMatchObject({ code: 'EINVAL' });
+    // One anchor left: still mounts.
+    await withFs('udf', a, {}, async fs => expect(await fs.readdir('/')).toEqual([]));
+    const buf = nfs.readFileSync(image);
+    const [mainLvd, reserveLvd] = tagged(buf, 6);
+    const [fsd] = tagged(buf, 256);
+    expect(reserveLvd).toBeGreaterThan(mainLvd);
+    // The main sequence's logical volume descriptor damaged: the reserve sequence serves.
+    const lvd1 = damaged(image, 'lvd1.img', mainLvd * 2048 + 100, [0xff]);
+    await withFs('udf', lvd1, {}, async fs => expect((await fs.stat('/')).uid).toBe(ROOT_UID));
+    // Both: EIO.
+    const lvd2 = damaged(lvd1, 'lvd2.img', reserveLvd * 2048 + 100, [0xff]);
+    await expect(mount('udf', lvd2, { readOnly: true })).rejects.toMatchObject({ code: 'EIO' });
+    // The file set descriptor's root ICB pointing elsewhere: its CRC no longer matches.
+    await expect(mount('udf', damaged(image, 'fsd.img', fsd * 2048 + 404, [0x07]), { readOnly: true })).rejects.toMatchObject({ code: 'EIO' });
+    // The file set descriptor moved one sector on: nothing where the logical volume says it is.
+    const moved = Buffer.from(buf);
+    moved.copy(moved, (fsd + 1) * 2048, fsd * 2048, (fsd + 1) * 2048);
+    moved.fill(0, fsd * 2048, (fsd + 1) * 2048);
+    nfs.writeFileSync(img('fsdmoved.img'), moved);
+    await expect(mount('udf', img('fsdmoved.img'), { readOnly: true })).rejects.toMatchObject({ code: 'EIO' });
+  });
+
+  it('a damaged directory entry is EIO for that directory only', async () => {
+    const image = img(bridgeName(['-udf']));
+    const b = nfs.readFileSync(image);
+    // The FID naming MixedCase.Data, in Dir/Sub's directory: its name's bytes, then its CRC no longer matches.
+    const at = b.indexOf(Buffer.from('MixedCase.Data', 'latin1'), 0x8000 * 2);
+    expect(at).toBeGreaterThan(0);
+    const bad = damaged(image, 'badfid.img', at, [0x4e]);
+    await withFs('udf', bad, {}, async fs => {
+      await expect(fs.readdir('/Dir/Sub')).rejects.toMatchObject({ code: 'EIO' });
+      expect((await fs.readFile('/Dir/Hello.TXT')).toString()).toBe('hello, world\n');
+    });
+  });
+});
+
+describe('udf: formats', () => {
+  it('CRC-ITU-T as ECMA-167 computes it', () => {
+    // The check value of CRC-16/XMODEM (poly 0x1021, init 0).
+    expect(udf_crc(Buffer.from('123456789'))).toBe(0x31c3);
+  });
+
+  it('timestamps with a timezone, and sub-second fields', () => {
+    const b = Buffer.alloc(12);
+    // Type 1 (local), +120 minutes: 2020-02-29 12:34:56.78 91 2 local is 10:34:56 UTC.
+    b.writeUInt16LE((1 << 12) | 120, 0);
+    b.writeInt16LE(2020, 2);
+    b.set([2, 29, 12, 34, 56, 78, 91, 2], 4);
+    expect(udf_timestamp(b, 0, 't')).toEqual({ sec: Date.UTC(2020, 1, 29, 10, 34, 56) / 1000, nsec: 789_102_000 });
+    b.writeUInt16LE((1 << 12) | (0x1000 - 300), 0);
+    expect(udf_timestamp(b, 0, 't').sec).toBe(Date.UTC(2020, 1, 29, 17, 34, 56) / 1000);
+    b[5] = 32;
+    expect(() => udf_timestamp(b, 0, 't')).toThrow(expect.objectContaining({ code: 'EIO' }));
+  });
+
+  it('OSTA compressed unicode, 8 and 16 bits', () => {
+    expect(udf_cs0(Buffer.from([8, ...Buffer.from('caf\xe9', 'latin1')]), 'n')).toBe('café');
+    expect(udf_cs0(Buffer.from([16, 0x00, 0x61, 0xd8, 0x34, 0xdd, 0x1e]), 'n')).toBe('a𝄞');
+    expect(() => udf_cs0(Buffer.from([16, 0x00]), 'n')).toThrow(expect.objectContaining({ code: 'EIO' }));
+    expect(() => udf_cs0(Buffer.from([7, 0x41]), 'n')).toThrow(expect.objectContaining({ code: 'EIO' }));
+  });
+
+  it('symbolic link path components', () => {
+    const pc = (type: number, name = '') => {
+      const n = name ? Buffer.from([8, ...Buffer.from(name, 'latin1')]) : Buffer.alloc(0);
+      return Buffer.concat([Buffer.from([type, n.length, 0, 0]), n]);
+    };
+    expect(udf_pathcomponents(Buffer.concat([pc(2), pc(5, 'etc'), pc(5, 'hostname')]), 'l')).toBe('/etc/hostname');
+    expect(udf_pathcomponents(Buffer.concat([pc(3), pc(5, 'Dir'), pc(4), pc(5, 'x')]), 'l')).toBe('../Dir/./x');
+    expect(udf_pathcomponents(pc(2), 'l')).toBe('/');
+    expect(() => udf_pathcomponents(Buffer.concat([pc(5, 'a'), pc(9)]), 'l')).toThrow(expect.objectContaining({ code: 'EIO' }));
+    expect(() => udf_pathcomponents(Buffer.from([5, 10, 0, 0, 8]), 'l')).toThrow(expect.objectContaining({ code: 'EIO' }));
+  });
+});
