@@ -19,7 +19,7 @@ import { udf_pathcomponents } from '../src/fs/udf/udf_node.js';
 import { udf_cs0 } from '../src/fs/udf/udf_osta.js';
 import {
   BIG, BRIDGES, bridgeName, buildUdfTree, labelOf, LONG, makeBridge, makeMkudf, MANY, MKUDF, mkudfName, ROOT_GID, ROOT_MODE,
-  ROOT_UID, sha, udfinfo, UNICODE,
+  ROOT_UID, sha, udfinfo, UNICODE, buildWrudfTree, wrudfFill, wrudfList, bytes,
 } from './helpers/udf.js';
 
 let tmp: string;
@@ -67,6 +67,10 @@ async function withFs<T>(type: string, image: string, options: Record<string, st
 }
 
 let source: Map<string, Info>;
+let wsrc: string;
+/** mkudffs images of CD-RW (sparable partition) filled by wrudf. */
+const WRUDF = [['--udfrev=0x0150'], ['--udfrev=0x0201', '--noefe']] as const;
+const wrudfName = (flags: readonly string[]) => `wrudf${flags.join('')}.img`;
 
 beforeAll(() => {
   tmp = nfs.mkdtempSync(path.join(os.tmpdir(), 'udf-'));
@@ -76,6 +80,12 @@ beforeAll(() => {
   source = walkSource(src);
   for (const f of BRIDGES) makeBridge(f, img(bridgeName(f)), src);
   for (const v of MKUDF) makeMkudf(v, img(mkudfName(v)));
+  wsrc = path.join(tmp, 'wsrc');
+  buildWrudfTree(wsrc);
+  for (const f of WRUDF) {
+    execFileSync('mkudffs', ['--media-type=cdrw', '--blocksize=2048', ...f, '--new-file', img(wrudfName(f)), '8192'], { stdio: 'ignore' });
+    wrudfFill(img(wrudfName(f)), wsrc);
+  }
 }, 60_000);
 
 afterAll(() => {
@@ -167,6 +177,86 @@ describe('udf: mkudffs images', () => {
       } finally { await dev.close(); }
     });
   }
+});
+
+/** wrudf's permission letters (rwxad per class) for st_mode's bits. */
+function letters(mode: number): string {
+  return [6, 3, 0].map(sh => ['r', 'w', 'x'].map((c, i) => (mode >> sh) & (4 >> i) ? c : '-').join('')).join(' ');
+}
+
+describe('udf: mkudffs images filled by wrudf (sparable partition)', () => {
+  for (const flags of WRUDF) {
+    it(`mkudffs --media-type=cdrw ${flags.join(' ')} + wrudf: names, sizes, contents, owners and times`, async () => {
+      const image = img(wrudfName(flags));
+      const want = walkSource(wsrc);
+      const got = await withFs('udf', image, {}, walkImage);
+      expect([...got.keys()].sort()).toEqual([...want.keys()].sort());
+      for (const [p, w] of want) {
+        const g = got.get(p)!;
+        // wrudf stamps directories with the time it made them; files keep the source's.
+        expect({ p, type: g.type, size: g.size, sha: g.sha, mtime: w.type === 'file' ? g.mtime : 0 })
+          .toEqual({ p, type: w.type, size: w.size, sha: w.sha, mtime: w.type === 'file' ? w.mtime : 0 });
+      }
+      await withFs('udf', image, {}, async fs => {
+        const st = await fs.stat('/Dir/Hello.TXT');
+        expect({ uid: st.uid, gid: st.gid }).toEqual({ uid: 1234, gid: 5678 });
+      });
+    });
+  }
+
+  it('owners, permissions and sizes as wrudf itself lists them', async () => {
+    const image = img(wrudfName(WRUDF[1]));
+    const copy = img('wrudf-ls.img');
+    nfs.copyFileSync(image, copy);
+    const dirs = ['', 'Dir', 'Dir/Sub', 'many', 'a/b/c/d/e/f/g/h'];
+    const listed = wrudfList(copy, dirs);
+    expect(listed.size).toBeGreaterThan(210);
+    // mkudffs records the spare area of rewritable media as a hidden file (UDF 2.3.13): shown only with unhide.
+    expect(listed.has('Non-Allocatable Space')).toBe(true);
+    await withFs('udf', image, {}, async fs => expect(await fs.readdir('/')).not.toContain('Non-Allocatable Space'));
+    await withFs('udf', image, { unhide: true }, async fs => {
+      for (const [p, l] of listed) {
+        const st = await fs.stat('/' + p);
+        const perms = l.perms.split(' ').map(x => x.slice(0, 3)).join(' ');
+        expect({ p, uid: st.uid, gid: st.gid, perms: letters(st.mode), size: st.isDirectory() ? 0 : st.size })
+          .toEqual({ p, uid: l.uid, gid: l.gid, perms, size: st.isDirectory() ? 0 : l.size });
+      }
+    });
+  });
+
+  it('a packet moved by the sparing table is read from where the table says', async () => {
+    const image = img(wrudfName(WRUDF[0]));
+    const buf = nfs.readFileSync(image);
+    const [pd] = tagged(buf, 5);
+    const partStart = buf.readUInt32LE(pd * 2048 + 188);
+    const tables = tagged(buf, 0).filter(sct => buf.subarray(sct * 2048 + 17, sct * 2048 + 35).toString('latin1') === '*UDF Sparing Table');
+    expect(tables.length).toBe(2);
+    const data = bytes(1_500_000, 21);
+    // The packet (32 blocks) holding block 400 of big.bin's data, all of it that file's data in a row.
+    const sector400 = buf.indexOf(data.subarray(400 * 2048, 401 * 2048)) / 2048;
+    const packet = Math.floor((sector400 - partStart) / 32) * 32;
+    const firstBlock = 400 - (sector400 - partStart - packet);
+    expect(buf.subarray((partStart + packet) * 2048, (partStart + packet + 32) * 2048).equals(data.subarray(firstBlock * 2048, (firstBlock + 32) * 2048))).toBe(true);
+    const spared = Buffer.from(buf);
+    const mapped = spared.readUInt32LE(tables[0] * 2048 + 60);
+    spared.copy(spared, mapped * 2048, (partStart + packet) * 2048, (partStart + packet + 32) * 2048);
+    spared.fill(0xee, (partStart + packet) * 2048, (partStart + packet + 32) * 2048);
+    const zapped = Buffer.from(spared);
+    for (const sct of tables) {
+      const o = sct * 2048;
+      spared.writeUInt32LE(packet, o + 56);
+      spared.writeUInt16LE(udf_crc(spared.subarray(o + 16, o + 16 + spared.readUInt16LE(o + 10))), o + 8);
+      let sum = 0;
+      for (let i = 0; i < 16; i++) if (i !== 4) sum += spared[o + i];
+      spared[o + 4] = sum & 0xff;
+    }
+    nfs.writeFileSync(img('spared.img'), spared);
+    nfs.writeFileSync(img('zapped.img'), zapped);
+    const want = sha(nfs.readFileSync(path.join(wsrc, 'big.bin')));
+    await withFs('udf', img('spared.img'), {}, async fs => expect(sha(await fs.readFile('/big.bin'))).toBe(want));
+    // Without the table's entry the packet reads as what is left there.
+    await withFs('udf', img('zapped.img'), {}, async fs => expect(sha(await fs.readFile('/big.bin'))).not.toBe(want));
+  });
 });
 
 describe('udf: read-only', () => {

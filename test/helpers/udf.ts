@@ -85,6 +85,68 @@ export function makeMkudf(v: MkudfVariant, out: string): void {
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
+/** A tree wrudf can copy: its command line splits names at spaces. */
+export function buildWrudfTree(root: string): void {
+  const f = (p: string, data: string | Buffer) => {
+    nfs.mkdirSync(path.dirname(path.join(root, p)), { recursive: true });
+    nfs.writeFileSync(path.join(root, p), data);
+  };
+  f('Dir/Hello.TXT', 'hello, world\n');
+  f('Dir/Sub/data', 'private\n');
+  f('empty', '');
+  // More than one packet (32 blocks), so a sparing table entry can move part of it.
+  f('big.bin', bytes(1_500_000, 21));
+  f('n'.repeat(200), 'long name\n');
+  f('ünïcödé-名前.txt', 'unicode\n');
+  for (let i = 0; i < 200; i++) f(`many/file-${String(i).padStart(3, '0')}`, `file ${i}\n`);
+  f('a/b/c/d/e/f/g/h/deepfile', 'deep\n');
+  nfs.chownSync(path.join(root, 'Dir/Hello.TXT'), 1234, 5678);
+  for (const [i, p] of ['big.bin', 'Dir/Hello.TXT', 'many/file-007'].entries()) nfs.utimesSync(path.join(root, p), T0 + i, T0 + 1000 + i);
+}
+
+/** wrudf's command lines copying tree `root` into the image's root: files first, then each directory (mkdir enters it). */
+function wrudfScript(root: string): string {
+  const out = ['y'];
+  const visit = (dir: string): void => {
+    out.push(`cdh ${dir}`);
+    const names = nfs.readdirSync(dir).sort();
+    for (const n of names) if (nfs.statSync(path.join(dir, n)).isFile()) out.push(`cp ${n} ${n}`);
+    for (const n of names) {
+      if (!nfs.statSync(path.join(dir, n)).isDirectory()) continue;
+      out.push(`mkdir ${n}`);
+      visit(path.join(dir, n));
+      out.push('cdc ..');
+    }
+  };
+  visit(path.resolve(root));
+  out.push('quit');
+  return out.join('\n') + '\n';
+}
+
+/** Fill an mkudffs image of rewritable media with tree `root` through wrudf; returns its output. */
+export function wrudfFill(img: string, root: string): string {
+  return execFileSync('wrudf', [img], { input: wrudfScript(root), env: isoEnv, stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 }).toString();
+}
+
+/** `lsc` of wrudf in each of dirs (paths from the root, '' for it): name -> [uid, gid, permission letters, size]. */
+export function wrudfList(img: string, dirs: readonly string[]): Map<string, { uid: number; gid: number; perms: string; size: number }> {
+  const script = ['y'];
+  for (const d of dirs) {
+    script.push('cdc /', ...d.split('/').filter(Boolean).map(c => `cdc ${c}`), 'lsc');
+  }
+  script.push('quit');
+  const text = execFileSync('wrudf', [img], { input: script.join('\n') + '\n', env: isoEnv, stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 }).toString();
+  const out = new Map<string, { uid: number; gid: number; perms: string; size: number }>();
+  let dir = '';
+  for (const line of text.split('\n')) {
+    const prompt = /^(\/\S*) > /.exec(line);
+    if (prompt) dir = prompt[1].replace(/^\//, '');
+    const m = /^\s*(?:DIR)?\s*(\d+):(\S+)\s+(\d+):(\S+)\s+other:(\S+)\s+links:\s*\d+\s+info:\s*(\d+)\s(.*)$/.exec(line);
+    if (m && m[7] !== '..') out.set(dir ? `${dir}/${m[7]}` : m[7], { uid: Number(m[1]), gid: Number(m[3]), perms: `${m[2]} ${m[4]} ${m[5]}`, size: Number(m[6]) });
+  }
+  return out;
+}
+
 /** udfinfo's key=value lines. */
 export function udfinfo(img: string): Map<string, string> {
   const out = execFileSync('udfinfo', [img], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
