@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { bytes, isoEnv } from './iso.js';
 
 export { bytes, sha } from './iso.js';
+export { wrudfFill } from '../../scripts/fuzz/fs_udf.js';
 
 export const T0 = 1_600_000_000;
 /** Longer than Joliet's 64 characters; UDF keeps 255 bytes. */
@@ -102,30 +103,6 @@ export function buildWrudfTree(root: string): void {
   f('a/b/c/d/e/f/g/h/deepfile', 'deep\n');
   nfs.chownSync(path.join(root, 'Dir/Hello.TXT'), 1234, 5678);
   for (const [i, p] of ['big.bin', 'Dir/Hello.TXT', 'many/file-007'].entries()) nfs.utimesSync(path.join(root, p), T0 + i, T0 + 1000 + i);
-}
-
-/** wrudf's command lines copying tree `root` into the image's root: files first, then each directory (mkdir enters it). */
-function wrudfScript(root: string): string {
-  const out = ['y'];
-  const visit = (dir: string): void => {
-    out.push(`cdh ${dir}`);
-    const names = nfs.readdirSync(dir).sort();
-    for (const n of names) if (nfs.statSync(path.join(dir, n)).isFile()) out.push(`cp ${n} ${n}`);
-    for (const n of names) {
-      if (!nfs.statSync(path.join(dir, n)).isDirectory()) continue;
-      out.push(`mkdir ${n}`);
-      visit(path.join(dir, n));
-      out.push('cdc ..');
-    }
-  };
-  visit(path.resolve(root));
-  out.push('quit');
-  return out.join('\n') + '\n';
-}
-
-/** Fill an mkudffs image of rewritable media with tree `root` through wrudf; returns its output. */
-export function wrudfFill(img: string, root: string): string {
-  return execFileSync('wrudf', [img], { input: wrudfScript(root), env: isoEnv, stdio: ['pipe', 'pipe', 'pipe'], timeout: 60_000 }).toString();
 }
 
 /** `lsc` of wrudf in each of dirs (paths from the root, '' for it): name -> [uid, gid, permission letters, size]. */
