@@ -5,6 +5,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { summarize } from '../scripts/bench/stats.js';
+import { GROUPS } from '../scripts/bench/targets.js';
 import { WORKLOADS } from '../scripts/bench/workloads.js';
 import { cleanupMounts, ensureBuilt, ROOT, run, SKIP_FUSE, tempDir } from './helpers/mount.js';
 
@@ -62,7 +63,7 @@ describe.skipIf(SKIP_FUSE)('bench --quick', () => {
 
     const doc = JSON.parse(readFileSync(file('.json'), 'utf8'));
     expect(doc.schema).toBe('rumpfs-bench/1');
-    expect(doc.groups.map((g: { id: string }) => g.id)).toEqual(['tmpfs', 'fat', 'iso']);
+    expect(doc.groups.map((g: { id: string }) => g.id)).toEqual(GROUPS.map(g => g.id));
     for (const g of doc.groups) {
       expect(g.workloads.map((w: { id: string }) => w.id)).toEqual(WORKLOADS.map(w => w.id));
       for (const w of g.workloads) {
@@ -77,7 +78,7 @@ describe.skipIf(SKIP_FUSE)('bench --quick', () => {
           }
         }
         // The rump server measures everything its file system allows.
-        const readOnlyNa = g.id === 'iso' && ['seq_write', 'create', 'unlink'].includes(w.id);
+        const readOnlyNa = GROUPS.find(x => x.id === g.id)!.readOnly && ['seq_write', 'create', 'unlink'].includes(w.id);
         expect('na' in w.results[g.subject], `${g.id} ${w.id}: ${JSON.stringify(w.results[g.subject])}`).toBe(readOnlyNa);
         if (w.bestAlternative) expect(w.ratios[w.bestAlternative]).toBeCloseTo(1, 10);
       }
@@ -88,7 +89,7 @@ describe.skipIf(SKIP_FUSE)('bench --quick', () => {
     const md = readFileSync(file('.md'), 'utf8').split('\n');
     const cells = (l: string) => l.replace(/\\\|/g, '').split('|').length;
     const heads = md.flatMap((l, i) => (l.startsWith('|') && !md[i - 1]?.startsWith('|') ? [i] : []));
-    expect(heads).toHaveLength(3);
+    expect(heads).toHaveLength(GROUPS.length);
     for (const h of heads) {
       expect(md[h + 1]).toMatch(/^\|(---:?\|)+$/);
       const rows = md.slice(h + 2).filter((l, i, a) => a.slice(0, i + 1).every(x => x.startsWith('|')));
@@ -107,7 +108,7 @@ for g in root.iter(ns + 'g'):
 `, file('.svg')]);
     expect(py.status, py.stderr).toBe(0);
     const bars = Object.fromEntries(py.stdout.trim().split('\n').map(l => l.split(' ')).map(([k, v]) => [k, Number(v)]));
-    expect(Object.keys(bars)).toEqual(['tmpfs', 'fat', 'iso']);
+    expect(Object.keys(bars)).toEqual(GROUPS.map(g => g.id));
     for (const n of Object.values(bars)) expect(n).toBeGreaterThan(5);
   }, 120_000);
 
