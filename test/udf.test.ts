@@ -53,6 +53,7 @@ async function walkImage(fs: Ukfs): Promise<Map<string, Info>> {
       const r = rel ? `${rel}/${d.name}` : d.name;
       const st = await fs.lstat('/' + r);
       expect(d.ino, `readdir and stat agree on the file id of ${r}`).toBe(st.ino);
+      expect(typeOf(d), `readdir and stat agree on the type of ${r}`).toBe(typeOf(st));
       out.set(r, { type: typeOf(st), size: st.isFile() ? st.size : 0, mtime: Math.floor(st.mtimeMs / 1000), sha: st.isFile() ? sha(await fs.readFile('/' + r)) : undefined });
       if (st.isDirectory()) await walk(r);
     }
@@ -155,7 +156,7 @@ describe('udf: genisoimage -udf bridge images', () => {
 
 describe('udf: mkudffs images', () => {
   for (const v of MKUDF) {
-    it(`mkudffs --media-type=${v.media} --blocksize=${v.bs} --udfrev=${v.rev} (${v.partition})`, async () => {
+    it(`mkudffs --media-type=${v.media} --blocksize=${v.bs} --udfrev=${v.rev} ${(v.extra ?? []).join(' ')} (${v.partition})`, async () => {
       const image = img(mkudfName(v));
       const info = udfinfo(image);
       expect(info.get('blocksize')).toBe(String(v.bs));

@@ -57,7 +57,7 @@ export function makeBridge(flags: readonly string[], out: string, dir: string): 
   execFileSync('genisoimage', ['-quiet', ...flags, '-D', '-input-charset', 'utf-8', '-o', out, dir], { env: isoEnv, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-export interface MkudfVariant { media: string; bs: number; rev: string; blocks: number; partition: string }
+export interface MkudfVariant { media: string; bs: number; rev: string; blocks: number; partition: string; extra?: string[] }
 
 /** What mkudffs makes: each UDF revision it writes, both block sizes, and each kind of partition map. */
 export const MKUDF: readonly MkudfVariant[] = [
@@ -66,6 +66,11 @@ export const MKUDF: readonly MkudfVariant[] = [
   { media: 'hd', bs: 2048, rev: '0x0201', blocks: 4096, partition: 'type 1' },
   { media: 'hd', bs: 512, rev: '0x0201', blocks: 16384, partition: 'type 1' },
   { media: 'hd', bs: 512, rev: '0x0102', blocks: 16384, partition: 'type 1' },
+  { media: 'hd', bs: 1024, rev: '0x0201', blocks: 4096, partition: 'type 1' },
+  { media: 'hd', bs: 4096, rev: '0x0201', blocks: 2048, partition: 'type 1' },
+  { media: 'hd', bs: 2048, rev: '0x0201', blocks: 2048, partition: 'type 1, root with long_ad', extra: ['--ad=long'] },
+  { media: 'hd', bs: 2048, rev: '0x0150', blocks: 2048, partition: 'type 1, root with short_ad', extra: ['--ad=short'] },
+  { media: 'hd', bs: 2048, rev: '0x0201', blocks: 2048, partition: 'type 1, ICB strategy 4096', extra: ['--strategy=4096'] },
   { media: 'dvdram', bs: 2048, rev: '0x0201', blocks: 4096, partition: 'type 1' },
   { media: 'cdrw', bs: 2048, rev: '0x0150', blocks: 8192, partition: 'sparable' },
   { media: 'cdrw', bs: 2048, rev: '0x0201', blocks: 8192, partition: 'sparable' },
@@ -74,15 +79,15 @@ export const MKUDF: readonly MkudfVariant[] = [
   { media: 'bdr', bs: 2048, rev: '0x0250', blocks: 8192, partition: 'metadata on virtual' },
   { media: 'bdr', bs: 2048, rev: '0x0260', blocks: 8192, partition: 'metadata on virtual' },
 ];
-export const mkudfName = (v: MkudfVariant) => `mkudffs-${v.media}-${v.bs}-${v.rev}.img`;
+export const mkudfName = (v: MkudfVariant) => `mkudffs-${v.media}-${v.bs}-${v.rev}${(v.extra ?? []).join('')}.img`;
 /** The root's owner and mode, and the label, given to mkudffs. */
 export const ROOT_UID = 1234, ROOT_GID = 5678, ROOT_MODE = 0o750;
-export const labelOf = (v: MkudfVariant) => `L${v.media}${v.bs}${v.rev.slice(2)}`;
+export const labelOf = (v: MkudfVariant) => `L${v.media}${v.bs}${v.rev.slice(2)}${(v.extra ?? []).length}`;
 
 export function makeMkudf(v: MkudfVariant, out: string): void {
   execFileSync('mkudffs', [
     `--media-type=${v.media}`, `--blocksize=${v.bs}`, `--udfrev=${v.rev}`, `--lvid=${labelOf(v)}`,
-    `--uid=${ROOT_UID}`, `--gid=${ROOT_GID}`, `--mode=${ROOT_MODE.toString(8)}`, '--new-file', out, String(v.blocks),
+    `--uid=${ROOT_UID}`, `--gid=${ROOT_GID}`, `--mode=${ROOT_MODE.toString(8)}`, ...(v.extra ?? []), '--new-file', out, String(v.blocks),
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 

@@ -4,11 +4,11 @@
 // and parsed once and kept with its node (the medium does not change).
 import { kerr, vcache_get, VType, type Lwp, type Vnode } from '../../kern/index.js';
 import {
-  FID_DELETED, FID_DIR, FID_HIDDEN, FID_METADATA, FID_PARENT, TAG_FID, long_ad, u16, udf_corrupt, udf_tag,
+  FID_DELETED, FID_DIR, FID_HIDDEN, FID_METADATA, FID_PARENT, TAG_EFE, TAG_FE, TAG_FID, icbtag, long_ad, u16, udf_corrupt, udf_tag,
 } from './ecma167.js';
 import { udf_filename } from './udf_osta.js';
-import { udf_readall, type UdfNode } from './udf_node.js';
-import { udf_key, type UdfMount } from './udf_subr.js';
+import { udf_readall, vtypeOf, type UdfNode } from './udf_node.js';
+import { udf_key, udf_key_lb, udf_key_part, udf_readtagged, type UdfMount } from './udf_subr.js';
 
 /** A directory larger than this is taken as corrupt. */
 const UDF_MAXDIRSIZE = 256 << 20;
@@ -16,7 +16,7 @@ const UDF_MAXDIRSIZE = 256 << 20;
 export interface UdfEntry {
   name: string;
   key: number;
-  /** VDIR from the FID; other types are known only from the file entry (DT_UNKNOWN). */
+  /** VDIR from the FID; other types from the file entry once udf_entrytypes read it (VNON: DT_UNKNOWN). */
   type: VType;
   /** Offset just past the FID in the directory's data. */
   next: number;
@@ -67,6 +67,22 @@ export async function udf_dirents(ump: UdfMount, dir: UdfNode): Promise<UdfEntry
   }
   dir.entries = out;
   return out;
+}
+
+/**
+ * Read the file type of entries not known to be directories from their file
+ * entries, so readdir gives d_type (find and ls need no stat then). One that
+ * cannot be read stays DT_UNKNOWN: stat reports its error.
+ */
+export async function udf_entrytypes(ump: UdfMount, ents: UdfEntry[]): Promise<void> {
+  await Promise.all(ents.filter(e => e.type === VType.VNON).map(async e => {
+    try {
+      const { b } = await udf_readtagged(ump, udf_key_part(e.key), udf_key_lb(e.key), 'file entry', TAG_FE, TAG_EFE);
+      e.type = vtypeOf(icbtag(b).fileType);
+    } catch {
+      // Left unknown.
+    }
+  }));
 }
 
 export async function udf_lookup(dvp: Vnode, name: string, _l: Lwp): Promise<Vnode> {

@@ -55,7 +55,7 @@ export interface UdfNode {
   parent?: number;
 }
 
-function vtypeOf(ft: number): VType {
+export function vtypeOf(ft: number): VType {
   switch (ft) {
     case FT_DIR: return VType.VDIR;
     case FT_REG: case FT_REALTIME: return VType.VREG;

@@ -75,6 +75,8 @@ async function udf_find_anchor(ump: UdfMount, session: number): Promise<Uint8Arr
       if (s < 0 || s >= n) continue;
       ump.bsize = bs;
       const b = await udf_bread(ump, s, 'anchor');
+      // Probing block sizes: only a tag that names this very sector is worth checking (and logging).
+      if (u16(b, 0) !== TAG_AVDP || u32(b, 12) !== s) continue;
       try {
         const t = udf_tag(b, s, `anchor at sector ${s} (block size ${bs})`);
         if (t && t.ident === TAG_AVDP) return b;

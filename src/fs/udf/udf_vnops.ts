@@ -4,7 +4,7 @@ import {
   kerr, O_ACCMODE, O_RDONLY, O_TRUNC, VType,
   type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
-import { udf_dirents, udf_lookup } from './udf_dir.js';
+import { udf_dirents, udf_entrytypes, udf_lookup } from './udf_dir.js';
 import { udf_readdata, type UdfNode } from './udf_node.js';
 import type { UdfMount } from './udf_subr.js';
 
@@ -39,7 +39,8 @@ async function udf_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: num
 async function udf_readdir(vp: Vnode, cookie: number, _l: Lwp): Promise<{ entries: Dirent[]; eof: boolean }> {
   const n = vp.node<UdfNode>();
   if (vp.type !== VType.VDIR) throw kerr('ENOTDIR');
-  const ents = await udf_dirents(vp.mount.priv<UdfMount>(), n);
+  const ump = vp.mount.priv<UdfMount>();
+  const ents = await udf_dirents(ump, n);
   const entries: Dirent[] = [];
   if (cookie === 0) entries.push({ name: '.', fileid: n.key, type: VType.VDIR, cookie: 1 });
   const from = Math.max(0, cookie - 1);
@@ -49,12 +50,10 @@ async function udf_readdir(vp: Vnode, cookie: number, _l: Lwp): Promise<{ entrie
     const mid = (lo + hi) >>> 1;
     if (ents[mid].next <= from) lo = mid + 1; else hi = mid;
   }
-  for (let i = lo; i < ents.length; i++) {
-    const e = ents[i];
-    entries.push({ name: e.name, fileid: e.key, type: e.type, cookie: e.next + 1 });
-    if (entries.length >= READDIR_BATCH) return { entries, eof: i === ents.length - 1 };
-  }
-  return { entries, eof: true };
+  const batch = ents.slice(lo, lo + READDIR_BATCH - entries.length);
+  await udf_entrytypes(ump, batch);
+  for (const e of batch) entries.push({ name: e.name, fileid: e.key, type: e.type, cookie: e.next + 1 });
+  return { entries, eof: lo + batch.length >= ents.length };
 }
 
 async function udf_readlink(vp: Vnode, _l: Lwp): Promise<string> {
