@@ -10,8 +10,8 @@ import { udf_filename } from './udf_osta.js';
 import { udf_readall, vtypeOf, type UdfNode } from './udf_node.js';
 import { udf_key, udf_key_lb, udf_key_part, udf_readtagged, type UdfMount } from './udf_subr.js';
 
-/** A directory larger than this is taken as corrupt. */
-const UDF_MAXDIRSIZE = 256 << 20;
+/** A directory larger than this is taken as corrupt (a million entries of 60 bytes). */
+const UDF_MAXDIRSIZE = 64 << 20;
 
 export interface UdfEntry {
   name: string;

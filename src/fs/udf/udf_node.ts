@@ -159,7 +159,7 @@ export async function udf_loadnode(ump: UdfMount, part: number, lb: number, sys 
     uid: uid === 0xffffffff ? ump.uid ?? 65534 : uid,
     gid: gid === 0xffffffff ? ump.gid ?? 65534 : gid,
     size,
-    bytes: u64(b, efe ? 72 : 64, `${where} blocks recorded`) * ump.bsize,
+    bytes: Math.min(Number.MAX_SAFE_INTEGER, u64(b, efe ? 72 : 64, `${where} blocks recorded`) * ump.bsize),
     atime: t(efe ? 80 : 72, 'access time'),
     mtime,
     ctime: t(efe ? 116 : 96, 'attribute time'),
