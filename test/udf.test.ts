@@ -260,6 +260,73 @@ describe('udf: mkudffs images filled by wrudf (sparable partition)', () => {
   });
 });
 
+/** Set a descriptor's CRC (over its CRC length) and tag checksum after changing it. */
+function retag(b: Buffer, o: number): void {
+  b.writeUInt16LE(udf_crc(b.subarray(o + 16, o + 16 + b.readUInt16LE(o + 10))), o + 8);
+  let sum = 0;
+  for (let i = 0; i < 16; i++) if (i !== 4) sum += b[o + i];
+  b[o + 4] = sum & 0xff;
+}
+
+describe('udf: symbolic links and device files (wrudf writes neither: its file entries turned into them)', () => {
+  it('path components read as the link target; a device specification as st_rdev', async () => {
+    const image = img(wrudfName(WRUDF[1]));
+    const b = nfs.readFileSync(image);
+    const partStart = b.readUInt32LE(tagged(b, 5)[0] * 2048 + 188);
+    // The file entry (short allocation descriptors) whose data starts with `content`.
+    const feOf = (content: string): number => {
+      const hits = tagged(b, 261).filter(s => {
+        const o = s * 2048, lea = b.readUInt32LE(o + 168);
+        const lb = b.readUInt32LE(o + 176 + lea + 4);
+        return b.subarray((partStart + lb) * 2048, (partStart + lb) * 2048 + content.length).toString() === content;
+      });
+      expect(hits, content).toHaveLength(1);
+      return hits[0] * 2048;
+    };
+    // Dir/Hello.TXT -> a symbolic link to /etc/hostname: root, "etc", "hostname".
+    const link = feOf('hello, world\n');
+    const pc = Buffer.from([2, 0, 0, 0, 5, 4, 0, 0, 8, ...Buffer.from('etc'), 5, 9, 0, 0, 8, ...Buffer.from('hostname')]);
+    const dataAt = (partStart + b.readUInt32LE(link + 176 + 4)) * 2048;
+    pc.copy(b, dataAt);
+    b.writeBigUInt64LE(BigInt(pc.length), link + 56);
+    b.writeUInt32LE(pc.length, link + 176);
+    b[link + 16 + 11] = 12;
+    retag(b, link);
+    // Dir/Sub/data -> a character device 1:3: an EA header and a device specification EA before its allocation descriptor.
+    const dev = feOf('private\n');
+    const ad = Buffer.from(b.subarray(dev + 176, dev + 184));
+    const ea = Buffer.alloc(48);
+    ea.writeUInt16LE(262, 0);
+    ea.writeUInt16LE(2, 2);
+    ea.writeUInt16LE(8, 10);
+    ea.writeUInt32LE(b.readUInt32LE(dev + 12), 12);
+    ea.writeUInt32LE(48, 16);
+    ea.writeUInt32LE(48, 20);
+    retag(ea, 0);
+    ea.writeUInt32LE(12, 24);
+    ea[28] = 1;
+    ea.writeUInt32LE(24, 32);
+    ea.writeUInt32LE(1, 40);
+    ea.writeUInt32LE(3, 44);
+    ea.copy(b, dev + 176);
+    ad.copy(b, dev + 176 + 48);
+    b.writeUInt32LE(48, dev + 168);
+    b.writeUInt16LE(176 + 48 + 8 - 16, dev + 10);
+    b[dev + 16 + 11] = 7;
+    retag(b, dev);
+    nfs.writeFileSync(img('special.img'), b);
+    await withFs('udf', img('special.img'), {}, async fs => {
+      expect(await fs.readlink('/Dir/Hello.TXT')).toBe('/etc/hostname');
+      const l = await fs.lstat('/Dir/Hello.TXT');
+      expect({ link: l.isSymbolicLink(), size: l.size }).toEqual({ link: true, size: '/etc/hostname'.length });
+      const d = await fs.lstat('/Dir/Sub/data');
+      expect({ chr: d.isCharacterDevice(), rdev: d.rdev }).toEqual({ chr: true, rdev: nfs.statSync('/dev/null').rdev });
+      const types = Object.fromEntries((await fs.readdir('/Dir', { withFileTypes: true })).map(e => [e.name, typeOf(e)]));
+      expect(types).toEqual({ 'Hello.TXT': 'link', Sub: 'dir' });
+    });
+  });
+});
+
 describe('udf: read-only', () => {
   it('every write is EROFS and the image is unchanged', async () => {
     const image = img(bridgeName(['-udf']));
