@@ -268,21 +268,23 @@ function retag(b: Buffer, o: number): void {
   b[o + 4] = sum & 0xff;
 }
 
+/** The byte offset of the file entry (wrudf's: short allocation descriptors) whose data starts with `content`. */
+function wrudfFe(b: Buffer, partStart: number, content: Buffer): number {
+  const hits = tagged(b, 261).filter(s => {
+    const o = s * 2048, lea = b.readUInt32LE(o + 168);
+    const lb = b.readUInt32LE(o + 176 + lea + 4);
+    return b.subarray((partStart + lb) * 2048, (partStart + lb) * 2048 + content.length).equals(content);
+  });
+  expect(hits).toHaveLength(1);
+  return hits[0] * 2048;
+}
+
 describe('udf: symbolic links and device files (wrudf writes neither: its file entries turned into them)', () => {
   it('path components read as the link target; a device specification as st_rdev', async () => {
     const image = img(wrudfName(WRUDF[1]));
     const b = nfs.readFileSync(image);
     const partStart = b.readUInt32LE(tagged(b, 5)[0] * 2048 + 188);
-    // The file entry (short allocation descriptors) whose data starts with `content`.
-    const feOf = (content: string): number => {
-      const hits = tagged(b, 261).filter(s => {
-        const o = s * 2048, lea = b.readUInt32LE(o + 168);
-        const lb = b.readUInt32LE(o + 176 + lea + 4);
-        return b.subarray((partStart + lb) * 2048, (partStart + lb) * 2048 + content.length).toString() === content;
-      });
-      expect(hits, content).toHaveLength(1);
-      return hits[0] * 2048;
-    };
+    const feOf = (content: string) => wrudfFe(b, partStart, Buffer.from(content));
     // Dir/Hello.TXT -> a symbolic link to /etc/hostname: root, "etc", "hostname".
     const link = feOf('hello, world\n');
     const pc = Buffer.from([2, 0, 0, 0, 5, 4, 0, 0, 8, ...Buffer.from('etc'), 5, 9, 0, 0, 8, ...Buffer.from('hostname')]);
@@ -324,6 +326,43 @@ describe('udf: symbolic links and device files (wrudf writes neither: its file e
       const types = Object.fromEntries((await fs.readdir('/Dir', { withFileTypes: true })).map(e => [e.name, typeOf(e)]));
       expect(types).toEqual({ 'Hello.TXT': 'link', Sub: 'dir' });
     });
+  });
+});
+
+describe('udf: allocation descriptors wrudf does not write', () => {
+  it('extended descriptors (ext_ad), and an extent allocated but not recorded reading as zeros', async () => {
+    const image = img(wrudfName(WRUDF[1]));
+    const b = nfs.readFileSync(image);
+    const partStart = b.readUInt32LE(tagged(b, 5)[0] * 2048 + 188);
+    const data = nfs.readFileSync(path.join(wsrc, 'big.bin'));
+    const fe = wrudfFe(b, partStart, data.subarray(0, 2048));
+    const lad = b.readUInt32LE(fe + 172);
+    const shorts = Array.from({ length: lad / 8 }, (_, i) => [b.readUInt32LE(fe + 176 + 8 * i), b.readUInt32LE(fe + 180 + 8 * i)]);
+    // wrudf went around the blocks in use: big.bin lies in several extents.
+    expect(shorts.length).toBeGreaterThan(1);
+    const ext = Buffer.alloc(20 * shorts.length);
+    shorts.forEach(([len, lb], i) => {
+      ext.writeUInt32LE(len, 20 * i);
+      ext.writeUInt32LE(len & 0x3fffffff, 20 * i + 4);
+      ext.writeUInt32LE(len & 0x3fffffff, 20 * i + 8);
+      ext.writeUInt32LE(lb, 20 * i + 12);
+    });
+    const withExt = Buffer.from(b);
+    ext.copy(withExt, fe + 176);
+    withExt.writeUInt32LE(ext.length, fe + 172);
+    withExt.writeUInt16LE((withExt.readUInt16LE(fe + 16 + 18) & ~7) | 2, fe + 16 + 18);
+    withExt.writeUInt16LE(176 + ext.length - 16, fe + 10);
+    retag(withExt, fe);
+    nfs.writeFileSync(img('extad.img'), withExt);
+    await withFs('udf', img('extad.img'), {}, async fs => expect(sha(await fs.readFile('/big.bin'))).toBe(sha(data)));
+    // The first extent marked "allocated, not recorded": its bytes read as zeros, the rest as before.
+    const unrec = Buffer.from(b);
+    unrec.writeUInt32LE((shorts[0][0] & 0x3fffffff) | 0x40000000, fe + 176);
+    retag(unrec, fe);
+    nfs.writeFileSync(img('unrecorded.img'), unrec);
+    const want = Buffer.from(data);
+    want.fill(0, 0, shorts[0][0] & 0x3fffffff);
+    await withFs('udf', img('unrecorded.img'), {}, async fs => expect(sha(await fs.readFile('/big.bin'))).toBe(sha(want)));
   });
 });
 
