@@ -21,8 +21,8 @@ export const T0 = 1_600_000_000;
 /** Longer than Joliet's 64 characters; UDF keeps 255 bytes. */
 export const LONG = 'a-long-udf-name-' + 'y'.repeat(150) + '.txt';
 export const UNICODE = 'ünïcödé ☃ файл.txt';
-export const MANY = 1000;
-export const BIG = 5 * 1024 * 1024 + 123;
+export const MANY = 400;
+export const BIG = 3 * 1024 * 1024 + 123;
 
 export function buildUdfTree(root: string): void {
   const f = (p: string, data: string | Buffer) => {

@@ -237,10 +237,12 @@ async function readClusters(ump: UdfMount, start: number, extLen: number, rel: n
   for (let done = 0; done < out.length;) {
     const r = rel + done;
     const crel = r - (r % CLUSTER);
-    const clen = Math.min(CLUSTER, extLen - crel);
-    const cnt = Math.min(out.length - done, crel + clen - r);
+    // A cluster stops at the medium's end: a truncated image keeps what it still has.
+    const avail = Math.floor((ump.dev.size - start - crel) / ump.bsize) * ump.bsize;
+    const clen = Math.min(CLUSTER, extLen - crel, avail);
+    const cnt = Math.min(out.length - done, crel + Math.min(CLUSTER, extLen - crel) - r);
     const at = done;
-    if (start + crel + clen > ump.dev.size) udf_corrupt(`${where}: data at ${start + crel} runs past the medium`);
+    if (r - crel + cnt > clen) udf_corrupt(`${where}: data at ${start + r} runs past the medium`);
     jobs.push((async () => {
       const bp = await bread(ump.dev, start + crel, clen);
       out.set(bp.data.subarray(r - crel, r - crel + cnt), at);
