@@ -387,6 +387,17 @@ describe('udf: read-only', () => {
     expect(sha(nfs.readFileSync(image))).toBe(before);
   });
 
+  it('session=N: a volume written for sector N onwards (mkudffs --startblock) is found from its anchor at N+256', async () => {
+    const part = img('startblock.part');
+    execFileSync('mkudffs', ['--media-type=hd', '--blocksize=2048', '--startblock=64', `--uid=${ROOT_UID}`, '--new-file', part, '2048'], { stdio: 'ignore' });
+    // Placed at sector 64 of a disc; the copy of the anchor in the last sector damaged, so only N+256 names it.
+    const disc = Buffer.concat([Buffer.alloc(64 * 2048), nfs.readFileSync(part)]);
+    disc[disc.length - 2048 + 4] ^= 0xff;
+    nfs.writeFileSync(img('session.img'), disc);
+    await expect(mount('udf', img('session.img'), { readOnly: true })).rejects.toMatchObject({ code: 'EINVAL' });
+    await withFs('udf', img('session.img'), { session: 64 }, async fs => expect((await fs.stat('/')).uid).toBe(ROOT_UID));
+  });
+
   it('options: unknown ones are EINVAL', async () => {
     await expect(mount('udf', img(bridgeName(['-udf'])), { readOnly: true, options: { norock: true } })).rejects.toMatchObject({ code: 'EINVAL' });
     await expect(mount('udf', img(bridgeName(['-udf'])), { readOnly: true, options: { uid: 'x' } })).rejects.toMatchObject({ code: 'EINVAL' });
