@@ -332,6 +332,32 @@ describe('udf: symbolic links and device files (wrudf writes neither: its file e
   });
 });
 
+describe('udf: a deleted entry (wrudf removes by rewriting the directory; here the FID is marked)', () => {
+  it('an entry whose FID says deleted is neither listed nor found', async () => {
+    const b = nfs.readFileSync(img(wrudfName(WRUDF[1])));
+    const name = Buffer.from([8, ...Buffer.from('empty')]);
+    const at = b.indexOf(name);
+    // The FID whose identifier that is: tag 257, identifier after its implementation use.
+    let fid = -1;
+    for (let k = at - 38; k >= at - 38 - 64 && fid < 0; k -= 2) {
+      if (b.readUInt16LE(k) === 257 && k + 38 + b.readUInt16LE(k + 36) === at && b[k + 19] === name.length) fid = k;
+    }
+    expect(fid).toBeGreaterThan(0);
+    b[fid + 18] |= 4;
+    retag(b, fid);
+    // A directory embedded in its file entry: that entry's CRC covers the FID too.
+    const sector = fid - (fid % 2048);
+    if (sector !== fid && b.readUInt16LE(sector) === 261) retag(b, sector);
+    nfs.writeFileSync(img('deleted.img'), b);
+    await withFs('udf', img('deleted.img'), {}, async fs => {
+      const names = await fs.readdir('/');
+      expect(names).not.toContain('empty');
+      expect(names).toContain('big.bin');
+      await expect(fs.stat('/empty')).rejects.toMatchObject({ code: 'ENOENT' });
+    });
+  });
+});
+
 describe('udf: allocation descriptors wrudf does not write', () => {
   it('extended descriptors (ext_ad), and an extent allocated but not recorded reading as zeros', async () => {
     const image = img(wrudfName(WRUDF[1]));
