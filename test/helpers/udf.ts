@@ -50,7 +50,7 @@ export function buildUdfTree(root: string): void {
 }
 
 /** genisoimage -udf variants: plain, with Rock Ridge, with Joliet too (whose 64-character names the UDF side then takes). */
-export const BRIDGES = [['-udf'], ['-udf', '-R'], ['-udf', '-R', '-J']] as const;
+export const BRIDGES: readonly (readonly string[])[] = [['-udf'], ['-udf', '-R'], ['-udf', '-R', '-J']];
 export const bridgeName = (flags: readonly string[]) => `bridge${flags.join('')}.iso`;
 
 export function makeBridge(flags: readonly string[], out: string, dir: string): void {
