@@ -105,6 +105,27 @@ describe('mutator', () => {
       expect(aimed / all).toBeGreaterThan(0.8);
     }
   });
+
+  it('finds the UDF regions where udfinfo says they are, and aims inside them', () => {
+    for (const seed of loadSeeds(targets.udf, tmp)) {
+      const byName = Object.fromEntries(seed.regions.map(r => [r.name, r]));
+      const info = execFileSync('udfinfo', [seed.path]).toString();
+      const bs = Number(/^blocksize=(\d+)/m.exec(info)![1]);
+      // Each anchor and the first sector of both volume descriptor sequences, where udfinfo places them.
+      for (const m of info.matchAll(/^start=(\d+), blocks=\d+, type=(ANCHOR|MVDS|RVDS)/gm)) {
+        const region = m[2] === 'ANCHOR' ? byName.anchors : byName['volume-descriptors'];
+        expect(inRegion(region, Number(m[1]) * bs, bs), `${seed.name} ${m[0]}`).toBe(true);
+      }
+      expect(byName['file-set'].ranges.length, seed.name).toBeGreaterThanOrEqual(1);
+      expect(byName['file-entries'].ranges.length, seed.name).toBeGreaterThanOrEqual(1);
+      for (let i = 0; i < 200; i++) {
+        for (const p of mutantSpec(targets.udf, [seed], 'inprocess', 1, i).patches) {
+          if (p.region === 'anywhere') continue;
+          expect(inRegion(byName[p.region], p.offset, p.bytes.length), `${seed.name} ${JSON.stringify(p)}`).toBe(true);
+        }
+      }
+    }
+  });
 });
 
 describe('worker pool and classifier (fake target)', () => {
@@ -171,7 +192,7 @@ describe('campaign', () => {
     const head = lines.findIndex(l => l.startsWith('fs '));
     expect(lines[head].trim().split(/\s+/), r.stdout + r.stderr).toEqual(['fs', 'mutants', ...CLASSES]);
     const report = JSON.parse(readFileSync(json, 'utf8')) as { uncontained: number; filesystems: { fs: string; mutants: number; counts: Record<string, number>; kept: { replay: string; file: string }[] }[] };
-    expect(report.filesystems.map(f => f.fs)).toEqual(['msdos', 'cd9660']);
+    expect(report.filesystems.map(f => f.fs)).toEqual(Object.keys(targets));
     report.filesystems.forEach((f, i) => {
       const cells = lines[head + 1 + i].trim().split(/\s+/);
       expect(cells[0]).toBe(f.fs);

@@ -160,33 +160,55 @@ const fat: FsGroup = {
   ],
 };
 
+/** The bench tree as an image made by genisoimage with `flags`, shared by every session (read-only). */
+function genisoPrepare(name: string, flags: string[]): FsGroup['prepare'] {
+  return ctx => {
+    const dir = path.join(ctx.work, `${name}-src`);
+    writeBigFile(path.join(dir, BIG), ctx.opts.size);
+    mkdirSync(path.join(dir, META_DIR));
+    for (let i = 0; i < ctx.opts.files; i++) writeFileSync(path.join(dir, META_DIR, fileName(i)), '');
+    check(['cp', '-r', ctx.hostTree, path.join(dir, TREE_DIR)]);
+    const img = path.join(ctx.work, `bench-${name}.iso`);
+    check(['genisoimage', '-quiet', ...flags, '-o', img, dir]);
+    return () => ({ path: img, discard() {} });
+  };
+}
+
+const fuseiso: Target = { id: 'fuseiso', role: 'alternative', kind: 'foreground', persistent: true,
+  command: (_, img, mnt) => ['fuseiso', '-n', img!, mnt, '-f'] };
+
 const iso: FsGroup = {
   id: 'iso',
   title: 'ISO 9660 (Rock Ridge, Joliet)',
   readOnly: true,
   treeThroughMount: false,
-  prepare(ctx) {
-    const dir = path.join(ctx.work, 'iso-src');
-    writeBigFile(path.join(dir, BIG), ctx.opts.size);
-    mkdirSync(path.join(dir, META_DIR));
-    for (let i = 0; i < ctx.opts.files; i++) writeFileSync(path.join(dir, META_DIR, fileName(i)), '');
-    check(['cp', '-r', ctx.hostTree, path.join(dir, TREE_DIR)]);
-    const img = path.join(ctx.work, 'bench.iso');
-    check(['genisoimage', '-quiet', '-R', '-J', '-o', img, dir]);
-    // Read-only: every session shares the image.
-    return () => ({ path: img, discard() {} });
-  },
+  prepare: genisoPrepare('iso', ['-R', '-J']),
   targets: [
     { id: 'rump_cd9660', role: 'subject', kind: 'launcher', persistent: true,
       command: (ctx, img, mnt) => [...serverCommand('rump_cd9660'), img!, mnt] },
-    { id: 'fuseiso', role: 'alternative', kind: 'foreground', persistent: true,
-      command: (_, img, mnt) => ['fuseiso', '-n', img!, mnt, '-f'] },
+    fuseiso,
     { id: 'kernel iso9660 (loop)', role: 'reference', kind: 'kernel', persistent: true, unavailable: kernelHas('iso9660'),
       command: (_, img, mnt) => ['mount', '-t', 'iso9660', '-o', 'loop,ro', img!, mnt] },
   ],
 };
 
-export const GROUPS: readonly FsGroup[] = [tmpfs, fat, iso];
+/** A UDF bridge image: fuseiso reads its ISO 9660 side, the same files. */
+const udf: FsGroup = {
+  id: 'udf',
+  title: 'UDF bridge image (genisoimage -udf)',
+  readOnly: true,
+  treeThroughMount: false,
+  prepare: genisoPrepare('udf', ['-udf', '-R', '-J']),
+  targets: [
+    { id: 'rump_udf', role: 'subject', kind: 'launcher', persistent: true,
+      command: (ctx, img, mnt) => [...serverCommand('rump_udf'), img!, mnt] },
+    fuseiso,
+    { id: 'kernel udf (loop)', role: 'reference', kind: 'kernel', persistent: true, unavailable: kernelHas('udf'),
+      command: (_, img, mnt) => ['mount', '-t', 'udf', '-o', 'loop,ro', img!, mnt] },
+  ],
+};
+
+export const GROUPS: readonly FsGroup[] = [tmpfs, fat, iso, udf];
 
 /** Build the C programs into dir when missing or older than their source. */
 export function buildC(root: string, dir: string): Context['bin'] {

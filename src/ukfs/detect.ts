@@ -17,6 +17,26 @@ async function isIso9660(dev: BlockDevice): Promise<boolean> {
   return vd !== null && String.fromCharCode(...vd.subarray(1, 6)) === 'CD001';
 }
 
+/**
+ * UDF's volume recognition sequence (ECMA-167 2/8.3): from byte 32768,
+ * descriptors of 2048 bytes (or one a block, for larger blocks): BEA01,
+ * then NSR02 or NSR03 before TEA01. ISO 9660 descriptors may come first.
+ */
+async function isUdf(dev: BlockDevice): Promise<boolean> {
+  for (let step = 2048; step <= 32768; step *= 2) {
+    let bea = false;
+    for (let i = 0; i < 64; i++) {
+      const d = await bytesAt(dev, 32768 + i * step, 6);
+      if (!d) break;
+      const id = String.fromCharCode(...d.subarray(1, 6));
+      if (id === 'BEA01') bea = true;
+      else if (bea && (id === 'NSR02' || id === 'NSR03')) return true;
+      else if (id === 'TEA01' || !['CD001', 'CDW02', 'BOOT2'].includes(id)) break;
+    }
+  }
+  return false;
+}
+
 async function isExt2(dev: BlockDevice): Promise<boolean> {
   const sb = await bytesAt(dev, 1024 + 56, 2);
   return sb !== null && sb[0] === 0x53 && sb[1] === 0xef;
@@ -32,10 +52,11 @@ async function isFat(dev: BlockDevice): Promise<boolean> {
     v.getUint16(14, true) > 0 && bs[16] >= 1 && bs[16] <= 4 && (media === 0xf0 || media >= 0xf8);
 }
 
-/** The driver name for the file system on dev: 'cd9660', 'ext2fs' or 'msdos'. ENODEV if none. */
+/** The driver name for the file system on dev: 'udf', 'cd9660', 'ext2fs' or 'msdos'. ENODEV if none. */
 export async function detectType(dev: BlockDevice): Promise<string> {
+  if (await isUdf(dev)) return 'udf';
   if (await isIso9660(dev)) return 'cd9660';
   if (await isExt2(dev)) return 'ext2fs';
   if (await isFat(dev)) return 'msdos';
-  throw kerr('ENODEV', `${dev.path}: no FAT, ISO 9660 or ext2/3/4 file system found`);
+  throw kerr('ENODEV', `${dev.path}: no FAT, ISO 9660, UDF or ext2/3/4 file system found`);
 }
