@@ -186,6 +186,8 @@ export interface AttrHeader {
   compressedSize: number;
 }
 
+/** VCNs stay below 2^48: byte offsets then fit a double exactly for any cluster size. */
+const MAX_VCN = 2 ** 48;
 /** The most runs one attribute extent may decode to: mapping pairs are at most a record long. */
 const MAX_RUNS_PER_EXTENT = 65536;
 
@@ -206,7 +208,8 @@ export function decodeMappingPairs(b: Uint8Array, start: number, lowestVcn: numb
     let len = 0;
     for (let i = ls - 1; i >= 0; i--) len = len * 256 + b[p + i];
     p += ls;
-    if (len === 0 || len > totalClusters) corrupt(`${where}: run of ${len} clusters`);
+    // A hole may be larger than the volume; allocated clusters never are.
+    if (len === 0 || len > (os === 0 ? MAX_VCN : totalClusters) || vcn + len > MAX_VCN) corrupt(`${where}: run of ${len} clusters at VCN ${vcn}`);
     if (os === 0) {
       runs.push({ vcn, lcn: -1, len });
     } else {

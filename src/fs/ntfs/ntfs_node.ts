@@ -71,15 +71,7 @@ export async function ntfs_loadnode(nmp: NtfsMount, ino: number): Promise<NtfsNo
     birthtime: ntfsTime(v, 0), mtime: ntfsTime(v, 8), ctime: ntfsTime(v, 0x10), atime: ntfsTime(v, 0x18),
     parent: ino === NTFS_ROOTINO ? ino : names[0]?.parent ?? NTFS_ROOTINO, cache: {},
   };
-  if (h.flags & MFT_RECORD_IS_DIRECTORY) {
-    const ix = ntfs_dirindex(nmp, attrs, where);
-    if (!ix) corrupt(`${where}: directory without a $I30 index`);
-    n.type = VType.VDIR;
-    n.index = ix;
-    n.size = ix.alloc ? ix.alloc.dataSize : ix.root.length;
-    n.bytes = ix.alloc ? ix.alloc.allocatedSize : 0;
-    return n;
-  }
+  // A symlink or junction is a link even on a directory (junctions always are).
   const rp = findAttr(attrs, AT_REPARSE_POINT);
   if (rp) {
     const target = await reparseTarget(nmp, n, rp, where);
@@ -89,6 +81,15 @@ export async function ntfs_loadnode(nmp: NtfsMount, ino: number): Promise<NtfsNo
       n.size = Buffer.byteLength(target);
       return n;
     }
+  }
+  if (h.flags & MFT_RECORD_IS_DIRECTORY) {
+    const ix = ntfs_dirindex(nmp, attrs, where);
+    if (!ix) corrupt(`${where}: directory without a $I30 index`);
+    n.type = VType.VDIR;
+    n.index = ix;
+    n.size = ix.alloc ? ix.alloc.dataSize : ix.root.length;
+    n.bytes = ix.alloc ? ix.alloc.allocatedSize : 0;
+    return n;
   }
   const data = findAttr(attrs, AT_DATA);
   n.data = data;
@@ -182,8 +183,9 @@ export async function ntfs_direntries(nmp: NtfsMount, dir: NtfsNode): Promise<Di
       continue;
     }
     if (!shown(nmp, e.ino, f)) continue;
-    const type = f.fileAttributes & FILE_ATTR_I30_INDEX_PRESENT ? VType.VDIR
-      : f.fileAttributes & (FILE_ATTR_REPARSE_POINT | FILE_ATTR_SYSTEM) ? VType.VNON : VType.VREG;
+    // Reparse points (junctions too) and system files may be links: the node decides (VNON until then).
+    const type = f.fileAttributes & (FILE_ATTR_REPARSE_POINT | FILE_ATTR_SYSTEM) ? VType.VNON
+      : f.fileAttributes & FILE_ATTR_I30_INDEX_PRESENT ? VType.VDIR : VType.VREG;
     const d: DirEntry = { name: f.name, ino: e.ino, seq: e.seq, type };
     if (exact.has(f.name)) continue;
     entries.push(d);
