@@ -213,7 +213,7 @@ export function ntfs3gTarget(fx: NtfsFixture, link: string, target: string): str
  * Make the image in dir: mkntfs, fill through ntfs-3g, then take the
  * expected tree from a read-only ntfs-3g mount.
  */
-export async function makeNtfsImage(dir: string, bigDir = 10_000, size = '192M'): Promise<NtfsFixture> {
+export async function makeNtfsImage(dir: string, bigDir = 10_000, size = '96M'): Promise<NtfsFixture> {
   const img = path.join(dir, 'ntfs.img');
   const mnt = path.join(dir, 'ntfs-3g-mnt');
   nfs.mkdirSync(mnt, { recursive: true });

@@ -11,6 +11,16 @@ export const NTFS_OEM = 'NTFS    ';
 /** System files (record numbers); records below FIRST_USER are the file system's own. */
 export const NTFS_MFTINO = 0, NTFS_VOLUMEINO = 3, NTFS_ROOTINO = 5, NTFS_UPCASEINO = 10, NTFS_FIRST_USER = 16;
 
+/**
+ * Vnode keys (file ids) are record numbers, but for $MFT's own record 0:
+ * readdir(3) drops entries whose d_ino is 0, so $MFT gets 2^32 - 1, a
+ * record number only an MFT of 4 TiB could reach (and file ids cross FUSE
+ * as 32 bits today).
+ */
+const MFT_KEY = 0xffffffff;
+export const ntfs_ino2key = (ino: number): number => ino === NTFS_MFTINO ? MFT_KEY : ino;
+export const ntfs_key2ino = (key: number): number => key === MFT_KEY ? NTFS_MFTINO : key;
+
 /** Attribute types. */
 export const AT_STANDARD_INFORMATION = 0x10, AT_ATTRIBUTE_LIST = 0x20, AT_FILE_NAME = 0x30,
   AT_VOLUME_INFORMATION = 0x70, AT_DATA = 0x80, AT_INDEX_ROOT = 0x90,

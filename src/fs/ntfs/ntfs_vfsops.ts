@@ -7,7 +7,7 @@ import {
 } from '../../kern/index.js';
 import {
   applyFixups, AT_ATTRIBUTE_LIST, AT_DATA, AT_VOLUME_INFORMATION, corrupt, NTFS_FIRST_USER, NTFS_MFTINO,
-  NTFS_ROOTINO, NTFS_UPCASEINO, NTFS_VOLUMEINO, parseAttributes, parseBootSector, parseRecordHeader, u16, utf16,
+  NTFS_ROOTINO, NTFS_UPCASEINO, ntfs_key2ino, NTFS_VOLUMEINO, parseAttributes, parseBootSector, parseRecordHeader, u16, utf16,
   VOLUME_IS_DIRTY,
 } from './ntfs.js';
 import { findAttr, ntfs_bread, ntfs_loadattrs, ntfs_loadupcase, type NtfsAttr, type NtfsMount } from './ntfs_subr.js';
@@ -134,9 +134,10 @@ async function ntfs_statvfs(mp: Mount): Promise<Statvfs> {
 
 async function ntfs_loadvnode(mp: Mount, vp: Vnode, key: number): Promise<void> {
   const nmp = mp.priv<NtfsMount>();
+  const ino = ntfs_key2ino(key);
   // File ids come from this mount's lookups and readdirs; system files only with show_sys_files.
-  if (key !== NTFS_ROOTINO && key < NTFS_FIRST_USER && !nmp.showSysFiles) throw kerr('ENOENT', `ntfs: system file ${key} is hidden`);
-  const node = await ntfs_loadnode(nmp, key);
+  if (ino !== NTFS_ROOTINO && ino < NTFS_FIRST_USER && !nmp.showSysFiles) throw kerr('ENOENT', `ntfs: system file ${ino} is hidden`);
+  const node = await ntfs_loadnode(nmp, ino);
   vp.type = node.type;
   vp.ops = ntfs_vnodeops;
   vp.data = node;

@@ -5,6 +5,7 @@ import {
   isKernError, kerr, log, O_ACCMODE, O_RDONLY, O_TRUNC, vcache_get, vrele, VType,
   type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
+import { ntfs_ino2key } from './ntfs.js';
 import { ntfs_direntries, ntfs_findname, type NtfsNode } from './ntfs_node.js';
 import { ntfs_readattr, type NtfsMount } from './ntfs_subr.js';
 
@@ -19,7 +20,7 @@ async function ntfs_lookup(dvp: Vnode, name: string, _l: Lwp): Promise<Vnode> {
   if (dvp.type !== VType.VDIR) throw kerr('ENOTDIR');
   if (name === '..') return vcache_get(dvp.mount, dir.parent);
   const e = await ntfs_findname(nmp, dir, name);
-  const vp = await vcache_get(dvp.mount, e.ino);
+  const vp = await vcache_get(dvp.mount, ntfs_ino2key(e.ino));
   const n = vp.node<NtfsNode>();
   if (n.seq !== e.seq && e.seq !== 0) {
     await vrele(vp);
@@ -38,7 +39,7 @@ async function ntfs_getattr(vp: Vnode, _l: Lwp): Promise<Vattr> {
   const nmp = vp.mount.priv<NtfsMount>();
   return {
     type: n.type, mode: n.type === VType.VDIR ? nmp.dmode : n.type === VType.VLNK ? 0o777 : nmp.fmode,
-    nlink: n.nlink, uid: nmp.uid, gid: nmp.gid, fileid: n.ino, size: n.size, bytes: n.bytes,
+    nlink: n.nlink, uid: nmp.uid, gid: nmp.gid, fileid: ntfs_ino2key(n.ino), size: n.size, bytes: n.bytes,
     blocksize: nmp.clusterSize, atime: n.atime, mtime: n.mtime, ctime: n.ctime, birthtime: n.birthtime,
     rdev: 0, gen: n.seq,
   };
@@ -66,14 +67,14 @@ async function ntfs_readdir(vp: Vnode, cookie: number, _l: Lwp): Promise<{ entri
     if (type === VType.VNON) {
       // Reparse points and system files may be symlinks: their node says (a damaged one: DT_UNKNOWN).
       try {
-        const cvp = await vcache_get(vp.mount, e.ino);
+        const cvp = await vcache_get(vp.mount, ntfs_ino2key(e.ino));
         type = e.type = cvp.type;
         await vrele(cvp);
       } catch (err) {
         if (!isKernError(err)) throw err;
       }
     }
-    entries.push({ name: e.name, fileid: e.ino, type, cookie: i + 3 });
+    entries.push({ name: e.name, fileid: ntfs_ino2key(e.ino), type, cookie: i + 3 });
     if (entries.length >= READDIR_BATCH) return { entries, eof: i + 1 >= all.length };
   }
   return { entries, eof: true };
