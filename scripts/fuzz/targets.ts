@@ -3,6 +3,7 @@
 // driver writes.
 import { cd9660 } from './fs_cd9660.js';
 import { msdos } from './fs_msdos.js';
+import { ntfs } from './fs_ntfs.js';
 import type { Region } from './mutate.js';
 import type { SeedSpec } from './seeds.js';
 
@@ -17,4 +18,4 @@ export interface FuzzTarget {
   regions(image: Uint8Array): Region[];
 }
 
-export const targets: Record<string, FuzzTarget> = { msdos, cd9660 };
+export const targets: Record<string, FuzzTarget> = { msdos, cd9660, ntfs };
