@@ -24,7 +24,7 @@ export const ntfs_key2ino = (key: number): number => key === MFT_KEY ? NTFS_MFTI
 /** Attribute types. */
 export const AT_STANDARD_INFORMATION = 0x10, AT_ATTRIBUTE_LIST = 0x20, AT_FILE_NAME = 0x30,
   AT_VOLUME_INFORMATION = 0x70, AT_DATA = 0x80, AT_INDEX_ROOT = 0x90,
-  AT_INDEX_ALLOCATION = 0xa0, AT_BITMAP = 0xb0, AT_REPARSE_POINT = 0xc0, AT_END = 0xffffffff;
+  AT_INDEX_ALLOCATION = 0xa0, AT_REPARSE_POINT = 0xc0, AT_END = 0xffffffff;
 
 /** Attribute header flags. */
 export const ATTR_COMPRESSED = 0x0001, ATTR_ENCRYPTED = 0x4000, ATTR_SPARSE = 0x8000;
@@ -35,16 +35,14 @@ export const MFT_RECORD_IN_USE = 0x0001, MFT_RECORD_IS_DIRECTORY = 0x0002;
 /** $FILE_NAME namespaces: DOS-only 8.3 names are hidden. */
 export const FILE_NAME_POSIX = 0, FILE_NAME_WIN32 = 1, FILE_NAME_DOS = 2, FILE_NAME_WIN32_AND_DOS = 3;
 
-/** File attribute bits ($STANDARD_INFORMATION, $FILE_NAME). */
-export const FILE_ATTR_SYSTEM = 0x0004, FILE_ATTR_REPARSE_POINT = 0x0400;
+/** File attribute bits ($STANDARD_INFORMATION, $FILE_NAME); the last: a $FILE_NAME of a directory. */
+export const FILE_ATTR_SYSTEM = 0x0004, FILE_ATTR_REPARSE_POINT = 0x0400, FILE_ATTR_I30_INDEX_PRESENT = 0x10000000;
 
 /** Reparse tags shown as symbolic links. */
 export const IO_REPARSE_TAG_MOUNT_POINT = 0xa0000003, IO_REPARSE_TAG_SYMLINK = 0xa000000c;
 
 /** Index entry flags. */
 export const INDEX_ENTRY_NODE = 0x01, INDEX_ENTRY_END = 0x02;
-/** Index header flag: the root has children in $INDEX_ALLOCATION. */
-export const LARGE_INDEX = 0x01;
 
 /** $Volume's VOLUME_INFORMATION flag for a volume not cleanly unmounted. */
 export const VOLUME_IS_DIRTY = 0x0001;
@@ -338,9 +336,9 @@ export interface IndexEntry {
  * The entries of an index node: `b` holds the index header at `hdr`
  * (offsets in it are relative to hdr). The last entry has INDEX_ENTRY_END.
  */
-export function parseIndexEntries(b: Uint8Array, hdr: number, where: string): { entries: IndexEntry[]; flags: number } {
+export function parseIndexEntries(b: Uint8Array, hdr: number, where: string): IndexEntry[] {
   if (hdr + 16 > b.length) corrupt(`${where}: index header runs past its block`);
-  const first = u32(b, hdr), used = u32(b, hdr + 4), flags = b[hdr + 12];
+  const first = u32(b, hdr), used = u32(b, hdr + 4);
   const end = hdr + used;
   if (first < 16 || first & 7 || end > b.length || hdr + first >= end) corrupt(`${where}: index header (entries at ${first}, ${used} bytes) is invalid`);
   const entries: IndexEntry[] = [];
@@ -362,5 +360,5 @@ export function parseIndexEntries(b: Uint8Array, hdr: number, where: string): { 
     if (eflags & INDEX_ENTRY_END) break;
     p += len;
   }
-  return { entries, flags };
+  return entries;
 }

@@ -4,7 +4,7 @@
 // symlink files.
 import { kerr, log, VType, type Timespec } from '../../kern/index.js';
 import {
-  AT_DATA, AT_FILE_NAME, AT_REPARSE_POINT, AT_STANDARD_INFORMATION, corrupt, FILE_ATTR_SYSTEM, FILE_NAME_DOS,
+  AT_DATA, AT_FILE_NAME, AT_REPARSE_POINT, AT_STANDARD_INFORMATION, corrupt, FILE_ATTR_I30_INDEX_PRESENT, FILE_ATTR_REPARSE_POINT, FILE_ATTR_SYSTEM, FILE_NAME_DOS,
   IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK, MFT_RECORD_IS_DIRECTORY, NTFS_FIRST_USER, NTFS_ROOTINO,
   ntfsTime, parseFileName, u16, u32, utf16, type FileName,
 } from './ntfs.js';
@@ -17,10 +17,6 @@ import {
 const MAX_LINK = 16384;
 /** How far up the tree an absolute link target's depth is counted. */
 const MAX_DEPTH = 1024;
-
-/** FILE_ATTR_DUP_FILE_NAME_INDEX_PRESENT in a $FILE_NAME: the entry is a directory. */
-const FILE_ATTR_I30_INDEX_PRESENT = 0x10000000;
-const FILE_ATTR_REPARSE_POINT = 0x0400;
 
 export interface DirEntry { name: string; ino: number; seq: number; type: VType }
 

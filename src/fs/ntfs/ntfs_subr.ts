@@ -6,7 +6,7 @@
 import { bread, brelse, kerr, log, type BlockDevice } from '../../kern/index.js';
 import {
   applyFixups, ATTR_COMPRESSED, ATTR_ENCRYPTED, AT_ATTRIBUTE_LIST, AT_DATA, AT_INDEX_ALLOCATION, AT_INDEX_ROOT,
-  corrupt, MFT_RECORD_IN_USE, parseAttributes, parseIndexEntries, parseRecordHeader, u16, u32, u64,
+  corrupt, INDEX_ENTRY_NODE, MFT_RECORD_IN_USE, parseAttributes, parseIndexEntries, parseRecordHeader, u16, u32, u64,
   type AttrHeader, type BootSector, type IndexEntry, type RecordHeader, type Run,
 } from './ntfs.js';
 import { lznt1_decompress } from './ntfs_compress.js';
@@ -48,7 +48,7 @@ const BLOCK = 64 * 1024;
 /** More blocks than this per read are fetched in windows, not all at once. */
 const READ_WINDOW = 8;
 /** Bounds: a file's extension records, its attribute list, a directory's depth, a symlink. */
-export const MAX_EXTENT_RECORDS = 4096;
+const MAX_EXTENT_RECORDS = 4096;
 const MAX_ATTRLIST = 4 << 20;
 const MAX_INDEX_DEPTH = 32;
 
@@ -345,18 +345,17 @@ export async function ntfs_indexentries(nmp: NtfsMount, ix: DirIndex, where: str
   const seen = new Set<number>();
   const walk = async (entries: IndexEntry[], depth: number): Promise<void> => {
     for (const e of entries) {
-      if (e.flags & 0x01) {
+      if (e.flags & INDEX_ENTRY_NODE) {
         if (depth >= MAX_INDEX_DEPTH) corrupt(`${where}: index deeper than ${MAX_INDEX_DEPTH} levels`);
         if (seen.has(e.child)) corrupt(`${where}: index block at VCN ${e.child} is reached twice`);
         seen.add(e.child);
         const b = await readIndexBlock(nmp, ix, e.child, where);
-        await walk(parseIndexEntries(b, 0x18, `${where}, index block at VCN ${e.child}`).entries, depth + 1);
+        await walk(parseIndexEntries(b, 0x18, `${where}, index block at VCN ${e.child}`), depth + 1);
       }
       if (e.key) out.push(e);
     }
   };
-  const root = parseIndexEntries(ix.root, 0x10, `${where}, index root`);
-  await walk(root.entries, 0);
+  await walk(parseIndexEntries(ix.root, 0x10, `${where}, index root`), 0);
   return out;
 }
 
