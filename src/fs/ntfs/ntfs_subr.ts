@@ -109,7 +109,7 @@ export async function ntfs_readrecord(nmp: NtfsMount, ino: number): Promise<{ re
   const where = `MFT record ${ino}`;
   const off = ino * nmp.recordSize;
   if (!Number.isSafeInteger(off) || off + nmp.recordSize > nmp.mft.initializedSize) {
-    throw kerr('ENOENT', `${where} is past the end of $MFT`);
+    corrupt(`${where} is past the end of $MFT (${nmp.mft.initializedSize} bytes)`);
   }
   const rec = new Uint8Array(nmp.recordSize);
   await readRuns(nmp, nmp.mft.runs, off, rec, where);
@@ -172,8 +172,9 @@ export interface LoadedRecord {
 export async function ntfs_loadattrs(nmp: NtfsMount, ino: number): Promise<LoadedRecord> {
   const where = `MFT record ${ino}`;
   const { rec, h } = await ntfs_readrecord(nmp, ino);
-  if (!(h.flags & MFT_RECORD_IN_USE)) throw kerr('ENOENT', `${where} is not in use`);
-  if (h.base !== 0) throw kerr('ENOENT', `${where} is an extension record of ${h.base}`);
+  // Reached through a directory entry (or a file id this mount handed out): a free or extension record is damage.
+  if (!(h.flags & MFT_RECORD_IN_USE)) corrupt(`${where} is not in use`);
+  if (h.base !== 0) corrupt(`${where} is an extension record of ${h.base}, not a file`);
   const parts = recordAttrs(nmp, rec, h, where);
   const al = parts.find(a => a.type === AT_ATTRIBUTE_LIST);
   if (al) {
