@@ -3,9 +3,10 @@
 // ntfs-3g itself shows (names, types, sizes, link counts, times, targets,
 // contents); the options; read-only in every way, the image unchanged.
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  SKIP_FUSE, cleanupMounts, ensureBuilt, rumpMount, rumpUnmount, run, serverPids, serverScript, sh, tempDir,
+  ROOT, SKIP_FUSE, cleanupMounts, ensureBuilt, rumpMount, rumpUnmount, run, serverPids, serverScript, sh, tempDir,
 } from './helpers/mount.js';
 import { makeNtfsImage, ntfs3gTarget, ntfsEnv, sha, walkHost, type NtfsFixture } from './helpers/ntfs.js';
 
@@ -108,6 +109,16 @@ describe.skipIf(SKIP_FUSE)('rump_ntfs', () => {
     expect(bad.status).not.toBe(0);
     expect(bad.stderr).toMatch(/unknown option compression/);
   });
+
+  it('rumpmount: -t rump.ntfs3, and -t rump (the type detected from the content)', async () => {
+    for (const type of [['-t', 'rump.ntfs3'], ['-t', 'rump']]) {
+      const mp = tempDir('rump-ntfs-mnt-');
+      const r = run(process.execPath, [path.join(ROOT, 'dist/scripts/rumpmount.js'), ...type, fx.img, mp]);
+      expect(r.status, r.stderr).toBe(0);
+      mounted.push(mp);
+      const line = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find(l => l.split(' ')[4] === mp);
+      expect(line?.split(' - ')[1]).toMatch(/^fuse\.ntfs /);
+      expect(out(mp, 'cat small/a.txt')).toBe('hello, ntfs\n');
+    }
+  });
 });
-
-
