@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectSource, mount, type Ukfs } from '../src/ukfs/index.js';
 import { ensureBuilt, ROOT } from './helpers/mount.js';
 import {
-  FRAGMENTS, HASH_LIMIT, LARGE_SIZE, makeNtfsImage, markAt, ntfs3gTarget, removeTree, MTIME_NS, sha, SPARSE_MARKS, SPARSE_SIZE, UNICODE_NAMES, type Info, type NtfsFixture,
+  FOREIGN, FRAGMENTS, HASH_LIMIT, LARGE_SIZE, makeNtfsImage, markAt, ntfs3gTarget, removeTree, MTIME_NS, sha, SPARSE_MARKS, SPARSE_SIZE, UNICODE_NAMES, type Info, type NtfsFixture,
 } from './helpers/ntfs.js';
 
 let tmp = '';
@@ -37,6 +37,7 @@ async function walk(fs: Ukfs): Promise<Map<string, Info>> {
   const out = new Map<string, Info>();
   const w = async (rel: string): Promise<void> => {
     for (const d of await fs.readdir('/' + rel, { withFileTypes: true })) {
+      if (rel === '' && d.name === FOREIGN) continue;
       const r = rel ? `${rel}/${d.name}` : d.name;
       const st = await fs.lstat('/' + r);
       expect(d.ino, `readdir and stat agree on the file id of ${r}`).toBe(st.ino);
@@ -159,6 +160,18 @@ describe('ntfs: an image from mkntfs filled through ntfs-3g', () => {
       expect(await fs.readlink('/links/junction')).toBe('../comp');
       expect((await fs.readFile('/links/winabs')).toString()).toBe('hello, ntfs\n');
       expect((await fs.readdir('/links/junction')).sort()).toEqual(['mixed.bin', 'random.bin', 'sparse.bin', 'text.txt']);
+    });
+  });
+
+  it('WSL symlinks are links; other reparse points are files whose data is refused (EOPNOTSUPP)', async () => {
+    expect(fx.ntfsinfo(`/${FOREIGN}/dedup`)).toMatch(/\$REPARSE_POINT/);
+    await withNtfs(fx.img, {}, async fs => {
+      expect(await fs.readlink(`/${FOREIGN}/wsl-link`)).toBe('target/x');
+      const st = await fs.stat(`/${FOREIGN}/dedup`);
+      expect([st.isFile(), st.size]).toEqual([true, 5]);
+      await expect(fs.readFile(`/${FOREIGN}/dedup`)).rejects.toMatchObject({ code: 'EOPNOTSUPP' });
+      expect((await fs.readdir(`/${FOREIGN}`, { withFileTypes: true })).map(d => [d.name, d.isSymbolicLink()]).sort())
+        .toEqual([['dedup', false], ['wsl-link', true]]);
     });
   });
 

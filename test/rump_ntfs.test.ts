@@ -56,6 +56,8 @@ describe.skipIf(SKIP_FUSE)('rump_ntfs', () => {
       return [p, w ? { ...i, mtimeNs: near(i.mtimeNs, w.mtimeNs), ctimeNs: near(i.ctimeNs, w.ctimeNs) } : i];
     }));
     expect([...got.keys()].sort()).toEqual([...ref.keys()].sort());
+    expect(out(mp, 'readlink foreign/wsl-link')).toBe('target/x\n');
+    expect(sh('cat foreign/dedup', { cwd: mp }).stderr).toMatch(/Operation not supported/);
     for (const [p, want] of ref) {
       const g = got.get(p)!;
       // ntfs-3g also counts a DOS 8.3 name as a link; here only names that are shown count.

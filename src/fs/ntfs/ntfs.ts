@@ -38,8 +38,8 @@ export const FILE_NAME_POSIX = 0, FILE_NAME_WIN32 = 1, FILE_NAME_DOS = 2, FILE_N
 /** File attribute bits ($STANDARD_INFORMATION, $FILE_NAME); the last: a $FILE_NAME of a directory. */
 export const FILE_ATTR_SYSTEM = 0x0004, FILE_ATTR_REPARSE_POINT = 0x0400, FILE_ATTR_I30_INDEX_PRESENT = 0x10000000;
 
-/** Reparse tags shown as symbolic links. */
-export const IO_REPARSE_TAG_MOUNT_POINT = 0xa0000003, IO_REPARSE_TAG_SYMLINK = 0xa000000c;
+/** Reparse tags shown as symbolic links: junctions, Windows symlinks, WSL symlinks. */
+export const IO_REPARSE_TAG_MOUNT_POINT = 0xa0000003, IO_REPARSE_TAG_SYMLINK = 0xa000000c, IO_REPARSE_TAG_LX_SYMLINK = 0xa000001d;
 
 /** Index entry flags. */
 export const INDEX_ENTRY_NODE = 0x01, INDEX_ENTRY_END = 0x02;

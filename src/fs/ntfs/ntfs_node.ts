@@ -5,7 +5,7 @@
 import { kerr, log, VType, type Timespec } from '../../kern/index.js';
 import {
   AT_DATA, AT_FILE_NAME, AT_REPARSE_POINT, AT_STANDARD_INFORMATION, corrupt, FILE_ATTR_I30_INDEX_PRESENT, FILE_ATTR_REPARSE_POINT, FILE_ATTR_SYSTEM, FILE_NAME_DOS,
-  IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK, MFT_RECORD_IS_DIRECTORY, NTFS_FIRST_USER, NTFS_ROOTINO,
+  IO_REPARSE_TAG_LX_SYMLINK, IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK, MFT_RECORD_IS_DIRECTORY, NTFS_FIRST_USER, NTFS_ROOTINO,
   ntfsTime, parseFileName, u16, u32, utf16, type FileName,
 } from './ntfs.js';
 import {
@@ -41,6 +41,8 @@ export interface NtfsNode {
   entries?: DirEntry[];
   exact?: Map<string, DirEntry>;
   folded?: Map<string, DirEntry>;
+  /** A reparse point that is not a link: its tag (reading the data is refused). */
+  foreignTag?: number;
   /** The last decompressed compression unit. */
   cache: { cu?: CuCache };
 }
@@ -70,13 +72,14 @@ export async function ntfs_loadnode(nmp: NtfsMount, ino: number): Promise<NtfsNo
   // A symlink or junction is a link even on a directory (junctions always are).
   const rp = findAttr(attrs, AT_REPARSE_POINT);
   if (rp) {
-    const target = await reparseTarget(nmp, n, rp, where);
-    if (target !== null) {
+    const r = await reparsePoint(nmp, n, rp, where);
+    if (r.target !== undefined) {
       n.type = VType.VLNK;
-      n.symlink = target;
-      n.size = Buffer.byteLength(target);
+      n.symlink = r.target;
+      n.size = Buffer.byteLength(r.target);
       return n;
     }
+    n.foreignTag = r.tag;
   }
   if (h.flags & MFT_RECORD_IS_DIRECTORY) {
     const ix = ntfs_dirindex(nmp, attrs, where);
@@ -114,20 +117,32 @@ async function interixTarget(nmp: NtfsMount, n: NtfsNode, data: NtfsAttr, where:
 }
 
 /**
- * Symbolic links and junctions from their reparse data; other reparse
- * points (dedup, cloud files, WOF...) are null: shown as the plain files
- * their $DATA makes them.
+ * Symbolic links and junctions from their reparse data, and WSL's symlinks.
+ * Other reparse points (dedup, cloud files, WOF compression...) give only
+ * their tag: their data is not (all) in the file's $DATA, so reading it is
+ * refused rather than giving wrong bytes.
  */
-async function reparseTarget(nmp: NtfsMount, n: NtfsNode, rp: NtfsAttr, where: string): Promise<string | null> {
+async function reparsePoint(nmp: NtfsMount, n: NtfsNode, rp: NtfsAttr, where: string): Promise<{ tag: number; target?: string }> {
   if (rp.dataSize > MAX_LINK) corrupt(`${where}: reparse data of ${rp.dataSize} bytes`);
   const b = new Uint8Array(rp.dataSize);
   await ntfs_readattr(nmp, rp, 0, b, where, n.cache);
   if (b.length < 8) corrupt(`${where}: reparse data of ${b.length} bytes`);
   const tag = u32(b, 0), len = u16(b, 4);
-  if (tag !== IO_REPARSE_TAG_SYMLINK && tag !== IO_REPARSE_TAG_MOUNT_POINT) return null;
+  if (8 + len > b.length) corrupt(`${where}: reparse data length ${len}`);
+  if (tag === IO_REPARSE_TAG_LX_SYMLINK) {
+    // A version (2), then the target in UTF-8.
+    const t = len > 4 ? Buffer.from(b.subarray(12, 8 + len)).toString('utf8') : '';
+    if (t === '' || t.includes('\0')) corrupt(`${where}: WSL symlink target is empty or holds NUL`);
+    return { tag, target: t };
+  }
+  if (tag !== IO_REPARSE_TAG_SYMLINK && tag !== IO_REPARSE_TAG_MOUNT_POINT) return { tag };
+  return { tag, target: await linkTarget(nmp, n, tag, b.subarray(8, 8 + len), where) };
+}
+
+/** The target of a Windows symlink or junction (d: its reparse data after the 8-byte header). */
+async function linkTarget(nmp: NtfsMount, n: NtfsNode, tag: number, d: Uint8Array, where: string): Promise<string> {
   const hdr = tag === IO_REPARSE_TAG_SYMLINK ? 12 : 8;
-  if (8 + len > b.length || len < hdr) corrupt(`${where}: reparse data length ${len}`);
-  const d = b.subarray(8, 8 + len);
+  if (d.length < hdr) corrupt(`${where}: reparse data length ${d.length}`);
   const substOfs = u16(d, 0), substLen = u16(d, 2);
   if (substLen === 0 || substLen & 1 || hdr + substOfs + substLen > d.length) corrupt(`${where}: reparse target (${substLen} bytes at ${substOfs}) does not fit`);
   const subst = utf16(d, hdr + substOfs, substLen / 2);
@@ -135,8 +150,9 @@ async function reparseTarget(nmp: NtfsMount, n: NtfsNode, rp: NtfsAttr, where: s
   const relative = tag === IO_REPARSE_TAG_SYMLINK && (u32(d, 8) & 1) !== 0;
   if (relative) return subst.replace(/\\/g, '/');
   // "\??\C:\dir\file": a path on a drive. Taken as this volume, it is made
-  // relative to the link (as ntfs-3g does), so it works wherever the volume
-  // is mounted. Other forms (volume GUIDs, UNC) are shown as they are.
+  // relative to the link, so it works wherever the volume is mounted
+  // (ntfs-3g puts its own mount point in front instead). Other forms
+  // (volume GUIDs, UNC) are shown as they are.
   const m = /^\\\?\?\\[A-Za-z]:(\\.*)?$/.exec(subst);
   if (!m) return subst.replace(/\\/g, '/');
   const rest = (m[1] ?? '').replace(/^\\+/, '').replace(/\\/g, '/');

@@ -49,6 +49,10 @@ async function ntfs_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: nu
   if (vp.type === VType.VDIR) throw kerr('EISDIR');
   if (vp.type !== VType.VREG) throw kerr('EINVAL');
   const n = vp.node<NtfsNode>();
+  if (n.foreignTag !== undefined) {
+    log(`ntfs: file ${n.ino}: reparse point with tag ${n.foreignTag.toString(16)}h (dedup, cloud or WOF file): its data is not in the file; not read`);
+    throw kerr('EOPNOTSUPP', `reparse point ${n.foreignTag.toString(16)}h`);
+  }
   if (!n.data) return 0;
   return ntfs_readattr(vp.mount.priv<NtfsMount>(), n.data, offset, buf, `file ${n.ino}`, n.cache);
 }
