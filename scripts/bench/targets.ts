@@ -208,7 +208,43 @@ const udf: FsGroup = {
   ],
 };
 
-export const GROUPS: readonly FsGroup[] = [tmpfs, fat, iso, udf];
+const ntfs: FsGroup = {
+  id: 'ntfs',
+  title: 'NTFS (image file, read-only)',
+  readOnly: true,
+  treeThroughMount: false,
+  prepare(ctx) {
+    // mkntfs, then filled through ntfs-3g (as root: a FUSE mount of the image file).
+    if (!isRoot) throw new Error('ntfs: building the image needs root (an ntfs-3g mount)');
+    const img = path.join(ctx.work, 'bench-ntfs.img');
+    writeFileSync(img, '');
+    spawnSync('truncate', ['-s', String(roomFor(ctx.opts) + ctx.opts.size), img]);
+    check(['mkntfs', '-F', '-f', '-Q', '-L', 'BENCH', img]);
+    const mnt = path.join(ctx.work, 'ntfs-fill');
+    mkdirSync(mnt);
+    check(['ntfs-3g', img, mnt]);
+    try {
+      writeBigFile(path.join(mnt, BIG), ctx.opts.size);
+      mkdirSync(path.join(mnt, META_DIR));
+      for (let i = 0; i < ctx.opts.files; i++) writeFileSync(path.join(mnt, META_DIR, fileName(i)), '');
+      check(['cp', '-r', ctx.hostTree, path.join(mnt, TREE_DIR)]);
+    } finally {
+      check(['fusermount', '-u', mnt]);
+      // ntfs-3g finishes writing the image as it exits.
+      for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', `ntfs-3g ${img} ${mnt}`]).status === 0; i++) spawnSync('sleep', ['0.1']);
+    }
+    // Read-only: every session shares the image.
+    return () => ({ path: img, discard() {} });
+  },
+  targets: [
+    { id: 'rump_ntfs', role: 'subject', kind: 'launcher', persistent: true,
+      command: (ctx, img, mnt) => [...serverCommand('rump_ntfs'), img!, mnt] },
+    { id: 'ntfs-3g -o ro', role: 'alternative', kind: 'foreground', persistent: true,
+      command: (_, img, mnt) => ['ntfs-3g', '-o', 'ro,no_detach', img!, mnt] },
+  ],
+};
+
+export const GROUPS: readonly FsGroup[] = [tmpfs, fat, iso, udf, ntfs];
 
 /** Build the C programs into dir when missing or older than their source. */
 export function buildC(root: string, dir: string): Context['bin'] {

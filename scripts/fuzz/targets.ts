@@ -4,6 +4,7 @@
 import { cd9660 } from './fs_cd9660.js';
 import { msdos } from './fs_msdos.js';
 import { udf } from './fs_udf.js';
+import { ntfs } from './fs_ntfs.js';
 import type { Region } from './mutate.js';
 import type { SeedSpec } from './seeds.js';
 
@@ -18,4 +19,4 @@ export interface FuzzTarget {
   regions(image: Uint8Array): Region[];
 }
 
-export const targets: Record<string, FuzzTarget> = { msdos, cd9660, udf };
+export const targets: Record<string, FuzzTarget> = { msdos, cd9660, udf, ntfs };

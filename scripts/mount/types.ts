@@ -12,7 +12,9 @@ export class MountError extends Error {
 }
 
 /** Kernel file system type -> its server; null: the type is known but has no driver yet. */
-const SERVERS: Record<string, string | null> = { msdos: 'rump_msdos', cd9660: 'rump_cd9660', tmpfs: 'rump_tmpfs', ext2fs: null, udf: 'rump_udf' };
+const SERVERS: Record<string, string | null> = {
+  msdos: 'rump_msdos', cd9660: 'rump_cd9660', tmpfs: 'rump_tmpfs', ext2fs: null, udf: 'rump_udf', ntfs: 'rump_ntfs',
+};
 
 /** Linux and NetBSD names -> kernel type. */
 const ALIASES: Record<string, string> = {
@@ -21,6 +23,7 @@ const ALIASES: Record<string, string> = {
   ext2fs: 'ext2fs', ext2: 'ext2fs', ext3: 'ext2fs', ext4: 'ext2fs',
   tmpfs: 'tmpfs',
   udf: 'udf',
+  ntfs: 'ntfs', ntfs3: 'ntfs',
 };
 
 /** The FUSE mount types our servers make (fuse.<subtype>, the subtype being the kernel type). */

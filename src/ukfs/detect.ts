@@ -42,6 +42,11 @@ async function isExt2(dev: BlockDevice): Promise<boolean> {
   return sb !== null && sb[0] === 0x53 && sb[1] === 0xef;
 }
 
+async function isNtfs(dev: BlockDevice): Promise<boolean> {
+  const oem = await bytesAt(dev, 3, 8);
+  return oem !== null && String.fromCharCode(...oem) === 'NTFS    ';
+}
+
 async function isFat(dev: BlockDevice): Promise<boolean> {
   const bs = await bytesAt(dev, 0, 512);
   if (!bs || bs[510] !== 0x55 || bs[511] !== 0xaa) return false;
@@ -52,11 +57,13 @@ async function isFat(dev: BlockDevice): Promise<boolean> {
     v.getUint16(14, true) > 0 && bs[16] >= 1 && bs[16] <= 4 && (media === 0xf0 || media >= 0xf8);
 }
 
-/** The driver name for the file system on dev: 'udf', 'cd9660', 'ext2fs' or 'msdos'. ENODEV if none. */
+/** The driver name for the file system on dev: 'udf', 'cd9660', 'ext2fs', 'ntfs' or 'msdos'. ENODEV if none. */
 export async function detectType(dev: BlockDevice): Promise<string> {
   if (await isUdf(dev)) return 'udf';
   if (await isIso9660(dev)) return 'cd9660';
   if (await isExt2(dev)) return 'ext2fs';
+  // Before FAT: an NTFS boot sector also ends in 55 AA and has a BPB.
+  if (await isNtfs(dev)) return 'ntfs';
   if (await isFat(dev)) return 'msdos';
-  throw kerr('ENODEV', `${dev.path}: no FAT, ISO 9660, UDF or ext2/3/4 file system found`);
+  throw kerr('ENODEV', `${dev.path}: no FAT, NTFS, ISO 9660, UDF or ext2/3/4 file system found`);
 }

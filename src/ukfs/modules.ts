@@ -7,12 +7,14 @@ const modules: Record<string, () => Promise<unknown>> = {
   msdos: () => import('../fs/msdosfs/index.js'),
   cd9660: () => import('../fs/cd9660/index.js'),
   udf: () => import('../fs/udf/index.js'),
+  ntfs: () => import('../fs/ntfs/index.js'),
 };
 
 /** Linux and NetBSD names for the same driver. */
 const aliases: Record<string, string> = {
   msdosfs: 'msdos', vfat: 'msdos', fat: 'msdos',
   iso9660: 'cd9660',
+  ntfs3: 'ntfs',
 };
 
 export function canonicalType(type: string): string {
