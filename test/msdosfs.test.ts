@@ -315,6 +315,38 @@ describe('msdosfs: vfat semantics', () => {
     expect(mtree(img).get('/plain.txt')).toBe(sha(Buffer.from('p')));
   });
 
+  it('case-only renames change the stored name (long, 8.3 and directory), as a rename to the short alias does (Windows)', async () => {
+    for (const c of [configs.fat16s1, configs.fat32s1]) {
+      const img = mkfs(c.kb, c.args);
+      const fs = await mnt(img);
+      await fs.writeFile('/MixedCase.Txt', 'm');
+      await fs.writeFile('/readme.txt', 'r');
+      await fs.writeFile('/Other File.txt', 'o');
+      await fs.mkdir('/Some Dir');
+      await fs.writeFile('/Some Dir/inner.txt', 'i');
+      await fs.rename('/MixedCase.Txt', '/MIXEDCASE.TXT');
+      await fs.rename('/readme.txt', '/README.TXT');
+      await fs.rename('/Some Dir', '/SOME DIR');
+      // Its short alias: the long name goes, as with Windows' ren.
+      await fs.rename('/Other File.txt', '/OTHERF~1.TXT');
+      expect((await fs.readdir('/')).sort()).toEqual(['MIXEDCASE.TXT', 'OTHERF~1.TXT', 'README.TXT', 'SOME DIR']);
+      expect((await fs.readFile('/mixedcase.txt')).toString()).toBe('m');
+      expect((await fs.readFile('/SOME DIR/inner.txt')).toString()).toBe('i');
+      await umnt(fs);
+      fsck(img);
+      const listing = mt('mdir', ['-i', img, '-a', '::']);
+      expect(listing).toMatch(/MIXEDC~1 TXT +1 .* MIXEDCASE\.TXT\n/);
+      expect(listing).toMatch(/\nREADME {3}TXT +1 [^\n]*\d\s*\n/);
+      expect(listing).toMatch(/SOMEDI~1 +<DIR> .* SOME DIR\n/);
+      expect(listing).toMatch(/\nOTHERF~1 TXT +1 [^\n]*\d\s*\n/);
+      expect(listing).not.toMatch(/MixedCase|readme|Some Dir|Other File/);
+      expect(mtree(img)).toEqual(new Map([
+        ['/MIXEDCASE.TXT', sha(Buffer.from('m'))], ['/README.TXT', sha(Buffer.from('r'))],
+        ['/OTHERF~1.TXT', sha(Buffer.from('o'))], ['/SOME DIR', 'dir'], ['/SOME DIR/inner.txt', sha(Buffer.from('i'))],
+      ]));
+    }
+  });
+
   it('attributes: read-only <-> write bits, mask options, chown and links refused', async () => {
     const img = mkfs(16384, ['-F', '16']);
     const fs = await mnt(img, { uid: 1000, gid: 100, mask: '750', dirmask: '700' });

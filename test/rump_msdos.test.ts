@@ -313,6 +313,25 @@ touch -d '1999-12-31 23:59:59' t/moved.C`;
     expect(mdir).toMatch(/\nLOWER +TXT +\d+ [\d-]+ +[\d:]+ +lower\.txt\n/);
   });
 
+  it('rename(2) to the same name in other case changes the name; mdir shows it after', async () => {
+    const dir = tempDir('rump-msdos-');
+    const img = mkfs(dir, 16384, ['-F', '16']);
+    const m = mountImage(img);
+    shOk(`cd '${m.mountpoint}' && echo m > MixedCase.Txt && echo r > readme.txt && mkdir 'Some Dir'`);
+    // util-linux rename calls rename(2); GNU mv refuses first ("are the same file": one inode), as on Linux's vfat.
+    shOk(`cd '${m.mountpoint}' && rename.ul MixedCase.Txt MIXEDCASE.TXT MixedCase.Txt && rename.ul readme README readme.txt && rename.ul Some SOME 'Some Dir'`);
+    expect(shOk(`ls '${m.mountpoint}'`)).toBe('MIXEDCASE.TXT\nREADME.txt\nSOME Dir\n');
+    expect(shOk(`cat '${m.mountpoint}/mixedcase.txt'`)).toBe('m\n');
+    await rumpUnmount(m);
+    fsckClean(img);
+    const mdir = mtools('mdir', ['-i', img, '::']);
+    expect(mdir).toMatch(/\nMIXEDC~1 TXT +2 [\d-]+ +[\d:]+ +MIXEDCASE\.TXT\n/);
+    // Base in upper case, extension in lower: stored short with the NT case flag.
+    expect(mdir).toMatch(/\nREADME +txt +2 [\d-]+ +[\d:]+ *\n/);
+    expect(mdir).toMatch(/\nSOMEDI~1 +<DIR> +[\d-]+ +[\d:]+ +SOME Dir\n/);
+    expect(mdir).not.toMatch(/MixedCase|readme|Some Dir/);
+  });
+
   it('tz=UTC reads the FAT times as UTC; -t gmtoff shifts them', async () => {
     const dir = tempDir('rump-msdos-');
     const img = mkfs(dir, 16384, ['-F', '16']);

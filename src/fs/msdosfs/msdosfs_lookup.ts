@@ -329,9 +329,11 @@ async function dir_write_slots(dep: Denode, slots: number[], fill: (d: Uint8Arra
  * Make an entry for name (checked, stripped) in directory dep from the
  * template (its name and NT case are chosen here). Returns the device offset
  * of the short entry. The directory grows by a cluster when full (a
- * FAT12/16 root cannot: ENOSPC).
+ * FAT12/16 root cannot: ENOSPC). `replacing`: an entry of dep the caller
+ * removes next (a rename to its own name in other case), whose short name
+ * the new entry may take over and whose names then find the new entry.
  */
-export async function dir_create(dep: Denode, name: string, tmpl: Direntry): Promise<number> {
+export async function dir_create(dep: Denode, name: string, tmpl: Direntry, replacing?: DirSlot): Promise<number> {
   const dmp = dep.dmp;
   const cached = dep.shorts;
   const taken = cached ?? new Map<string, number>();
@@ -348,7 +350,13 @@ export async function dir_create(dep: Denode, name: string, tmpl: Direntry): Pro
   dep.shorts = taken;
   const end = scan.end;
   let total = scan.total;
-  const short = shortname_make(name, dmp.args.shortname, dmp.args.codepage, taken);
+  if (replacing) countShort(taken, key11(replacing.de.name), -1);
+  let short: ReturnType<typeof shortname_make>;
+  try {
+    short = shortname_make(name, dmp.args.shortname, dmp.args.codepage, taken);
+  } finally {
+    if (replacing) countShort(taken, key11(replacing.de.name), 1);
+  }
   const need = short.lfn ? lfn_count(name) + 1 : 1;
   let found = runs.find(([, n]) => n >= need)?.[0] ?? -1;
   if (found < 0) {
@@ -383,7 +391,7 @@ export async function dir_create(dep: Denode, name: string, tmpl: Direntry): Pro
   countShort(taken, key11(short.name), 1);
   // The caller found no entry by this name, and the short name is not taken.
   for (const k of nameKeys(short.lfn ? name : null, short.name, dmp.args.codepage)) {
-    if (!dep.names?.has(k)) dep.names?.set(k, off);
+    if (replacing || !dep.names?.has(k)) dep.names?.set(k, off);
   }
   return off;
 }

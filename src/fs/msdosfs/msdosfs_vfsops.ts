@@ -45,6 +45,7 @@ async function dirLinks(dep: Denode): Promise<number> {
 export const msdosfs_vfsops: VfsOps = {
   name: 'msdos',
   aliases: ['vfat', 'msdosfs', 'fat'],
+  caseInsensitive: true,
   label: mp => msdosfs_getlabel(mp),
 
   async mount(mp: Mount, margs: MountArgs): Promise<void> {

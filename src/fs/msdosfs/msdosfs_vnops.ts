@@ -262,8 +262,11 @@ export const msdosfs_vnodeops: VnodeOps = {
       orphan(tvp);
       if (tdep.isDir) tddep.nlink--;
     }
+    // Its own name in other case (the kernel passes no target): the new
+    // spelling may take over the old entry's short name.
+    const recase = !tvp && fddep === tddep && await dir_lookup(tddep, lname) === fdep.entryOff;
     // The new entry first, then the old one goes: the file is never without a name.
-    const off = await dir_create(tddep, lname, { ...fdep.de });
+    const off = await dir_create(tddep, lname, { ...fdep.de }, recase ? fe : undefined);
     await dir_remove(fddep, fe);
     fdep.entryOff = off;
     fdep.dirty = false;
