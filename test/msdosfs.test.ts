@@ -540,6 +540,36 @@ describe('msdosfs: corrupt images give errors, not crashes or hangs', () => {
 });
 
 describe('msdosfs: allocation, options, limits', () => {
+  it('20,000 files with one long-name prefix in one directory: each create costs about the same; ~N reuse after removal', async () => {
+    const img = mkfs(200_000, ['-F', '32']);
+    const fs = await mnt(img);
+    const N = 20_000, ms: number[] = [];
+    let t = performance.now();
+    for (let i = 1; i <= N; i++) {
+      await fs.writeFile(`/file${String(i).padStart(5, '0')}.txt`, 'x');
+      if (i % 1000 === 0) { const now = performance.now(); ms.push(now - t); t = now; }
+    }
+    const first = ms[0], last = ms[ms.length - 1];
+    console.log(`msdosfs: ${N} creates: first thousand ${Math.round(1e6 / first)}/s, last thousand ${Math.round(1e6 / last)}/s; ` +
+      `per thousand (ms): ${ms.map(Math.round).join(' ')}`);
+    // The linear ~N search made the last thousand 15 times slower than the first.
+    expect(last).toBeLessThan(Math.max(4 * first, 1500));
+    // Freed tails and slots are taken again, lowest first.
+    await fs.unlink('/file00005.txt');
+    await fs.unlink('/file00777.txt');
+    await fs.writeFile('/file00005 again.txt', 'y');
+    await fs.writeFile('/file00777 again.txt', 'z');
+    await umnt(fs);
+    fsck(img);
+    const listing = execFileSync('mdir', ['-i', img, '::'], { env, maxBuffer: 64 << 20 }).toString();
+    expect(listing).toMatch(/\nFILE00~5 TXT +1 .* file00005 again\.txt\n/);
+    expect(listing).toMatch(/\nFILE~777 TXT +1 .* file00777 again\.txt\n/);
+    expect(listing).toMatch(/\nFILE20~1 TXT +1 .* file20000\.txt\n/);
+    expect(listing).toMatch(/\n +20000 files +20 000 bytes\n/);
+    const shorts = [...listing.matchAll(/\n(\S+ +\S+) +1 /g)].map(m => m[1]);
+    expect(new Set(shorts).size).toBe(N);
+  }, 80_000);
+
   it('keeps a file written sequentially contiguous; parallel writers leave a clean volume', async () => {
     const img = mkfs(16384, ['-F', '16', '-s', '1']);
     const fs = await mnt(img);
