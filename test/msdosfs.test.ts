@@ -3,7 +3,9 @@
 // fsck.fat and read back by mtools; corrupt images give errors, not hangs.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import fs_ from 'node:fs';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -81,6 +83,24 @@ function cleanBit(img: string): boolean {
   if (!fat32 && data / b[13] < 4085) return true;
   const f = peek(img, rsvd * bps, 8);
   return fat32 ? (f.readUInt32LE(4) & 0x08000000) !== 0 : (f.readUInt16LE(2) & 0x8000) !== 0;
+}
+
+/** What the kernel logs (to fd 2 through rumpuser) while fn runs. */
+async function kernelLog(fn: () => Promise<void>): Promise<string> {
+  const orig = fs_.writeSync;
+  let out = '';
+  fs_.writeSync = ((fd: number, data: unknown, ...rest: unknown[]) => {
+    if (fd === 2 && typeof data === 'string') { out += data; return data.length; }
+    return (orig as (...a: unknown[]) => number)(fd, data, ...rest);
+  }) as typeof fs_.writeSync;
+  syncBuiltinESMExports();
+  try {
+    await fn();
+  } finally {
+    fs_.writeSync = orig;
+    syncBuiltinESMExports();
+  }
+  return out;
 }
 
 async function code(p: Promise<unknown>): Promise<string> {
@@ -227,6 +247,38 @@ describe('msdosfs: writing, judged by fsck.fat and mtools', () => {
       await umnt(fs);
       expect(cleanBit(img)).toBe(true);
       fsck(img);
+    }
+  });
+
+  it('a volume left dirty (boot sector flag or FAT[1]) mounts read-write with the kernel\'s warning; a clean unmount clears both', async () => {
+    const warning = /msdosfs: .*: Volume was not properly unmounted\. Some data may be corrupt\. Please run fsck\./;
+    for (const c of [configs.fat12s1, configs.fat16s1, configs.fat32s1]) {
+      for (const how of ['boot', 'fat'] as const) {
+        if (how === 'fat' && c === configs.fat12s1) continue; // FAT12 has no FAT[1] bit
+        const img = mkfs(c.kb, c.args);
+        const b = peek(img, 0, 512);
+        const stateOff = b.readUInt16LE(22) === 0 ? 65 : 37;
+        if (how === 'boot') patch(img, stateOff, Buffer.from([b[stateOff] | 1]));
+        else {
+          const fat1 = b.readUInt16LE(14) * 512 + (c === configs.fat32s1 ? 4 : 2);
+          patch(img, fat1, Buffer.from(c === configs.fat32s1 ? [0xff, 0xff, 0xff, 0x07] : [0xff, 0x7f]));
+        }
+        expect(spawnSync('fsck.fat', ['-n', img]).stdout.toString(), `${c.name} ${how}`).toMatch(/Dirty bit is set/);
+        // Read-only: no warning (nothing is written), the flag stays for fsck.
+        let log = await kernelLog(async () => { await umnt(await mnt(img, {}, true)); });
+        expect(log).not.toMatch(warning);
+        log = await kernelLog(async () => {
+          const fs = await mnt(img);
+          // Marked dirty in the boot sector too while mounted.
+          expect(peek(img, stateOff, 1)[0] & 1).toBe(1);
+          await fs.writeFile('/a', 'a');
+          await umnt(fs);
+        });
+        expect(log, `${c.name} ${how}`).toMatch(warning);
+        expect(peek(img, stateOff, 1)[0] & 1).toBe(0);
+        expect(cleanBit(img)).toBe(true);
+        fsck(img);
+      }
     }
   });
 

@@ -9,8 +9,8 @@ import { closeSync, mkdirSync, openSync, readFileSync, readSync, utimesSync, wri
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  SKIP_FUSE, cleanupMounts, ensureBuilt, mountAt, pattern, processGone, rumpMount, rumpUnmount, run, serverPids, serverScript,
-  sh, tempDir,
+  SKIP_FUSE, cleanupMounts, ensureBuilt, mountAt, pattern, processGone, rumpMount, rumpMountForeground, rumpUnmount, run,
+  serverPids, serverScript, sh, tempDir, waitFor,
 } from './helpers/mount.js';
 
 const env = { ...process.env, MTOOLS_SKIP_CHECK: '1', TZ: 'UTC', LC_ALL: 'C.UTF-8' };
@@ -330,6 +330,26 @@ touch -d '1999-12-31 23:59:59' t/moved.C`;
     expect(mdir).toMatch(/\nREADME +txt +2 [\d-]+ +[\d:]+ *\n/);
     expect(mdir).toMatch(/\nSOMEDI~1 +<DIR> +[\d-]+ +[\d:]+ +SOME Dir\n/);
     expect(mdir).not.toMatch(/MixedCase|readme|Some Dir/);
+  });
+
+  it('a volume left dirty: rump_msdos -f prints the kernel\'s warning; after umount fsck.fat finds it clean', async () => {
+    const dir = tempDir('rump-msdos-');
+    const img = mkfs(dir, 16384, ['-F', '16']);
+    poke(img, 37, Buffer.from([peek(img, 37, 1)[0] | 1])); // the boot sector's dirty flag, as a crash leaves it
+    expect(run('fsck.fat', ['-n', img]).stdout).toMatch(/Dirty bit is set/);
+    const mp = path.join(dir, 'mnt');
+    mkdirSync(mp);
+    const fg = rumpMountForeground('rump_msdos', [img, mp]);
+    try {
+      await waitFor('rump_msdos mount', () => mountAt(mp)?.fstype === 'fuse.msdos' || fg.child.exitCode !== null);
+      expect(fg.stderr()).toMatch(/Volume was not properly unmounted\. Some data may be corrupt\. Please run fsck\./);
+      shOk(`echo a > '${mp}/a'`);
+    } finally {
+      execFileSync('umount', [mp]);
+    }
+    expect(await fg.exit).toBe(0);
+    fsckClean(img);
+    expect(cleanBit(img)).toBe(true);
   });
 
   it('tz=UTC reads the FAT times as UTC; -t gmtoff shifts them', async () => {
