@@ -69,6 +69,8 @@ const IGNORED = new Set([
   'rump', 'defaults', 'auto', 'noauto', 'nofail', 'nosuid', 'nodev', 'suid', 'dev', 'async', 'user', 'nouser', 'users',
   'owner', 'group', '_netdev', 'atime', 'noatime', 'relatime', 'norelatime', 'strictatime', 'nostrictatime', 'lazytime',
   'nolazytime', 'diratime', 'nodiratime', 'silent', 'loud',
+  // FUSE's: a mount point need not be empty.
+  'nonempty',
 ]);
 
 export interface GenericOptions {

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseMsdos } from '../servers/msdos_options.js';
 import {
   SKIP_FUSE, cleanupMounts, ensureBuilt, mountAt, pattern, processGone, rumpMount, rumpMountForeground, rumpUnmount, run,
   serverPids, serverScript, sh, tempDir, waitFor,
@@ -367,6 +368,85 @@ touch -d '1999-12-31 23:59:59' t/moved.C`;
       await rumpUnmount(m);
     }
     expect(times).toEqual(['2020-06-01 12:00:00.000000000 +0000\n', '2020-06-01 10:00:00.000000000 +0000\n']);
+  });
+
+  it('Linux vfat options honoured: showexec, quiet, dirsync, flush, allow_utime, time_offset, rodir, nonumtail, nfs=nostale_ro', async () => {
+    const dir = tempDir('rump-msdos-');
+    const img = mkfs(dir, 16384, ['-F', '16']);
+    const f = path.join(dir, 'f');
+    writeFileSync(f, 'f\n');
+    const t = new Date('2020-06-01T12:00:00Z');
+    utimesSync(f, t, t);
+    mtools('mcopy', ['-m', '-i', img, f, '::T.TXT']); // FAT local time 12:00:00 (mtools with TZ=UTC)
+    mtools('mmd', ['-i', img, '::RO']);
+    mtools('mattrib', ['-i', img, '+r', '::RO']);
+    const seenWhileMounted = () => run('mdir', ['-i', img, '::'], { env }).stdout;
+    const typeWhileMounted = (name: string) => run('mtype', ['-i', img, `::${name}`], { env }).stdout;
+    const settle = (ms: number) => new Promise(r => setTimeout(r, ms));
+
+    // Without the options: Linux's defaults (and delayed writes, 5 s).
+    let m = mountImage(img);
+    shOk(`cd '${m.mountpoint}' && mkdir D0 && echo data0 > F0.TXT && echo x > a0.exe && echo y > 'Long File Name.txt'`);
+    await settle(300);
+    expect(seenWhileMounted()).not.toMatch(/D0|F0/);
+    expect(shOk(`cd '${m.mountpoint}' && stat -c '%n %a' a0.exe F0.TXT RO && TZ=UTC stat -c %y T.TXT`)).toBe(
+      'a0.exe 755\nF0.TXT 755\nRO 755\n2020-06-01 12:00:00.000000000 +0000\n');
+    expect(run('chown', ['1234', path.join(m.mountpoint, 'F0.TXT')]).stderr).toMatch(/Operation not permitted/);
+    await rumpUnmount(m);
+    expect(mtools('mdir', ['-i', img, '::'])).toMatch(/\nLONGFI~1 TXT +2 .* Long File Name\.txt\n/);
+
+    m = mountImage(img, ['-o', 'showexec,quiet,dirsync,flush,allow_utime=2,time_offset=120,rodir,nonumtail,umask=0']);
+    shOk(`chmod 755 '${dir}'`);
+    shOk(`cd '${m.mountpoint}' && mkdir D1`);
+    // dirsync: the new directory is on the image at once.
+    expect(seenWhileMounted()).toMatch(/\nD1 +<DIR> /);
+    shOk(`cd '${m.mountpoint}' && echo data1 > F1.TXT && echo x > a1.exe && echo y > 'Long File Name 2.txt'`);
+    // flush: a closed file's data is on the image at once (FUSE's release comes after close returns).
+    await waitFor('F1.TXT on the image', () => typeWhileMounted('F1.TXT') === 'data1\n', 2000);
+    expect(shOk(`cd '${m.mountpoint}' && stat -c '%n %a' a1.exe F1.TXT RO D1 && TZ=UTC stat -c %y T.TXT`)).toBe(
+      'a1.exe 777\nF1.TXT 666\nRO 555\nD1 777\n2020-06-01 10:00:00.000000000 +0000\n');
+    // quiet: chown succeeds and changes nothing.
+    shOk(`chown 1234:1234 '${m.mountpoint}/F1.TXT'`);
+    expect(shOk(`stat -c %u '${m.mountpoint}/F1.TXT'`)).toBe('0\n');
+    // allow_utime=2: others may set times.
+    const touch = run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'touch', '-d', '2021-01-01 00:00:00', path.join(m.mountpoint, 'F1.TXT')]);
+    expect(touch.stderr).toBe('');
+    expect(touch.status).toBe(0);
+    await rumpUnmount(m);
+    fsckClean(img);
+    const mdir = mtools('mdir', ['-i', img, '::']);
+    // nonumtail: the first shortened name without ~N.
+    expect(mdir).toMatch(/\nLONGFILE TXT +2 .* Long File Name 2\.txt\n/);
+
+    // allow_utime=20: the group only (Linux's default follows dmask: umask=0 lets others too).
+    m = mountImage(img, ['-o', 'umask=0,allow_utime=20']);
+    expect(run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'touch', '-d', '2021-01-01', path.join(m.mountpoint, 'F1.TXT')]).stderr)
+      .toMatch(/Operation not permitted/);
+    await rumpUnmount(m);
+
+    m = mountImage(img, ['-o', 'nfs=nostale_ro']);
+    expect(run('touch', [path.join(m.mountpoint, 'new')]).stderr).toMatch(/Read-only file system/);
+    await rumpUnmount(m);
+  });
+
+  it('Linux fat/vfat options that change nothing here are accepted (bad values refused); unknown ones still refused', async () => {
+    const dir = tempDir('rump-msdos-');
+    const img = mkfs(dir, 16384, ['-F', '16']);
+    const noops = 'errors=remount-ro,check=strict,iocharset=iso8859-1,nls=utf8,utf8=0,utf8,uni_xlate,discard,fat=16,' +
+      'blocksize=512,usefree,debug,sys_immutable,dots,nodots,dotsOK=no,posix,conv=binary,cvf_format=none,cvf_option=x,' +
+      'dos1xfloppy,nonempty,nfs,nfs=stale_rw';
+    const m = mountImage(img, ['-o', noops]);
+    shOk(`echo a > '${m.mountpoint}/a'`);
+    await rumpUnmount(m);
+    fsckClean(img);
+    for (const bad of ['errors=ignore', 'check=x', 'fat=8', 'blocksize=4096', 'dotsOK=maybe', 'discard=1', 'time_offset=x',
+      'allow_utime=9', 'nfs=x', 'showexec=1', 'iocharset', 'bogus', 'toString']) {
+      expect(() => parseMsdos(['-o', bad, img, '/mnt']), bad).toThrow(/^(bad value for|option \w+ (needs a value|takes no value)|unknown option|bad mode for)/);
+    }
+    const mp = path.join(dir, 'mnt');
+    const r = run(process.execPath, [serverScript('rump_msdos'), '-o', 'errors=ignore', img, mp], { env });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('rump_msdos: bad value for errors: ignore\nusage: rump_msdos [-fl] [-u uid] [-g gid] [-m mask] [-M mask] [-t gmtoff] [-o options] special node\n');
   });
 
   it('a bad boot sector: exit 32 with a clear message, the image untouched', () => {

@@ -105,7 +105,8 @@ export class Denode {
     for (const c of got.slice(0, Math.max(0, written - (ch.length - got.length)))) {
       const bp = await getblk(this.dmp.dev, this.dmp.cntobyte(c), cs, owner);
       bp.data.fill(0);
-      await mount_bwrite(this.dmp.mp, bp);
+      if (owner === this.dmp.meta) await this.dmp.dirWrite(bp);
+      else await mount_bwrite(this.dmp.mp, bp);
     }
     return got;
   }

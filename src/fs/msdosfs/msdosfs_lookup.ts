@@ -2,7 +2,7 @@
 // long names (deleted and orphaned long entries ignored, as Windows and
 // Linux do), name matching, short-name generation with ~N tails, making and
 // removing entries.
-import { brelse, bread, kerr, log, mount_bwrite, type Buf } from '../../kern/index.js';
+import { brelse, bread, kerr, log, type Buf } from '../../kern/index.js';
 import { Denode } from './denode.js';
 import {
   ATTR_DIRECTORY, ATTR_LFN, ATTR_VOLUME, CASE_LOWER_BASE, CASE_LOWER_EXT, DIRENT_SIZE, LFN_CHARS, LFN_LAST,
@@ -226,7 +226,7 @@ export async function dir_set_dotdot(dep: Denode, cl: number): Promise<void> {
   const bp = await bread(dmp.dev, blk.off, blk.size, dmp.meta);
   const de = direntry_decode(bp.data, DIRENT_SIZE, dmp.fat32);
   direntry_encode(bp.data, DIRENT_SIZE, { ...de, cluster: cl });
-  await mount_bwrite(dmp.mp, bp);
+  await dmp.dirWrite(bp);
 }
 
 // ---- short names ----
@@ -252,9 +252,9 @@ function toBytes(base: number[], ext: number[]): Uint8Array {
  * short; with shortname=mixed or winnt, 8.3 names whose base and extension
  * are each in one case too, with the NT lower-case flags. Others get a
  * generated short name: upper case, invalid characters as `_`, and a `~N`
- * tail when it was shortened, lossy or taken.
+ * tail when it was shortened, lossy (unless nonumtail) or taken.
  */
-export function shortname_make(name: string, mode: ShortnameMode, cp: Codepage, taken: ShortNames):
+export function shortname_make(name: string, mode: ShortnameMode, cp: Codepage, taken: ShortNames, nonumtail = false):
   { name: Uint8Array; ntcase: number; lfn: boolean } {
   const dot = name.lastIndexOf('.');
   if (!name.startsWith('.') && name.indexOf('.') === dot) {
@@ -297,7 +297,8 @@ export function shortname_make(name: string, mode: ShortnameMode, cp: Codepage, 
   let base = conv(baseStr, 8);
   const ext = conv(extStr, 3);
   if (base.length === 0) { base = [0x5f]; lossy = true; }
-  if (!lossy) {
+  // nonumtail: a shortened or lossy name, too, without ~N while it is free.
+  if (!lossy || nonumtail) {
     const bytes = toBytes(base, ext);
     if (!taken.has(bytes)) return { name: bytes, ntcase: 0, lfn: true };
   }
@@ -320,7 +321,7 @@ async function dir_write_slots(dep: Denode, slots: number[], fill: (d: Uint8Arra
     for (; i < slots.length && Math.floor(slots[i] / per) === bi; i++) {
       fill(bp.data, (slots[i] % per) * DIRENT_SIZE, slots[i]);
     }
-    await mount_bwrite(dmp.mp, bp);
+    await dmp.dirWrite(bp);
   }
 }
 
@@ -338,7 +339,7 @@ export async function dir_create(dep: Denode, name: string, tmpl: Direntry, repl
   if (replacing) shorts.remove(replacing.de.name);
   let short: ReturnType<typeof shortname_make>;
   try {
-    short = shortname_make(name, dmp.args.shortname, dmp.args.codepage, shorts);
+    short = shortname_make(name, dmp.args.shortname, dmp.args.codepage, shorts, dmp.args.nonumtail);
   } finally {
     if (replacing) shorts.add(replacing.de.name);
   }
