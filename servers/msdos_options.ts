@@ -8,6 +8,44 @@ import type { ServerSpec } from './runner.js';
 
 export const USAGE = 'usage: rump_msdos [-fl] [-u uid] [-g gid] [-m mask] [-M mask] [-t gmtoff] [-o options] special node';
 
+export const HELP = `${USAGE}
+
+Mount the FAT12/16/32 file system (with VFAT long names) on special, an
+image file or block device, at node: the driver runs in a sandboxed rump
+server attached through FUSE. Unmount with umount or rumpumount.
+
+Flags (NetBSD mount_msdos):
+  -f             stay in the foreground (the server's messages on stderr)
+  -r, -w         read-only, read-write (the default)
+  -l             long names (always on; -s and -9 are refused)
+  -u uid, -g gid owner and group of every file (default: the mounter's)
+  -m mask        permission bits files may have (default 755)
+  -M mask        permission bits directories may have (default: -m)
+  -t gmtoff      seconds east of UTC of the times on the medium
+  -o options     comma-separated options, below
+  --help, --version
+
+Options (-o):
+  ro, rw, sync, noexec, exec       as mount(8); dirsync: directory changes written through
+  part=N                           partition N (from 1) of a partitioned disk image
+  rumpuser=NAME                    the unprivileged user the server runs as
+  uid=, gid=, umask=, fmask=, dmask=   as Linux vfat (octal masks of bits cleared)
+  shortname=lower|win95|winnt|mixed    how 8.3 names show and are made (default mixed)
+  codepage=437                     the code page of short names
+  tz=UTC, time_offset=MINUTES      the medium's times are UTC, or MINUTES east of it
+  showexec                         execute bits only for .EXE, .COM and .BAT
+  quiet                            chown succeeds without effect
+  flush                            a closed file is written to the medium at once
+  allow_utime=MASK                 020: the group, 002: others may set times
+  rodir                            the read-only attribute applies to directories
+  nonumtail                        shortened short names without ~1 while free
+  nfs[=stale_rw|nostale_ro]        accepted; nostale_ro mounts read-only
+  accepted without effect: errors=, check=, iocharset=, nls=, utf8[=], uni_xlate,
+    discard, fat=, blocksize=, usefree, dos1xfloppy, sys_immutable, debug, dots,
+    nodots, dotsOK=, posix, conv=, cvf_format=, cvf_option=, nonempty, and
+    mount(8)'s defaults, auto, noauto, nofail, user, nosuid, nodev, noatime, ...
+`;
+
 function parseGmtoff(v: string | true): number {
   if (v === true || !/^[+-]?\d+$/.test(v) || Math.abs(Number(v)) > 24 * 3600) throw new UsageError(`bad value for gmtoff: ${String(v)} (seconds east of UTC)`);
   return Number(v);

@@ -6,7 +6,9 @@
 // showexec, quiet, flush, dirsync, allow_utime=, ..., in msdos_options.ts),
 // plus the generic ro, rw, sync, part=N and rumpuser=NAME.
 import '../src/fs/msdosfs/index.js';
-import { parse, USAGE } from './msdos_options.js';
+import { HELP, parse, USAGE } from './msdos_options.js';
+import { helpAndVersion } from './options.js';
 import { serverMain } from './runner.js';
 
+helpAndVersion('rump_msdos', HELP);
 await serverMain('rump_msdos', USAGE, parse);
