@@ -449,6 +449,48 @@ touch -d '1999-12-31 23:59:59' t/moved.C`;
     expect(r.stderr).toBe('rump_msdos: bad value for errors: ignore\nusage: rump_msdos [-fl] [-u uid] [-g gid] [-m mask] [-M mask] [-t gmtoff] [-o options] special node\n');
   });
 
+  it('two FAT partitions of one disk image mounted read-write at once; a loop device and its backing file refused', async () => {
+    const dir = tempDir('rump-msdos-');
+    const img = path.join(dir, 'disk.img');
+    shOk(`truncate -s 64M '${img}' && printf 'label: dos\nstart=2048,size=30720,type=e\nstart=32768,type=c\n' | sfdisk -q '${img}'`);
+    // (mkfs.vfat warns that the image is larger than the file system.)
+    expect(run('mkfs.vfat', ['-F', '16', '--offset', '2048', img, '15360']).status).toBe(0);
+    expect(run('mkfs.vfat', ['-F', '32', '--offset', '32768', img, '49152']).status).toBe(0);
+    const mnt = (n: string) => { const p = path.join(dir, n); mkdirSync(p, { recursive: true }); return p; };
+    const m1 = rumpMount('rump_msdos', ['-o', 'part=1', img, mnt('boot')], path.join(dir, 'boot'));
+    const m2 = rumpMount('rump_msdos', ['-o', 'part=2', img, mnt('root')], path.join(dir, 'root'));
+    shOk(`echo boot > '${m1.mountpoint}/config.txt' && echo root > '${m2.mountpoint}/fstab'`);
+    // The same partition twice: refused, naming the bytes.
+    const again = run(process.execPath, [serverScript('rump_msdos'), '-o', 'part=1', img, mnt('again')], { env });
+    expect(again.status).toBe(32);
+    expect(again.stderr).toMatch(/bytes 1048576-16777216 are in use read-write by another mount/);
+    await rumpUnmount(m1);
+    await rumpUnmount(m2);
+    for (const [n, start, sectors, file, text] of [[1, 2048, 30720, 'config.txt', 'boot'], [2, 32768, 98304, 'fstab', 'root']] as const) {
+      const part = path.join(dir, `p${n}.img`);
+      shOk(`dd if='${img}' of='${part}' bs=512 skip=${start} count=${sectors} status=none`);
+      fsckClean(part);
+      expect(mtools('mtype', ['-i', part, `::${file}`])).toBe(`${text}\n`);
+    }
+
+    // A loop device over the image: its partition 1 and the image's are the same bytes; partition 2 is not.
+    const loop = run('losetup', ['-f', '--show', img]).stdout.trim();
+    expect(loop).toMatch(/^\/dev\/loop\d+$/);
+    try {
+      const ml = rumpMount('rump_msdos', ['-o', 'part=1', loop, mnt('loop')], path.join(dir, 'loop'));
+      const viaFile = run(process.execPath, [serverScript('rump_msdos'), '-o', 'part=1', img, mnt('file')], { env });
+      expect(viaFile.status).toBe(32);
+      expect(viaFile.stderr).toMatch(/bytes 1048576-16777216 are in use read-write by another mount/);
+      const whole = run(process.execPath, [serverScript('rump_msdos'), '-o', 'ro', img, mnt('file')], { env });
+      expect(whole.status).toBe(32);
+      const m2b = rumpMount('rump_msdos', ['-o', 'part=2', img, path.join(dir, 'root')], path.join(dir, 'root'));
+      await rumpUnmount(m2b);
+      await rumpUnmount(ml);
+    } finally {
+      run('losetup', ['-d', loop]);
+    }
+  });
+
   it('a bad boot sector: exit 32 with a clear message, the image untouched', () => {
     const dir = tempDir('rump-msdos-');
     const img = mkfs(dir, 16384, ['-F', '16']);

@@ -83,7 +83,7 @@ export class HostFile {
       this.flocked = true;
     }
     try {
-      this.claims.push(await claimRange(underlying(this.st), offset, length, !this.readOnly, this.path));
+      this.claims.push(await claimRange(underlying(this.st), offset, length, !this.readOnly));
     } catch (e) {
       const code = (e as { code?: unknown }).code;
       throw code === 'EBUSY' ? e : hosterr(typeof code === 'string' ? code : 'EIO', `${this.path}: cannot claim: ${String(e)}`);

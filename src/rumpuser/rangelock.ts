@@ -26,7 +26,7 @@ export interface Underlying {
 }
 
 function hosterr(code: string, message: string): Error {
-  return Object.assign(new Error(`${code}: ${message}`), { code });
+  return Object.assign(new Error(message), { code });
 }
 
 const readSys = (f: string): string | null => {
@@ -94,10 +94,9 @@ function tryFlock(fd: number, op: 'sh' | 'ex'): boolean {
 
 /**
  * Claim bytes [start, start + length) of u for reading or writing: EBUSY
- * when a live claim overlaps and either writes. `what` names the opener in
- * messages.
+ * when a live claim overlaps and either writes.
  */
-export async function claimRange(u: Underlying, start: number, length: number, write: boolean, what: string): Promise<RangeClaim> {
+export async function claimRange(u: Underlying, start: number, length: number, write: boolean): Promise<RangeClaim> {
   const dir = path.join(lockRoot(), u.key);
   if (!existsSync(dir)) {
     mkdirSync(dir, { recursive: true });
@@ -108,7 +107,7 @@ export async function claimRange(u: Underlying, start: number, length: number, w
   const mutex = openSync(path.join(dir, '.lock'), constants.O_RDONLY | constants.O_CREAT, 0o444);
   try {
     for (const end = Date.now() + MUTEX_WAIT_MS; !tryFlock(mutex, 'ex');) {
-      if (Date.now() > end) throw hosterr('EBUSY', `${what}: claims of ${dir} locked for ${MUTEX_WAIT_MS} ms`);
+      if (Date.now() > end) throw hosterr('EBUSY', `claims in ${dir} locked for ${MUTEX_WAIT_MS} ms`);
       await new Promise(r => setTimeout(r, 10));
     }
     for (const name of readdirSync(dir)) {
@@ -129,7 +128,7 @@ export async function claimRange(u: Underlying, start: number, length: number, w
       const [a, b] = [Number(m[1]), Number(m[2])];
       if (a < to && from < b && (write || m[3] === 'rw')) {
         const whose = u.via ? ` of ${u.via}` : '';
-        throw hosterr('EBUSY', `${what}: bytes ${a}-${b}${whose} are in use ${m[3] === 'rw' ? 'read-write' : 'read-only'} by another mount`);
+        throw hosterr('EBUSY', `bytes ${a}-${b}${whose} are in use ${m[3] === 'rw' ? 'read-write' : 'read-only'} by another mount`);
       }
     }
     const f = path.join(dir, `${from}-${to}-${write ? 'rw' : 'ro'}-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
