@@ -604,8 +604,10 @@ describe('msdosfs: allocation, options, limits', () => {
     const first = ms[0], last = ms[ms.length - 1];
     console.log(`msdosfs: ${N} creates: first thousand ${Math.round(1e6 / first)}/s, last thousand ${Math.round(1e6 / last)}/s; ` +
       `per thousand (ms): ${ms.map(Math.round).join(' ')}`);
-    // The linear ~N search made the last thousand 15 times slower than the first.
-    expect(last).toBeLessThan(Math.max(4 * first, 1500));
+    // The linear ~N search made the last thousands 15 times slower than the
+    // first (50 s a thousand at the end); medians of five ride out a busy machine.
+    const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+    expect(median(ms.slice(-5))).toBeLessThan(Math.max(4 * median(ms.slice(0, 5)), 3000));
     // Freed tails and slots are taken again, lowest first.
     await fs.unlink('/file00005.txt');
     await fs.unlink('/file00777.txt');
