@@ -6,11 +6,27 @@
 // rump or rump.auto detects the type from the device's content.
 import { rumpMount } from './mount/mount.js';
 import { commandMain } from './mount/main.js';
-import { splitOptions } from '../servers/options.js';
+import { helpAndVersion, splitOptions } from '../servers/options.js';
 import { EXIT_USAGE, MountError } from './mount/types.js';
 
 const USAGE = 'usage: mount.rump spec dir [-sfnv] [-N namespace] [-o options] [-t rump.type]';
 
+const HELP = `${USAGE}
+
+The helper mount(8) runs for the types rump and rump.<fs> (an fstab line
+such as "/dev/sdb1 /media/usb rump.msdos rw,uid=1000 0 0", or
+mount -t rump.msdos /dev/sdb1 /mnt): it starts the rump server for the
+type (rump or rump.auto: detected from the device's content).
+
+  -t rump.type   rump.msdos (vfat, fat), rump.cd9660 (iso9660), rump.tmpfs, rump.auto
+  -o options     passed to the server (see rump_msdos --help and the others)
+  -f             fake: check and say what would be done, mount nothing
+  -v             verbose
+  -s, -n         accepted (sloppy; no mtab is kept)
+  -N namespace   the mount namespace to mount in
+  --help, --version`;
+
+helpAndVersion('mount.rump', HELP);
 await commandMain('mount.rump', async () => {
   const argv = process.argv.slice(2);
   const operands: string[] = [];

@@ -7,7 +7,7 @@
 //   rumpmount -a [-fnv] [-t types] [-T fstab]   every rump line of fstab without noauto
 // Types: msdos, msdosfs, vfat, fat; cd9660, iso9660; tmpfs; auto (detect).
 import { spawnSync } from 'node:child_process';
-import { splitOptions } from '../servers/options.js';
+import { helpAndVersion, splitOptions } from '../servers/options.js';
 import { commandMain } from './mount/main.js';
 import { rumpMount, type MountRequest } from './mount/mount.js';
 import { canonical, findMount, readFstab, resolveSpec, type FstabEntry } from './mount/tables.js';
@@ -16,6 +16,26 @@ import { EXIT_FAILURE, EXIT_SOME_FAILED, EXIT_USAGE, MountError, wantsRump } fro
 const USAGE = `usage: rumpmount [-fnrvw] [-t type] [-o options] special node
        rumpmount [-fnrvw] [-T fstab] [-o options] special | node
        rumpmount -a [-fnv] [-t types] [-T fstab]`;
+
+const HELP = `${USAGE}
+
+Mount as mount(8) does, running the file system in a sandboxed rump server
+(rump_msdos, rump_cd9660, rump_tmpfs) when the option rump or a type rump,
+rump.<fs> or fuse.rump_<fs> asks for it; anything else goes to /bin/mount.
+
+  -t type        msdos (msdosfs, vfat, fat), cd9660 (iso9660), tmpfs, or auto
+                 (detected from the device); with -a, the fstab types to mount
+  -o options     comma-separated; rump selects a rump server; the rest go to it
+  -a             every fstab line asking for rump, without noauto
+  -T fstab       another fstab (default /etc/fstab)
+  -f             fake: check and say what would be done, mount nothing
+  -v             verbose
+  -r, -w         read-only, read-write
+  -n             accepted (no mtab is kept)
+  --help, --version
+
+Long forms: --all, --fake, --verbose, --no-mtab, --read-only, --rw,
+--read-write, --types, --options, --fstab.`;
 
 interface Args {
   all: boolean;
@@ -118,6 +138,7 @@ async function mountAll(a: Args): Promise<number> {
   return failed === 0 ? 0 : ok > 0 ? EXIT_SOME_FAILED : EXIT_FAILURE;
 }
 
+helpAndVersion('rumpmount', HELP);
 await commandMain('rumpmount', async () => {
   const a = parse(process.argv.slice(2));
   const rumpAsked = wantsRump(a.type, a.options);

@@ -4,6 +4,7 @@
 // for the next user. Mounts that are not rump mounts go to the system's umount.
 //   rumpumount [-lv] [-w seconds] node | special ...
 import { spawnSync } from 'node:child_process';
+import { helpAndVersion } from '../servers/options.js';
 import { commandMain } from './mount/main.js';
 import { findMount } from './mount/tables.js';
 import { unmountAndWait } from './mount/unmount.js';
@@ -11,6 +12,18 @@ import { EXIT_FAILURE, EXIT_USAGE, MountError, isRumpFuseType } from './mount/ty
 
 const USAGE = 'usage: rumpumount [-lv] [-w seconds] node | special ...';
 
+const HELP = `${USAGE}
+
+Unmount as umount(8) does, and for a rump server's mount return only once
+the server has written everything back, closed the device and exited, so
+the image is complete and free. Other mounts go to the system's umount.
+
+  -w seconds     how long to wait for the server (default 30)
+  -l             lazy: detach now, the server finishes when the mount is unused
+  -v             verbose
+  --help, --version`;
+
+helpAndVersion('rumpumount', HELP);
 await commandMain('rumpumount', async () => {
   const argv = process.argv.slice(2);
   const operands: string[] = [];

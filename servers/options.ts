@@ -1,8 +1,9 @@
 // Command-line parsing shared by every rump_<fs>: the mount_<fs> syntax
 // (short flags that set options, `-o a=b,c` repeated and merged in order,
 // later settings winning, as mount does), the generic mount options, and
-// value parsers (sizes, modes, users and groups by name or number).
-import { readFileSync } from 'node:fs';
+// value parsers (sizes, modes, users and groups by name or number); and
+// --help and --version, for every command.
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { MNT_NOEXEC, MNT_RDONLY, MNT_SYNCHRONOUS } from '../src/kern/index.js';
 
@@ -69,6 +70,8 @@ const IGNORED = new Set([
   'rump', 'defaults', 'auto', 'noauto', 'nofail', 'nosuid', 'nodev', 'suid', 'dev', 'async', 'user', 'nouser', 'users',
   'owner', 'group', '_netdev', 'atime', 'noatime', 'relatime', 'norelatime', 'strictatime', 'nostrictatime', 'lazytime',
   'nolazytime', 'diratime', 'nodiratime', 'silent', 'loud',
+  // FUSE's: a mount point need not be empty.
+  'nonempty',
 ]);
 
 export interface GenericOptions {
@@ -144,4 +147,33 @@ export function parseUser(name: string, v: string | true): number {
 /** A group name or gid. */
 export function parseGroup(name: string, v: string | true): number {
   return idFromFile('/etc/group', 'group', name, v);
+}
+
+/** The package's version: package.json above dist/ (built) or above servers/ (sources). */
+export function packageVersion(): string {
+  for (const rel of ['../../package.json', '../package.json']) {
+    const file = new URL(rel, import.meta.url);
+    if (!existsSync(file)) continue;
+    const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+    if (pkg.name === 'rumpfs' && pkg.version) return pkg.version;
+  }
+  return 'unknown';
+}
+
+/**
+ * --help or --version anywhere before `--`: the help (synopsis and options)
+ * or the version on stdout, and exit 0, before anything else is looked at.
+ */
+export function helpAndVersion(prog: string, help: string, argv: readonly string[] = process.argv.slice(2)): void {
+  for (const a of argv) {
+    if (a === '--') return;
+    if (a === '--help') {
+      process.stdout.write(help.endsWith('\n') ? help : `${help}\n`);
+      process.exit(0);
+    }
+    if (a === '--version') {
+      process.stdout.write(`${prog} (rumpfs) ${packageVersion()}\n`);
+      process.exit(0);
+    }
+  }
 }

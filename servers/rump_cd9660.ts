@@ -7,10 +7,33 @@
 import '../src/fs/cd9660/index.js';
 import { MNT_RDONLY, type MountOptions } from '../src/kern/index.js';
 import { diskSpec, fsOnly } from './disk.js';
-import { genericOptions, parseGroup, parseMode, parseMountArgs, parseUser, UsageError } from './options.js';
+import { genericOptions, helpAndVersion, parseGroup, parseMode, parseMountArgs, parseUser, UsageError } from './options.js';
 import { serverMain, type ServerSpec } from './runner.js';
 
 const USAGE = 'usage: rump_cd9660 [-f] [-o options] special node';
+
+const HELP = `${USAGE}
+
+Mount the ISO 9660 file system (Rock Ridge, Joliet) on special, an image
+file or block device, at node, read-only: the driver runs in a sandboxed
+rump server attached through FUSE. Unmount with umount or rumpumount.
+
+Flags (NetBSD mount_cd9660):
+  -f             stay in the foreground (the server's messages on stderr)
+  -o options     comma-separated options, below
+  --help, --version
+
+Options (-o):
+  norrip (nrr, norock)             ignore Rock Ridge names and attributes
+  nojoliet                         ignore Joliet names
+  uid=, gid=, mode=, dmode=        owner, group and modes where Rock Ridge gives none
+  session=N, sbsector=N            the session, or the sector of its volume descriptors
+  map=off|normal|acorn             how plain ISO 9660 names show
+  part=N                           partition N (from 1) of a partitioned disk image
+  rumpuser=NAME                    the unprivileged user the server runs as
+  accepted without effect: rrip, rock, joliet, cruft, unhide, hide, check=, ro,
+    mount(8)'s defaults, auto, noauto, nofail, user, nosuid, nodev, nonempty, ...
+`;
 
 function parse(argv: string[]): ServerSpec {
   const args = parseMountArgs(argv, {});
@@ -39,4 +62,5 @@ function parse(argv: string[]): ServerSpec {
   return diskSpec('rump_cd9660', 'cd9660', args, { ...g, flags: g.flags | MNT_RDONLY }, options);
 }
 
+helpAndVersion('rump_cd9660', HELP);
 await serverMain('rump_cd9660', USAGE, parse);

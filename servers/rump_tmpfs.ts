@@ -5,10 +5,35 @@
 // mode=, uid=, gid=, nr_inodes=, inode64, inode32), plus the generic ro, rw, sync, rumpuser=.
 import '../src/fs/tmpfs/index.js';
 import type { MountOptions } from '../src/kern/index.js';
-import { genericOptions, parseGroup, parseMode, parseMountArgs, parseSize, parseUser, UsageError } from './options.js';
+import {
+  genericOptions, helpAndVersion, parseGroup, parseMode, parseMountArgs, parseSize, parseUser, UsageError,
+} from './options.js';
 import { serverMain, type ServerSpec } from './runner.js';
 
 const USAGE = 'usage: rump_tmpfs [-f] [-g group] [-m mode] [-n nodes] [-o options] [-s size] [-u user] tmpfs mountpoint';
+
+const HELP = `${USAGE}
+
+Mount a new memory file system at mountpoint: NetBSD's tmpfs in a
+sandboxed rump server attached through FUSE. Its contents go with the
+unmount.
+
+Flags (NetBSD mount_tmpfs):
+  -f             stay in the foreground (the server's messages on stderr)
+  -s size        size limit: bytes, with k/m/g/t, or N% of memory
+  -n nodes       the most files and directories
+  -m mode        the root directory's mode (octal)
+  -u user, -g group   the root directory's owner and group (name or number)
+  -o options     comma-separated options, below
+  --help, --version
+
+Options (-o):
+  ro, rw, sync, noexec, exec       as mount(8)
+  size=, nr_inodes= (nodes=), mode=, uid=, gid=   as Linux tmpfs
+  rumpuser=NAME                    the unprivileged user the server runs as
+  accepted without effect: mount(8)'s defaults, auto, noauto, nofail, user, nosuid,
+    nodev, noatime, nonempty, ...
+`;
 
 function parse(argv: string[]): ServerSpec {
   const args = parseMountArgs(argv, { s: 'size', m: 'mode', u: 'uid', g: 'gid', n: 'nr_inodes' });
@@ -33,4 +58,5 @@ function parse(argv: string[]): ServerSpec {
   };
 }
 
+helpAndVersion('rump_tmpfs', HELP);
 await serverMain('rump_tmpfs', USAGE, parse);

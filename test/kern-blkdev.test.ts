@@ -1,6 +1,6 @@
 // Block devices: RAM disks, slices, image files (partitions made by sfdisk),
 // exclusive opening, and a host block device (a loop device) where we may.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -173,6 +173,78 @@ describe.skipIf(!nativeBuilt)('exclusive opening (image files: flock)', () => {
     await expect(blkdev_open(path, { exclusive: true, partition: 1 })).rejects.toMatchObject({ code: 'ENXIO' });
     const d = await blkdev_open(path, { exclusive: true });
     await d.close();
+  });
+});
+
+describe.skipIf(!nativeBuilt)('exclusive opening by byte range (partitions, loop devices)', () => {
+  process.env.RUMPFS_LOCKDIR = join(dir, 'claims');
+  const img = () => {
+    const path = image(16 * MiB);
+    execFileSync('sfdisk', ['-q', path], { input: 'label: dos\nstart=2048,size=8192,type=c\nstart=10240,type=c\n' });
+    return path;
+  };
+
+  it('two partitions open read-write at once; overlapping bytes, one writer: EBUSY, by any name', async () => {
+    const path = img();
+    const p1 = await blkdev_open(path, { exclusive: true, partition: 1 });
+    const p2 = await blkdev_open(path, { exclusive: true, partition: 2 });
+    await p1.write(new Uint8Array(512).fill(1), 0);
+    await p2.write(new Uint8Array(512).fill(2), 0);
+    const busy = await blkdev_open(path, { exclusive: true, partition: 1 }).catch((e: unknown) => e);
+    expect(busy).toMatchObject({ code: 'EBUSY' });
+    expect(String((busy as Error).message)).toMatch(/bytes 1048576-5242880 are in use read-write by another mount/);
+    await expect(blkdev_open(path, { exclusive: true, partition: 2, readOnly: true })).rejects.toMatchObject({ code: 'EBUSY' });
+    // The whole image overlaps both.
+    await expect(blkdev_open(path, { exclusive: true })).rejects.toMatchObject({ code: 'EBUSY' });
+    await expect(blkdev_open(path, { exclusive: true, readOnly: true })).rejects.toMatchObject({ code: 'EBUSY' });
+    await p1.close();
+    await p2.close();
+    // Readers of the whole image exclude a partition's writer, not its readers.
+    const whole = await blkdev_open(path, { exclusive: true, readOnly: true });
+    await expect(blkdev_open(path, { exclusive: true, partition: 2 })).rejects.toMatchObject({ code: 'EBUSY' });
+    const r2 = await blkdev_open(path, { exclusive: true, partition: 2, readOnly: true });
+    await r2.close();
+    await whole.close();
+    const again = await blkdev_open(path, { exclusive: true, partition: 1 });
+    await again.close();
+  });
+
+  it('a claim whose holder died is stale: taken over', async () => {
+    const path = img();
+    const child = `import('${join(process.cwd(), 'dist/src/kern/blkdev.js')}').then(async (m) => {
+      await m.blkdev_open(${JSON.stringify(path)}, { exclusive: true, partition: 1 }); process.stdout.write('held'); setInterval(() => {}, 1000); })`;
+    const holder = spawn(process.execPath, ['-e', child], { env: process.env, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+    await expect(blkdev_open(path, { exclusive: true, partition: 1 })).rejects.toMatchObject({ code: 'EBUSY' });
+    holder.kill('SIGKILL');
+    await new Promise(r => holder.once('exit', r));
+    const d = await blkdev_open(path, { exclusive: true, partition: 1 });
+    await d.close();
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('a loop device and its backing file (or a partition of it): one writer', async () => {
+    const path = img();
+    let loop: string;
+    try {
+      loop = execFileSync('losetup', ['-f', '--show', path], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    } catch {
+      return expect.fail('losetup failed');
+    }
+    loops.push(loop);
+    const l = await blkdev_open(loop, { exclusive: true });
+    const viaFile = await blkdev_open(path, { exclusive: true }).catch((e: unknown) => e);
+    expect(viaFile).toMatchObject({ code: 'EBUSY' });
+    await expect(blkdev_open(path, { exclusive: true, partition: 2, readOnly: true })).rejects.toMatchObject({ code: 'EBUSY' });
+    await l.close();
+    // The other way round, and a partition through the loop device beside another through the file.
+    const p1 = await blkdev_open(path, { exclusive: true, partition: 1 });
+    const busy = await blkdev_open(loop, { exclusive: true }).catch((e: unknown) => e);
+    expect(busy).toMatchObject({ code: 'EBUSY' });
+    expect(String((busy as Error).message)).toContain(`of ${path}`);
+    await expect(blkdev_open(loop, { exclusive: true, partition: 1 })).rejects.toMatchObject({ code: 'EBUSY' });
+    const lp2 = await blkdev_open(loop, { exclusive: true, partition: 2 });
+    await lp2.close();
+    await p1.close();
   });
 });
 

@@ -151,13 +151,16 @@ export function blkdev_slice(dev: BlockDevice, offset: number, size: number, lab
 
 /**
  * Open an image file or host block device, optionally one partition of it.
- * `exclusive` refuses a device that another exclusive opener holds (EBUSY).
+ * `exclusive` refuses bytes that another exclusive opener holds, one of the
+ * two for writing (EBUSY): the whole device, or only the partition's bytes
+ * (two partitions of one disk open read-write at once), by whatever name
+ * (an image and a loop device over it are the same bytes).
  */
 export async function blkdev_open(path: string, opts: BlkdevOpenOptions = {}): Promise<BlockDevice> {
   if (opts.sectorSize !== undefined) checkSectorSize(opts.sectorSize);
   let hf: HostFile;
   try {
-    hf = await HostFile.open(path, { readOnly: opts.readOnly, exclusive: opts.exclusive });
+    hf = await HostFile.open(path, { readOnly: opts.readOnly, exclusive: opts.exclusive && opts.partition === undefined });
   } catch (e) {
     throw hostToKern(e, path);
   }
@@ -165,14 +168,16 @@ export async function blkdev_open(path: string, opts: BlkdevOpenOptions = {}): P
   const dev = new HostBlockDevice(hf, hf.sectorSize ?? opts.sectorSize ?? 512);
   if (opts.partition === undefined) return dev;
   try {
-    return await openPartition(dev, opts.partition);
+    const part = await openPartition(dev, opts.partition);
+    if (opts.exclusive) await hf.claim(part.offset, part.dev.size).catch((e: unknown) => { throw hostToKern(e, part.dev.path); });
+    return part.dev;
   } catch (e) {
     await dev.close();
     throw e;
   }
 }
 
-async function openPartition(dev: BlockDevice, n: number): Promise<BlockDevice> {
+async function openPartition(dev: BlockDevice, n: number): Promise<{ dev: BlockDevice; offset: number }> {
   if (!Number.isInteger(n) || n < 1) throw kerr('EINVAL', `${dev.path}: partition ${n}: numbers start at 1`);
   const table = await readPartitions(dev);
   const p = table.partitions.find((q) => q.index === n);
@@ -181,5 +186,5 @@ async function openPartition(dev: BlockDevice, n: number): Promise<BlockDevice> 
     const what = table.scheme === 'none' ? 'no partition table' : `${table.scheme} partitions: ${have || 'none'}`;
     throw kerr('ENXIO', `${dev.path}: no partition ${n} (${what})`);
   }
-  return blkdev_slice(dev, p.offset, p.size, `${dev.path}:${n}`);
+  return { dev: blkdev_slice(dev, p.offset, p.size, `${dev.path}:${n}`), offset: p.offset };
 }

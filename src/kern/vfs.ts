@@ -39,6 +39,13 @@ export interface VfsOps {
   loadvnode(mp: Mount, vp: Vnode, key: number): Promise<void>;
   /** The volume label, where the format has one. */
   label?(mp: Mount): string | null;
+  /**
+   * Names match regardless of case (FAT): a rename to the file's own name in
+   * other case reaches VOP_RENAME (with no target) instead of being the
+   * no-op a rename onto another link of the same file is (as Darwin's
+   * _PC_CASE_SENSITIVE in renameat).
+   */
+  readonly caseInsensitive?: boolean;
 }
 
 const vfsTypes = new Map<string, VfsOps>();

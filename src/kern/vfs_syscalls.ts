@@ -358,12 +358,17 @@ async function renameIn(l: Lwp, from: RenameResolve, to: RenameResolve, noReplac
         t = await to();
         if (!f.dvp || !t.dvp) throw kerr(f.vp === l.root || t.vp === l.root ? 'EBUSY' : 'EINVAL');
         if (!f.vp) throw kerr('ENOENT');
-        const fvp = f.vp, tvp = t.vp, fdvp = f.dvp, tdvp = t.dvp;
+        const fvp = f.vp, fdvp = f.dvp, tdvp = t.dvp;
+        let tvp = t.vp;
         const fdir = fvp.type === VType.VDIR;
         if (t.trailingSlash && !fdir) throw kerr('ENOTDIR');
         if (fvp.mount !== tdvp.mount) throw kerr('EXDEV');
+        if (fvp === tvp) {
+          // Another link to the same file: nothing to do (POSIX). Its own name in other case: a case-only rename.
+          if (!(mp.op.caseInsensitive && fdvp === tdvp && f.name !== t.name)) return;
+          tvp = null;
+        }
         if (tvp && noReplace) throw kerr('EEXIST');
-        if (fvp === tvp) return;
         if (tvp && fdir && tvp.type !== VType.VDIR) throw kerr('ENOTDIR');
         if (tvp && !fdir && tvp.type === VType.VDIR) throw kerr('EISDIR');
         if (fdir && await isAncestor(l, fvp, tdvp)) throw kerr('EINVAL', 'into its own subtree');
@@ -373,7 +378,7 @@ async function renameIn(l: Lwp, from: RenameResolve, to: RenameResolve, noReplac
         const locked: Vnode[] = [];
         try {
           for (const vp of [...dirs, ...files]) { await vp.lock.lock(l, LK_EXCLUSIVE); locked.push(vp); }
-          if (!(await stillNames(l, fdvp, f.name, fvp) && await stillNames(l, tdvp, t.name, tvp))) continue;
+          if (!(await stillNames(l, fdvp, f.name, fvp) && await stillNames(l, tdvp, t.name, t.vp))) continue;
           await checkRemove(l, fdvp, fvp);
           if (tvp) await checkRemove(l, tdvp, tvp);
           else await vn_access(tdvp, VWRITE | VEXEC, l);

@@ -45,7 +45,9 @@ export async function vn_setattr(vp: Vnode, va: VattrSet, l: Lwp, openForWrite =
     const mode = genfs_can_chown(l.cred, cur.uid, cur.gid, uid, gid, set.mode ?? cur.mode);
     if (mode !== (set.mode ?? cur.mode) && vp.type !== VType.VDIR) set.mode = mode;
   }
-  if (va.atime || va.mtime || va.birthtime) genfs_can_utimes(vp.type, cur.mode, cur.uid, cur.gid, !!va.utimesNow, l.cred);
+  if ((va.atime || va.mtime || va.birthtime) && !vp.ops.utimesAllowed?.(vp, l.cred)) {
+    genfs_can_utimes(vp.type, cur.mode, cur.uid, cur.gid, !!va.utimesNow, l.cred);
+  }
   if (va.size !== undefined) {
     if (vp.type === VType.VDIR) throw kerr('EISDIR');
     if (vp.type !== VType.VREG) throw kerr('EINVAL');

@@ -1,6 +1,7 @@
 // struct vnode and the operations a driver implements (vnode_if.src's
 // VOPs). Callers use the VOP_* wrappers in vnode_if.ts, never vp.ops directly.
 import { RwLock } from './lock.js';
+import type { Cred } from './kauth.js';
 import type { Lwp } from './lwp.js';
 import type { Mount } from './vfs.js';
 import type { Dirent, VType, Vattr, VattrCreate, VattrSet } from './vnode_types.js';
@@ -61,6 +62,12 @@ export interface VnodeOps {
   setxattr?(vp: Vnode, name: string, value: Uint8Array, flags: number, l: Lwp): Promise<void>;
   listxattr?(vp: Vnode, l: Lwp): Promise<string[]>;
   removexattr?(vp: Vnode, name: string, l: Lwp): Promise<void>;
+  /**
+   * Optional: may cred set vp's times although the owner rule of
+   * genfs_can_utimes refuses it? (FAT has no owners on disk: Linux's
+   * allow_utime lets group or others do it.)
+   */
+  utimesAllowed?(vp: Vnode, cred: Cred): boolean;
   /** Optional: pathconf(2) values (_PC_NAME_MAX and friends). */
   pathconf?(vp: Vnode, name: 'name_max' | 'link_max' | 'filesize_bits'): number;
 }

@@ -3,12 +3,17 @@
 // 'EIO'); the kernel converts them to errnos. This module must not import
 // src/kern: the kernel imports rumpuser, never the reverse.
 import { constants } from 'node:fs';
+import type { Stats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { blkdevSectorSize, blkdevSize, flock } from './native.js';
+import { claimRange, underlying, type RangeClaim } from './rangelock.js';
 
 export interface HostFileOptions {
   readOnly?: boolean;
-  /** No second exclusive opener (and for files, no writer beside readers). */
+  /**
+   * No second exclusive opener (and for files, no writer beside readers) of
+   * the whole file or device, and claim() of all of it.
+   */
   exclusive?: boolean;
 }
 
@@ -18,9 +23,13 @@ function hosterr(code: string, message: string): Error {
 
 export class HostFile {
   private closed = false;
+  private readonly claims: RangeClaim[] = [];
+  /** An image file's flock is held (exclusive for a writer of the whole file, else shared). */
+  private flocked = false;
 
   private constructor(
     private readonly fh: FileHandle,
+    private readonly st: Stats,
     readonly path: string,
     readonly readOnly: boolean,
     readonly isBlockDevice: boolean,
@@ -42,15 +51,42 @@ export class HostFile {
     let flags = readOnly ? constants.O_RDONLY : constants.O_RDWR;
     if (isBlockDevice && opts.exclusive) flags |= constants.O_EXCL;
     const fh = await open(path, flags);
+    let hf: HostFile | null = null;
     try {
       if (isBlockDevice) {
-        return new HostFile(fh, path, readOnly, true, blkdevSize(fh.fd), blkdevSectorSize(fh.fd));
+        hf = new HostFile(fh, st, path, readOnly, true, blkdevSize(fh.fd), blkdevSectorSize(fh.fd));
+      } else {
+        if (opts.exclusive) lockFile(fh.fd, path, readOnly);
+        hf = new HostFile(fh, st, path, readOnly, false, (await fh.stat()).size, undefined);
+        hf.flocked = !!opts.exclusive;
       }
-      if (opts.exclusive) lockFile(fh.fd, path, readOnly);
-      return new HostFile(fh, path, readOnly, false, (await fh.stat()).size, undefined);
+      if (opts.exclusive) await hf.claim(0, hf.size);
+      return hf;
     } catch (e) {
-      await fh.close();
+      if (hf) await hf.close();
+      else await fh.close();
       throw e;
+    }
+  }
+
+  /**
+   * Claim bytes [offset, offset + length) as this opener's (read-only: to
+   * read beside other readers), by whatever name the same bytes are opened
+   * (another partition's claim does not conflict): EBUSY when a writer, or
+   * for a writer any opener, holds some of them. An image file is also
+   * flocked shared, against openers of the whole file that only flock.
+   * Released by close().
+   */
+  async claim(offset: number, length: number): Promise<void> {
+    if (!this.isBlockDevice && !this.flocked) {
+      lockFile(this.fh.fd, this.path, true);
+      this.flocked = true;
+    }
+    try {
+      this.claims.push(await claimRange(underlying(this.st), offset, length, !this.readOnly));
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      throw code === 'EBUSY' ? e : hosterr(typeof code === 'string' ? code : 'EIO', `${this.path}: cannot claim: ${String(e)}`);
     }
   }
 
@@ -90,6 +126,7 @@ export class HostFile {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const c of this.claims.splice(0)) c.release();
     await this.fh.close();
   }
 

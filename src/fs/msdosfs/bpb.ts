@@ -32,6 +32,8 @@ export interface Bpb {
   clusterCount: number;
   /** Label from the boot sector ('' when NO NAME). */
   bpbLabel: string;
+  /** Byte of the extended boot record's state flags (bit 0: dirty, as Linux and fsck.fat use it); -1 without one. */
+  stateOff: number;
 }
 
 const pow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
@@ -101,6 +103,7 @@ export function bpb_parse(bs: Uint8Array, devSize: number, decodeLabel: (b: Uint
   }
   const sigOff = fat32 ? 66 : 38;
   let bpbLabel = '';
+  const stateOff = bs[sigOff] === 0x29 || bs[sigOff] === 0x28 ? sigOff - 1 : -1;
   if (bs[sigOff] === 0x29) {
     bpbLabel = decodeLabel(bs.subarray(sigOff + 5, sigOff + 16));
     if (bpbLabel === 'NO NAME') bpbLabel = '';
@@ -115,8 +118,12 @@ export function bpb_parse(bs: Uint8Array, devSize: number, decodeLabel: (b: Uint
     dataOffset: firstData * bytesPerSec,
     clusterCount,
     bpbLabel,
+    stateOff,
   };
 }
+
+/** The boot sector's dirty flag (state bit 0). */
+export const BS_STATE_DIRTY = 0x01;
 
 // FSInfo (FAT32): free cluster count and next-free hint, trusted by nobody.
 export const FSI_LEADSIG = 0x41615252, FSI_STRUCSIG = 0x61417272, FSI_TRAILSIG = 0xaa550000;

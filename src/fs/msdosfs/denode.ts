@@ -6,6 +6,7 @@ import {
   ATTR_ARCHIVE, ATTR_DIRECTORY, direntry_decode, direntry_encode, type Direntry,
 } from './direntry.js';
 import { unix2dostime } from './msdosfs_conv.js';
+import type { DirLayout } from './msdosfs_dircache.js';
 import type { Msdosfsmount } from './msdosfsmount.js';
 
 export class Denode {
@@ -26,8 +27,8 @@ export class Denode {
    * dir_remove (callers hold the directory exclusively), null until then.
    */
   names: Map<string, number> | null = null;
-  /** A directory's short names (11 bytes as a string) and how many entries have each, kept as names is; null until dir_create scans. */
-  shorts: Map<string, number> | null = null;
+  /** A directory's short names and free slots, kept as names is; null until dir_create scans. */
+  layout: DirLayout | null = null;
   /** The names had a duplicate (corrupt media): a removal cannot be applied, only dropped. */
   namesDup = false;
 
@@ -62,6 +63,21 @@ export class Denode {
     return this.chain().map(c => ({ off: this.dmp.cntobyte(c), size: b.clusterSize }));
   }
 
+  /** Directory block i (as dirBlocks()[i], without listing them all). */
+  dirBlock(i: number): { off: number; size: number } {
+    const b = this.dmp.bpb;
+    if (this.fixedRoot) return { off: b.rootOffset + i * b.bytesPerSec, size: b.bytesPerSec };
+    return { off: this.dmp.cntobyte(this.chain()[i]), size: b.clusterSize };
+  }
+
+  /** Index of the directory slot at device offset off (-1: not in this directory). */
+  dirSlotOf(off: number): number {
+    const blk = this.dmp.blockOf(off);
+    const i = this.fixedRoot ? (blk.off - this.dmp.bpb.rootOffset) / blk.size
+      : this.chain().indexOf((blk.off - this.dmp.bpb.dataOffset) / blk.size + 2);
+    return i < 0 ? -1 : i * (blk.size / 32) + (off - blk.off) / 32;
+  }
+
   /** Bytes the node takes on the medium. */
   allocated(): number {
     if (this.fixedRoot) return this.dmp.bpb.rootBytes;
@@ -89,7 +105,8 @@ export class Denode {
     for (const c of got.slice(0, Math.max(0, written - (ch.length - got.length)))) {
       const bp = await getblk(this.dmp.dev, this.dmp.cntobyte(c), cs, owner);
       bp.data.fill(0);
-      await mount_bwrite(this.dmp.mp, bp);
+      if (owner === this.dmp.meta) await this.dmp.dirWrite(bp);
+      else await mount_bwrite(this.dmp.mp, bp);
     }
     return got;
   }

@@ -2,7 +2,7 @@
 // long names (deleted and orphaned long entries ignored, as Windows and
 // Linux do), name matching, short-name generation with ~N tails, making and
 // removing entries.
-import { brelse, bread, kerr, log, mount_bwrite, type Buf } from '../../kern/index.js';
+import { brelse, bread, kerr, log, type Buf } from '../../kern/index.js';
 import { Denode } from './denode.js';
 import {
   ATTR_DIRECTORY, ATTR_LFN, ATTR_VOLUME, CASE_LOWER_BASE, CASE_LOWER_EXT, DIRENT_SIZE, LFN_CHARS, LFN_LAST,
@@ -10,6 +10,7 @@ import {
   type Direntry,
 } from './direntry.js';
 import { name_fold, vfat_striptail, type Codepage } from './msdosfs_conv.js';
+import { FreeSlots, ShortNames, type DirLayout } from './msdosfs_dircache.js';
 import { ROOT_KEY, type ShortnameMode } from './msdosfsmount.js';
 
 /** A live entry of a directory. */
@@ -150,12 +151,15 @@ export async function dir_lookup(dep: Denode, name: string): Promise<number | nu
 
 /** The entry whose short entry is at device offset off. */
 export async function dir_findoff(dep: Denode, off: number): Promise<DirSlot | null> {
+  const slot = dep.dirSlotOf(off);
+  if (slot < 0) return null;
   let found: DirSlot | null = null;
+  // Its long name starts at most 20 slots before it.
   await dir_scan(dep, (e) => {
-    if (e.off !== off) return false;
+    if (e.off !== off) return e.slot > slot;
     found = e;
     return true;
-  });
+  }, { from: Math.max(0, slot - 20) });
   return found;
 }
 
@@ -218,11 +222,11 @@ function corruptDir(dep: Denode, what: string): Error {
 /** Rewrite `..` of directory dep to name cluster cl (0 for the root). */
 export async function dir_set_dotdot(dep: Denode, cl: number): Promise<void> {
   const dmp = dep.dmp;
-  const blk = dep.dirBlocks()[0];
+  const blk = dep.dirBlock(0);
   const bp = await bread(dmp.dev, blk.off, blk.size, dmp.meta);
   const de = direntry_decode(bp.data, DIRENT_SIZE, dmp.fat32);
   direntry_encode(bp.data, DIRENT_SIZE, { ...de, cluster: cl });
-  await mount_bwrite(dmp.mp, bp);
+  await dmp.dirWrite(bp);
 }
 
 // ---- short names ----
@@ -242,17 +246,15 @@ function toBytes(base: number[], ext: number[]): Uint8Array {
   return b;
 }
 
-const key11 = (b: Uint8Array) => String.fromCharCode(...b);
-
 /**
  * The short entry name for long name `name` (already checked), and whether a
  * long-name entry is needed. Names that are 8.3 in upper case are stored
  * short; with shortname=mixed or winnt, 8.3 names whose base and extension
  * are each in one case too, with the NT lower-case flags. Others get a
  * generated short name: upper case, invalid characters as `_`, and a `~N`
- * tail when it was shortened, lossy or taken.
+ * tail when it was shortened, lossy (unless nonumtail) or taken.
  */
-export function shortname_make(name: string, mode: ShortnameMode, cp: Codepage, taken: ReadonlyMap<string, number>):
+export function shortname_make(name: string, mode: ShortnameMode, cp: Codepage, taken: ShortNames, nonumtail = false):
   { name: Uint8Array; ntcase: number; lfn: boolean } {
   const dot = name.lastIndexOf('.');
   if (!name.startsWith('.') && name.indexOf('.') === dot) {
@@ -260,7 +262,7 @@ export function shortname_make(name: string, mode: ShortnameMode, cp: Codepage, 
     if (base.length >= 1 && base.length <= 8 && ext.length <= 3 && [...base + ext].every(c => SHORT_OK.test(c))) {
       const enc = (s: string) => [...s.toUpperCase()].map(c => c.charCodeAt(0));
       const bytes = toBytes(enc(base), enc(ext));
-      if (!taken.has(key11(bytes))) {
+      if (!taken.has(bytes)) {
         if (upperCaseLetters(base) && upperCaseLetters(ext)) return { name: bytes, ntcase: 0, lfn: false };
         if ((mode === 'mixed' || mode === 'winnt') && (upperCaseLetters(base) || lowerCaseLetters(base)) &&
             (upperCaseLetters(ext) || lowerCaseLetters(ext))) {
@@ -295,16 +297,14 @@ export function shortname_make(name: string, mode: ShortnameMode, cp: Codepage, 
   let base = conv(baseStr, 8);
   const ext = conv(extStr, 3);
   if (base.length === 0) { base = [0x5f]; lossy = true; }
-  if (!lossy) {
+  // nonumtail: a shortened or lossy name, too, without ~N while it is free.
+  if (!lossy || nonumtail) {
     const bytes = toBytes(base, ext);
-    if (!taken.has(key11(bytes))) return { name: bytes, ntcase: 0, lfn: true };
+    if (!taken.has(bytes)) return { name: bytes, ntcase: 0, lfn: true };
   }
-  for (let n = 1; n <= 999999; n++) {
-    const tail = [...`~${n}`].map(c => c.charCodeAt(0));
-    const bytes = toBytes([...base.slice(0, 8 - tail.length), ...tail], ext);
-    if (!taken.has(key11(bytes))) return { name: bytes, ntcase: 0, lfn: true };
-  }
-  throw kerr('ENOSPC', 'no free short name');
+  const bytes = taken.freeTail(base, b => toBytes(b, ext));
+  if (!bytes) throw kerr('ENOSPC', 'no free short name');
+  return { name: bytes, ntcase: 0, lfn: true };
 }
 
 // ---- making and removing entries ----
@@ -312,16 +312,16 @@ export function shortname_make(name: string, mode: ShortnameMode, cp: Codepage, 
 /** Write first byte / whole entries of slots, block by block. */
 async function dir_write_slots(dep: Denode, slots: number[], fill: (d: Uint8Array, o: number, slot: number) => void): Promise<void> {
   const dmp = dep.dmp;
-  const blocks = dep.dirBlocks();
-  const per = blocks[0].size / DIRENT_SIZE;
+  const per = dep.dirBlock(0).size / DIRENT_SIZE;
   for (let i = 0; i < slots.length;) {
     const bi = Math.floor(slots[i] / per);
-    const bp: Buf = await bread(dmp.dev, blocks[bi].off, blocks[bi].size, dmp.meta);
+    const blk = dep.dirBlock(bi);
+    const bp: Buf = await bread(dmp.dev, blk.off, blk.size, dmp.meta);
     // Synchronous from here to the write: nobody sees the block half done.
     for (; i < slots.length && Math.floor(slots[i] / per) === bi; i++) {
       fill(bp.data, (slots[i] % per) * DIRENT_SIZE, slots[i]);
     }
-    await mount_bwrite(dmp.mp, bp);
+    await dmp.dirWrite(bp);
   }
 }
 
@@ -329,42 +329,31 @@ async function dir_write_slots(dep: Denode, slots: number[], fill: (d: Uint8Arra
  * Make an entry for name (checked, stripped) in directory dep from the
  * template (its name and NT case are chosen here). Returns the device offset
  * of the short entry. The directory grows by a cluster when full (a
- * FAT12/16 root cannot: ENOSPC).
+ * FAT12/16 root cannot: ENOSPC). `replacing`: an entry of dep the caller
+ * removes next (a rename to its own name in other case), whose short name
+ * the new entry may take over and whose names then find the new entry.
  */
-export async function dir_create(dep: Denode, name: string, tmpl: Direntry): Promise<number> {
+export async function dir_create(dep: Denode, name: string, tmpl: Direntry, replacing?: DirSlot): Promise<number> {
   const dmp = dep.dmp;
-  const cached = dep.shorts;
-  const taken = cached ?? new Map<string, number>();
-  // Runs of deleted slots, as [start, length].
-  const runs: [number, number][] = [];
-  let last = -2;
-  const scan = await dir_scan(dep, cached ? null : (e) => { countShort(taken, key11(e.de.name), 1); }, {
-    onFree: (s) => {
-      if (s === last + 1) runs[runs.length - 1][1]++;
-      else runs.push([s, 1]);
-      last = s;
-    },
-  });
-  dep.shorts = taken;
-  const end = scan.end;
-  let total = scan.total;
-  const short = shortname_make(name, dmp.args.shortname, dmp.args.codepage, taken);
-  const need = short.lfn ? lfn_count(name) + 1 : 1;
-  let found = runs.find(([, n]) => n >= need)?.[0] ?? -1;
-  if (found < 0) {
-    // Deleted slots just before the end mark count too.
-    const tail = runs.find(([st, n]) => st + n === end);
-    const start = tail ? tail[0] : end;
-    if (start + need > total) {
-      if (dep.fixedRoot) throw kerr('ENOSPC', 'root directory full');
-      const per = dmp.bpb.clusterSize / DIRENT_SIZE;
-      const more = Math.ceil((start + need - total) / per);
-      if (total + more * per > 65536) throw kerr('ENOSPC', 'directory has 65536 entries');
-      await dep.extend(more, dmp.meta);
-      total += more * per;
-    }
-    found = start;
+  const { shorts, free } = dep.layout ??= await dir_layout(dep);
+  if (replacing) shorts.remove(replacing.de.name);
+  let short: ReturnType<typeof shortname_make>;
+  try {
+    short = shortname_make(name, dmp.args.shortname, dmp.args.codepage, shorts, dmp.args.nonumtail);
+  } finally {
+    if (replacing) shorts.add(replacing.de.name);
   }
+  const need = short.lfn ? lfn_count(name) + 1 : 1;
+  const found = free.find(need);
+  if (found + need > free.total) {
+    if (dep.fixedRoot) throw kerr('ENOSPC', 'root directory full');
+    const per = dmp.bpb.clusterSize / DIRENT_SIZE;
+    const more = Math.ceil((found + need - free.total) / per);
+    if (free.total + more * per > 65536) throw kerr('ENOSPC', 'directory has 65536 entries');
+    await dep.extend(more, dmp.meta);
+    free.total += more * per;
+  }
+  const { end, total } = free;
   const chk = winChksum(short.name);
   const nl = need - 1;
   const slots = [...Array(need).keys()].map(i => found + i);
@@ -376,16 +365,31 @@ export async function dir_create(dep: Denode, name: string, tmpl: Direntry): Pro
     else if (k === nl) direntry_encode(d, o, { ...tmpl, name: short.name, ntcase: short.ntcase });
     else d[o] = SLOT_EMPTY;
   }));
-  const blocks = dep.dirBlocks();
-  const per = blocks[0].size / DIRENT_SIZE;
+  free.take(found, need);
   const s = found + nl;
-  const off = blocks[Math.floor(s / per)].off + (s % per) * DIRENT_SIZE;
-  countShort(taken, key11(short.name), 1);
+  const blk = dep.dirBlock(Math.floor(s / (dep.dirBlock(0).size / DIRENT_SIZE)));
+  const off = blk.off + (s * DIRENT_SIZE) % blk.size;
+  shorts.add(short.name);
   // The caller found no entry by this name, and the short name is not taken.
   for (const k of nameKeys(short.lfn ? name : null, short.name, dmp.args.codepage)) {
-    if (!dep.names?.has(k)) dep.names?.set(k, off);
+    if (replacing || !dep.names?.has(k)) dep.names?.set(k, off);
   }
   return off;
+}
+
+/** Scan a directory for its short names and free slots. */
+async function dir_layout(dep: Denode): Promise<DirLayout> {
+  const shorts = new ShortNames();
+  const runs: [number, number][] = [];
+  let last = -2;
+  const scan = await dir_scan(dep, (e) => { shorts.add(e.de.name); }, {
+    onFree: (s) => {
+      if (s === last + 1) runs[runs.length - 1][1]++;
+      else runs.push([s, 1]);
+      last = s;
+    },
+  });
+  return { shorts, free: new FreeSlots(runs, scan.end, scan.total) };
 }
 
 /** Change the directory's entries: a failure half way leaves the names to be scanned again. */
@@ -394,15 +398,9 @@ async function namesChange(dep: Denode, change: () => Promise<void>): Promise<vo
     await change();
   } catch (err) {
     dep.names = null;
-    dep.shorts = null;
+    dep.layout = null;
     throw err;
   }
-}
-
-function countShort(shorts: Map<string, number>, k: string, d: number): void {
-  const n = (shorts.get(k) ?? 0) + d;
-  if (n > 0) shorts.set(k, n);
-  else shorts.delete(k);
 }
 
 /** Mark the entry (its long-name slots and short slot) deleted. */
@@ -410,7 +408,8 @@ export async function dir_remove(dep: Denode, e: DirSlot): Promise<void> {
   const slots: number[] = [];
   for (let s = e.first; s <= e.slot; s++) slots.push(s);
   await namesChange(dep, () => dir_write_slots(dep, slots, (d, o) => { d[o] = SLOT_DELETED; }));
-  if (dep.shorts) countShort(dep.shorts, key11(e.de.name), -1);
+  dep.layout?.shorts.remove(e.de.name);
+  dep.layout?.free.release(e.first, e.slot - e.first + 1);
   if (!dep.names) return;
   // Another entry by one of these names would take its place: scan again.
   if (dep.namesDup) { dep.names = null; return; }

@@ -1,11 +1,12 @@
 // VFS operations (NetBSD msdosfs_vfsops.c): mount checks the boot sector,
-// reads the FAT and marks the volume dirty; sync writes the FAT and FSInfo;
-// unmount marks it clean again.
+// reads the FAT and marks the volume dirty (FAT[1]'s clean bit and the boot
+// sector's state flag, as Linux; a volume found dirty gets Linux's warning);
+// sync writes the FAT and FSInfo; unmount marks it clean again.
 import {
-  bread, brelse, kerr, log, mount_bwrite, VType, type Mount, type MountArgs, type Statvfs, type VfsOps, type Vnode,
+  bread, brelse, bwrite, kerr, log, mount_bwrite, VType, type Mount, type MountArgs, type Statvfs, type VfsOps, type Vnode,
   vcache_get,
 } from '../../kern/index.js';
-import { bpb_parse, fsinfo_set, fsinfo_valid } from './bpb.js';
+import { BS_STATE_DIRTY, bpb_parse, fsinfo_set, fsinfo_valid } from './bpb.js';
 import { Denode } from './denode.js';
 import { ATTR_VOLUME, direntry_decode, SLOT_DELETED, SLOT_EMPTY } from './direntry.js';
 import { Fat } from './fat.js';
@@ -16,8 +17,25 @@ import { Msdosfsmount, msdosfs_parseargs, ORPHAN_BASE, ROOT_KEY } from './msdosf
 
 const dmpOf = (mp: Mount): Msdosfsmount => mp.priv<Msdosfsmount>();
 
-/** Volume was dirty when mounted: leave it so for fsck, as Linux does. */
-const wasDirty = new WeakSet<Msdosfsmount>();
+/**
+ * The boot sector's dirty flag: read, and set or cleared (written through
+ * at mount, so the mark is on the medium before any change; delayed at
+ * unmount, before the final flush). Only the primary boot sector, as Linux.
+ */
+async function bootDirty(dmp: Msdosfsmount, set?: boolean): Promise<boolean> {
+  const { bpb } = dmp;
+  if (bpb.stateOff < 0) return false;
+  const bp = await bread(dmp.dev, 0, bpb.bytesPerSec, dmp.meta);
+  const was = (bp.data[bpb.stateOff] & BS_STATE_DIRTY) !== 0;
+  if (set === undefined || set === was) {
+    brelse(bp);
+    return was;
+  }
+  bp.data[bpb.stateOff] ^= BS_STATE_DIRTY;
+  if (set) await bwrite(bp);
+  else await mount_bwrite(dmp.mp, bp);
+  return was;
+}
 
 async function fsinfo_write(dmp: Msdosfsmount): Promise<void> {
   const { bpb, fat } = dmp;
@@ -45,6 +63,7 @@ async function dirLinks(dep: Denode): Promise<number> {
 export const msdosfs_vfsops: VfsOps = {
   name: 'msdos',
   aliases: ['vfat', 'msdosfs', 'fat'],
+  caseInsensitive: true,
   label: mp => msdosfs_getlabel(mp),
 
   async mount(mp: Mount, margs: MountArgs): Promise<void> {
@@ -83,9 +102,9 @@ export const msdosfs_vfsops: VfsOps = {
     }
     mp.data = dmp;
     if (!mp.readOnly) {
-      if (!fat.isClean()) {
-        log(`msdosfs: ${dev.path}: volume was not properly unmounted; some data may be corrupt: run fsck.fat`);
-        wasDirty.add(dmp);
+      const wasDirty = !fat.isClean();
+      if (await bootDirty(dmp, true) || wasDirty) {
+        log(`msdosfs: ${dev.path}: Volume was not properly unmounted. Some data may be corrupt. Please run fsck.`);
       }
       fat.setClean(false);
       await fat.flush(true);
@@ -96,8 +115,10 @@ export const msdosfs_vfsops: VfsOps = {
     const dmp = dmpOf(mp);
     if (mp.readOnly) return;
     await fsinfo_write(dmp);
-    if (!wasDirty.has(dmp)) dmp.fat.setClean(true);
+    // Warned at mount; a clean unmount leaves a clean volume.
+    dmp.fat.setClean(true);
     await dmp.fat.flush();
+    await bootDirty(dmp, false);
   },
 
   root(mp: Mount): Promise<Vnode> {

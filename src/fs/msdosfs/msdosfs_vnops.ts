@@ -2,7 +2,7 @@
 // file or directory.
 import {
   bread, brelse, bwrite, getblk, IO_APPEND, IO_SYNC, kerr, log, mount_bwrite, nanotime, vcache_get, vcache_rekey,
-  vflushbuf, VType, type Buf, type Dirent, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
+  O_ACCMODE, O_RDONLY, vflushbuf, VType, type Buf, type Cred, type Dirent, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
   type Timespec,
 } from '../../kern/index.js';
 import { Denode } from './denode.js';
@@ -15,6 +15,9 @@ import {
   isDot, type DirSlot,
 } from './msdosfs_lookup.js';
 import { ROOT_KEY, type Msdosfsmount } from './msdosfsmount.js';
+
+/** showexec: the extensions that keep execute permission (as Linux's is_exec). */
+const EXEC_EXT = new Set(['EXE', 'COM', 'BAT']);
 
 /** Largest FAT file: the size field is 32 bits. */
 export const MSDOSFS_FILESIZE_MAX = 0xffffffff;
@@ -190,7 +193,7 @@ export const msdosfs_vnodeops: VnodeOps = {
     const ddep = VTODE(dvp), dmp = ddep.dmp;
     const off = await dir_create(ddep, vfat_checkname(name), newEntry(dmp, ATTR_ARCHIVE, 0));
     await dirModified(ddep);
-    await dmp.fat.flush();
+    await dmp.fat.flush(dmp.args.dirsync);
     return vcache_get(dvp.mount, off);
   },
 
@@ -208,7 +211,7 @@ export const msdosfs_vnodeops: VnodeOps = {
       direntry_encode(bp.data, DIRENT_SIZE, {
         ...dot, name: new TextEncoder().encode('..         '), cluster: ddep.isRoot ? 0 : ddep.de.cluster,
       });
-      await mount_bwrite(dmp.mp, bp);
+      await dmp.dirWrite(bp);
       off = await dir_create(ddep, lname, newEntry(dmp, ATTR_DIRECTORY, cl));
     } catch (e) {
       fat.free([cl]);
@@ -217,7 +220,7 @@ export const msdosfs_vnodeops: VnodeOps = {
     }
     ddep.nlink++;
     await dirModified(ddep);
-    await fat.flush();
+    await fat.flush(dmp.args.dirsync);
     return vcache_get(dvp.mount, off);
   },
 
@@ -262,8 +265,11 @@ export const msdosfs_vnodeops: VnodeOps = {
       orphan(tvp);
       if (tdep.isDir) tddep.nlink--;
     }
+    // Its own name in other case (the kernel passes no target): the new
+    // spelling may take over the old entry's short name.
+    const recase = !tvp && fddep === tddep && await dir_lookup(tddep, lname) === fdep.entryOff;
     // The new entry first, then the old one goes: the file is never without a name.
-    const off = await dir_create(tddep, lname, { ...fdep.de });
+    const off = await dir_create(tddep, lname, { ...fdep.de }, recase ? fe : undefined);
     await dir_remove(fddep, fe);
     fdep.entryOff = off;
     fdep.dirty = false;
@@ -275,17 +281,34 @@ export const msdosfs_vnodeops: VnodeOps = {
     }
     await dirModified(fddep);
     if (tddep !== fddep) await dirModified(tddep);
-    await dmp.fat.flush();
+    await dmp.fat.flush(dmp.args.dirsync);
   },
 
   async open(): Promise<void> {},
-  async close(): Promise<void> {},
+
+  async close(vp: Vnode, flags: number): Promise<void> {
+    const dep = VTODE(vp), dmp = dep.dmp;
+    // flush: a file written through this descriptor goes to the medium now, not at the next sync.
+    if (!dmp.args.flush || dep.isDir || (flags & O_ACCMODE) === O_RDONLY || vp.mount.readOnly) return;
+    await dep.update();
+    await dmp.fat.flush();
+    await vflushbuf(vp);
+    await vflushbuf(dmp.meta);
+  },
+
+  utimesAllowed(vp: Vnode, cred: Cred): boolean {
+    // Linux's fat_allow_set_time: allow_utime's group bit for members of the group, its other bit for the rest.
+    const a = VTODE(vp).dmp.args;
+    if (cred.uid === a.uid) return false;
+    return ((cred.groupmember(a.gid) ? a.allowUtime >> 3 : a.allowUtime) & 0o2) !== 0;
+  },
 
   async getattr(vp: Vnode): Promise<Vattr> {
     const dep = VTODE(vp), dmp = dep.dmp, a = dmp.args, de = dep.de;
     let mode = dep.isDir ? a.dirmask : a.mask;
-    // As Linux: the read-only attribute takes away write permission from files only.
-    if (!dep.isDir && (de.attr & ATTR_READONLY)) mode &= ~0o222;
+    // As Linux: the read-only attribute takes away write permission from files (directories too with rodir).
+    if ((!dep.isDir || a.rodir) && (de.attr & ATTR_READONLY)) mode &= ~0o222;
+    if (a.showexec && !dep.isDir && !EXEC_EXT.has(String.fromCharCode(...de.name.subarray(8, 11)))) mode &= ~0o111;
     const cs = dmp.bpb.clusterSize;
     let bytes: number;
     try { bytes = dep.allocated(); } catch { bytes = Math.ceil(de.size / cs) * cs; }
@@ -303,7 +326,8 @@ export const msdosfs_vnodeops: VnodeOps = {
     writable(vp);
     const dep = VTODE(vp), dmp = dep.dmp, a = dmp.args;
     // Owners are a mount option: only "no change" can be stored (as Linux vfat).
-    if ((va.uid !== undefined && va.uid !== a.uid) || (va.gid !== undefined && va.gid !== a.gid)) {
+    // With quiet, such a change succeeds and changes nothing (as Linux).
+    if (((va.uid !== undefined && va.uid !== a.uid) || (va.gid !== undefined && va.gid !== a.gid)) && !a.quiet) {
       throw kerr('EPERM', 'FAT files have no owner');
     }
     if (dep.isRoot) return; // no entry to keep anything in
@@ -311,7 +335,7 @@ export const msdosfs_vnodeops: VnodeOps = {
       await truncate(vp, dep, va.size);
       await dmp.fat.flush();
     }
-    if (va.mode !== undefined && !dep.isDir) {
+    if (va.mode !== undefined && (!dep.isDir || a.rodir)) {
       const ro = (va.mode & 0o222) === 0;
       const attr = ro ? dep.de.attr | ATTR_READONLY : dep.de.attr & ~ATTR_READONLY;
       if (attr !== dep.de.attr) {

@@ -1,6 +1,6 @@
 // Per-mount state (NetBSD msdosfsmount.h): the BPB, the FAT, the options,
 // and where things are on the device.
-import { kerr, type BlockDevice, type Mount, type MountOptions } from '../../kern/index.js';
+import { bwrite, kerr, mount_bwrite, type BlockDevice, type Buf, type Mount, type MountOptions } from '../../kern/index.js';
 import type { Bpb } from './bpb.js';
 import { codepage_byname, cp437, type Codepage } from './msdosfs_conv.js';
 import type { Fat } from './fat.js';
@@ -18,6 +18,20 @@ export interface MsdosfsArgs {
   gmtoff: number;
   shortname: ShortnameMode;
   codepage: Codepage;
+  /** Linux vfat's showexec: execute bits only for .EXE, .COM and .BAT files. */
+  showexec: boolean;
+  /** Linux's quiet: a chown the format cannot store succeeds without effect. */
+  quiet: boolean;
+  /** Directory changes are written through (Linux's dirsync). */
+  dirsync: boolean;
+  /** Closing a file written through it writes its data and entry back (Linux vfat's flush). */
+  flush: boolean;
+  /** Linux vfat's allow_utime: which of group (020) and others (002) may set times. */
+  allowUtime: number;
+  /** The read-only attribute takes away write permission from directories too (Linux's rodir). */
+  rodir: boolean;
+  /** Try a generated short name without ~N first (Linux's nonumtail). */
+  nonumtail: boolean;
 }
 
 /** The root directory's file id (as Linux's MSDOS_ROOT_INO); no entry lies at byte 1. */
@@ -32,7 +46,10 @@ function intOpt(k: string, v: string | number | boolean, radix: number, max: num
 }
 
 export function msdosfs_parseargs(o: MountOptions): MsdosfsArgs {
-  const a: MsdosfsArgs = { uid: 0, gid: 0, mask: 0o755, dirmask: -1, gmtoff: 0, shortname: 'mixed', codepage: cp437 };
+  const a: MsdosfsArgs = {
+    uid: 0, gid: 0, mask: 0o755, dirmask: -1, gmtoff: 0, shortname: 'mixed', codepage: cp437,
+    showexec: false, quiet: false, dirsync: false, flush: false, allowUtime: -1, rodir: false, nonumtail: false,
+  };
   for (const [k, v] of Object.entries(o)) {
     switch (k) {
       case 'uid': a.uid = intOpt(k, v, 10, 0xffffffff); break;
@@ -46,11 +63,17 @@ export function msdosfs_parseargs(o: MountOptions): MsdosfsArgs {
         if (v !== 'lower' && v !== 'win95' && v !== 'winnt' && v !== 'mixed') throw kerr('EINVAL', `msdos: shortname=${String(v)}: lower, win95, winnt or mixed`);
         a.shortname = v;
         break;
+      case 'allow_utime': a.allowUtime = intOpt(k, v, 8, 0o777) & 0o022; break;
+      case 'showexec': case 'quiet': case 'dirsync': case 'flush': case 'rodir': case 'nonumtail':
+        a[k] = v !== false;
+        break;
       default: throw kerr('EINVAL', `msdos: unknown option '${k}'`);
     }
   }
   if (o.utc !== undefined && o.utc !== false) a.gmtoff = 0;
   if (a.dirmask < 0) a.dirmask = a.mask;
+  // As Linux: by default, whoever the directory permissions let write.
+  if (a.allowUtime < 0) a.allowUtime = a.dirmask & 0o022;
   return a;
 }
 
@@ -78,6 +101,12 @@ export class Msdosfsmount {
     }
     const cs = b.clusterSize;
     return { off: b.dataOffset + Math.floor((off - b.dataOffset) / cs) * cs, size: cs };
+  }
+
+  /** Write a directory block: through with dirsync, else as the mount writes. */
+  async dirWrite(bp: Buf): Promise<void> {
+    if (this.args.dirsync) await bwrite(bp);
+    else await mount_bwrite(this.mp, bp);
   }
 
   newOrphanKey(): number {
