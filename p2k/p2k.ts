@@ -155,8 +155,10 @@ export class P2k implements FuseFilesystem {
     try {
       vp = await vn_lookupat(l, this.vnode(parent), name);
     } catch (e) {
-      // An absent name is cached as absent: every change comes through this mount.
-      if (isKernError(e) && e.code === 'ENOENT' && this.opts.entryTimeout > 0) return this.absent();
+      // An absent name is cached as absent: every change comes through this
+      // mount. Not where names fold case: the kernel would keep "README"
+      // absent after "readme" is created.
+      if (isKernError(e) && e.code === 'ENOENT' && this.opts.entryTimeout > 0 && !this.mp.op.caseInsensitive) return this.absent();
       throw e;
     }
     return this.entryFor(l, vp);

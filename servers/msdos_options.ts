@@ -130,5 +130,10 @@ export function parse(argv: string[]): ServerSpec {
     }
   }
   if (dirmask !== undefined) options.dirmask = dirmask;
-  return diskSpec('rump_msdos', 'msdos', args, g, options);
+  const spec = diskSpec('rump_msdos', 'msdos', args, g, options);
+  // allow_utime and quiet loosen the owner rules, which the host kernel would
+  // apply first: let the server decide (FAT has no FIFOs or devices for the
+  // kernel's checks to cover).
+  if (options.allow_utime !== undefined || options.quiet) spec.serverPermissions = true;
+  return spec;
 }

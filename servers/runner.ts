@@ -64,6 +64,11 @@ export interface ServerSpec {
   foreground: boolean;
   /** rumpuser=NAME: whom the sandboxed server becomes. */
   sandboxUser?: string;
+  /**
+   * The server alone decides permissions (no default_permissions): for
+   * options that loosen the owner rules the host kernel would apply first.
+   */
+  serverPermissions?: boolean;
 }
 
 /** A mount that cannot be made: the message goes to the user, exit 32. */
@@ -312,6 +317,7 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
     fd = fuseMount({
       mountpoint, fsname: spec.from, subtype: spec.fstype, readOnly,
       noexec: (spec.flags & MNT_NOEXEC) !== 0, allowOther: process.geteuid?.() === 0,
+      kernelPermissions: !spec.serverPermissions,
     });
   } catch (e) {
     unmounter.stdin!.end();

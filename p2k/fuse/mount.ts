@@ -20,6 +20,12 @@ export interface FuseMountSpec {
   noexec: boolean;
   /** Let every user in (root's mounts; an ordinary user needs user_allow_other in /etc/fuse.conf). */
   allowOther: boolean;
+  /**
+   * The kernel checks permissions from the attributes (default_permissions:
+   * FIFOs, devices and access(2) too, which never reach the server
+   * otherwise). Default true; false leaves every decision to the server.
+   */
+  kernelPermissions?: boolean;
 }
 
 /** A mount that could not be made, with the reason in words. */
@@ -30,9 +36,7 @@ export function fuseOptions(s: FuseMountSpec): string {
   const esc = (v: string) => v.replace(/[\\,]/g, c => '\\' + c);
   return [
     s.readOnly ? 'ro' : 'rw', 'nosuid', 'nodev', ...(s.noexec ? ['noexec'] : []),
-    // The kernel checks permissions from the attributes: FIFOs, devices and
-    // access(2) too, which never reach the server otherwise.
-    'default_permissions', ...(s.allowOther ? ['allow_other'] : []),
+    ...(s.kernelPermissions === false ? [] : ['default_permissions']), ...(s.allowOther ? ['allow_other'] : []),
     `fsname=${esc(s.fsname)}`, `subtype=${esc(s.subtype)}`,
   ].join(',');
 }
@@ -51,7 +55,7 @@ function mountDirect(s: FuseMountSpec): number {
   }
   const data = [
     `fd=${fd}`, 'rootmode=40000', `user_id=${process.getuid!()}`, `group_id=${process.getgid!()}`,
-    'default_permissions', ...(s.allowOther ? ['allow_other'] : []),
+    ...(s.kernelPermissions === false ? [] : ['default_permissions']), ...(s.allowOther ? ['allow_other'] : []),
   ].join(',');
   const flags = MS_NOSUID | MS_NODEV | (s.readOnly ? MS_RDONLY : 0) | (s.noexec ? MS_NOEXEC : 0);
   try {
