@@ -72,10 +72,10 @@ export function bufcache_setsyncdelay(ms: number): void {
   syncdelay = ms;
 }
 
-export function bufcache_stats(): { bytes: number; buffers: number; dirty: number; hits: number; misses: number } {
+export function bufcache_stats(): { bytes: number; limit: number; buffers: number; dirty: number; hits: number; misses: number } {
   let buffers = 0;
   for (const m of cache.values()) buffers += m.size;
-  return { bytes, buffers, dirty: dirtyBufs.size, hits, misses };
+  return { bytes, limit, buffers, dirty: dirtyBufs.size, hits, misses };
 }
 
 /** The block, read from the device unless cached. */
