@@ -5,8 +5,9 @@
 // sleeping here). Held buffers are never evicted; unheld ones are evicted LRU,
 // dirty ones written back first. A syncer writes delayed writes after
 // `syncdelay`. A failed write-back keeps the buffer dirty and is reported by
-// the next bflush/vflushbuf of its device/owner. A cache hit is answered
-// without waiting for anything.
+// the next bflush/vflushbuf of its device/owner; the syncer and eviction do
+// not try it again (no retry loop against a full or failing device): only an
+// explicit flush does. A cache hit is answered without waiting for anything.
 //
 // Cluster I/O (NetBSD's breadn and cluster write): bread_cluster reads each
 // run of adjacent missing blocks with one device read, bwrite_cluster writes
@@ -36,6 +37,8 @@ export class Buf {
   gen = 0;
   /** @internal monotonic ms when it became dirty, or -1 when clean */
   dirtySince = -1;
+  /** @internal its last write-back failed: only an explicit flush tries again */
+  failed = false;
 
   constructor(readonly dev: BlockDevice, readonly offset: number, readonly size: number) {
     this.data = new Uint8Array(size);
@@ -412,11 +415,15 @@ async function writeRun(run: readonly Buf[]): Promise<void> {
   try {
     await p;
     run.forEach((bp, i) => {
+      bp.failed = false;
       if (bp.gen === gens[i]) {
         bp.dirtySince = -1;
         dirtyBufs.delete(bp);
       }
     });
+  } catch (e) {
+    for (const bp of run) bp.failed = true;
+    throw e;
   } finally {
     for (const bp of run) bp.writing = null;
   }
@@ -490,7 +497,7 @@ async function reclaim(need: number): Promise<void> {
     const batch: Buf[] = [];
     for (const bp of lru) {
       if (excess <= 0) break;
-      if (!bp.dirty || failed.has(bp)) continue;
+      if (!bp.dirty || bp.failed || failed.has(bp)) continue;
       batch.push(bp);
       excess -= bp.size;
     }
@@ -517,7 +524,7 @@ async function syncerTick(): Promise<void> {
   syncerBusy = true;
   try {
     const now = rumpuser_clock_monotonic_ms();
-    const old = [...dirtyBufs].filter((bp) => bp.holds === 0 && now - bp.dirtySince >= syncdelay);
+    const old = [...dirtyBufs].filter((bp) => bp.holds === 0 && !bp.failed && now - bp.dirtySince >= syncdelay);
     for (const run of runsOf(old)) await writeBackInBackground(run);
   } finally {
     syncerBusy = false;

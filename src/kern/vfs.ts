@@ -2,6 +2,7 @@
 import { bdwrite, bflush, binvalall, bufcache_setlimit, bwrite, type Buf } from './bio.js';
 import type { BlockDevice } from './blkdev.js';
 import { kerr } from './errno.js';
+import { log } from './panic.js';
 import { RwLock } from './lock.js';
 import { vcache_flush, vcache_setmax, vrele } from './vcache.js';
 import { rumpuser_getenv } from '../rumpuser/index.js';
@@ -140,12 +141,24 @@ export async function vfs_unmount(mp: Mount, force = false): Promise<void> {
     mp.rootvp = null;
     await vrele(root);
     await vcache_flush(mp, null, force);
-    await op_sync_all(mp);
-    await mp.op.unmount(mp);
-    if (mp.dev) {
-      await bflush(mp.dev);
-      binvalall(mp.dev);
+    let lost: unknown = null;
+    try {
+      await op_sync_all(mp);
+    } catch (e) {
+      lost = e;
     }
+    if (lost === null) {
+      await mp.op.unmount(mp);
+      if (mp.dev) await bflush(mp.dev);
+    } else {
+      // The device refuses writes (its host file system full, or failing).
+      // Waiting would not help and retrying would spin: the unmount goes
+      // through, the volume is not marked clean, and what could not be
+      // written is dropped (the writers were told: write, fsync, close).
+      log(`${mp.stat.from}: unmount: could not write everything back (${lost instanceof Error ? lost.message : String(lost)}); ` +
+        'the volume is left marked as not cleanly unmounted: run its fsck');
+    }
+    if (mp.dev) binvalall(mp.dev);
     budgets.delete(mp);
     applyBudgets();
   } catch (e) {

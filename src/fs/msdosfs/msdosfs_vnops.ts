@@ -1,7 +1,7 @@
 // Vnode operations (NetBSD msdosfs_vnops.c): what the kernel asks of a FAT
 // file or directory.
 import {
-  bread, bread_cluster, brelse, bwrite_cluster, getblk, IO_APPEND, IO_SYNC, kerr, log, mount_bwrite, nanotime,
+  bread, bread_cluster, brelse, bwrite_cluster, getblk, IO_APPEND, IO_SYNC, kerr, O_ACCMODE, O_RDONLY, log, mount_bwrite, nanotime,
   vcache_get, vcache_rekey, vflushbuf, VType, type Buf, type Dirent, type MaybePromise, type Timespec, type Vattr,
   type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
@@ -140,6 +140,20 @@ async function writePieces(vp: Vnode, dep: Denode, ch: readonly number[], had: n
     d.set(buf.subarray(done, done + len), within);
   });
   await bwrite_cluster(bufs);
+}
+
+/** After a failed write: keep the clusters the file had and those up to `end` (0: none), size to match. */
+async function writeFailed(dep: Denode, had: number, end: number): Promise<void> {
+  const dmp = dep.dmp, cs = dmp.bpb.clusterSize;
+  dep.truncateClusters(Math.max(had, Math.ceil(end / cs)));
+  if (end > dep.de.size) dep.de.size = end;
+  dep.touchModified();
+  try {
+    await dep.update();
+    await dmp.fat.flush();
+  } catch (e) {
+    log(`msdosfs: ${dmp.dev.path}: ${dep.describe()}: after a failed write: ${String(e)}`);
+  }
 }
 
 /** Write zeroes over [from, to) of the file's existing clusters. */
@@ -284,7 +298,10 @@ export const msdosfs_vnodeops: VnodeOps = {
   },
 
   async open(): Promise<void> {},
-  async close(): Promise<void> {},
+  /** A write-back of the file's data that failed since is reported here, as Linux's close does. */
+  async close(vp: Vnode, flags: number): Promise<void> {
+    if ((flags & O_ACCMODE) !== O_RDONLY) await vflushbuf(vp);
+  },
 
   async getattr(vp: Vnode): Promise<Vattr> {
     const dep = VTODE(vp), dmp = dep.dmp, a = dmp.args, de = dep.de;
@@ -379,7 +396,23 @@ export const msdosfs_vnodeops: VnodeOps = {
     const had = ch.length;
     const need = Math.ceil(end / cs) - had;
     if (need > 0) await dep.extend(need, vp, Math.floor(offset / cs));
-    for (const pieces of windows(cs, offset, buf.length)) await writePieces(vp, dep, ch, had, buf, pieces);
+    let written = 0;
+    try {
+      for (const pieces of windows(cs, offset, buf.length)) {
+        await writePieces(vp, dep, ch, had, buf, pieces);
+        const last = pieces[pieces.length - 1];
+        written = last.done + last.len;
+      }
+    } catch (e) {
+      // The device refused (its host file system full, or failing): the error
+      // goes back now, nothing retries. What was written stays (a short
+      // write); clusters this write added beyond it go back to the free pool,
+      // so the entry never claims more than its chain holds.
+      await writeFailed(dep, had, written ? offset + written : 0);
+      if (written === 0) throw e;
+      log(`msdosfs: ${dmp.dev.path}: ${dep.describe()}: short write: ${String(e)}`);
+      return written;
+    }
     if (end > dep.de.size) dep.de.size = end;
     dep.touchModified();
     await dep.update();
