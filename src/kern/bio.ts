@@ -172,6 +172,14 @@ export async function vflushbuf(owner: object): Promise<void> {
   if (failure ?? pending) throw failure ?? pending;
 }
 
+/** Report, once, a failed write-back of owner's buffers since the last report; writes nothing. */
+export function vcheckerror(owner: object): void {
+  const pending = ownerErrors.get(owner);
+  if (!pending) return;
+  ownerErrors.delete(owner);
+  throw pending;
+}
+
 /** Write every dirty buffer of dev, then make the device durable. */
 export async function bflush(dev: BlockDevice): Promise<void> {
   const mine = [...dirtyBufs].filter((bp) => bp.dev === dev);

@@ -2,7 +2,7 @@
 // file or directory.
 import {
   bread, bread_cluster, brelse, bwrite_cluster, getblk, IO_APPEND, IO_SYNC, kerr, O_ACCMODE, O_RDONLY, log, mount_bwrite, nanotime,
-  vcache_get, vcache_rekey, vflushbuf, VType, type Buf, type Dirent, type MaybePromise, type Timespec, type Vattr,
+  vcache_get, vcache_rekey, vcheckerror, vflushbuf, VType, type Buf, type Dirent, type MaybePromise, type Timespec, type Vattr,
   type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { Denode } from './denode.js';
@@ -299,8 +299,8 @@ export const msdosfs_vnodeops: VnodeOps = {
 
   async open(): Promise<void> {},
   /** A write-back of the file's data that failed since is reported here, as Linux's close does. */
-  async close(vp: Vnode, flags: number): Promise<void> {
-    if ((flags & O_ACCMODE) !== O_RDONLY) await vflushbuf(vp);
+  close(vp: Vnode, flags: number): void {
+    if ((flags & O_ACCMODE) !== O_RDONLY) vcheckerror(vp);
   },
 
   async getattr(vp: Vnode): Promise<Vattr> {
