@@ -144,7 +144,7 @@ export class P2k implements FuseFilesystem {
     if (n.nlookup > 0) return;
     this.nodes.delete(id);
     this.byVnode.delete(n.vp);
-    vrele(n.vp).catch(e => rumpuser_putstr(`p2k: forget ${id}: ${String(e)}\n`));
+    (async () => vrele(n.vp))().catch(e => rumpuser_putstr(`p2k: forget ${id}: ${String(e)}\n`));
   }
 
   // Names
@@ -430,7 +430,7 @@ export class P2k implements FuseFilesystem {
         this.handles[fh] = undefined;
         if (h) await vn_close(l, h.fp).catch(() => {});
       }
-      for (const n of this.nodes.values()) if (n.id !== FUSE_ROOT_ID) await vrele(n.vp).catch(() => {});
+      for (const n of this.nodes.values()) if (n.id !== FUSE_ROOT_ID) await (async () => vrele(n.vp))().catch(() => {});
       this.nodes.clear();
       this.byVnode.clear();
       try {

@@ -5,7 +5,13 @@
 // sleeping here). Held buffers are never evicted; unheld ones are evicted LRU,
 // dirty ones written back first. A syncer writes delayed writes after
 // `syncdelay`. A failed write-back keeps the buffer dirty and is reported by
-// the next bflush/vflushbuf of its device/owner.
+// the next bflush/vflushbuf of its device/owner; the syncer and eviction do
+// not try it again (no retry loop against a full or failing device): only an
+// explicit flush does. A cache hit is answered without waiting for anything.
+//
+// Cluster I/O (NetBSD's breadn and cluster write): bread_cluster reads each
+// run of adjacent missing blocks with one device read, bwrite_cluster writes
+// each run of adjacent blocks with one device write.
 //
 // Buffers of one device at different offsets must not overlap: keeping
 // overlapping views coherent is the caller's (the driver's) responsibility.
@@ -13,6 +19,7 @@ import { rumpuser_clock_monotonic_ms, rumpuser_timer } from '../rumpuser/index.j
 import type { BlockDevice } from './blkdev.js';
 import { kerr, KernError } from './errno.js';
 import { log, panic } from './panic.js';
+import type { MaybePromise } from './vnode_types.js';
 
 export class Buf {
   data: Uint8Array;
@@ -30,6 +37,8 @@ export class Buf {
   gen = 0;
   /** @internal monotonic ms when it became dirty, or -1 when clean */
   dirtySince = -1;
+  /** @internal its last write-back failed: only an explicit flush tries again */
+  failed = false;
 
   constructor(readonly dev: BlockDevice, readonly offset: number, readonly size: number) {
     this.data = new Uint8Array(size);
@@ -66,20 +75,68 @@ export function bufcache_setsyncdelay(ms: number): void {
   syncdelay = ms;
 }
 
-export function bufcache_stats(): { bytes: number; buffers: number; dirty: number; hits: number; misses: number } {
+export function bufcache_stats(): { bytes: number; limit: number; buffers: number; dirty: number; hits: number; misses: number } {
   let buffers = 0;
   for (const m of cache.values()) buffers += m.size;
-  return { bytes, buffers, dirty: dirtyBufs.size, hits, misses };
+  return { bytes, limit, buffers, dirty: dirtyBufs.size, hits, misses };
 }
 
 /** The block, read from the device unless cached. */
 export function bread(dev: BlockDevice, offset: number, size: number, owner?: object): Promise<Buf> {
-  return lookup(dev, offset, size, owner, true);
+  const bp = incore(dev, offset, size, owner);
+  return bp ? Promise.resolve(bp) : lookup(dev, offset, size, owner, true);
 }
 
 /** The block without reading it: the caller overwrites all of it (zeroes if not cached). */
 export function getblk(dev: BlockDevice, offset: number, size: number, owner?: object): Promise<Buf> {
-  return lookup(dev, offset, size, owner, false);
+  const bp = incore(dev, offset, size, owner);
+  return bp ? Promise.resolve(bp) : lookup(dev, offset, size, owner, false);
+}
+
+/** A block of a cluster transfer: its byte offset and size on the device. */
+export interface BlockRef { offset: number; size: number }
+
+/**
+ * The blocks, held, in the order given (NetBSD breadn): at once when all are
+ * cached, else each run of physically adjacent missing blocks is read with
+ * one device read. On an error none is held.
+ */
+export function bread_cluster(dev: BlockDevice, blks: readonly BlockRef[], owner?: object): MaybePromise<Buf[]> {
+  const got: (Buf | null)[] = new Array(blks.length);
+  let missing = 0;
+  for (let i = 0; i < blks.length; i++) {
+    got[i] = incore(dev, blks[i].offset, blks[i].size, owner);
+    if (!got[i]) missing++;
+  }
+  return missing === 0 ? got as Buf[] : readMissing(dev, blks, got, owner);
+}
+
+/**
+ * Write the held buffers (changed by the caller) and release them: each run
+ * of physically adjacent ones with one device write. A failure is returned at
+ * once and also kept for the owners' next vflushbuf; the buffers of a failed
+ * run are invalidated (the device may hold anything of them now), so that
+ * nothing retries them and the next read sees what the device has.
+ */
+export async function bwrite_cluster(bufs: readonly Buf[]): Promise<void> {
+  let failure: KernError | undefined;
+  try {
+    for (const bp of bufs) markDirty(bp);
+    for (const run of runsOf(bufs)) {
+      try {
+        await writeRun(run);
+      } catch (e) {
+        failure ??= asKernError(e, run[0].dev);
+        for (const bp of run) {
+          if (bp.owner && !ownerErrors.has(bp.owner)) ownerErrors.set(bp.owner, failure);
+          drop(bp);
+        }
+      }
+    }
+  } finally {
+    for (const bp of bufs) brelse(bp);
+  }
+  if (failure) throw failure;
 }
 
 /** Done with the buffer, unchanged. */
@@ -115,6 +172,14 @@ export async function vflushbuf(owner: object): Promise<void> {
   if (failure ?? pending) throw failure ?? pending;
 }
 
+/** Report, once, a failed write-back of owner's buffers since the last report; writes nothing. */
+export function vcheckerror(owner: object): void {
+  const pending = ownerErrors.get(owner);
+  if (!pending) return;
+  ownerErrors.delete(owner);
+  throw pending;
+}
+
 /** Write every dirty buffer of dev, then make the device durable. */
 export async function bflush(dev: BlockDevice): Promise<void> {
   const mine = [...dirtyBufs].filter((bp) => bp.dev === dev);
@@ -140,6 +205,98 @@ export function binvalall(dev: BlockDevice): void {
 }
 
 // ---- internals ----
+
+/** A cached, loaded block of this size, held; null for anything that must wait. */
+function incore(dev: BlockDevice, offset: number, size: number, owner: object | undefined): Buf | null {
+  const bp = cache.get(dev)?.get(offset);
+  if (!bp || bp.size !== size || bp.loading) return null;
+  hits++;
+  hold(bp, owner);
+  return bp;
+}
+
+function asKernError(e: unknown, dev: BlockDevice): KernError {
+  return e instanceof KernError ? e : kerr('EIO', `${dev.path}: ${String(e)}`);
+}
+
+/** bread_cluster's slow path: got holds the hits, null where a block is missing. */
+async function readMissing(dev: BlockDevice, blks: readonly BlockRef[], got: (Buf | null)[], owner: object | undefined): Promise<Buf[]> {
+  const waits: Promise<void>[] = [];
+  for (let i = 0; i < blks.length;) {
+    if (got[i]) { i++; continue; }
+    // A run: adjacent blocks that nobody has cached or is reading.
+    let j = i;
+    let end = blks[i].offset;
+    while (j < blks.length && !got[j] && blks[j].offset === end && !cache.get(dev)?.has(blks[j].offset) &&
+      blockOk(dev, blks[j].offset, blks[j].size)) {
+      end += blks[j].size;
+      j++;
+    }
+    if (j - i < 2) {
+      // Alone, cached in another size, being read, or invalid: bread's own path.
+      const k = i;
+      waits.push(lookup(dev, blks[k].offset, blks[k].size, owner, true).then((bp) => { got[k] = bp; }));
+      i++;
+      continue;
+    }
+    waits.push(readRun(dev, blks, i, j, end, got, owner));
+    i = j;
+  }
+  const results = await Promise.allSettled(waits);
+  const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
+  if (failed) {
+    for (const bp of got) if (bp) brelse(bp);
+    throw failed.reason;
+  }
+  return got as Buf[];
+}
+
+function blockOk(dev: BlockDevice, offset: number, size: number): boolean {
+  return Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(size) && size > 0 && offset + size <= dev.size;
+}
+
+/** Blocks i..j-1, adjacent from blks[i].offset to end: one device read fills them all. */
+async function readRun(dev: BlockDevice, blks: readonly BlockRef[], i: number, j: number, end: number,
+  got: (Buf | null)[], owner: object | undefined): Promise<void> {
+  const need = end - blks[i].offset;
+  if (bytes + need > limit) await reclaim(need);
+  // Others may have cached some of them meanwhile: those go bread's way.
+  const mine: Buf[] = [];
+  for (let k = i; k < j; k++) {
+    if (cache.get(dev)?.has(blks[k].offset)) {
+      mine.forEach((bp) => { drop(bp); brelse(bp); });
+      for (let m = i; m < j; m++) got[m] = null;
+      await Promise.all(blks.slice(i, j).map((b, n) =>
+        lookup(dev, b.offset, b.size, owner, true).then((bp) => { got[i + n] = bp; })));
+      return;
+    }
+    misses++;
+    const bp = insert(dev, blks[k].offset, blks[k].size);
+    hold(bp, owner);
+    mine.push(bp);
+    got[k] = bp;
+  }
+  const big = new Uint8Array(need);
+  // Done (for those who share a block's read) only once the blocks are filled.
+  const p = dev.read(big, blks[i].offset).then(() => {
+    let at = 0;
+    for (const bp of mine) {
+      bp.data.set(big.subarray(at, at + bp.size));
+      at += bp.size;
+    }
+  });
+  for (const bp of mine) bp.loading = p;
+  try {
+    await p;
+  } catch (e) {
+    // Nobody may see half-read data: the next bread reads afresh.
+    for (let k = i; k < j; k++) got[k] = null;
+    for (const bp of mine) { drop(bp); brelse(bp); }
+    throw e;
+  } finally {
+    for (const bp of mine) bp.loading = null;
+  }
+}
 
 async function lookup(dev: BlockDevice, offset: number, size: number, owner: object | undefined, read: boolean): Promise<Buf> {
   // Drivers compute block addresses from on-disk data: a bad one is EIO, not
@@ -240,46 +397,88 @@ function markDirty(bp: Buf): void {
  * Write the buffer's current contents. A snapshot is written, so holders may
  * keep changing data meanwhile; it is clean afterwards only if nobody did.
  */
-async function writeBack(bp: Buf): Promise<void> {
-  while (bp.writing) await bp.writing.catch(() => undefined);
-  if (!bp.dirty) return;
-  const gen = bp.gen;
-  const p = bp.dev.write(bp.data.slice(), bp.offset);
-  bp.writing = p;
+function writeBack(bp: Buf): Promise<void> {
+  return writeRun([bp]);
+}
+
+/**
+ * Write adjacent buffers (ascending offsets, one device) with one device
+ * write, after any write-back of theirs still under way (an older one must
+ * not land last). Each is clean afterwards unless changed meanwhile.
+ */
+async function writeRun(run: readonly Buf[]): Promise<void> {
+  for (const bp of run) while (bp.writing) await bp.writing.catch(() => undefined);
+  if (!run.some((bp) => bp.dirty)) return;
+  const gens = run.map((bp) => bp.gen);
+  let data: Uint8Array;
+  if (run.length === 1) {
+    data = run[0].data.slice();
+  } else {
+    data = new Uint8Array(run.reduce((n, bp) => n + bp.size, 0));
+    let at = 0;
+    for (const bp of run) { data.set(bp.data, at); at += bp.size; }
+  }
+  const p = run[0].dev.write(data, run[0].offset);
+  for (const bp of run) bp.writing = p;
   try {
     await p;
-    if (bp.gen === gen) {
-      bp.dirtySince = -1;
-      dirtyBufs.delete(bp);
-    }
+    run.forEach((bp, i) => {
+      bp.failed = false;
+      if (bp.gen === gens[i]) {
+        bp.dirtySince = -1;
+        dirtyBufs.delete(bp);
+      }
+    });
+  } catch (e) {
+    for (const bp of run) bp.failed = true;
+    throw e;
   } finally {
-    bp.writing = null;
+    for (const bp of run) bp.writing = null;
   }
 }
 
 /** Write back buffers; the first failure is returned, the rest still tried. */
 async function writeAll(bufs: Buf[]): Promise<KernError | undefined> {
   let failure: KernError | undefined;
-  for (const bp of bufs) {
+  for (const run of runsOf(bufs)) {
     try {
-      await writeBack(bp);
+      await writeRun(run);
     } catch (e) {
-      failure ??= e instanceof KernError ? e : kerr('EIO', `${bp.dev.path}: ${String(e)}`);
+      failure ??= asKernError(e, run[0].dev);
     }
   }
   return failure;
 }
 
+/** The buffers in runs of physically adjacent ones, one device each, ascending. */
+function runsOf(bufs: readonly Buf[]): Buf[][] {
+  const sorted = [...bufs].sort((a, b) => a.offset - b.offset);
+  const runs: Buf[][] = [];
+  const open = new Map<BlockDevice, Buf[]>();
+  for (const bp of sorted) {
+    const cur = open.get(bp.dev);
+    const last = cur?.[cur.length - 1];
+    if (cur && last!.offset + last!.size === bp.offset) {
+      cur.push(bp);
+    } else {
+      const run = [bp];
+      runs.push(run);
+      open.set(bp.dev, run);
+    }
+  }
+  return runs;
+}
+
 /** A write-back nobody waits for (syncer, eviction): log and keep for the next flush. */
-async function writeBackInBackground(bp: Buf): Promise<boolean> {
+async function writeBackInBackground(run: Buf[]): Promise<boolean> {
   try {
-    await writeBack(bp);
+    await writeRun(run);
     return true;
   } catch (e) {
-    const err = e instanceof KernError ? e : kerr('EIO', `${bp.dev.path}: ${String(e)}`);
-    log(`${bp.dev.path}: write-back of block at ${bp.offset} failed: ${err.message}`);
-    if (!devErrors.has(bp.dev)) devErrors.set(bp.dev, err);
-    if (bp.owner && !ownerErrors.has(bp.owner)) ownerErrors.set(bp.owner, err);
+    const err = asKernError(e, run[0].dev);
+    log(`${run[0].dev.path}: write-back of ${run.length} block(s) at ${run[0].offset} failed: ${err.message}`);
+    if (!devErrors.has(run[0].dev)) devErrors.set(run[0].dev, err);
+    for (const bp of run) if (bp.owner && !ownerErrors.has(bp.owner)) ownerErrors.set(bp.owner, err);
     return false;
   }
 }
@@ -306,15 +505,18 @@ async function reclaim(need: number): Promise<void> {
     const batch: Buf[] = [];
     for (const bp of lru) {
       if (excess <= 0) break;
-      if (!bp.dirty || failed.has(bp)) continue;
+      if (!bp.dirty || bp.failed || failed.has(bp)) continue;
       batch.push(bp);
       excess -= bp.size;
     }
     if (batch.length === 0) return;
-    const ok = await Promise.all(batch.map(writeBackInBackground));
-    batch.forEach((bp, i) => {
-      if (!ok[i]) failed.add(bp);
-      else if (bp.holds === 0 && !bp.dirty) drop(bp);
+    const runs = runsOf(batch);
+    const ok = await Promise.all(runs.map(writeBackInBackground));
+    runs.forEach((run, i) => {
+      for (const bp of run) {
+        if (!ok[i]) failed.add(bp);
+        else if (bp.holds === 0 && !bp.dirty) drop(bp);
+      }
     });
   }
 }
@@ -330,8 +532,8 @@ async function syncerTick(): Promise<void> {
   syncerBusy = true;
   try {
     const now = rumpuser_clock_monotonic_ms();
-    const old = [...dirtyBufs].filter((bp) => bp.holds === 0 && now - bp.dirtySince >= syncdelay);
-    for (const bp of old) await writeBackInBackground(bp);
+    const old = [...dirtyBufs].filter((bp) => bp.holds === 0 && !bp.failed && now - bp.dirtySince >= syncdelay);
+    for (const run of runsOf(old)) await writeBackInBackground(run);
   } finally {
     syncerBusy = false;
   }

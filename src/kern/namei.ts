@@ -1,15 +1,17 @@
 // namei: a path name to a vnode, one component at a time, with search
 // permission on every directory, `.` and `..` (never above the lwp's root),
 // symbolic links (ELOOP after MAXSYMLINKS) and the name length limits.
+// Every step that can answer at once (a free lock, a cached vnode, a driver
+// that answers without I/O) is taken without a microtask: a cached path
+// name costs no Promise per component.
 import { kerr, isKernError } from './errno.js';
 import { LK_EXCLUSIVE, LK_SHARED } from './lock.js';
 import type { Lwp } from './lwp.js';
-import { vn_access } from './vfs_vnops.js';
 import { vref, vrele } from './vcache.js';
-import type { Vnode } from './vnode.js';
-import { VOP_LOOKUP, VOP_READLINK } from './vnode_if.js';
-import { VType } from './vnode_types.js';
-import { VEXEC } from './kauth.js';
+import { vn_lock, type Vnode } from './vnode.js';
+import { vop_getattr, vop_lookup, VOP_READLINK } from './vnode_if.js';
+import { VType, type MaybePromise } from './vnode_types.js';
+import { vaccess, VEXEC } from './kauth.js';
 
 export const NAME_MAX = 255, PATH_MAX = 4096, MAXSYMLINKS = 40;
 
@@ -39,6 +41,29 @@ export interface NameiResult {
 const encoder = new TextEncoder();
 const byteLength = (s: string) => (s.length * 3 <= NAME_MAX ? s.length : encoder.encode(s).length);
 
+/** Search permission on the locked directory dir (root may search any). */
+function searchable(dir: Vnode, l: Lwp): void | Promise<void> {
+  if (l.cred.isRoot()) return;
+  const va = vop_getattr(dir, l);
+  if (va instanceof Promise) return va.then(a => vaccess(dir.type, a.mode, a.uid, a.gid, VEXEC, l.cred));
+  vaccess(dir.type, va.mode, va.uid, va.gid, VEXEC, l.cred);
+}
+
+/** The next component's vnode; a missing last one is null when the caller wants the parent. */
+function lookupStep(dir: Vnode, comp: string, missingOk: boolean, l: Lwp): MaybePromise<Vnode | null> {
+  const missing = (e: unknown): null => {
+    if (!(missingOk && isKernError(e) && e.code === 'ENOENT')) throw e;
+    return null;
+  };
+  let r: MaybePromise<Vnode>;
+  try {
+    r = vop_lookup(dir, comp, l);
+  } catch (e) {
+    return missing(e);
+  }
+  return r instanceof Promise ? r.catch(missing) : r;
+}
+
 export async function namei(l: Lwp, path: string, opts: NameiOpts): Promise<NameiResult> {
   if (path.length === 0) throw kerr('ENOENT', 'empty path');
   if (path.length >= PATH_MAX && encoder.encode(path).length >= PATH_MAX) throw kerr('ENAMETOOLONG');
@@ -63,20 +88,18 @@ export async function namei(l: Lwp, path: string, opts: NameiOpts): Promise<Name
       if (byteLength(comp) > NAME_MAX) throw kerr('ENAMETOOLONG', comp.slice(0, 32) + '...');
       if (dir.type !== VType.VDIR) throw kerr('ENOTDIR');
       const wantParent = last && opts.parent && comp !== '.' && comp !== '..';
-      await dir.lock.lock(l, wantParent ? LK_EXCLUSIVE : LK_SHARED);
+      const lk = vn_lock(dir, wantParent ? LK_EXCLUSIVE : LK_SHARED, l);
+      if (lk) await lk;
       locked = true;
-      await vn_access(dir, VEXEC, l);
+      const sr = searchable(dir, l);
+      if (sr) await sr;
       let next: Vnode | null;
       if (comp === '.' || (comp === '..' && dir === root)) {
         vref(dir);
         next = dir;
       } else {
-        try {
-          next = await VOP_LOOKUP(dir, comp, l);
-        } catch (e) {
-          if (!(wantParent && isKernError(e) && e.code === 'ENOENT')) throw e;
-          next = null;
-        }
+        const r = lookupStep(dir, comp, !!wantParent, l);
+        next = r instanceof Promise ? await r : r;
       }
       if (next && next.type === VType.VLNK && (!last || opts.follow || trailingSlash)) {
         try {
@@ -89,12 +112,14 @@ export async function namei(l: Lwp, path: string, opts: NameiOpts): Promise<Name
           if (target.startsWith('/')) {
             dir.lock.unlock(l);
             locked = false;
-            await vrele(dir);
+            const rr = vrele(dir);
+            if (rr) await rr;
             dir = root;
             vref(dir);
           }
         } finally {
-          await vrele(next);
+          const rr = vrele(next);
+          if (rr) await rr;
         }
         if (locked) { dir.lock.unlock(l); locked = false; }
         continue;
@@ -102,7 +127,8 @@ export async function namei(l: Lwp, path: string, opts: NameiOpts): Promise<Name
       if (!last) {
         dir.lock.unlock(l);
         locked = false;
-        await vrele(dir);
+        const rr = vrele(dir);
+        if (rr) await rr;
         dir = next!;
         continue;
       }
@@ -123,7 +149,8 @@ export async function namei(l: Lwp, path: string, opts: NameiOpts): Promise<Name
   } finally {
     if (dir) {
       if (locked) dir.lock.unlock(l);
-      await vrele(dir);
+      const rr = vrele(dir);
+      if (rr) await rr;
     }
   }
 }
@@ -132,7 +159,11 @@ export async function namei(l: Lwp, path: string, opts: NameiOpts): Promise<Name
 export async function namei_done(l: Lwp, nd: NameiResult): Promise<void> {
   if (nd.dvp) {
     nd.dvp.lock.unlock(l);
-    await vrele(nd.dvp);
+    const rr = vrele(nd.dvp);
+    if (rr) await rr;
   }
-  if (nd.vp) await vrele(nd.vp);
+  if (nd.vp) {
+    const rr = vrele(nd.vp);
+    if (rr) await rr;
+  }
 }

@@ -23,8 +23,21 @@ export function vcache_stats(): { free: number; max: number } {
   return { free: freelist.size, max: maxvnodes };
 }
 
+/** The cached, active vnode for key, referenced; null when it must be waited for or loaded. */
+export function vcache_tryget(mp: Mount, key: number): Vnode | null {
+  const vp = mp.vnodes.get(key);
+  if (!vp || vp.state !== VnodeState.ACTIVE) return null;
+  vref(vp);
+  return vp;
+}
+
 /** The vnode for key, referenced (loaded by the driver's loadvnode if not cached). */
-export async function vcache_get(mp: Mount, key: number): Promise<Vnode> {
+export function vcache_get(mp: Mount, key: number): Promise<Vnode> {
+  const vp = vcache_tryget(mp, key);
+  return vp ? Promise.resolve(vp) : vcache_load(mp, key);
+}
+
+async function vcache_load(mp: Mount, key: number): Promise<Vnode> {
   for (;;) {
     const vp = mp.vnodes.get(key);
     if (vp) {
@@ -66,10 +79,17 @@ export function vref(vp: Vnode): void {
   if (vp.usecount++ === 0) freelist.delete(vp);
 }
 
-/** Drop a reference; the last one makes the vnode inactive (and maybe reclaims it). */
-export async function vrele(vp: Vnode): Promise<void> {
+/**
+ * Drop a reference; the last one makes the vnode inactive (and maybe
+ * reclaims it). Only that last one waits: the others are done at once.
+ */
+export function vrele(vp: Vnode): void | Promise<void> {
   KASSERT(vp.usecount > 0, `vrele: ${vp} has no references`);
   if (--vp.usecount > 0 || vp.state !== VnodeState.ACTIVE) return;
+  return vrele_last(vp);
+}
+
+async function vrele_last(vp: Vnode): Promise<void> {
   const l = kernel_lwp();
   await vp.lock.lock(l, LK_EXCLUSIVE);
   let recycle = false;

@@ -1,9 +1,11 @@
 // Mounts and VFS operations, and the registry of file system types.
-import { bdwrite, bflush, binvalall, bwrite, type Buf } from './bio.js';
+import { bdwrite, bflush, binvalall, bufcache_setlimit, bwrite, type Buf } from './bio.js';
 import type { BlockDevice } from './blkdev.js';
 import { kerr } from './errno.js';
+import { log } from './panic.js';
 import { RwLock } from './lock.js';
-import { vcache_flush, vrele } from './vcache.js';
+import { vcache_flush, vcache_setmax, vrele } from './vcache.js';
+import { rumpuser_getenv } from '../rumpuser/index.js';
 import type { Vnode } from './vnode.js';
 import { MNT_RDONLY, MNT_SYNCHRONOUS, type Statvfs } from './vnode_types.js';
 
@@ -83,10 +85,42 @@ export class Mount {
   priv<T>(): T { return this.data as T; }
 }
 
+// Memory: the buffer cache and the vnode cache are the kernel's only caches
+// that grow with use, both bounded by each mount's budget (`cache=MiB`, a
+// generic option every type takes; default CACHE_DEFAULT_MIB), never more
+// than the volume itself. With several mounts in one process the largest
+// budget applies (the caches are shared).
+export const CACHE_DEFAULT_MIB = 32;
+/** Bytes a cached vnode (node, names, attributes) is reckoned at. */
+const VNODE_COST = 16 << 10;
+const budgets = new Map<Mount, { bufs: number; vnodes: number }>();
+
+/** The budget a mount asks for: `cache` taken out of the options the driver sees. */
+function cacheBudget(args: MountArgs): { budget: { bufs: number; vnodes: number }; options: MountOptions } {
+  const { cache, ...options } = args.options;
+  const mib = cache === undefined ? CACHE_DEFAULT_MIB : Number(cache);
+  if (!Number.isFinite(mib) || mib < 1 || mib > 1 << 20) throw kerr('EINVAL', `cache=${String(cache)}: MiB from 1`);
+  const bytes = Math.floor(mib * 1048576);
+  const volume = args.dev ? args.dev.size : Infinity;
+  const bufs = Math.max(1 << 20, Math.min(bytes, volume));
+  const vnodes = Math.max(256, Math.min(1 << 16, Math.floor(bytes / VNODE_COST), Math.floor(volume / 4096)));
+  return { budget: { bufs, vnodes }, options };
+}
+
+function applyBudgets(): void {
+  let bufs = 0, vnodes = 0;
+  for (const b of budgets.values()) { bufs = Math.max(bufs, b.bufs); vnodes = Math.max(vnodes, b.vnodes); }
+  if (bufs) bufcache_setlimit(bufs);
+  // RUMP_NVNODES, as in a rump kernel, overrides.
+  if (vnodes && rumpuser_getenv('RUMP_NVNODES') === undefined) vcache_setmax(vnodes);
+}
+
 /** Mount a file system of type `type`. Returns the mount with its root vnode cached. */
 export async function vfs_mount(type: string, args: MountArgs): Promise<Mount> {
   const op = vfs_getopsbyname(type);
   if (args.dev?.readOnly) args = { ...args, flags: args.flags | MNT_RDONLY };
+  const { budget, options } = cacheBudget(args);
+  args = { ...args, options };
   const mp = new Mount(op, args.dev, args.flags, args.from);
   await op.mount(mp, args);
   try {
@@ -95,6 +129,8 @@ export async function vfs_mount(type: string, args: MountArgs): Promise<Mount> {
     await op.unmount(mp).catch(() => {});
     throw e;
   }
+  budgets.set(mp, budget);
+  applyBudgets();
   return mp;
 }
 
@@ -112,12 +148,26 @@ export async function vfs_unmount(mp: Mount, force = false): Promise<void> {
     mp.rootvp = null;
     await vrele(root);
     await vcache_flush(mp, null, force);
-    await op_sync_all(mp);
-    await mp.op.unmount(mp);
-    if (mp.dev) {
-      await bflush(mp.dev);
-      binvalall(mp.dev);
+    let lost: unknown = null;
+    try {
+      await op_sync_all(mp);
+    } catch (e) {
+      lost = e;
     }
+    if (lost === null) {
+      await mp.op.unmount(mp);
+      if (mp.dev) await bflush(mp.dev);
+    } else {
+      // The device refuses writes (its host file system full, or failing).
+      // Waiting would not help and retrying would spin: the unmount goes
+      // through, the volume is not marked clean, and what could not be
+      // written is dropped (the writers were told: write, fsync, close).
+      log(`${mp.stat.from}: unmount: could not write everything back (${lost instanceof Error ? lost.message : String(lost)}); ` +
+        'the volume is left marked as not cleanly unmounted: run its fsck');
+    }
+    if (mp.dev) binvalall(mp.dev);
+    budgets.delete(mp);
+    applyBudgets();
   } catch (e) {
     mp.unmounting = false;
     throw e;

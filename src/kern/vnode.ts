@@ -1,10 +1,10 @@
 // struct vnode and the operations a driver implements (vnode_if.src's
 // VOPs). Callers use the VOP_* wrappers in vnode_if.ts, never vp.ops directly.
-import { RwLock } from './lock.js';
+import { RwLock, type LockMode } from './lock.js';
 import type { Cred } from './kauth.js';
 import type { Lwp } from './lwp.js';
 import type { Mount } from './vfs.js';
-import type { Dirent, VType, Vattr, VattrCreate, VattrSet } from './vnode_types.js';
+import type { Dirent, MaybePromise, VType, Vattr, VattrCreate, VattrSet } from './vnode_types.js';
 
 /**
  * A driver's vnode operations. Vnodes passed in are referenced and locked as
@@ -15,53 +15,53 @@ import type { Dirent, VType, Vattr, VattrCreate, VattrSet } from './vnode_types.
  */
 export interface VnodeOps {
   /** Find `name` in directory dvp; `..` included, `.` never asked. ENOENT if absent. */
-  lookup(dvp: Vnode, name: string, l: Lwp): Promise<Vnode>;
+  lookup(dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode>;
   /** Create a regular file (va.type VREG), or a device/FIFO/socket (mknod). */
-  create(dvp: Vnode, name: string, va: VattrCreate, l: Lwp): Promise<Vnode>;
-  mkdir(dvp: Vnode, name: string, va: VattrCreate, l: Lwp): Promise<Vnode>;
-  symlink(dvp: Vnode, name: string, va: VattrCreate, target: string, l: Lwp): Promise<Vnode>;
-  link(dvp: Vnode, vp: Vnode, name: string, l: Lwp): Promise<void>;
+  create(dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode>;
+  mkdir(dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode>;
+  symlink(dvp: Vnode, name: string, va: VattrCreate, target: string, l: Lwp): MaybePromise<Vnode>;
+  link(dvp: Vnode, vp: Vnode, name: string, l: Lwp): MaybePromise<void>;
   /** Remove the entry name -> vp (vp not a directory). */
-  remove(dvp: Vnode, vp: Vnode, name: string, l: Lwp): Promise<void>;
+  remove(dvp: Vnode, vp: Vnode, name: string, l: Lwp): MaybePromise<void>;
   /** Remove the empty directory name -> vp. ENOTEMPTY otherwise. */
-  rmdir(dvp: Vnode, vp: Vnode, name: string, l: Lwp): Promise<void>;
+  rmdir(dvp: Vnode, vp: Vnode, name: string, l: Lwp): MaybePromise<void>;
   /**
    * Move fdvp/fname (-> fvp) to tdvp/tname, replacing tvp when not null.
    * The kernel has checked: same mount, types compatible (dir over empty dir
    * is the driver's ENOTEMPTY to give), no move into fvp's own subtree,
    * fvp !== tvp, permissions.
    */
-  rename(fdvp: Vnode, fvp: Vnode, fname: string, tdvp: Vnode, tvp: Vnode | null, tname: string, l: Lwp): Promise<void>;
+  rename(fdvp: Vnode, fvp: Vnode, fname: string, tdvp: Vnode, tvp: Vnode | null, tname: string, l: Lwp): MaybePromise<void>;
   /** open(2) flags (O_*); access was checked by the kernel. */
-  open(vp: Vnode, flags: number, l: Lwp): Promise<void>;
-  close(vp: Vnode, flags: number, l: Lwp): Promise<void>;
-  getattr(vp: Vnode, l: Lwp): Promise<Vattr>;
+  open(vp: Vnode, flags: number, l: Lwp): MaybePromise<void>;
+  close(vp: Vnode, flags: number, l: Lwp): MaybePromise<void>;
+  getattr(vp: Vnode, l: Lwp): MaybePromise<Vattr>;
   /**
    * Apply the change. The kernel (vn_setattr) has already applied the
    * ownership rules; the driver refuses what its format cannot store.
    */
-  setattr(vp: Vnode, va: VattrSet, l: Lwp): Promise<void>;
+  setattr(vp: Vnode, va: VattrSet, l: Lwp): MaybePromise<void>;
   /** Read into buf from offset; returns bytes read (0 at end of file). */
-  read(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): Promise<number>;
+  read(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): MaybePromise<number>;
   /** Write buf at offset (at end of file with IO_APPEND); returns bytes written. */
-  write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): Promise<number>;
+  write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): MaybePromise<number>;
   /**
    * Entries from cookie on (0: the start; `.` and `..` included), as many as
    * is convenient; each entry's cookie resumes after it. Cookies stay valid
    * across unrelated changes to the directory.
    */
-  readdir(vp: Vnode, cookie: number, l: Lwp): Promise<{ entries: Dirent[]; eof: boolean }>;
-  readlink(vp: Vnode, l: Lwp): Promise<string>;
-  fsync(vp: Vnode, flags: number, l: Lwp): Promise<void>;
+  readdir(vp: Vnode, cookie: number, l: Lwp): MaybePromise<{ entries: Dirent[]; eof: boolean }>;
+  readlink(vp: Vnode, l: Lwp): MaybePromise<string>;
+  fsync(vp: Vnode, flags: number, l: Lwp): MaybePromise<void>;
   /** The last reference went. Return true to reclaim at once (no links left). */
-  inactive(vp: Vnode, l: Lwp): Promise<boolean>;
+  inactive(vp: Vnode, l: Lwp): MaybePromise<boolean>;
   /** Forget vp: free in-memory state (and the file, if inactive said so). */
-  reclaim(vp: Vnode, l: Lwp): Promise<void>;
+  reclaim(vp: Vnode, l: Lwp): MaybePromise<void>;
   /** Optional: extended attributes (ENOTSUP when absent). */
-  getxattr?(vp: Vnode, name: string, l: Lwp): Promise<Uint8Array>;
-  setxattr?(vp: Vnode, name: string, value: Uint8Array, flags: number, l: Lwp): Promise<void>;
-  listxattr?(vp: Vnode, l: Lwp): Promise<string[]>;
-  removexattr?(vp: Vnode, name: string, l: Lwp): Promise<void>;
+  getxattr?(vp: Vnode, name: string, l: Lwp): MaybePromise<Uint8Array>;
+  setxattr?(vp: Vnode, name: string, value: Uint8Array, flags: number, l: Lwp): MaybePromise<void>;
+  listxattr?(vp: Vnode, l: Lwp): MaybePromise<string[]>;
+  removexattr?(vp: Vnode, name: string, l: Lwp): MaybePromise<void>;
   /**
    * Optional: may cred set vp's times although the owner rule of
    * genfs_can_utimes refuses it? (FAT has no owners on disk: Linux's
@@ -94,4 +94,9 @@ export class Vnode {
   /** The driver's private node, typed by the driver. */
   node<T>(): T { return this.data as T; }
   toString(): string { return `vnode ${this.mount.stat.fstypename}:${this.key}`; }
+}
+
+/** Lock vp for l (NetBSD vn_lock): a free lock is taken at once, without a Promise. */
+export function vn_lock(vp: Vnode, mode: LockMode, l: Lwp): void | Promise<void> {
+  if (!vp.lock.tryLock(l, mode)) return vp.lock.lock(l, mode);
 }

@@ -10,13 +10,19 @@
 // locked by the call (lookup may return a vnode the caller already holds).
 // Locks are taken parent before child; rename also holds the mount's
 // renameLock first (see vfs_syscalls.ts for the order it uses).
+//
+// A driver's operation may answer at once (a value) or later (a Promise).
+// Each vop_* checks the protocol on entry and, for an answer given at once,
+// on exit without a microtask in between, and gives the answer the way it
+// came: callers on the kernel's hot paths (namei) take values as they are.
+// VOP_* are the same calls as Promises, for callers that chain them.
 import { kerr } from './errno.js';
 import { LK_EXCLUSIVE, LockProtocolError } from './lock.js';
 import type { Lwp } from './lwp.js';
 import { panic } from './panic.js';
 import { rumpuser_getenv } from '../rumpuser/index.js';
 import type { Vnode } from './vnode.js';
-import type { Dirent, Vattr, VattrCreate, VattrSet } from './vnode_types.js';
+import type { Dirent, MaybePromise, Vattr, VattrCreate, VattrSet } from './vnode_types.js';
 
 type Need = 'E' | 'L' | '-';
 
@@ -74,61 +80,113 @@ const fault = (() => {
   return m ? { op: m[1].toLowerCase(), n: Number(m[2]), seen: 0 } : null;
 })();
 
-async function call<T>(op: VopName, vps: readonly (Vnode | null)[], l: Lwp, fn: () => Promise<T>): Promise<T> {
-  check(op, 'entry', vps, l);
-  if (fault && fault.op === op && ++fault.seen === fault.n) panic(`RUMPFS_FAULT: injected at VOP_${op.toUpperCase()} call ${fault.n}`);
-  const r = await fn();
+function exitChecked<T>(op: VopName, vps: readonly (Vnode | null)[], l: Lwp, r: MaybePromise<T>): MaybePromise<T> {
+  if (r instanceof Promise) return r.then(v => { check(op, 'exit', vps, l); return v; });
   check(op, 'exit', vps, l);
   return r;
 }
 
-export const VOP_LOOKUP = (dvp: Vnode, name: string, l: Lwp): Promise<Vnode> =>
+/** Entry check, the driver's call, exit check; a driver's synchronous throw passes through. */
+function call<T>(op: VopName, vps: readonly (Vnode | null)[], l: Lwp, fn: () => MaybePromise<T>): MaybePromise<T> {
+  check(op, 'entry', vps, l);
+  if (fault && fault.op === op && ++fault.seen === fault.n) panic(`RUMPFS_FAULT: injected at VOP_${op.toUpperCase()} call ${fault.n}`);
+  return exitChecked(op, vps, l, fn());
+}
+
+function returned(op: VopName, r: MaybePromise<Vnode>, l: Lwp): MaybePromise<Vnode> {
+  return r instanceof Promise ? r.then(vp => checkReturned(op, vp, l)) : checkReturned(op, r, l);
+}
+
+/** The same call as a Promise: a throw (a protocol error included) becomes a rejection. */
+function promised<A extends unknown[], T>(f: (...a: A) => MaybePromise<T>): (...a: A) => Promise<T> {
+  return (...a: A) => {
+    try {
+      const r = f(...a);
+      return r instanceof Promise ? r : Promise.resolve(r);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  };
+}
+
+const enotsup = () => { throw kerr('ENOTSUP'); };
+
+export const vop_lookup = (dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode> =>
   call('lookup', [dvp], l, () => dvp.ops.lookup(dvp, name, l));
-export const VOP_CREATE = (dvp: Vnode, name: string, va: VattrCreate, l: Lwp): Promise<Vnode> =>
-  call('create', [dvp], l, () => dvp.ops.create(dvp, name, va, l)).then(vp => checkReturned('create', vp, l));
-export const VOP_MKDIR = (dvp: Vnode, name: string, va: VattrCreate, l: Lwp): Promise<Vnode> =>
-  call('mkdir', [dvp], l, () => dvp.ops.mkdir(dvp, name, va, l)).then(vp => checkReturned('mkdir', vp, l));
-export const VOP_SYMLINK = (dvp: Vnode, name: string, va: VattrCreate, target: string, l: Lwp): Promise<Vnode> =>
-  call('symlink', [dvp], l, () => dvp.ops.symlink(dvp, name, va, target, l)).then(vp => checkReturned('symlink', vp, l));
-export const VOP_LINK = (dvp: Vnode, vp: Vnode, name: string, l: Lwp): Promise<void> =>
+export const vop_create = (dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode> =>
+  returned('create', call('create', [dvp], l, () => dvp.ops.create(dvp, name, va, l)), l);
+export const vop_mkdir = (dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode> =>
+  returned('mkdir', call('mkdir', [dvp], l, () => dvp.ops.mkdir(dvp, name, va, l)), l);
+export const vop_symlink = (dvp: Vnode, name: string, va: VattrCreate, target: string, l: Lwp): MaybePromise<Vnode> =>
+  returned('symlink', call('symlink', [dvp], l, () => dvp.ops.symlink(dvp, name, va, target, l)), l);
+export const vop_link = (dvp: Vnode, vp: Vnode, name: string, l: Lwp): MaybePromise<void> =>
   call('link', [dvp, vp], l, () => dvp.ops.link(dvp, vp, name, l));
-export const VOP_REMOVE = (dvp: Vnode, vp: Vnode, name: string, l: Lwp): Promise<void> =>
+export const vop_remove = (dvp: Vnode, vp: Vnode, name: string, l: Lwp): MaybePromise<void> =>
   call('remove', [dvp, vp], l, () => dvp.ops.remove(dvp, vp, name, l));
-export const VOP_RMDIR = (dvp: Vnode, vp: Vnode, name: string, l: Lwp): Promise<void> =>
+export const vop_rmdir = (dvp: Vnode, vp: Vnode, name: string, l: Lwp): MaybePromise<void> =>
   call('rmdir', [dvp, vp], l, () => dvp.ops.rmdir(dvp, vp, name, l));
-export const VOP_RENAME = (fdvp: Vnode, fvp: Vnode, fname: string, tdvp: Vnode, tvp: Vnode | null, tname: string, l: Lwp): Promise<void> => {
+/** The mount's rename lock is checked before anything: a caller's bug, thrown at once. */
+export const vop_rename = (fdvp: Vnode, fvp: Vnode, fname: string, tdvp: Vnode, tvp: Vnode | null, tname: string, l: Lwp): MaybePromise<void> => {
   if (fdvp.mount.renameLock.heldBy(l) !== LK_EXCLUSIVE) throw new LockProtocolError('VOP_RENAME: the mount\'s rename lock is not held');
   return call('rename', [fdvp, fvp, tdvp, tvp], l, () => fdvp.ops.rename(fdvp, fvp, fname, tdvp, tvp, tname, l));
 };
-export const VOP_OPEN = (vp: Vnode, flags: number, l: Lwp): Promise<void> =>
+export const vop_open = (vp: Vnode, flags: number, l: Lwp): MaybePromise<void> =>
   call('open', [vp], l, () => vp.ops.open(vp, flags, l));
-export const VOP_CLOSE = (vp: Vnode, flags: number, l: Lwp): Promise<void> =>
+export const vop_close = (vp: Vnode, flags: number, l: Lwp): MaybePromise<void> =>
   call('close', [vp], l, () => vp.ops.close(vp, flags, l));
-export const VOP_GETATTR = (vp: Vnode, l: Lwp): Promise<Vattr> =>
+export const vop_getattr = (vp: Vnode, l: Lwp): MaybePromise<Vattr> =>
   call('getattr', [vp], l, () => vp.ops.getattr(vp, l));
-export const VOP_SETATTR = (vp: Vnode, va: VattrSet, l: Lwp): Promise<void> =>
+export const vop_setattr = (vp: Vnode, va: VattrSet, l: Lwp): MaybePromise<void> =>
   call('setattr', [vp], l, () => vp.ops.setattr(vp, va, l));
-export const VOP_READ = (vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): Promise<number> =>
+export const vop_read = (vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): MaybePromise<number> =>
   call('read', [vp], l, () => vp.ops.read(vp, buf, offset, ioflag, l));
-export const VOP_WRITE = (vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): Promise<number> =>
+export const vop_write = (vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): MaybePromise<number> =>
   call('write', [vp], l, () => vp.ops.write(vp, buf, offset, ioflag, l));
-export const VOP_READDIR = (vp: Vnode, cookie: number, l: Lwp): Promise<{ entries: Dirent[]; eof: boolean }> =>
+export const vop_readdir = (vp: Vnode, cookie: number, l: Lwp): MaybePromise<{ entries: Dirent[]; eof: boolean }> =>
   call('readdir', [vp], l, () => vp.ops.readdir(vp, cookie, l));
-export const VOP_READLINK = (vp: Vnode, l: Lwp): Promise<string> =>
+export const vop_readlink = (vp: Vnode, l: Lwp): MaybePromise<string> =>
   call('readlink', [vp], l, () => vp.ops.readlink(vp, l));
-export const VOP_FSYNC = (vp: Vnode, flags: number, l: Lwp): Promise<void> =>
+export const vop_fsync = (vp: Vnode, flags: number, l: Lwp): MaybePromise<void> =>
   call('fsync', [vp], l, () => vp.ops.fsync(vp, flags, l));
-export const VOP_INACTIVE = (vp: Vnode, l: Lwp): Promise<boolean> =>
+export const vop_inactive = (vp: Vnode, l: Lwp): MaybePromise<boolean> =>
   call('inactive', [vp], l, () => vp.ops.inactive(vp, l));
-export const VOP_RECLAIM = (vp: Vnode, l: Lwp): Promise<void> =>
+export const vop_reclaim = (vp: Vnode, l: Lwp): MaybePromise<void> =>
   call('reclaim', [vp], l, () => vp.ops.reclaim(vp, l));
-
 // Extended attributes are optional for a driver: ENOTSUP where absent.
-export const VOP_GETXATTR = (vp: Vnode, name: string, l: Lwp): Promise<Uint8Array> =>
-  call('getxattr', [vp], l, () => vp.ops.getxattr ? vp.ops.getxattr(vp, name, l) : Promise.reject(kerr('ENOTSUP')));
-export const VOP_SETXATTR = (vp: Vnode, name: string, value: Uint8Array, flags: number, l: Lwp): Promise<void> =>
-  call('setxattr', [vp], l, () => vp.ops.setxattr ? vp.ops.setxattr(vp, name, value, flags, l) : Promise.reject(kerr('ENOTSUP')));
-export const VOP_LISTXATTR = (vp: Vnode, l: Lwp): Promise<string[]> =>
-  call('listxattr', [vp], l, () => vp.ops.listxattr ? vp.ops.listxattr(vp, l) : Promise.resolve([]));
-export const VOP_REMOVEXATTR = (vp: Vnode, name: string, l: Lwp): Promise<void> =>
-  call('removexattr', [vp], l, () => vp.ops.removexattr ? vp.ops.removexattr(vp, name, l) : Promise.reject(kerr('ENOTSUP')));
+export const vop_getxattr = (vp: Vnode, name: string, l: Lwp): MaybePromise<Uint8Array> =>
+  call('getxattr', [vp], l, () => vp.ops.getxattr ? vp.ops.getxattr(vp, name, l) : enotsup());
+export const vop_setxattr = (vp: Vnode, name: string, value: Uint8Array, flags: number, l: Lwp): MaybePromise<void> =>
+  call('setxattr', [vp], l, () => vp.ops.setxattr ? vp.ops.setxattr(vp, name, value, flags, l) : enotsup());
+export const vop_listxattr = (vp: Vnode, l: Lwp): MaybePromise<string[]> =>
+  call('listxattr', [vp], l, () => vp.ops.listxattr ? vp.ops.listxattr(vp, l) : []);
+export const vop_removexattr = (vp: Vnode, name: string, l: Lwp): MaybePromise<void> =>
+  call('removexattr', [vp], l, () => vp.ops.removexattr ? vp.ops.removexattr(vp, name, l) : enotsup());
+
+export const VOP_LOOKUP = promised(vop_lookup);
+export const VOP_CREATE = promised(vop_create);
+export const VOP_MKDIR = promised(vop_mkdir);
+export const VOP_SYMLINK = promised(vop_symlink);
+export const VOP_LINK = promised(vop_link);
+export const VOP_REMOVE = promised(vop_remove);
+export const VOP_RMDIR = promised(vop_rmdir);
+const renamePromised = promised(vop_rename);
+/** A missing rename lock is thrown at once, as before (not a rejection). */
+export const VOP_RENAME = (fdvp: Vnode, fvp: Vnode, fname: string, tdvp: Vnode, tvp: Vnode | null, tname: string, l: Lwp): Promise<void> => {
+  if (fdvp.mount.renameLock.heldBy(l) !== LK_EXCLUSIVE) throw new LockProtocolError('VOP_RENAME: the mount\'s rename lock is not held');
+  return renamePromised(fdvp, fvp, fname, tdvp, tvp, tname, l);
+};
+export const VOP_OPEN = promised(vop_open);
+export const VOP_CLOSE = promised(vop_close);
+export const VOP_GETATTR = promised(vop_getattr);
+export const VOP_SETATTR = promised(vop_setattr);
+export const VOP_READ = promised(vop_read);
+export const VOP_WRITE = promised(vop_write);
+export const VOP_READDIR = promised(vop_readdir);
+export const VOP_READLINK = promised(vop_readlink);
+export const VOP_FSYNC = promised(vop_fsync);
+export const VOP_INACTIVE = promised(vop_inactive);
+export const VOP_RECLAIM = promised(vop_reclaim);
+export const VOP_GETXATTR = promised(vop_getxattr);
+export const VOP_SETXATTR = promised(vop_setxattr);
+export const VOP_LISTXATTR = promised(vop_listxattr);
+export const VOP_REMOVEXATTR = promised(vop_removexattr);

@@ -2,6 +2,9 @@
 // entries, flags. No behaviour here, so every layer can import them.
 import type { Timespec } from './time.js';
 
+/** An answer given at once or later: `await` takes both. */
+export type MaybePromise<T> = T | Promise<T>;
+
 export enum VType { VNON = 0, VREG = 1, VDIR = 2, VBLK = 3, VCHR = 4, VLNK = 5, VSOCK = 6, VFIFO = 7 }
 
 /** S_IF* bits of st_mode, by vnode type. */

@@ -2,7 +2,7 @@
 // device. Errors are Node-style (an Error with .code such as 'ENOENT', 'EBUSY',
 // 'EIO'); the kernel converts them to errnos. This module must not import
 // src/kern: the kernel imports rumpuser, never the reverse.
-import { constants } from 'node:fs';
+import { constants, readSync } from 'node:fs';
 import type { Stats } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { blkdevSectorSize, blkdevSize, flock } from './native.js';
@@ -16,6 +16,9 @@ export interface HostFileOptions {
    */
   exclusive?: boolean;
 }
+
+/** Largest read done synchronously; larger (file data) ones go through the thread pool. */
+const SYNC_READ_MAX = 64 * 1024;
 
 function hosterr(code: string, message: string): Error {
   return Object.assign(new Error(`${code}: ${message}`), { code });
@@ -90,12 +93,18 @@ export class HostFile {
     }
   }
 
-  /** Fill buf from offset; a short read (past the end of file) is EIO. */
+  /**
+   * Fill buf from offset; a short read (past the end of file) is EIO. Up to
+   * SYNC_READ_MAX bytes are read with a synchronous pread: a metadata block
+   * in the host's page cache costs ~2 us so, ~19 us through the thread pool.
+   */
   async pread(buf: Uint8Array, offset: number): Promise<void> {
     this.checkOpen();
     let done = 0;
     while (done < buf.length) {
-      const { bytesRead } = await this.fh.read(buf, done, buf.length - done, offset + done);
+      const bytesRead = buf.length <= SYNC_READ_MAX
+        ? readSync(this.fh.fd, buf, done, buf.length - done, offset + done)
+        : (await this.fh.read(buf, done, buf.length - done, offset + done)).bytesRead;
       if (bytesRead === 0) {
         throw hosterr('EIO', `${this.path}: short read at ${offset + done} (end of file)`);
       }

@@ -1,7 +1,7 @@
 // Vnode operations (cd9660_vnops.c): read-only, so every operation that
 // would change the medium fails with EROFS.
 import {
-  bread, brelse, kerr, O_ACCMODE, O_RDONLY, O_TRUNC, VType,
+  bread_cluster, brelse, kerr, O_ACCMODE, O_RDONLY, O_TRUNC, VType,
   type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { ISO_SECTOR } from './iso.js';
@@ -66,12 +66,15 @@ async function cd9660_rawread(imp: IsoMount, n: IsoNode, buf: Uint8Array, offset
     }
     base += ext.length;
   }
+  // Cached clusters at once; missing ones with a device read per adjacent run.
   for (let i = 0; i < pieces.length; i += READ_WINDOW) {
-    await Promise.all(pieces.slice(i, i + READ_WINDOW).map(async ([cstart, clen, at, cnt, to]) => {
-      const bp = await bread(imp.dev, cstart, clen);
-      buf.set(bp.data.subarray(at, at + cnt), to);
-      brelse(bp);
-    }));
+    const win = pieces.slice(i, i + READ_WINDOW);
+    const got = bread_cluster(imp.dev, win.map(([offset, size]) => ({ offset, size })));
+    const bufs = got instanceof Promise ? await got : got;
+    win.forEach(([, , at, cnt, to], k) => {
+      buf.set(bufs[k].data.subarray(at, at + cnt), to);
+      brelse(bufs[k]);
+    });
   }
   return done;
 }

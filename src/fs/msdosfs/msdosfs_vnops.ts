@@ -1,9 +1,9 @@
 // Vnode operations (NetBSD msdosfs_vnops.c): what the kernel asks of a FAT
 // file or directory.
 import {
-  bread, brelse, bwrite, getblk, IO_APPEND, IO_SYNC, kerr, log, mount_bwrite, nanotime, vcache_get, vcache_rekey,
-  O_ACCMODE, O_RDONLY, vflushbuf, VType, type Buf, type Cred, type Dirent, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
-  type Timespec,
+  bread, bread_cluster, brelse, bwrite, bwrite_cluster, getblk, IO_APPEND, IO_SYNC, kerr, log, mount_bwrite, nanotime, O_ACCMODE,
+  O_RDONLY, vcache_get, vcache_rekey, vcheckerror, vflushbuf, VType, type Buf, type Cred, type Dirent, type MaybePromise,
+  type Timespec, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { Denode } from './denode.js';
 import {
@@ -66,41 +66,65 @@ async function entryOf(ddep: Denode, dep: Denode): Promise<DirSlot> {
   return e;
 }
 
-/** Cluster transfers in flight at once for one request (held buffers are never evicted). */
+/** Clusters one device transfer covers at most (held buffers are never evicted). */
 const IO_WINDOW = 32;
-
-/**
- * Call io for each cluster piece of the file's bytes [offset, offset + n)
- * (cluster index, offset in it, length, offset in the request), a window at
- * once: a device access per cluster costs far more than the copy, and
- * concurrent ones overlap. The pieces are disjoint, so their order does not
- * matter. Every started piece has finished when this returns or throws.
- */
-async function eachCluster(cs: number, offset: number, n: number,
-  io: (ci: number, within: number, len: number, done: number) => Promise<void>): Promise<void> {
-  for (let done = 0; done < n;) {
-    const batch: Promise<void>[] = [];
-    for (; done < n && batch.length < IO_WINDOW;) {
-      const pos = offset + done, within = pos % cs, len = Math.min(cs - within, n - done);
-      batch.push(io(Math.floor(pos / cs), within, len, done));
-      done += len;
-    }
-    for (const r of await Promise.allSettled(batch)) if (r.status === 'rejected') throw r.reason;
-  }
-}
 
 interface Piece { ci: number; within: number; len: number; done: number }
 
+/** The cluster pieces of the file's bytes [offset, offset + n), in file order, a window at a time. */
+function* windows(cs: number, offset: number, n: number): Generator<Piece[]> {
+  for (let done = 0; done < n;) {
+    const pieces: Piece[] = [];
+    for (; done < n && pieces.length < IO_WINDOW;) {
+      const pos = offset + done, within = pos % cs, len = Math.min(cs - within, n - done);
+      pieces.push({ ci: Math.floor(pos / cs), within, len, done });
+      done += len;
+    }
+    yield pieces;
+  }
+}
+
+/** Copy the pieces out of their clusters' buffers and release them. */
+function copyOut(bufs: Buf[], pieces: Piece[], buf: Uint8Array): void {
+  pieces.forEach(({ within, len, done }, i) => {
+    buf.set(bufs[i].data.subarray(within, within + len), done);
+    brelse(bufs[i]);
+  });
+}
+
+/**
+ * Read the file's bytes [offset, offset + n) into buf through the buffer
+ * cache: cached clusters at once (no Promise when all are), the missing ones
+ * with one device read per physically contiguous run.
+ */
+function readClusters(vp: Vnode, dep: Denode, ch: readonly number[], buf: Uint8Array, offset: number, n: number): MaybePromise<void> {
+  const dmp = dep.dmp, cs = dmp.bpb.clusterSize;
+  const todo = windows(cs, offset, n);
+  for (let w = todo.next(); !w.done; w = todo.next()) {
+    const pieces = w.value;
+    const got = bread_cluster(dmp.dev, pieces.map(p => ({ offset: dmp.cntobyte(ch[p.ci]), size: cs })), vp);
+    if (got instanceof Promise) {
+      return (async () => {
+        copyOut(await got, pieces, buf);
+        for (let v = todo.next(); !v.done; v = todo.next()) {
+          const ps = v.value;
+          copyOut(await bread_cluster(dmp.dev, ps.map(p => ({ offset: dmp.cntobyte(ch[p.ci]), size: cs })), vp), ps, buf);
+        }
+      })();
+    }
+    copyOut(got, pieces, buf);
+  }
+}
+
 /**
  * Write the request's pieces (disjoint, in file order) into their clusters'
- * buffers, then each run of physically adjacent clusters to the device with
- * one write: the buffers stay cached and clean. Clusters from chain index
- * `had` on are new (unread, zero outside the piece). A buffer that was
- * already dirty or being written stays a delayed write, so an older
- * write-back cannot win.
+ * buffers, then through to the device, each run of physically adjacent
+ * clusters with one write (bwrite_cluster): the buffers stay cached and
+ * clean. Clusters from chain index `had` on are new (unread, zero outside
+ * the piece). A failure is returned at once (the buffers are invalidated).
  */
 async function writePieces(vp: Vnode, dep: Denode, ch: readonly number[], had: number, buf: Uint8Array,
-  pieces: Piece[], sync: boolean): Promise<void> {
+  pieces: Piece[]): Promise<void> {
   const dmp = dep.dmp, cs = dmp.bpb.clusterSize;
   const got = await Promise.allSettled(pieces.map(({ ci, len }) => {
     const boff = dmp.cntobyte(ch[ci]);
@@ -118,26 +142,21 @@ async function writePieces(vp: Vnode, dep: Denode, ch: readonly number[], had: n
     if (ci >= had && len < cs) d.fill(0);
     d.set(buf.subarray(done, done + len), within);
   });
-  let ok = true;
-  for (let i = 0; i < pieces.length;) {
-    let j = i + 1;
-    while (j < pieces.length && ch[pieces[j].ci] === ch[pieces[j - 1].ci] + 1) j++;
-    const run = new Uint8Array((j - i) * cs);
-    for (let k = i; k < j; k++) run.set(bufs[k].data, (k - i) * cs);
-    try {
-      await dmp.dev.write(run, dmp.cntobyte(ch[pieces[i].ci]));
-    } catch (e) {
-      // Kept as delayed writes: the failure comes back from their write-back.
-      log(`msdosfs: ${dmp.dev.path}: ${dep.describe()}: write failed: ${String(e)}`);
-      ok = false;
-    }
-    i = j;
+  await bwrite_cluster(bufs);
+}
+
+/** After a failed write: keep the clusters the file had and those up to `end` (0: none), size to match. */
+async function writeFailed(dep: Denode, had: number, end: number): Promise<void> {
+  const dmp = dep.dmp, cs = dmp.bpb.clusterSize;
+  dep.truncateClusters(Math.max(had, Math.ceil(end / cs)));
+  if (end > dep.de.size) dep.de.size = end;
+  dep.touchModified();
+  try {
+    await dep.update();
+    await dmp.fat.flush();
+  } catch (e) {
+    log(`msdosfs: ${dmp.dev.path}: ${dep.describe()}: after a failed write: ${String(e)}`);
   }
-  await Promise.all(bufs.map(async (bp) => {
-    if (ok && !bp.dirty && !bp.writing) brelse(bp);
-    else if (sync) await bwrite(bp);
-    else await mount_bwrite(dmp.mp, bp);
-  }));
 }
 
 /** Write zeroes over [from, to) of the file's existing clusters. */
@@ -288,8 +307,11 @@ export const msdosfs_vnodeops: VnodeOps = {
 
   async close(vp: Vnode, flags: number): Promise<void> {
     const dep = VTODE(vp), dmp = dep.dmp;
+    if ((flags & O_ACCMODE) === O_RDONLY) return;
+    // A write-back of the file's data that failed since is reported here, as Linux's close does.
+    vcheckerror(vp);
     // flush: a file written through this descriptor goes to the medium now, not at the next sync.
-    if (!dmp.args.flush || dep.isDir || (flags & O_ACCMODE) === O_RDONLY || vp.mount.readOnly) return;
+    if (!dmp.args.flush || dep.isDir || vp.mount.readOnly) return;
     await dep.update();
     await dmp.fat.flush();
     await vflushbuf(vp);
@@ -363,7 +385,7 @@ export const msdosfs_vnodeops: VnodeOps = {
     await dep.update();
   },
 
-  async read(vp: Vnode, buf: Uint8Array, offset: number): Promise<number> {
+  read(vp: Vnode, buf: Uint8Array, offset: number): MaybePromise<number> {
     const dep = VTODE(vp), dmp = dep.dmp, cs = dmp.bpb.clusterSize;
     if (dep.isDir) throw kerr('EISDIR');
     const size = dep.de.size;
@@ -376,12 +398,8 @@ export const msdosfs_vnodeops: VnodeOps = {
       throw kerr('EIO', 'file size beyond its clusters');
     }
     const got = Math.min(n, ch.length * cs - offset);
-    await eachCluster(cs, offset, got, async (ci, within, len, done) => {
-      const bp = await bread(dmp.dev, dmp.cntobyte(ch[ci]), cs, vp);
-      buf.set(bp.data.subarray(within, within + len), done);
-      brelse(bp);
-    });
-    return got;
+    const r = readClusters(vp, dep, ch, buf, offset, got);
+    return r instanceof Promise ? r.then(() => got) : got;
   },
 
   async write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number): Promise<number> {
@@ -402,14 +420,22 @@ export const msdosfs_vnodeops: VnodeOps = {
     const had = ch.length;
     const need = Math.ceil(end / cs) - had;
     if (need > 0) await dep.extend(need, vp, Math.floor(offset / cs));
-    for (let done = 0; done < buf.length;) {
-      const pieces: Piece[] = [];
-      for (; done < buf.length && pieces.length < IO_WINDOW;) {
-        const pos = offset + done, within = pos % cs, len = Math.min(cs - within, buf.length - done);
-        pieces.push({ ci: Math.floor(pos / cs), within, len, done });
-        done += len;
+    let written = 0;
+    try {
+      for (const pieces of windows(cs, offset, buf.length)) {
+        await writePieces(vp, dep, ch, had, buf, pieces);
+        const last = pieces[pieces.length - 1];
+        written = last.done + last.len;
       }
-      await writePieces(vp, dep, ch, had, buf, pieces, (ioflag & IO_SYNC) !== 0);
+    } catch (e) {
+      // The device refused (its host file system full, or failing): the error
+      // goes back now, nothing retries. What was written stays (a short
+      // write); clusters this write added beyond it go back to the free pool,
+      // so the entry never claims more than its chain holds.
+      await writeFailed(dep, had, written ? offset + written : 0);
+      if (written === 0) throw e;
+      log(`msdosfs: ${dmp.dev.path}: ${dep.describe()}: short write: ${String(e)}`);
+      return written;
     }
     if (end > dep.de.size) dep.de.size = end;
     dep.touchModified();

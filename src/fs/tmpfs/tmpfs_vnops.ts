@@ -3,8 +3,9 @@
 // the change, keep link counts and time stamps as POSIX asks, and enforce
 // the mount's limits and the name rules.
 import {
-  IO_APPEND, kerr, nanotime, vcache_get, VType,
-  type Dirent, type Lwp, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
+  IO_APPEND, kerr, nanotime, vcache_get, vcache_tryget, VType,
+  type Dirent, type Lwp, type MaybePromise, type Mount, type Vattr, type VattrCreate, type VattrSet, type Vnode,
+  type VnodeOps,
 } from '../../kern/index.js';
 import {
   TMPFS_COOKIE_DOT, TMPFS_COOKIE_DOTDOT, TMPFS_FILESIZE_BITS, TMPFS_LINK_MAX, TMPFS_NAME_MAX,
@@ -15,6 +16,12 @@ import {
   tmpfs_dir_detach, tmpfs_dir_lookup, tmpfs_dir_size, tmpfs_free_node, tmpfs_init_owner, tmpfs_read_pages,
   tmpfs_truncate, tmpfs_update, tmpfs_write_pages,
 } from './tmpfs_subr.js';
+
+// Every operation answers at once: nothing here waits for I/O, so the
+// kernel's callers take the answer without a microtask.
+
+/** A cached vnode at once; one being loaded or reclaimed later. */
+const vget = (mp: Mount, id: number): MaybePromise<Vnode> => vcache_tryget(mp, id) ?? vcache_get(mp, id);
 
 /** Entries one VOP_READDIR returns at most: large directories are read in several calls. */
 const READDIR_BATCH = 128;
@@ -31,7 +38,7 @@ function checkNewEntry(dnode: TmpfsNode, name: string, isDir: boolean): void {
 }
 
 /** Make a node of any type under dvp and return its vnode. */
-async function makeNode(dvp: Vnode, name: string, va: VattrCreate, l: Lwp, target?: string): Promise<Vnode> {
+function makeNode(dvp: Vnode, name: string, va: VattrCreate, l: Lwp, target?: string): MaybePromise<Vnode> {
   const tm = tmpfs(dvp), dnode = node(dvp);
   checkNewEntry(dnode, name, va.type === VType.VDIR);
   if (target !== undefined) tmpfs_check_target(target);
@@ -40,7 +47,7 @@ async function makeNode(dvp: Vnode, name: string, va: VattrCreate, l: Lwp, targe
   if (nnode.dir) nnode.nlink = 1; // its own `.`; the entry in dnode adds the other
   tmpfs_dir_attach(dnode, name, nnode);
   tmpfs_update(dnode, TM_MTIME | TM_CTIME, nnode.ctime);
-  return vcache_get(dvp.mount, nnode.id);
+  return vget(dvp.mount, nnode.id);
 }
 
 function checkType(vp: Vnode, va: VattrCreate, allowed: VType[]): void {
@@ -48,31 +55,31 @@ function checkType(vp: Vnode, va: VattrCreate, allowed: VType[]): void {
 }
 
 export const tmpfs_vnodeops: VnodeOps = {
-  async lookup(dvp, name, _l) {
+  lookup(dvp, name, _l) {
     const dnode = node(dvp);
     if (dnode.nlink === 0) throw kerr('ENOENT', 'directory was removed');
-    if (name === '..') return vcache_get(dvp.mount, dnode.dir!.parent.id);
+    if (name === '..') return vget(dvp.mount, dnode.dir!.parent.id);
     const de = tmpfs_dir_lookup(dnode, name);
     if (!de) throw kerr('ENOENT');
-    return vcache_get(dvp.mount, de.node.id);
+    return vget(dvp.mount, de.node.id);
   },
 
-  async create(dvp, name, va, l) {
+  create(dvp, name, va, l) {
     checkType(dvp, va, [VType.VREG, VType.VBLK, VType.VCHR, VType.VFIFO, VType.VSOCK]);
     return makeNode(dvp, name, va, l);
   },
 
-  async mkdir(dvp, name, va, l) {
+  mkdir(dvp, name, va, l) {
     checkType(dvp, va, [VType.VDIR]);
     return makeNode(dvp, name, va, l);
   },
 
-  async symlink(dvp, name, va, target, l) {
+  symlink(dvp, name, va, target, l) {
     checkType(dvp, va, [VType.VLNK]);
     return makeNode(dvp, name, va, l, target);
   },
 
-  async link(dvp, vp, name, _l) {
+  link(dvp, vp, name, _l) {
     const dnode = node(dvp), fnode = node(vp);
     if (vp.type === VType.VDIR) throw kerr('EPERM', 'hard link to a directory');
     checkNewEntry(dnode, name, false);
@@ -84,7 +91,7 @@ export const tmpfs_vnodeops: VnodeOps = {
     tmpfs_update(dnode, TM_MTIME | TM_CTIME, now);
   },
 
-  async remove(dvp, vp, name, _l) {
+  remove(dvp, vp, name, _l) {
     const dnode = node(dvp), fnode = node(vp);
     if (vp.type === VType.VDIR) throw kerr('EISDIR');
     if (tmpfs_dir_lookup(dnode, name)?.node !== fnode) throw kerr('ENOENT');
@@ -94,7 +101,7 @@ export const tmpfs_vnodeops: VnodeOps = {
     tmpfs_update(dnode, TM_MTIME | TM_CTIME, now);
   },
 
-  async rmdir(dvp, vp, name, _l) {
+  rmdir(dvp, vp, name, _l) {
     const dnode = node(dvp), cnode = node(vp);
     if (vp.type !== VType.VDIR) throw kerr('ENOTDIR');
     if (tmpfs_dir_lookup(dnode, name)?.node !== cnode) throw kerr('ENOENT');
@@ -106,7 +113,7 @@ export const tmpfs_vnodeops: VnodeOps = {
     tmpfs_update(dnode, TM_MTIME | TM_CTIME, now);
   },
 
-  async rename(fdvp, fvp, fname, tdvp, tvp, tname, _l) {
+  rename(fdvp, fvp, fname, tdvp, tvp, tname, _l) {
     const fdnode = node(fdvp), fnode = node(fvp), tdnode = node(tdvp);
     const tnode = tvp ? node(tvp) : null;
     const isDir = fnode.type === VType.VDIR;
@@ -134,10 +141,10 @@ export const tmpfs_vnodeops: VnodeOps = {
     tmpfs_update(tdnode, TM_MTIME | TM_CTIME, now);
   },
 
-  async open(_vp, _flags, _l) {},
-  async close(_vp, _flags, _l) {},
+  open(_vp, _flags, _l) {},
+  close(_vp, _flags, _l) {},
 
-  async getattr(vp, _l): Promise<Vattr> {
+  getattr(vp, _l): Vattr {
     const n = node(vp);
     return {
       type: n.type, mode: n.mode, nlink: n.nlink, uid: n.uid, gid: n.gid, fileid: n.id,
@@ -149,7 +156,7 @@ export const tmpfs_vnodeops: VnodeOps = {
     };
   },
 
-  async setattr(vp, va: VattrSet, _l) {
+  setattr(vp, va: VattrSet, _l) {
     const n = node(vp);
     const now = nanotime();
     if (va.size !== undefined) {
@@ -167,7 +174,7 @@ export const tmpfs_vnodeops: VnodeOps = {
     tmpfs_update(n, TM_CTIME, now);
   },
 
-  async read(vp, buf, offset, _ioflag, _l) {
+  read(vp, buf, offset, _ioflag, _l) {
     const n = node(vp);
     if (vp.type === VType.VDIR) throw kerr('EISDIR');
     if (vp.type !== VType.VREG) throw kerr('EINVAL');
@@ -176,7 +183,7 @@ export const tmpfs_vnodeops: VnodeOps = {
     return got;
   },
 
-  async write(vp, buf, offset, ioflag, l) {
+  write(vp, buf, offset, ioflag, l) {
     const n = node(vp);
     if (vp.type === VType.VDIR) throw kerr('EISDIR');
     if (vp.type !== VType.VREG) throw kerr('EINVAL');
@@ -189,7 +196,7 @@ export const tmpfs_vnodeops: VnodeOps = {
     return buf.length;
   },
 
-  async readdir(vp, cookie, _l) {
+  readdir(vp, cookie, _l) {
     const n = node(vp);
     const d = n.dir;
     if (!d) throw kerr('ENOTDIR');
@@ -211,20 +218,20 @@ export const tmpfs_vnodeops: VnodeOps = {
     return { entries, eof: true };
   },
 
-  async readlink(vp, _l) {
+  readlink(vp, _l) {
     const n = node(vp);
     if (n.target === null) throw kerr('EINVAL', 'not a symbolic link');
     tmpfs_update(n, TM_ATIME);
     return n.target;
   },
 
-  async fsync(_vp, _flags, _l) {},
+  fsync(_vp, _flags, _l) {},
 
-  async inactive(vp, _l) {
+  inactive(vp, _l) {
     return vp.node<TmpfsNode | null>()?.nlink === 0;
   },
 
-  async reclaim(vp, _l) {
+  reclaim(vp, _l) {
     const n = vp.node<TmpfsNode | null>();
     if (n && n.nlink === 0) tmpfs_free_node(tmpfs(vp), n);
     vp.data = null;
