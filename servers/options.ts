@@ -79,11 +79,13 @@ export interface GenericOptions {
   flags: number;
   /** rumpuser=NAME: the user the sandboxed server becomes. */
   sandboxUser?: string;
+  /** cache=MiB: the mount's cache budget (the kernel's; every driver). */
+  cache?: number;
   /** What is left: options of the file system itself, in order. */
   fsOptions: Map<string, string | true>;
 }
 
-/** Take the generic mount options (ro, rw, sync, async, noexec, rumpuser=) out of the list. */
+/** Take the generic mount options (ro, rw, sync, async, noexec, rumpuser=, cache=) out of the list. */
 export function genericOptions(options: ReadonlyMap<string, string | true>): GenericOptions {
   const g: GenericOptions = { flags: 0, fsOptions: new Map() };
   for (const [k, v] of options) {
@@ -97,6 +99,10 @@ export function genericOptions(options: ReadonlyMap<string, string | true>): Gen
       case 'rumpuser':
         if (v === true || v === '') throw new UsageError('option rumpuser needs a user name');
         g.sandboxUser = v;
+        break;
+      case 'cache':
+        if (v === true || !/^[1-9]\d{0,6}$/.test(v)) throw new UsageError(`bad value for cache: ${String(v)} (MiB, from 1)`);
+        g.cache = Number(v);
         break;
       default: g.fsOptions.set(k, v);
     }

@@ -54,7 +54,7 @@ function parse(argv: string[]): ServerSpec {
   const [from, mountpoint] = args.positional;
   return {
     prog: 'rump_tmpfs', fstype: 'tmpfs', device: null, from, mountpoint,
-    flags: g.flags, options, foreground: args.foreground, sandboxUser: g.sandboxUser,
+    flags: g.flags, options: g.cache ? { ...options, cache: g.cache } : options, foreground: args.foreground, sandboxUser: g.sandboxUser,
   };
 }
 
