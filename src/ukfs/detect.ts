@@ -22,6 +22,12 @@ async function isExt2(dev: BlockDevice): Promise<boolean> {
   return sb !== null && sb[0] === 0x53 && sb[1] === 0xef;
 }
 
+/** exFAT: its OEM name at offset 3 (its boot sector would not pass as FAT's, but look first). */
+async function isExfat(dev: BlockDevice): Promise<boolean> {
+  const bs = await bytesAt(dev, 0, 11);
+  return bs !== null && String.fromCharCode(...bs.subarray(3, 11)) === 'EXFAT   ';
+}
+
 async function isFat(dev: BlockDevice): Promise<boolean> {
   const bs = await bytesAt(dev, 0, 512);
   if (!bs || bs[510] !== 0x55 || bs[511] !== 0xaa) return false;
@@ -32,10 +38,11 @@ async function isFat(dev: BlockDevice): Promise<boolean> {
     v.getUint16(14, true) > 0 && bs[16] >= 1 && bs[16] <= 4 && (media === 0xf0 || media >= 0xf8);
 }
 
-/** The driver name for the file system on dev: 'cd9660', 'ext2fs' or 'msdos'. ENODEV if none. */
+/** The driver name for the file system on dev: 'cd9660', 'ext2fs', 'exfat' or 'msdos'. ENODEV if none. */
 export async function detectType(dev: BlockDevice): Promise<string> {
   if (await isIso9660(dev)) return 'cd9660';
   if (await isExt2(dev)) return 'ext2fs';
+  if (await isExfat(dev)) return 'exfat';
   if (await isFat(dev)) return 'msdos';
-  throw kerr('ENODEV', `${dev.path}: no FAT, ISO 9660 or ext2/3/4 file system found`);
+  throw kerr('ENODEV', `${dev.path}: no FAT, exFAT, ISO 9660 or ext2/3/4 file system found`);
 }

@@ -6,6 +6,7 @@ const modules: Record<string, () => Promise<unknown>> = {
   tmpfs: () => import('../fs/tmpfs/index.js'),
   msdos: () => import('../fs/msdosfs/index.js'),
   cd9660: () => import('../fs/cd9660/index.js'),
+  exfat: () => import('../fs/exfat/index.js'),
 };
 
 /** Linux and NetBSD names for the same driver. */
