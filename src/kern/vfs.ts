@@ -26,6 +26,8 @@ export interface VfsOps {
   readonly name: string;
   /** Linux type names that also mean this driver ('vfat', 'iso9660'). */
   readonly aliases?: readonly string[];
+  /** Names match regardless of case (a rename may change only the case). */
+  readonly caseInsensitive?: boolean;
   /** Read and check the file system; set mp.data. A bad image: EINVAL or EIO with a note. */
   mount(mp: Mount, args: MountArgs): Promise<void>;
   /** All vnodes are gone: flush, mark clean, free. */

@@ -252,11 +252,15 @@ export async function sys_rename(l: Lwp, from: string, to: string): Promise<void
         t = await renameLookup(l, to);
         if (!f.dvp || !t.dvp) throw kerr(f.vp === l.root || t.vp === l.root ? 'EBUSY' : 'EINVAL');
         if (!f.vp) throw kerr('ENOENT');
-        const fvp = f.vp, tvp = t.vp, fdvp = f.dvp, tdvp = t.dvp;
+        const fvp = f.vp, fdvp = f.dvp, tdvp = t.dvp;
         const fdir = fvp.type === VType.VDIR;
         if (t.trailingSlash && !fdir) throw kerr('ENOTDIR');
         if (fvp.mount !== tdvp.mount) throw kerr('EXDEV');
-        if (fvp === tvp) return;
+        // A case-insensitive file system finds the file itself under its new
+        // spelling: the rename changes the case of the name, not a link.
+        const caseOnly = fvp === t.vp && fdvp === tdvp && f.name !== t.name && fvp.mount.op.caseInsensitive === true;
+        if (fvp === t.vp && !caseOnly) return;
+        const tvp = caseOnly ? null : t.vp;
         if (tvp && fdir && tvp.type !== VType.VDIR) throw kerr('ENOTDIR');
         if (tvp && !fdir && tvp.type === VType.VDIR) throw kerr('EISDIR');
         if (fdir && await isAncestor(l, fvp, tdvp)) throw kerr('EINVAL', 'into its own subtree');
@@ -266,7 +270,7 @@ export async function sys_rename(l: Lwp, from: string, to: string): Promise<void
         const locked: Vnode[] = [];
         try {
           for (const vp of [...dirs, ...files]) { await vp.lock.lock(l, LK_EXCLUSIVE); locked.push(vp); }
-          if (!(await stillNames(l, fdvp, f.name, fvp) && await stillNames(l, tdvp, t.name, tvp))) continue;
+          if (!(await stillNames(l, fdvp, f.name, fvp) && await stillNames(l, tdvp, t.name, t.vp))) continue;
           await checkRemove(l, fdvp, fvp);
           if (tvp) await checkRemove(l, tdvp, tvp);
           else await vn_access(tdvp, VWRITE | VEXEC, l);
