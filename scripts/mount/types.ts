@@ -12,7 +12,7 @@ export class MountError extends Error {
 }
 
 /** Kernel file system type -> its server; null: the type is known but has no driver yet. */
-const SERVERS: Record<string, string | null> = { msdos: 'rump_msdos', cd9660: 'rump_cd9660', tmpfs: 'rump_tmpfs', ext2fs: null };
+const SERVERS: Record<string, string | null> = { msdos: 'rump_msdos', cd9660: 'rump_cd9660', tmpfs: 'rump_tmpfs', ext2fs: null, exfat: 'rump_exfat' };
 
 /** Linux and NetBSD names -> kernel type. */
 const ALIASES: Record<string, string> = {
@@ -20,6 +20,7 @@ const ALIASES: Record<string, string> = {
   cd9660: 'cd9660', iso9660: 'cd9660',
   ext2fs: 'ext2fs', ext2: 'ext2fs', ext3: 'ext2fs', ext4: 'ext2fs',
   tmpfs: 'tmpfs',
+  exfat: 'exfat',
 };
 
 /** The FUSE mount types our servers make (fuse.<subtype>, the subtype being the kernel type). */

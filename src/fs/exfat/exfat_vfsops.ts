@@ -103,6 +103,7 @@ async function setDirty(emp: Exfatmount, dirty: boolean): Promise<void> {
 
 export const exfat_vfsops: VfsOps = {
   name: 'exfat',
+  caseInsensitive: true,
   label: mp => exfat_getlabel(mp),
 
   async mount(mp: Mount, margs: MountArgs): Promise<void> {
