@@ -82,15 +82,53 @@ async function eachBlock(xn: ExNode, offset: number, n: number,
   }
 }
 
-/** Write buf at the file's offset into its (allocated) clusters, through the buffer cache. */
+/**
+ * Write buf at the file's offset into its (allocated) clusters: each window
+ * of blocks is copied into its buffers, then every run of adjacent blocks
+ * goes to the device in one write, leaving the buffers cached and clean (a
+ * cache full of small dirty buffers is slow to drain). A buffer that was
+ * already dirty or being written stays a delayed write, so an older
+ * write-back cannot win; so do all of them when a device write fails, and
+ * the failure comes back from their write-back.
+ */
 async function writeData(vp: Vnode, xn: ExNode, buf: Uint8Array, offset: number, sync: boolean): Promise<void> {
   const emp = xn.emp, bsize = emp.bsize;
-  await eachBlock(xn, offset, buf.length, async (blk, within, len, done) => {
-    const bp = len === bsize ? await getblk(emp.dev, blk, bsize, vp) : await bread(emp.dev, blk, bsize, vp);
-    bp.data.set(buf.subarray(done, done + len), within);
-    if (sync) await bwrite(bp);
-    else await mount_bwrite(emp.mp, bp);
-  });
+  for (let done = 0; done < buf.length;) {
+    const pieces: { blk: number; within: number; len: number; done: number }[] = [];
+    for (; done < buf.length && pieces.length < IO_WINDOW;) {
+      const pos = offset + done, within = pos % bsize, len = Math.min(bsize - within, buf.length - done);
+      pieces.push({ blk: xn.devOff(pos - within), within, len, done });
+      done += len;
+    }
+    const got = await Promise.allSettled(pieces.map(p =>
+      p.len === bsize ? getblk(emp.dev, p.blk, bsize, vp) : bread(emp.dev, p.blk, bsize, vp)));
+    const bufs = got.flatMap(r => r.status === 'fulfilled' ? [r.value] : []);
+    const failed = got.find(r => r.status === 'rejected');
+    if (failed) {
+      bufs.forEach(brelse);
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    pieces.forEach((p, i) => bufs[i].data.set(buf.subarray(p.done, p.done + p.len), p.within));
+    let ok = true;
+    for (let i = 0; i < pieces.length;) {
+      let j = i + 1;
+      while (j < pieces.length && pieces[j].blk === pieces[j - 1].blk + bsize) j++;
+      const run = new Uint8Array((j - i) * bsize);
+      for (let k = i; k < j; k++) run.set(bufs[k].data, (k - i) * bsize);
+      try {
+        await emp.dev.write(run, pieces[i].blk);
+      } catch (e) {
+        log(`exfat: ${emp.dev.path}: ${xn.describe()}: write failed: ${String(e)}`);
+        ok = false;
+      }
+      i = j;
+    }
+    await Promise.all(bufs.map(async (bp) => {
+      if (ok && !bp.dirty && !bp.writing) brelse(bp);
+      else if (sync) await bwrite(bp);
+      else await mount_bwrite(emp.mp, bp);
+    }));
+  }
 }
 
 /** Zeroes over [from, to) of the file's clusters: bytes past ValidDataLength hold whatever was there. */
@@ -102,15 +140,21 @@ async function zeroRange(vp: Vnode, xn: ExNode, from: number, to: number): Promi
   }
 }
 
-/** Set the file's size: clusters past it freed, or added (reading as zeros, past ValidDataLength). */
-async function truncate(xn: ExNode, size: number): Promise<void> {
+/**
+ * Set the file's size: clusters past it freed, or added and zeroed. The
+ * format would let added bytes lie past ValidDataLength unwritten, but
+ * readers that ignore it (exfat-fuse) would then show what the clusters
+ * held before: they are written, and ValidDataLength follows the size.
+ */
+async function truncate(vp: Vnode, xn: ExNode, size: number): Promise<void> {
   const cs = xn.emp.cs;
   if (size > EXFAT_FILESIZE_MAX) throw kerr('EFBIG');
   const want = Math.ceil(size / cs);
   if (want < xn.nclus) xn.truncateClusters(want);
   else await xn.extend(want - xn.nclus);
+  if (size > xn.vdl) await zeroRange(vp, xn, xn.vdl, size);
   xn.size = size;
-  xn.vdl = Math.min(xn.vdl, size);
+  xn.vdl = size;
   xn.touchModified();
 }
 
@@ -247,7 +291,7 @@ export const exfat_vnodeops: VnodeOps = {
     if (!s) return; // the root has no entry to keep anything in
     if (va.size !== undefined) {
       if (xn.isDir) throw kerr('EISDIR');
-      await truncate(xn, va.size);
+      await truncate(vp, xn, va.size);
       await emp.alloc.flush();
     }
     if (va.mode !== undefined && !xn.isDir) {
