@@ -23,7 +23,7 @@ function withExfatFuse(image: string, dir: string, fn: () => void): void {
 
 function exfatSeed(clusterSize: number, sizeMiB: number): SeedSpec {
   return {
-    name: `exfat-${clusterSize}`,
+    name: `c${clusterSize}`,
     build(out, work) {
       const tree = path.join(work, 'tree');
       makeTree(tree, false);

@@ -11,7 +11,7 @@ import {
   SF_ALLOC_POSSIBLE, SF_NOFATCHAIN, T_BITMAP, T_LABEL, T_UPCASE, VOL_ACTIVEFAT, VOL_DIRTY, VOLFLAGS_OFF, type BootSector,
 } from './exfat.js';
 import { ExAlloc, fat_chain, type Placement } from './exfat_alloc.js';
-import { dir_index, dir_readset } from './exfat_dir.js';
+import { dir_readset } from './exfat_dir.js';
 import { ExNode } from './exfat_node.js';
 import { string_of, Upcase } from './exfat_upcase.js';
 import { exfat_vnodeops } from './exfat_vnops.js';
@@ -200,7 +200,6 @@ export const exfat_vfsops: VfsOps = {
       xn.size = size;
       xn.vdl = vdl;
     }
-    if (xn.isDir) await dir_index(xn);
     vp.type = xn.isDir ? VType.VDIR : VType.VREG;
     vp.ops = exfat_vnodeops;
     vp.data = xn;

@@ -267,6 +267,8 @@ export const exfat_vnodeops: VnodeOps = {
 
   async getattr(vp: Vnode): Promise<Vattr> {
     const xn = VTOX(vp), emp = xn.emp, a = emp.args, s = xn.set;
+    // Directories count their subdirectories in nlink, as Linux shows them (a damaged one: 2).
+    if (xn.isDir && xn.nlink) await dir_index(xn).catch(() => null);
     let mode = xn.isDir ? a.dmode : a.fmode;
     // As Linux: the read-only attribute takes away write permission.
     if (!xn.isDir && (xn.attr & ATTR_READONLY)) mode &= ~0o222;
