@@ -137,6 +137,14 @@ function writeSet(img: string, off: number, set: Buffer): void {
 }
 
 describe('exfat: ValidDataLength and damaged images', () => {
+  it('is detected by its name (type auto), before FAT', async () => {
+    const img = mkexfat(dir, 'auto.img', 8, 4096);
+    const fs = await mount('auto', img, { readOnly: true });
+    mounted.push(fs);
+    expect(fs.type).toBe('exfat');
+  });
+
+
   it('bytes past ValidDataLength read as zeros', async () => {
     const img = mkexfat(dir, 'vdl.img', 32, 32768);
     withExfatFuse(img, (m) => writeFileSync(path.join(m, 'vdl.bin'), pattern(10000, 5)));

@@ -49,13 +49,25 @@ function newSet(emp: Exfatmount, name: string, attr: number): { set: EntrySet; u
   return { set, units };
 }
 
-/** Add name to directory dvp (EEXIST if taken); the new file's vnode. */
-async function makeEntry(dvp: Vnode, name: string, attr: number, init?: (set: EntrySet) => Promise<void>): Promise<Vnode> {
+/**
+ * Add name to directory dvp (EEXIST if taken); the new file's vnode. init
+ * fills in the set (and may allocate); undo gives that back when the entry
+ * could not be made.
+ */
+async function makeEntry(dvp: Vnode, name: string, attr: number,
+  init?: (set: EntrySet) => Promise<void>, undo?: () => void): Promise<Vnode> {
   const dn = VTOX(dvp), emp = dn.emp;
   const { set, units } = newSet(emp, name, attr);
   if (await dir_lookup(dn, name) !== null) throw kerr('EEXIST');
-  await init?.(set);
-  const offs = await dir_add(dn, set, units);
+  let offs: number[];
+  try {
+    await init?.(set);
+    offs = await dir_add(dn, set, units);
+  } catch (e) {
+    undo?.();
+    await emp.alloc.flush();
+    throw e;
+  }
   emp.parentOf.set(offs[0], dvp.key);
   await dirModified(dn);
   await emp.alloc.flush();
@@ -179,7 +191,7 @@ export const exfat_vnodeops: VnodeOps = {
     writable(dvp);
     const emp = VTOX(dvp).emp;
     let cl = 0;
-    const vp = await makeEntry(dvp, name, ATTR_DIRECTORY, async (set) => {
+    return makeEntry(dvp, name, ATTR_DIRECTORY, async (set) => {
       // One zeroed cluster: an empty directory.
       [{ start: cl }] = emp.alloc.alloc(1);
       for (let off = emp.clusterOff(cl); off < emp.clusterOff(cl + 1); off += emp.bsize) {
@@ -190,11 +202,7 @@ export const exfat_vnodeops: VnodeOps = {
       set.firstCluster = cl;
       set.dataLength = set.validDataLength = emp.cs;
       set.flags |= SF_NOFATCHAIN;
-    }).catch(async (e: unknown) => {
-      if (cl) { emp.alloc.free([{ start: cl, len: 1 }], false); await emp.alloc.flush(); }
-      throw e;
-    });
-    return vp;
+    }, () => { if (cl) emp.alloc.free([{ start: cl, len: 1 }], false); });
   },
 
   async symlink(): Promise<Vnode> {
