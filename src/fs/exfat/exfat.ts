@@ -13,17 +13,17 @@ export const FAT_BAD = 0xfffffff7, FAT_EOF = 0xffffffff;
 export const FIRST_CLUSTER = 2;
 
 /** VolumeFlags bits. */
-export const VOL_ACTIVEFAT = 1, VOL_DIRTY = 2, VOL_MEDIAFAIL = 4;
+export const VOL_ACTIVEFAT = 1, VOL_DIRTY = 2;
 /** Offset of VolumeFlags in the boot sector (outside the boot checksum). */
 export const VOLFLAGS_OFF = 106;
 
 /** Entry types (InUse | category | importance | code). */
-export const T_EOD = 0x00, T_BITMAP = 0x81, T_UPCASE = 0x82, T_LABEL = 0x83, T_FILE = 0x85,
+export const T_BITMAP = 0x81, T_UPCASE = 0x82, T_LABEL = 0x83, T_FILE = 0x85,
   T_STREAM = 0xc0, T_NAME = 0xc1;
 export const T_INUSE = 0x80, T_SECONDARY = 0x40, T_BENIGN = 0x20;
 
 /** FileAttributes. */
-export const ATTR_READONLY = 0x01, ATTR_HIDDEN = 0x02, ATTR_SYSTEM = 0x04, ATTR_DIRECTORY = 0x10, ATTR_ARCHIVE = 0x20;
+export const ATTR_READONLY = 0x01, ATTR_DIRECTORY = 0x10, ATTR_ARCHIVE = 0x20;
 /** GeneralSecondaryFlags of the stream extension. */
 export const SF_ALLOC_POSSIBLE = 1, SF_NOFATCHAIN = 2;
 
