@@ -190,8 +190,15 @@ describe('exfat: ValidDataLength and damaged images', () => {
 
     const badSum = copy('badsum.img');
     poke(badSum, voff + 2, Buffer.from([vset[2] ^ 0xff]));
-    let fs = await mnt(badSum, true);
+    // errors=remount-ro (the default): the first damage seen turns the mount read-only.
+    let fs = await mnt(badSum);
     await expect(fs.readdir('/')).rejects.toMatchObject({ code: 'EIO' });
+    expect(fs.mp.readOnly).toBe(true);
+    await umnt(fs);
+    expect(volumeFlags(badSum) & 2).toBe(2); // left dirty for fsck
+    fs = await mnt(badSum, false, { errors: 'continue' });
+    await expect(fs.readdir('/')).rejects.toMatchObject({ code: 'EIO' });
+    expect(fs.mp.readOnly).toBe(false);
     await umnt(fs);
 
     const badHash = copy('badhash.img');
