@@ -323,6 +323,18 @@ describe('exfat: writing', () => {
     await umnt(again);
   });
 
+  it('4096-byte sectors: the boot region is 12 such sectors; written files read back through exfat-fuse', async () => {
+    const img = mkexfat(dir, 's4k.img', 32, 32768, undefined, ['-b', '4096']);
+    const fs = await mnt(img);
+    await fs.mkdir('/d');
+    await fs.writeFile('/d/f', pattern(100000, 31));
+    await fs.rename('/d/f', '/g');
+    const want = await tree(fs);
+    await umnt(fs);
+    fsckExfat(img);
+    withExfatFuse(img, (m) => expect(hostTree(m)).toEqual(want), true);
+  });
+
   it('a full volume gives ENOSPC and leaves a clean image', async () => {
     const img = mkexfat(dir, 'full.img', 8, 4096);
     const fs = await mnt(img);

@@ -7,11 +7,11 @@ import path from 'node:path';
 import { expect } from 'vitest';
 import { sha } from './iso.js';
 
-/** A sparse image of `mb` MiB made by mkfs.exfat with this cluster size (bytes). */
-export function mkexfat(dir: string, name: string, mb: number, clusterSize: number, label?: string): string {
+/** A sparse image of `mb` MiB made by mkfs.exfat with this cluster size (bytes), and more mkfs.exfat arguments. */
+export function mkexfat(dir: string, name: string, mb: number, clusterSize: number, label?: string, args: string[] = []): string {
   const img = path.join(dir, name);
   execFileSync('truncate', ['-s', `${mb}M`, img]);
-  execFileSync('mkfs.exfat', ['-c', String(clusterSize), ...(label ? ['-L', label] : []), img], { stdio: 'pipe' });
+  execFileSync('mkfs.exfat', ['-c', String(clusterSize), ...(label ? ['-L', label] : []), ...args, img], { stdio: 'pipe' });
   return img;
 }
 
