@@ -178,7 +178,7 @@ describe('exfat: ValidDataLength and damaged images', () => {
     await expect(mnt(img, true)).rejects.toMatchObject({ code: 'EINVAL' });
   });
 
-  it('bad SetChecksum, NameHash, chain loop, cluster out of range, bad up-case checksum: EIO, never a hang', async () => {
+  it('bad SetChecksum, NameHash, chain loop, cluster out of range or free in the bitmap, bad up-case checksum: EIO, never a hang', async () => {
     const base = mkexfat(dir, 'dmg.img', 32, 4096);
     withExfatFuse(base, (m) => {
       for (let i = 0; i < 8; i++) appendFileSync(path.join(m, 'chain'), pattern(4096, i)), appendFileSync(path.join(m, 'other'), 'x'.repeat(4096));
@@ -248,6 +248,18 @@ describe('exfat: ValidDataLength and damaged images', () => {
     const at = heap + (upFirst - 2) * cs + 200;
     poke(up, at, Buffer.from([peek(up, at, 1)[0] ^ 0x55]));
     await expect(mnt(up, true)).rejects.toMatchObject({ code: 'EIO' });
+
+    // A file on clusters the bitmap calls free (they would be handed out again).
+    const freed = copy('freed.img');
+    let b = 0;
+    while (rootDir[b] !== 0x81) b += 32;
+    const bitmapAt = heap + (rootDir.readUInt32LE(b + 20) - 2) * cs;
+    const bit = first - 2;
+    poke(freed, bitmapAt + (bit >> 3), Buffer.from([peek(freed, bitmapAt + (bit >> 3), 1)[0] & ~(1 << (bit & 7))]));
+    fs = await mnt(freed, true);
+    await expect(fs.readFile('/chain')).rejects.toMatchObject({ code: 'EIO' });
+    expect(await fs.readFile('/victim', 'utf8')).toBe('v');
+    await umnt(fs);
   });
 });
 

@@ -153,6 +153,12 @@ export class ExAlloc {
     return (this.bitmap.raw[i >> 3] & (1 << (i & 7))) !== 0;
   }
 
+  /** The first cluster of exts that the bitmap says is free, or 0: a file on free clusters would be handed out twice. */
+  firstFree(exts: readonly Extent[]): number {
+    for (const e of exts) for (let c = e.start; c < e.start + e.len; c++) if (!this.inUse(c)) return c;
+    return 0;
+  }
+
   private mark(c: number, used: boolean): void {
     const i = c - FIRST_CLUSTER, b = this.bitmap.raw;
     if (used) b[i >> 3] |= 1 << (i & 7);

@@ -200,6 +200,8 @@ export const exfat_vfsops: VfsOps = {
       xn.size = size;
       xn.vdl = vdl;
     }
+    const free = alloc.firstFree(xn.ext);
+    if (free) throw emp.error(`${xn.describe()}: cluster ${free} is free in the allocation bitmap`);
     vp.type = xn.isDir ? VType.VDIR : VType.VREG;
     vp.ops = exfat_vnodeops;
     vp.data = xn;
