@@ -109,7 +109,7 @@ for g in root.iter(ns + 'g'):
     const bars = Object.fromEntries(py.stdout.trim().split('\n').map(l => l.split(' ')).map(([k, v]) => [k, Number(v)]));
     expect(Object.keys(bars)).toEqual(['tmpfs', 'fat', 'iso', 'exfat']);
     for (const n of Object.values(bars)) expect(n).toBeGreaterThan(5);
-  }, 120_000);
+  }, 240_000);
 
   it('on Ctrl-C unmounts, waits for its servers and exits 130', async () => {
     ensureBuilt();
