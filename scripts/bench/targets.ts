@@ -244,7 +244,49 @@ const ntfs: FsGroup = {
   ],
 };
 
-export const GROUPS: readonly FsGroup[] = [tmpfs, fat, iso, udf, ntfs];
+
+/**
+ * exfat-fuse on an image: as root it wants a block device, so a loop
+ * device, detached at once (the kernel frees it when exfat-fuse lets go).
+ */
+const exfatFuse = (img: string, mnt: string) => ['sh', '-c',
+  'L=$(losetup --find --show "$1") || exit 1; mount.exfat-fuse "$L" "$2"; r=$?; losetup -d "$L"; exit $r', 'sh', img, mnt];
+
+const exfat: FsGroup = {
+  id: 'exfat',
+  title: 'exFAT (image file)',
+  readOnly: false,
+  treeThroughMount: false,
+  prepare(ctx) {
+    const template = path.join(ctx.work, 'exfat-template.img');
+    writeFileSync(template, '');
+    spawnSync('truncate', ['-s', String(roomFor(ctx.opts) + ctx.opts.size), template]);
+    check(['mkfs.exfat', '-L', 'BENCH', template]);
+    const mnt = path.join(ctx.work, 'exfat-fill');
+    mkdirSync(mnt, { recursive: true });
+    check(exfatFuse(template, mnt));
+    try {
+      check(['cp', '-r', ctx.hostTree, path.join(mnt, path.basename(ctx.hostTree))]);
+    } finally {
+      check(['fusermount', '-u', mnt]);
+    }
+    return session => {
+      const img = path.join(ctx.work, `exfat-${session}.img`);
+      check(['cp', '--sparse=always', template, img]);
+      return { path: img, discard: () => rmSync(img, { force: true }) };
+    };
+  },
+  targets: [
+    { id: 'rump_exfat', role: 'subject', kind: 'launcher', persistent: true,
+      command: (ctx, img, mnt) => [...serverCommand('rump_exfat'), img!, mnt] },
+    { id: 'exfat-fuse', role: 'alternative', kind: 'launcher', persistent: true, unavailable: needRoot,
+      command: (_, img, mnt) => exfatFuse(img!, mnt) },
+    { id: 'kernel exfat (loop)', role: 'reference', kind: 'kernel', persistent: true, unavailable: kernelHas('exfat'),
+      command: (_, img, mnt) => ['mount', '-t', 'exfat', '-o', 'loop', img!, mnt] },
+  ],
+};
+
+export const GROUPS: readonly FsGroup[] = [tmpfs, fat, iso, udf, ntfs, exfat];
 
 /** Build the C programs into dir when missing or older than their source. */
 export function buildC(root: string, dir: string): Context['bin'] {

@@ -2,6 +2,7 @@
 // seed builders, a metadata region finder, the mount type, and whether its
 // driver writes.
 import { cd9660 } from './fs_cd9660.js';
+import { exfat } from './fs_exfat.js';
 import { msdos } from './fs_msdos.js';
 import { udf } from './fs_udf.js';
 import { ntfs } from './fs_ntfs.js';
@@ -19,4 +20,4 @@ export interface FuzzTarget {
   regions(image: Uint8Array): Region[];
 }
 
-export const targets: Record<string, FuzzTarget> = { msdos, cd9660, udf, ntfs };
+export const targets: Record<string, FuzzTarget> = { msdos, cd9660, udf, ntfs, exfat };

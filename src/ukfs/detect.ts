@@ -47,6 +47,12 @@ async function isNtfs(dev: BlockDevice): Promise<boolean> {
   return oem !== null && String.fromCharCode(...oem) === 'NTFS    ';
 }
 
+/** exFAT: its OEM name at offset 3 (its boot sector would not pass as FAT's, but look first). */
+async function isExfat(dev: BlockDevice): Promise<boolean> {
+  const bs = await bytesAt(dev, 0, 11);
+  return bs !== null && String.fromCharCode(...bs.subarray(3, 11)) === 'EXFAT   ';
+}
+
 async function isFat(dev: BlockDevice): Promise<boolean> {
   const bs = await bytesAt(dev, 0, 512);
   if (!bs || bs[510] !== 0x55 || bs[511] !== 0xaa) return false;
@@ -57,13 +63,14 @@ async function isFat(dev: BlockDevice): Promise<boolean> {
     v.getUint16(14, true) > 0 && bs[16] >= 1 && bs[16] <= 4 && (media === 0xf0 || media >= 0xf8);
 }
 
-/** The driver name for the file system on dev: 'udf', 'cd9660', 'ext2fs', 'ntfs' or 'msdos'. ENODEV if none. */
+/** The driver name for the file system on dev: 'udf', 'cd9660', 'ext2fs', 'ntfs', 'exfat' or 'msdos'. ENODEV if none. */
 export async function detectType(dev: BlockDevice): Promise<string> {
   if (await isUdf(dev)) return 'udf';
   if (await isIso9660(dev)) return 'cd9660';
   if (await isExt2(dev)) return 'ext2fs';
-  // Before FAT: an NTFS boot sector also ends in 55 AA and has a BPB.
+  // Before FAT: an NTFS or exFAT boot sector also ends in 55 AA.
   if (await isNtfs(dev)) return 'ntfs';
+  if (await isExfat(dev)) return 'exfat';
   if (await isFat(dev)) return 'msdos';
-  throw kerr('ENODEV', `${dev.path}: no FAT, NTFS, ISO 9660, UDF or ext2/3/4 file system found`);
+  throw kerr('ENODEV', `${dev.path}: no FAT, exFAT, NTFS, ISO 9660, UDF or ext2/3/4 file system found`);
 }

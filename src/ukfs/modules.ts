@@ -8,6 +8,7 @@ const modules: Record<string, () => Promise<unknown>> = {
   cd9660: () => import('../fs/cd9660/index.js'),
   udf: () => import('../fs/udf/index.js'),
   ntfs: () => import('../fs/ntfs/index.js'),
+  exfat: () => import('../fs/exfat/index.js'),
 };
 
 /** Linux and NetBSD names for the same driver. */
