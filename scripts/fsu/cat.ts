@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_cat: cat(1) from an image.   fsu_cat image [file...]
 import { once } from 'node:events';
 import { fsuMain, strerror, warn } from './common.js';

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_chmod: chmod(1) in an image.   fsu_chmod image [-R] mode file...
 import { posix } from 'node:path';
 import { fsuMain, strerror, warn } from './common.js';

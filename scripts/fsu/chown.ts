@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_chown: chown(1) in an image.   fsu_chown image [-R] [-h] owner[:group] file...
 import { posix } from 'node:path';
 import { FsuError, fsuMain, groupId, strerror, userId, warn } from './common.js';

@@ -1,11 +1,12 @@
-// What every fs-utils command shares: the launcher (a child process that
-// does the work, so that a driver panic becomes `fsu_xxx: panic: ...` and
-// exit 70), the image argument (`image`, `image%part=N`, `-t TYPE`,
+// What every fs-utils command shares: a driver panic as `fsu_xxx: panic:
+// ...` and exit 70, the image argument (`image`, `image%part=N`, `-t TYPE`,
 // `-o part=N,opts`), opening it read-only unless the command writes, the
 // sandbox once it is open, coreutils-style messages and exit statuses, user
 // and group names, and progress for long copies.
 import { spawn } from 'node:child_process';
-import { readFileSync, writeSync } from 'node:fs';
+import fs, { readFileSync, writeSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { constants as osConstants } from 'node:os';
 import { isatty } from 'node:tty';
 import { Command, CommanderError } from 'commander';
 import { mount, type Ukfs } from '../../src/ukfs/index.js';
@@ -15,8 +16,6 @@ import { splitOptions } from '../../servers/options.js';
 
 /** A driver panic (kern/panic.ts aborts the process): the status sysexits calls EX_SOFTWARE. */
 export const EXIT_PANIC = 70;
-/** The child's own messages go to this descriptor: the launcher's stderr, passed through. */
-const MSG_FD = 3;
 
 /** A message for the user and the command's exit status. */
 export class FsuError extends Error {
@@ -46,7 +45,7 @@ export const codeOf = (e: unknown): string | undefined => (e as { code?: string 
 let prog = 'fsu';
 /** `fsu_ls: message` on the user's stderr. */
 export function warn(message: string): void {
-  try { writeSync(process.env.FSU_CHILD ? MSG_FD : 2, `${prog}: ${message}\n`); } catch { /* stderr gone */ }
+  try { writeSync(2, `${prog}: ${message}\n`); } catch { /* stderr gone */ }
 }
 
 /** The image argument: `path`, or `path%part=N` for a partition. */
@@ -123,46 +122,47 @@ export interface CommandSpec<O> {
 }
 
 /**
- * The launcher: run this very command again as a child (UV_USE_IO_URING=0
- * for the sandbox), its messages on fd 3 = our stderr, its fd 2 (where the
- * kernel prints panics and log lines) read by us and prefixed with the
- * command's name; an abort is a panic: exit 70.
+ * The sandbox needs UV_USE_IO_URING=0 from the start (libuv reads it once):
+ * the bin scripts' #! line sets it; started some other way, we run ourselves
+ * again with it and pass the status on.
  */
-function launch(name: string): void {
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...process.argv.slice(2)], {
-    stdio: ['inherit', 'inherit', 'pipe', 2],
-    env: { ...process.env, UV_USE_IO_URING: '0', FSU_CHILD: '1', FSU_TTY: isatty(2) ? '1' : '0' },
-  });
-  let tail = '';
-  child.stderr!.on('data', (b: Buffer) => {
-    const lines = (tail + b.toString()).split('\n');
-    tail = lines.pop()!;
-    for (const l of lines) writeSync(2, `${name}: ${l}\n`);
+function relaunch(): void {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit', env: { ...process.env, UV_USE_IO_URING: '0' },
   });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
-  child.on('close', (code, signal) => {
-    if (tail) writeSync(2, `${name}: ${tail}\n`);
-    if (signal === 'SIGABRT') process.exit(EXIT_PANIC);
-    if (signal) {
-      process.removeAllListeners(signal);
-      process.kill(process.pid, signal);
-    }
-    process.exit(code ?? 1);
-  });
+  child.on('close', (code, signal) => process.exit(code ?? 128 + (signal ? osConstants.signals[signal] : 0)));
+}
+
+/**
+ * A kernel panic (kern/panic.ts: "panic: ..." on fd 2, then abort) becomes
+ * "fsu_xxx: panic: ..." and exit status 70; kernel log lines get the
+ * command's name too. rumpuser prints with node:fs's writeSync, which this
+ * replaces (syncBuiltinESMExports carries it to ESM importers).
+ */
+function catchPanics(name: string): void {
+  const original = fs.writeSync;
+  fs.writeSync = ((fd: number, data: unknown, ...rest: unknown[]) => {
+    if (fd === 2 && typeof data === 'string' && /^(panic|rumpfs): /.test(data)) data = `${name}: ${data}`;
+    return (original as (...a: unknown[]) => number)(fd, data, ...rest);
+  }) as typeof fs.writeSync;
+  syncBuiltinESMExports();
+  process.abort = () => process.exit(EXIT_PANIC);
 }
 
 /** The sandbox of a server, as the user running us (no_new_privs + seccomp; as root also an empty root, nobody, no network). */
 function enterSandbox(): void {
   new Date().toLocaleString(); // the time zone, before /etc is out of sight
   sandbox({ maxFiles: 64 });
-  // A panic is reported by the launcher: no core file in the user's directory.
+  // A panic exits 70 (catchPanics); nothing else should leave a core file in the user's directory.
   native.setrlimit('core', 0, 0);
 }
 
 export function fsuMain<O>(spec: CommandSpec<O>): void {
   const name = `fsu_${spec.name}`;
   prog = name;
-  if (!process.env.FSU_CHILD) { launch(name); return; }
+  if (process.env.UV_USE_IO_URING !== '0') { relaunch(); return; }
+  catchPanics(name);
   const fail = spec.failStatus ?? 1;
   let image = '', args: string[] = [], opts = {} as O & { type?: string; o?: string[] };
   try {
@@ -179,10 +179,10 @@ export function fsuMain<O>(spec: CommandSpec<O>): void {
         .option('-t, --type <type>', 'file system type (default: detected)')
         .option('-o, --options <opts>', 'part=N and file-system options', (v: string, acc: string[]) => [...acc, v], [] as string[])
         .exitOverride()
-        .configureOutput({ writeErr: (s) => writeSync(MSG_FD, s), writeOut: (s) => writeSync(1, s) })
+        .configureOutput({ writeErr: (s) => writeSync(2, s), writeOut: (s) => writeSync(1, s) })
         .allowExcessArguments(false);
       spec.options?.(cmd);
-      cmd.argument(spec.args);
+      if (spec.args) cmd.argument(spec.args);
       cmd.parse(process.argv);
       [image, ...args] = cmd.args;
       opts = { ...cmd.opts(), o: cmd.opts().options } as typeof opts;
@@ -229,7 +229,7 @@ async function run<O>(spec: CommandSpec<O>, imageArg: string, args: string[], op
   userName(0); groupName(0);
   if (!spec.hostFiles) enterSandbox();
   try {
-    return await spec.run({ fs, image: imageArg, tty: process.env.FSU_TTY === '1' }, args, opts);
+    return await spec.run({ fs, image: imageArg, tty: isatty(2) }, args, opts);
   } finally {
     await fs.unmount();
   }
@@ -248,10 +248,10 @@ export class Progress {
     this.last = now;
     const rate = this.done / Math.max(0.001, (now - this.t0) / 1000);
     const eta = this.total > this.done ? Math.round((this.total - this.done) / rate) : 0;
-    try { writeSync(MSG_FD, `\r${human(this.done)}B / ${human(this.total)}B  ${human(rate)}B/s  eta ${Math.floor(eta / 60)}:${String(eta % 60).padStart(2, '0')}  `); } catch { /* gone */ }
+    try { writeSync(2, `\r${human(this.done)}B / ${human(this.total)}B  ${human(rate)}B/s  eta ${Math.floor(eta / 60)}:${String(eta % 60).padStart(2, '0')}  `); } catch { /* gone */ }
   }
   end(): void {
-    if (this.on && this.last) try { writeSync(MSG_FD, '\n'); } catch { /* gone */ }
+    if (this.on && this.last) try { writeSync(2, '\n'); } catch { /* gone */ }
   }
 }
 

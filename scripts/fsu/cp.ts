@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_cp: cp(1) inside an image.   fsu_cp image [-rRp] source... dest
 import { copy } from './copy.js';
 import { fsuMain } from './common.js';

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_df: df(1) for an image.   fsu_df image [-h] [-i] [-k] [-T]
 import { fsuMain, human } from './common.js';
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_du: du(1) in an image.   fsu_du image [-a] [-s] [-c] [-h] [-k] [-b] [--apparent-size] [file...]
 // Hard links are counted once, by file id, as du.
 import type { Stats } from '../../src/ukfs/index.js';

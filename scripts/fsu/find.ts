@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_find: find(1) in an image.
 //   fsu_find image [path...] [-maxdepth N] [-mindepth N] [-name PAT] [-iname PAT]
 //            [-type f|d|l|b|c|p|s] [-size [+-]N[bckwMG]] [-print | -print0]

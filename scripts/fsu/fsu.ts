@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu: the fs-utils commands in one place. `fsu --help` lists them;
 // `fsu CMD image ...` runs fsu_CMD.
 import { readdirSync } from 'node:fs';

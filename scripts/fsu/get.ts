@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_get: copy from the image to the host.   fsu_get image [-rp] source... hostdest
 import { copy, host } from './copy.js';
 import { fsuMain } from './common.js';

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_ln: ln(1) in an image.   fsu_ln image [-s] [-f] target... link_name|dir
 import { posix } from 'node:path';
 import { fsuMain, strerror, warn } from './common.js';

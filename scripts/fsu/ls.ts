@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_ls: ls(1) on a file system image.
 //   fsu_ls [-t type] [-o opts] image [-1adhilR] [file...]
 import type { Stats } from '../../src/ukfs/index.js';

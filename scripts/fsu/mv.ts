@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_mv: mv(1) inside an image.   fsu_mv image source... dest
 import { posix } from 'node:path';
 import { fsuMain, strerror, warn } from './common.js';

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_put: copy from the host into the image.   fsu_put image [-rp] hostsource... dest
 import { copy, host } from './copy.js';
 import { fsuMain } from './common.js';

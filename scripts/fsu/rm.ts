@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_rm: rm(1) in an image.   fsu_rm image [-rRf] file...
 import { posix } from 'node:path';
 import { codeOf, fsuMain, strerror, warn } from './common.js';

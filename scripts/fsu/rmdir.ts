@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_rmdir: rmdir(1) in an image.   fsu_rmdir image dir...
 import { fsuMain, strerror, warn } from './common.js';
 

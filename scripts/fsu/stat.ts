@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_stat: stat(1) on files of an image.   fsu_stat image [-L] [-c format] file...
 import type { Stats } from '../../src/ukfs/index.js';
 import { fsuMain, groupName, strerror, userName, warn } from './common.js';

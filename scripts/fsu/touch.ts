@@ -1,28 +1,19 @@
-#!/usr/bin/env node
-// fsu_touch: touch(1) in an image.   fsu_touch image [-acm] [-d date | -t [[CC]YY]MMDDhhmm[.ss] | -r ref] file...
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
+// fsu_touch: touch(1) in an image.   fsu_touch image [-acm] [-d date | -r ref] file...
+// (-t is the image's type here, as in every fsu command: touch's -t STAMP is -d.)
 import { FsuError, fsuMain, strerror, warn } from './common.js';
 
-/** touch -t's [[CC]YY]MMDDhhmm[.ss], local time. */
-function stamp(s: string): Date {
-  const m = /^(\d{2}(?:\d{2})?)?(\d{2})(\d{2})(\d{2})(\d{2})(?:\.(\d{2}))?$/.exec(s);
-  if (!m) throw new FsuError(`invalid date format '${s}'`);
-  let year = m[1] === undefined ? new Date().getFullYear() : Number(m[1]);
-  if (m[1]?.length === 2) year += year < 69 ? 2000 : 1900;
-  return new Date(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0));
-}
-
-fsuMain<{ noCreate?: boolean; a?: boolean; m?: boolean; date?: string; t?: string; reference?: string }>({
+fsuMain<{ noCreate?: boolean; a?: boolean; m?: boolean; date?: string; reference?: string }>({
   name: 'touch', args: '<files...>', description: 'change file times in the image, creating missing files', writes: true,
   options: cmd => cmd.option('-c, --no-create', 'do not create files').option('-a', 'access time only').option('-m', 'modification time only')
-    .option('-d, --date <date>', 'this time instead of now').option('-t <stamp>', '[[CC]YY]MMDDhhmm[.ss] instead of now')
-    .option('-r, --reference <file>', "this file's times instead of now"),
+    .option('-d, --date <date>', 'this time instead of now').option('-r, --reference <file>', "this file's times instead of now"),
   run: async (ctx, args, o) => {
     let at: Date, mt: Date;
     if (o.reference !== undefined) {
       const st = await ctx.fs.stat(o.reference).catch((e) => { throw new FsuError(`failed to get attributes of '${o.reference}': ${strerror(e)}`); });
       [at, mt] = [st.atime, st.mtime];
     } else {
-      const when = o.t !== undefined ? stamp(o.t) : o.date !== undefined ? new Date(o.date.replace(/^@(\d+)$/, (_m, s: string) => new Date(Number(s) * 1000).toISOString())) : new Date();
+      const when = o.date !== undefined ? new Date(o.date.replace(/^@(\d+)$/, (_m, s: string) => new Date(Number(s) * 1000).toISOString())) : new Date();
       if (Number.isNaN(when.getTime())) throw new FsuError(`invalid date format '${o.date}'`);
       at = mt = when;
     }

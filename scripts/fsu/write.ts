@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_USE_IO_URING=0 node
 // fsu_write: standard input into a file of the image.   fsu_write image [-a] file
 import { fsuMain, strerror, warn } from './common.js';
 
