@@ -51,7 +51,15 @@ const msdos: Format = {
     // Grow from the data size until a layout holds what the tree needs.
     let size = Math.max(64 * 1024, Math.ceil(tree.bytes * 1.02) + 64 * 1024);
     for (let i = 0; i < 200; i++) {
-      const l = msdosLayout(msdosParams(size, o));
+      let l;
+      try {
+        l = msdosLayout(msdosParams(size, o));
+      } catch (e) {
+        // Too small for the asked type (FAT16 needs 4085 clusters): grow.
+        if (!(e instanceof NewfsError) || i > 150) throw e;
+        size = Math.ceil((size * 1.25) / 512) * 512;
+        continue;
+      }
       const cs = l.sectorsPerCluster * l.bytesPerSector;
       const need = fatClusters(tree, cs, l.fatType === 32);
       if (need.clusters + (l.fatType === 32 ? 1 : 0) <= l.clusters && need.rootEntries <= (l.rootEntries || Infinity)) return size;
