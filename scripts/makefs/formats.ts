@@ -1,6 +1,7 @@
 // What makefs knows per format: how to size and format an image, and which
 // of a tree's attributes the format can hold.
 import { msdosLayout, newfs_msdos, NewfsError, type MsdosParams } from './newfs_msdos.js';
+import { ext2Layout, newfs_ext2fs, type Ext2Params } from './newfs_ext2fs.js';
 import type { Tree } from './scan.js';
 import { walkTree } from './scan.js';
 
@@ -10,8 +11,8 @@ export interface Format {
   owners: boolean; symlinks: boolean; hardlinks: boolean; specials: boolean;
   /** Bytes the tree needs. */
   estimate?: (tree: Tree, options: Record<string, string | true>) => number;
-  /** Format the image file; returns a short description. */
-  newfs?: (image: string, size: number, options: Record<string, string | true>) => Promise<string>;
+  /** Format the image file for the tree; returns a short description. */
+  newfs?: (image: string, size: number, options: Record<string, string | true>, tree: Tree) => Promise<string>;
   /** Why this type cannot be made. */
   refusal?: string;
 }
@@ -74,8 +75,67 @@ const msdos: Format = {
   },
 };
 
+function ext2Params(size: number, o: Record<string, string | true>, inodes?: number): Ext2Params {
+  const p: Ext2Params = { size, inodes };
+  for (const [k, v] of Object.entries(o)) {
+    const num = () => { if (v === true || !/^\d+$/.test(v)) throw new NewfsError(`bad value for ${k}: ${String(v)}`); return Number(v); };
+    switch (k) {
+      case 'block_size': case 'bsize': p.blockSize = num(); break;
+      case 'inodes': p.inodes = Math.max(num(), inodes ?? 0); break;
+      case 'volume_label': case 'label': if (v === true) throw new NewfsError(`${k} needs a value`); p.label = v; break;
+      case 'reserved_percent': p.reservedPercent = num(); break;
+      default: throw new NewfsError(`unknown ext2fs option '${k}'`);
+    }
+  }
+  return p;
+}
+
+/** Blocks and inodes the tree needs on ext2 with this block size (hard links once; indirect blocks counted). */
+function ext2Need(tree: Tree, bs: number): { blocks: number; inodes: number } {
+  const ptrs = bs / 4;
+  const dataBlocks = (n: number) => {
+    let ind = 0;
+    if (n > 12) ind += 1;
+    if (n > 12 + ptrs) ind += 1 + Math.ceil((n - 12 - ptrs) / ptrs);
+    if (n > 12 + ptrs + ptrs * ptrs) ind += 1 + Math.ceil((n - 12 - ptrs - ptrs * ptrs) / (ptrs * ptrs)) + Math.ceil((n - 12 - ptrs - ptrs * ptrs) / ptrs);
+    return n + ind;
+  };
+  let blocks = 0, inodes = 11;
+  for (const n of walkTree(tree.root)) {
+    if (n.linkOf) continue;
+    inodes++;
+    if (n.st.isFile()) blocks += dataBlocks(Math.ceil(n.st.size / bs));
+    else if (n.st.isSymbolicLink() && Buffer.byteLength(n.target!) >= 60) blocks++;
+    else if (n.children) blocks += Math.max(1, Math.ceil((24 + n.children.reduce((s, c) => s + 8 + Math.ceil(Buffer.byteLength(c.name) / 4) * 4, 0)) / bs));
+  }
+  return { blocks, inodes };
+}
+
+const ext2fs: Format = {
+  name: 'ext2fs', owners: true, symlinks: true, hardlinks: true, specials: true,
+  estimate(tree, o) {
+    let size = Math.max(256 * 1024, Math.ceil(tree.bytes * 1.1) + 256 * 1024);
+    for (let i = 0; i < 200; i++) {
+      const bs = ext2Layout(ext2Params(size, o)).blockSize;
+      const need = ext2Need(tree, bs);
+      const inodes = Math.ceil(need.inodes * 1.1) + 16;
+      const l = ext2Layout(ext2Params(size, o, inodes));
+      // lost+found's and the root's blocks are already taken; keep the reserved 5% free.
+      if (need.blocks <= l.freeBlocksEstimate * 0.95 && l.groups * l.inodesPerGroup >= inodes) return l.blocks * l.blockSize;
+      size = Math.ceil((size + Math.max(need.blocks - l.freeBlocksEstimate * 0.95, 16) * bs * 1.1) / bs) * bs;
+    }
+    throw new NewfsError('could not size an ext2 image for this tree');
+  },
+  async newfs(image, size, o, tree) {
+    const bs = ext2Layout(ext2Params(size, o)).blockSize;
+    const l = await newfs_ext2fs(image, ext2Params(size, o, Math.ceil(ext2Need(tree, bs).inodes * 1.1) + 16));
+    return `ext2, ${l.groups} groups of ${l.blocksPerGroup} ${l.blockSize}-byte blocks, ${l.groups * l.inodesPerGroup} inodes`;
+  },
+};
+
 export const FORMATS: Record<string, Format> = {
   msdos, msdosfs: msdos, vfat: msdos, fat: msdos,
+  ext2fs, ext2: ext2fs,
   cd9660: {
     name: 'cd9660', owners: true, symlinks: true, hardlinks: true, specials: true,
     refusal: 'cd9660: no writer: the cd9660 driver only reads ISO 9660; make ISO images with genisoimage or xorriso',

@@ -91,7 +91,7 @@ async function makefs(image: string, dir: string, o: { type: string; size?: numb
     if (o.min !== undefined) size = Math.max(size, o.min);
     if (o.max !== undefined && size > o.max) throw new MakefsError(`${image}: the tree needs ${size} bytes, more than the maximum ${o.max}`);
   }
-  const summary = await f.newfs(image, size, o.options);
+  const summary = await f.newfs(image, size, o.options, tree);
   process.stdout.write(`Calculated size of '${image}': ${size} bytes, ${tree.files + tree.dirs} inodes (${summary})\n`);
   let fs: Ukfs;
   try {
