@@ -269,6 +269,3 @@ export function human(n: number): string {
   const r = Math.ceil(v);
   return r >= 1024 && i < units.length - 1 ? `1.0${units[i + 1]}` : `${r}${units[i]}`;
 }
-
-/** Paths inside the image are absolute from its root: 'a/b' means '/a/b'. */
-export const inImage = (p: string) => (p.startsWith('/') ? p : `/${p}`);

@@ -8,7 +8,7 @@ import { codeOf, Progress, strerror, warn } from './common.js';
 export type Fsp = Pick<typeof hostfs, 'lstat' | 'stat' | 'readdir' | 'mkdir' | 'open' | 'symlink' | 'readlink' | 'chmod' | 'lchown' | 'lutimes' | 'utimes' | 'unlink'>;
 export const host = hostfs as unknown as Fsp;
 
-export interface CopyOptions { recursive?: boolean; preserve?: boolean; tty: boolean; prog: string }
+export interface CopyOptions { recursive?: boolean; preserve?: boolean; tty: boolean }
 
 interface St { mode: number; uid: number; gid: number; size: number; atime: Date; mtime: Date; isDirectory(): boolean; isSymbolicLink(): boolean; isFile(): boolean }
 

@@ -9,6 +9,6 @@ fsuMain<{ recursive?: boolean; R?: boolean; preserve?: boolean }>({
   run: async (ctx, args, o) => {
     if (args.length < 2) throw new Error(`missing destination file operand after '${args[0]}'`);
     const fs = ctx.fs as unknown as Parameters<typeof copy>[0];
-    return copy(fs, args.slice(0, -1), fs, args[args.length - 1], { ...o, recursive: o.recursive || o.R, tty: ctx.tty, prog: 'cp' });
+    return copy(fs, args.slice(0, -1), fs, args[args.length - 1], { ...o, recursive: o.recursive || o.R, tty: ctx.tty });
   },
 });

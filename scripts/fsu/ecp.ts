@@ -13,6 +13,6 @@ fsuMain<{ recursive?: boolean; R?: boolean; preserve?: boolean; get?: boolean }>
     if (args.length < 2) throw new Error(`missing destination file operand after '${args[0]}'`);
     const img = ctx.fs as unknown as typeof host;
     const [from, to] = o.get ? [img, host] : [host, img];
-    return copy(from, args.slice(0, -1), to, args[args.length - 1], { ...o, recursive: o.recursive || o.R, tty: ctx.tty, prog: 'ecp' });
+    return copy(from, args.slice(0, -1), to, args[args.length - 1], { ...o, recursive: o.recursive || o.R, tty: ctx.tty });
   },
 });

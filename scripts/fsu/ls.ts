@@ -11,7 +11,7 @@ interface Entry { name: string; path: string; st: Stats; target?: string }
 /** ls's status: 1 for trouble in a subdirectory, 2 for a command-line argument. */
 let status = 0;
 
-function print(ctx: Context, entries: Entry[], o: Opts, total: boolean): void {
+function print(entries: Entry[], o: Opts, total: boolean): void {
   const out: string[] = [];
   if (o.long && total) {
     const kb = entries.reduce((s, e) => s + Math.ceil(e.st.blocks / 2), 0);
@@ -34,7 +34,6 @@ function print(ctx: Context, entries: Entry[], o: Opts, total: boolean): void {
     });
   }
   if (out.length) process.stdout.write(out.join('\n') + '\n');
-  void ctx;
 }
 
 async function entry(ctx: Context, name: string, path: string, o: Opts): Promise<Entry> {
@@ -65,7 +64,7 @@ async function listDir(ctx: Context, dir: string, o: Opts, header: boolean, firs
     }
   }
   if (header) process.stdout.write(`${first ? '' : '\n'}${dir}:\n`);
-  print(ctx, entries, o, true);
+  print(entries, o, true);
   if (o.recursive)
     for (const e of entries)
       if (e.st.isDirectory() && e.name !== '.' && e.name !== '..') await listDir(ctx, e.path, o, true, false, false);
@@ -98,7 +97,7 @@ fsuMain<Opts>({
     }
     files.sort((a, b) => byteOrder(a.name, b.name));
     dirs.sort(byteOrder);
-    print(ctx, files, o, false);
+    print(files, o, false);
     const headers = o.recursive || operands.length > 1;
     for (const [i, d] of dirs.entries()) await listDir(ctx, d, o, headers, i === 0 && files.length === 0, true);
     return status;

@@ -8,6 +8,6 @@ fsuMain<{ recursive?: boolean; R?: boolean; preserve?: boolean }>({
   options: cmd => cmd.option('-r, --recursive', 'copy directories recursively').option('-R', 'same as -r').option('-p, --preserve', 'keep mode, owner and times'),
   run: async (ctx, args, o) => {
     if (args.length < 2) throw new Error(`missing destination file operand after '${args[0]}'`);
-    return copy(host, args.slice(0, -1), ctx.fs as unknown as typeof host, args[args.length - 1], { ...o, recursive: o.recursive || o.R, tty: ctx.tty, prog: 'put' });
+    return copy(host, args.slice(0, -1), ctx.fs as unknown as typeof host, args[args.length - 1], { ...o, recursive: o.recursive || o.R, tty: ctx.tty });
   },
 });

@@ -18,7 +18,7 @@ import { detectType } from './detect.js';
 import { canonicalType, ukfs_modload } from './modules.js';
 import { BigIntStats, Dirent, Stats, statsOf } from './stats.js';
 import { Dir } from './dir.js';
-import { encodingOf, FileHandle, type Data, type DataOpt, type DataOptions } from './filehandle.js';
+import { FileHandle, type Data, type DataOpt, type DataOptions } from './filehandle.js';
 import { toTimespec, type TimeLike } from './time.js';
 
 export { BigIntStats, Dirent, Stats } from './stats.js';
