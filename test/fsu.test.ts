@@ -95,6 +95,38 @@ describe('fs-utils: images, types, partitions, read-only, panics, the sandbox', 
     expect(none).toEqual({ stdout: '', stderr: `fsu_ls: ${path.join(dir, 'nothere.img')}: No such file or directory\n`, status: 2 });
   });
 
+  it('corrupt images: an errno message and status, never a stack trace or a hang', async () => {
+    // The FATs and root directory of a copy overwritten with seeded garbage.
+    let x = 12345;
+    const rnd = () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
+    const checked: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const img = readFileSync(fat);
+      for (let k = 0; k < 400; k++) img[512 + (rnd() % (64 * 1024))] = rnd() & 0xff;
+      const bad = path.join(dir, `bad-${i}.img`);
+      writeFileSync(bad, img);
+      checked.push(bad);
+    }
+    // And a subdirectory whose '.' entry got another name: a directory that contains itself.
+    const looped = readFileSync(fat);
+    const dot = looped.indexOf(Buffer.from('.          \x10', 'latin1'));
+    expect(looped.subarray(dot + 32, dot + 43).toString('latin1')).toBe('..         ');
+    looped[dot + 1] = 3;
+    checked.push(path.join(dir, 'looped.img'));
+    writeFileSync(checked[3], looped);
+    for (const bad of checked) {
+      for (const r of await Promise.all([fsu('ls', bad, '-laR'), fsu('find', bad), fsu('du', bad), fsu('cat', bad, 'sub/big.bin', 'README.TXT')])) {
+        expect([0, 1, 2]).toContain(r.status);
+        for (const line of r.stderr.split('\n').filter(Boolean)) expect(line).toMatch(/^fsu_(ls|find|du|cat): /);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+      }
+    }
+    const [ls, find, du] = await Promise.all([fsu('ls', checked[3], '-aR'), fsu('find', checked[3]), fsu('du', checked[3])]);
+    expect([ls.status, ls.stderr]).toEqual([2, expect.stringMatching(/^fsu_ls: .*: not listing already-listed directory$/m)]);
+    expect([find.status, find.stderr]).toEqual([1, expect.stringMatching(/^fsu_find: File system loop detected; /m)]);
+    expect([du.status, du.stderr]).toEqual([1, expect.stringMatching(/^fsu_du: WARNING: Circular directory structure/m)]);
+  }, 120_000);
+
   it('a panic is "fsu_xxx: panic: ..." and status 70, no stack trace', async () => {
     const r = await run('node', [path.join(top, 'test/fixtures/fsu-probe.mjs'), fat, 'panic'], { env: { ...env, FSU_DIST: dist } });
     expect(r).toEqual({ stdout: '', stderr: 'fsu_probe: panic: probe: on purpose\n', status: 70 });

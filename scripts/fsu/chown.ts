@@ -13,7 +13,7 @@ function parseOwner(spec: string): { uid: number; gid: number } {
   return { uid, gid };
 }
 
-async function chown(fs: Ukfs, p: string, ids: { uid: number; gid: number }, o: { recursive?: boolean; noDereference?: boolean }): Promise<boolean> {
+async function chown(fs: Ukfs, p: string, ids: { uid: number; gid: number }, o: { recursive?: boolean; noDereference?: boolean }, ancestors = new Set<number>()): Promise<boolean> {
   let st;
   try { st = await fs.lstat(p); } catch (e) { warn(`cannot access '${p}': ${strerror(e)}`); return false; }
   let ok = true;
@@ -21,7 +21,11 @@ async function chown(fs: Ukfs, p: string, ids: { uid: number; gid: number }, o: 
     if (o.noDereference || o.recursive) await fs.lchown(p, ids.uid, ids.gid);
     else await fs.chown(p, ids.uid, ids.gid);
   } catch (e) { warn(`changing ownership of '${p}': ${strerror(e)}`); ok = false; }
-  if (o.recursive && st.isDirectory()) for (const n of await fs.readdir(p)) ok = await chown(fs, posix.join(p, n), ids, o) && ok;
+  if (!o.recursive || !st.isDirectory()) return ok;
+  if (ancestors.has(st.ino)) { warn(`'${p}': directory loop (a corrupted file system)`); return false; }
+  ancestors.add(st.ino);
+  for (const n of await fs.readdir(p)) ok = await chown(fs, posix.join(p, n), ids, o, ancestors) && ok;
+  ancestors.delete(st.ino);
   return ok;
 }
 

@@ -10,7 +10,7 @@ export const host = hostfs as unknown as Fsp;
 
 export interface CopyOptions { recursive?: boolean; preserve?: boolean; tty: boolean }
 
-interface St { mode: number; uid: number; gid: number; size: number; atime: Date; mtime: Date; isDirectory(): boolean; isSymbolicLink(): boolean; isFile(): boolean }
+interface St { ino: number; mode: number; uid: number; gid: number; size: number; atime: Date; mtime: Date; isDirectory(): boolean; isSymbolicLink(): boolean; isFile(): boolean }
 
 const missing = async (fs: Fsp, p: string): Promise<St | null> => {
   try { return await fs.stat(p) as St; } catch (e) { if (codeOf(e) === 'ENOENT') return null; throw e; }
@@ -51,7 +51,8 @@ async function preserve(to: Fsp, dst: string, st: St): Promise<void> {
 }
 
 /** Copy one operand; messages as cp's; returns false if anything failed. */
-async function copyOne(from: Fsp, src: string, to: Fsp, dst: string, o: CopyOptions, progress: Progress): Promise<boolean> {
+/** ancestors: file ids of the source directories being copied (a corrupt image's directory loop stops there). */
+async function copyOne(from: Fsp, src: string, to: Fsp, dst: string, o: CopyOptions, progress: Progress, ancestors = new Set<number>()): Promise<boolean> {
   let st: St;
   try {
     st = await from.lstat(src) as St;
@@ -62,12 +63,15 @@ async function copyOne(from: Fsp, src: string, to: Fsp, dst: string, o: CopyOpti
   try {
     if (st.isDirectory()) {
       if (!o.recursive) { warn(`-r not specified; omitting directory '${src}'`); return false; }
+      if (ancestors.has(st.ino)) { warn(`'${src}': directory loop (a corrupted file system): not copied`); return false; }
       const existing = await missing(to, dst);
       if (existing && !existing.isDirectory()) { warn(`cannot overwrite non-directory '${dst}' with directory '${src}'`); return false; }
       if (!existing) await to.mkdir(dst, { mode: (st.mode & 0o7777) | 0o700 });
       let ok = true;
+      ancestors.add(st.ino);
       for (const name of (await from.readdir(src) as string[]).sort())
-        ok = await copyOne(from, posix.join(src, name), to, posix.join(dst, name), o, progress) && ok;
+        ok = await copyOne(from, posix.join(src, name), to, posix.join(dst, name), o, progress, ancestors) && ok;
+      ancestors.delete(st.ino);
       if (o.preserve) await preserve(to, dst, st);
       else if (!existing) await to.chmod(dst, st.mode & 0o7777).catch(() => undefined);
       return ok;

@@ -19,6 +19,7 @@ fsuMain<Opts>({
     let status = 0;
     const show = (n: number, p: string) => process.stdout.write(`${o.humanReadable ? human(n) : String(Math.ceil(n / unit))}\t${p}\n`);
     const size = (st: Stats) => (apparent ? st.size : st.blocks * 512);
+    const ancestors = new Set<number>();
     const walk = async (p: string, depth: number): Promise<number> => {
       let st: Stats;
       try {
@@ -33,6 +34,11 @@ fsuMain<Opts>({
         seen.add(st.ino);
       }
       let n = size(st);
+      if (st.isDirectory() && ancestors.has(st.ino)) {
+        warn(`WARNING: Circular directory structure: '${p}' is part of a cycle (a corrupted file system)`);
+        status = 1;
+        return 0;
+      }
       if (st.isDirectory()) {
         let names: string[] = [];
         try {
@@ -41,7 +47,9 @@ fsuMain<Opts>({
           warn(`cannot read directory '${p}': ${strerror(e)}`);
           status = 1;
         }
+        ancestors.add(st.ino);
         for (const name of names.sort(byteOrder)) n += await walk(joinPath(p, name), depth + 1);
+        ancestors.delete(st.ino);
         if (!o.summarize || depth === 0) show(n, p);
       } else if ((o.all && !o.summarize) || depth === 0) show(n, p);
       return n;

@@ -82,6 +82,8 @@ fsuMain<Opts>({
     let status = 0;
     const out: string[] = [];
     const flush = () => { if (out.length) { process.stdout.write(out.join('')); out.length = 0; } };
+    // Directories being walked, by file id: a corrupt image's directory that names an ancestor is a loop.
+    const ancestors = new Map<number, string>();
     const visit = async (p: string, depth: number): Promise<void> => {
       let st: Stats;
       try {
@@ -94,6 +96,12 @@ fsuMain<Opts>({
       if (depth >= o.mindepth && o.tests.every(t => t(p, st, depth))) out.push(p + o.sep);
       if (out.length > 1000) flush();
       if (!st.isDirectory() || depth >= o.maxdepth) return;
+      const loop = ancestors.get(st.ino);
+      if (loop !== undefined) {
+        warn(`File system loop detected; '${p}' is part of the same file system loop as '${loop}'.`);
+        status = 1;
+        return;
+      }
       let names: string[];
       try {
         names = await ctx.fs.readdir(p);
@@ -103,7 +111,9 @@ fsuMain<Opts>({
         return;
       }
       // Sorted, so that the order does not depend on the driver's directory layout.
+      ancestors.set(st.ino, p);
       for (const n of names.sort(byteOrder)) await visit(joinPath(p, n), depth + 1);
+      ancestors.delete(st.ino);
     };
     for (const p of paths) await visit(p, 0);
     flush();

@@ -42,7 +42,16 @@ async function entry(ctx: Context, name: string, path: string, o: Opts): Promise
   return { name, path, st, target };
 }
 
+/** File ids of the directories being listed (-R): a corrupt image's directory naming an ancestor is not listed again. */
+const listing = new Set<number>();
+
 async function listDir(ctx: Context, dir: string, o: Opts, header: boolean, first: boolean, topLevel: boolean): Promise<void> {
+  const ino = (await ctx.fs.stat(dir).catch(() => null))?.ino;
+  if (ino !== undefined && listing.has(ino)) {
+    warn(`${dir}: not listing already-listed directory`);
+    status = 2;
+    return;
+  }
   let names: string[];
   try {
     names = await ctx.fs.readdir(dir);
@@ -65,9 +74,11 @@ async function listDir(ctx: Context, dir: string, o: Opts, header: boolean, firs
   }
   if (header) process.stdout.write(`${first ? '' : '\n'}${dir}:\n`);
   print(entries, o, true);
-  if (o.recursive)
-    for (const e of entries)
-      if (e.st.isDirectory() && e.name !== '.' && e.name !== '..') await listDir(ctx, e.path, o, true, false, false);
+  if (!o.recursive) return;
+  if (ino !== undefined) listing.add(ino);
+  for (const e of entries)
+    if (e.st.isDirectory() && e.name !== '.' && e.name !== '..') await listDir(ctx, e.path, o, true, false, false);
+  if (ino !== undefined) listing.delete(ino);
 }
 
 fsuMain<Opts>({

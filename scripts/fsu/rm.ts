@@ -5,10 +5,12 @@ import { codeOf, fsuMain, strerror, warn } from './common.js';
 import type { Ukfs } from '../../src/ukfs/index.js';
 
 /** Depth first, each failure reported as rm does; true if all went. */
-async function remove(fs: Ukfs, p: string, o: { recursive?: boolean; force?: boolean }): Promise<boolean> {
-  let dir: boolean;
+async function remove(fs: Ukfs, p: string, o: { recursive?: boolean; force?: boolean }, ancestors = new Set<number>()): Promise<boolean> {
+  let dir: boolean, ino: number;
   try {
-    dir = (await fs.lstat(p)).isDirectory();
+    const st = await fs.lstat(p);
+    ({ ino } = st);
+    dir = st.isDirectory();
   } catch (e) {
     if (o.force && codeOf(e) === 'ENOENT') return true;
     warn(`cannot remove '${p}': ${strerror(e)}`);
@@ -18,13 +20,16 @@ async function remove(fs: Ukfs, p: string, o: { recursive?: boolean; force?: boo
     try { await fs.unlink(p); return true; } catch (e) { warn(`cannot remove '${p}': ${strerror(e)}`); return false; }
   }
   if (!o.recursive) { warn(`cannot remove '${p}': Is a directory`); return false; }
+  if (ancestors.has(ino)) { warn(`cannot remove '${p}': directory loop (a corrupted file system)`); return false; }
   let ok = true;
+  ancestors.add(ino);
   try {
-    for (const n of await fs.readdir(p)) ok = await remove(fs, posix.join(p, n), o) && ok;
+    for (const n of await fs.readdir(p)) ok = await remove(fs, posix.join(p, n), o, ancestors) && ok;
   } catch (e) {
     warn(`cannot remove '${p}': ${strerror(e)}`);
     return false;
   }
+  ancestors.delete(ino);
   if (!ok) return false;
   try { await fs.rmdir(p); return true; } catch (e) { warn(`cannot remove '${p}': ${strerror(e)}`); return false; }
 }
