@@ -36,6 +36,7 @@ describe('fs-utils write commands on msdos, judged by fsck.fat -n and mtools', (
     expect(await fsu('mv', img, '/n/w.txt', '/n/e')).toMatchObject({ status: 0 });
     expect(await fsu('mv', img, '/nope', '/n')).toEqual({ stdout: '', stderr: "fsu_mv: cannot stat '/nope': No such file or directory\n", status: 1 });
     expect(await fsu('touch', img, '-d', '2021-06-01 12:00:00', '/n/new.txt', '/tree/a.txt')).toMatchObject({ status: 0, stderr: '' });
+    expect(await fsu('touch', img, '-c', '/n/absent')).toEqual({ stdout: '', stderr: '', status: 0 });
     expect(await fsu('rm', img, '/tree/sub')).toEqual({ stdout: '', stderr: "fsu_rm: cannot remove '/tree/sub': Is a directory\n", status: 1 });
     expect(await fsu('rm', img, '-r', '/tree/sub', '/tree/other/x.txt')).toEqual({ stdout: '', stderr: '', status: 0 });
     expect(await fsu('rm', img, '-f', '/nope')).toEqual({ stdout: '', stderr: '', status: 0 });
@@ -50,6 +51,7 @@ describe('fs-utils write commands on msdos, judged by fsck.fat -n and mtools', (
     expect(mdirNames('/tree')).toEqual(['::/tree/Mixed Case.dat', '::/tree/README.TXT', '::/tree/a.txt', '::/tree/empty']);
     expect(mdirNames('/n/copy')).toEqual(['::/n/copy/b.txt', '::/n/copy/big.bin', '::/n/copy/deeper/']);
     expect(mdirNames('/n/e')).toEqual(['::/n/e/s/', '::/n/e/w.txt']);
+    expect(mdirNames('/n')).not.toContain('::/n/absent');
     expect(execFileSync('mattrib', ['-i', img, '::/tree/a.txt'], { env, encoding: 'utf8' })).toMatch(/^ *A? *R/);
     expect(execFileSync('mdir', ['-i', img, '::/n/new.txt'], { env, encoding: 'utf8' })).toMatch(/2021-06-01 +12:00/);
   }, 180_000);

@@ -29,13 +29,13 @@ async function chown(fs: Ukfs, p: string, ids: { uid: number; gid: number }, o: 
   return ok;
 }
 
-fsuMain<{ recursive?: boolean; noDereference?: boolean }>({
+fsuMain<{ recursive?: boolean; dereference?: boolean }>({
   name: 'chown', args: '<owner> <files...>', description: 'change owners in the image', writes: true,
   options: cmd => cmd.option('-R, --recursive', 'change directories and their contents').option('-h, --no-dereference', 'change symbolic links themselves'),
   run: async (ctx, [spec, ...files], o) => {
     const ids = parseOwner(spec);
     let ok = true;
-    for (const f of files) ok = await chown(ctx.fs, f, ids, { recursive: o.recursive, noDereference: o.noDereference === false ? true : undefined }) && ok;
+    for (const f of files) ok = await chown(ctx.fs, f, ids, { recursive: o.recursive, noDereference: o.dereference === false }) && ok;
     return ok ? 0 : 1;
   },
 });

@@ -3,7 +3,7 @@
 // (-t is the image's type here, as in every fsu command: touch's -t STAMP is -d.)
 import { FsuError, fsuMain, strerror, warn } from './common.js';
 
-fsuMain<{ noCreate?: boolean; a?: boolean; m?: boolean; date?: string; reference?: string }>({
+fsuMain<{ create?: boolean; a?: boolean; m?: boolean; date?: string; reference?: string }>({
   name: 'touch', args: '<files...>', description: 'change file times in the image, creating missing files', writes: true,
   options: cmd => cmd.option('-c, --no-create', 'do not create files').option('-a', 'access time only').option('-m', 'modification time only')
     .option('-d, --date <date>', 'this time instead of now').option('-r, --reference <file>', "this file's times instead of now"),
@@ -17,7 +17,7 @@ fsuMain<{ noCreate?: boolean; a?: boolean; m?: boolean; date?: string; reference
       if (Number.isNaN(when.getTime())) throw new FsuError(`invalid date format '${o.date}'`);
       at = mt = when;
     }
-    const noCreate = o.noCreate === false;
+    const noCreate = o.create === false; // commander's --no-create
     let status = 0;
     for (const f of args) {
       try {
