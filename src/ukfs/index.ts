@@ -1,20 +1,32 @@
 // ukfs: the kernel's file systems in-process, no mount and no root.
 // `await mount('msdos', 'stick.img')` returns an object shaped like
-// node:fs/promises, plus unmount(); errors look like Node's.
+// node:fs/promises, plus unmount(); errors look like Node's. A call Node has
+// and we do not throws ERR_METHOD_NOT_IMPLEMENTED naming it.
+import { constants as nodeConstants } from 'node:fs';
+import { posix } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import {
-  blkdev_open, Cred, errnos, File, KernError, Lwp, MNT_RDONLY, MNT_SYNCHRONOUS, O_APPEND, O_CREAT, O_EXCL,
-  O_RDONLY, O_RDWR, O_SYNC, O_TRUNC, O_WRONLY, sys_access, sys_getxattr, sys_link, sys_listxattr, sys_mkdir,
+  blkdev_open, Cred, errnos, KernError, kerr, Lwp, MNT_RDONLY, MNT_SYNCHRONOUS, O_CREAT, O_EXCL,
+  O_RDONLY, O_RDWR, O_SYNC, O_TRUNC, O_WRONLY, O_APPEND, sys_access, sys_getxattr, sys_link, sys_listxattr, sys_mkdir,
   sys_open, sys_readdir, sys_readlink, sys_removexattr, sys_rename, sys_rmdir, sys_setattr, sys_setxattr,
-  sys_stat, sys_statvfs, sys_symlink, sys_sync, sys_unlink, timespecFromMs, vfs_mount, vfs_unmount,
-  vn_close, vn_fsetattr, vn_fstat, vn_fsync, vn_read, vn_write, ifmtToVtype, sys_mknod, VType,
+  sys_stat, sys_statvfs, sys_symlink, sys_sync, sys_unlink, vfs_mount, vfs_unmount,
+  ifmtToVtype, sys_mknod, VType,
   type Mount, type MountOptions, type Statvfs,
 } from '../kern/index.js';
-import { syscall } from './errors.js';
+import { nodeError, notImplemented, syscall, throwIfAborted } from './errors.js';
 import { detectType } from './detect.js';
 import { canonicalType, ukfs_modload } from './modules.js';
-import { Dirent, Stats } from './stats.js';
+import { BigIntStats, Dirent, Stats, statsOf } from './stats.js';
+import { Dir } from './dir.js';
+import { FileHandle, type Data, type DataOpt, type DataOptions } from './filehandle.js';
+import { toTimespec, type TimeLike } from './time.js';
 
-export { Dirent, Stats } from './stats.js';
+export { BigIntStats, Dirent, Stats } from './stats.js';
+export { Dir } from './dir.js';
+export { FileHandle } from './filehandle.js';
+export type { TimeLike } from './time.js';
+/** node:fs constants (open flags, access modes, copyFile modes: Linux values, as the kernel's). */
+export const constants = nodeConstants;
 export type { UkfsError } from './errors.js';
 export { ukfs_vfstypes } from './modules.js';
 
@@ -32,10 +44,6 @@ export interface UkfsMountOptions {
   options?: MountOptions;
 }
 
-export type TimeLike = Date | number | string;
-type Encoding = BufferEncoding | null | undefined;
-type EncodingOpt = Encoding | { encoding?: Encoding; flag?: string };
-
 const flagTable: Record<string, number> = {
   r: O_RDONLY, 'r+': O_RDWR, rs: O_RDONLY | O_SYNC, 'rs+': O_RDWR | O_SYNC, 'sr+': O_RDWR | O_SYNC,
   w: O_TRUNC | O_CREAT | O_WRONLY, wx: O_TRUNC | O_CREAT | O_WRONLY | O_EXCL, xw: O_TRUNC | O_CREAT | O_WRONLY | O_EXCL,
@@ -49,107 +57,35 @@ const flagTable: Record<string, number> = {
 function openFlags(flags: string | number | undefined, dflt: string): number {
   if (typeof flags === 'number') return flags;
   const f = flagTable[flags ?? dflt];
-  if (f === undefined) throw new KernError(errnos.EINVAL, `unknown open flags '${flags}'`);
+  if (f === undefined) {
+    const err = new TypeError(`The value "${flags}" is invalid for option "flags"`) as TypeError & { code: string };
+    err.code = 'ERR_INVALID_ARG_VALUE';
+    throw err;
+  }
   return f;
 }
 
-function toTimespec(t: TimeLike) {
-  const ms = t instanceof Date ? t.getTime() : typeof t === 'string' ? Number(t) * 1000 : t * 1000;
-  if (!Number.isFinite(ms)) throw new KernError(errnos.EINVAL, `bad time ${String(t)}`);
-  return timespecFromMs(ms);
+/** symlink resolutions one realpath() follows before ELOOP (Linux's MAXSYMLINKS). */
+const MAXSYMLINKS = 40;
+type PathLike = string | Buffer | URL;
+type ReaddirOpt = BufferEncoding | 'buffer' | null | { encoding?: BufferEncoding | 'buffer' | null; withFileTypes?: boolean; recursive?: boolean };
+export interface CpOptions {
+  recursive?: boolean; force?: boolean; errorOnExist?: boolean; preserveTimestamps?: boolean;
+  dereference?: boolean; verbatimSymlinks?: boolean;
+  filter?: (src: string, dest: string) => boolean | Promise<boolean>;
 }
 
-function encodingOf(opt: EncodingOpt): Encoding {
-  return typeof opt === 'object' && opt !== null ? opt.encoding : opt;
-}
-
-function toBytes(data: string | Uint8Array, encoding: Encoding): Uint8Array {
-  return typeof data === 'string' ? Buffer.from(data, encoding ?? 'utf8') : data;
-}
-
-const CHUNK = 1 << 20;
-
-/** An open file, as node:fs/promises' FileHandle. */
-export class FileHandle {
-  private static nextFd = 3;
-  readonly fd = FileHandle.nextFd++;
-  constructor(private readonly l: Lwp, private readonly fp: File, private readonly path: string) {}
-
-  async read(buffer: Uint8Array, offset = 0, length = buffer.length - offset, position: number | null = null):
-    Promise<{ bytesRead: number; buffer: Uint8Array }> {
-    const pos = position ?? this.fp.offset;
-    const n = await syscall('read', undefined, () => vn_read(this.l, this.fp, buffer.subarray(offset, offset + length), pos));
-    if (position === null) this.fp.offset += n;
-    return { bytesRead: n, buffer };
-  }
-
-  async write(data: Uint8Array | string, offset?: number | null, length?: number | BufferEncoding, position: number | null = null):
-    Promise<{ bytesWritten: number; buffer: Uint8Array | string }> {
-    let bytes: Uint8Array;
-    if (typeof data === 'string') {
-      bytes = Buffer.from(data, (typeof length === 'string' ? length : 'utf8'));
-      position = typeof offset === 'number' ? offset : null;
-    } else {
-      const off = offset ?? 0;
-      bytes = data.subarray(off, off + (typeof length === 'number' ? length : data.length - off));
-    }
-    const pos = position ?? this.fp.offset;
-    const n = await syscall('write', undefined, () => vn_write(this.l, this.fp, bytes, pos));
-    if (position === null) this.fp.offset = (this.fp.flags & O_APPEND) ? (await this.stat()).size : pos + n;
-    return { bytesWritten: n, buffer: data };
-  }
-
-  async readFile(opt?: EncodingOpt): Promise<Buffer | string> {
-    const chunks: Buffer[] = [];
-    for (let pos = 0; ;) {
-      const buf = Buffer.allocUnsafe(CHUNK);
-      const n = await syscall('read', this.path, () => vn_read(this.l, this.fp, buf, pos));
-      if (n === 0) break;
-      chunks.push(buf.subarray(0, n));
-      pos += n;
-    }
-    const all = Buffer.concat(chunks);
-    const enc = encodingOf(opt);
-    return enc ? all.toString(enc) : all;
-  }
-
-  async writeFile(data: string | Uint8Array, opt?: EncodingOpt): Promise<void> {
-    const bytes = toBytes(data, encodingOf(opt));
-    let pos = (this.fp.flags & O_APPEND) ? (await this.stat()).size : 0;
-    for (let done = 0; done < bytes.length;) {
-      const n = await syscall('write', this.path, () => vn_write(this.l, this.fp, bytes.subarray(done, done + CHUNK), pos));
-      done += n;
-      pos += n;
-    }
-  }
-
-  async stat(): Promise<Stats> {
-    return new Stats(await syscall('fstat', undefined, () => vn_fstat(this.l, this.fp)));
-  }
-  truncate(len = 0): Promise<void> {
-    return syscall('ftruncate', undefined, () => vn_fsetattr(this.l, this.fp, { size: len }));
-  }
-  chmod(mode: number): Promise<void> {
-    return syscall('fchmod', undefined, () => vn_fsetattr(this.l, this.fp, { mode }));
-  }
-  chown(uid: number, gid: number): Promise<void> {
-    return syscall('fchown', undefined, () => vn_fsetattr(this.l, this.fp, { uid, gid }));
-  }
-  utimes(atime: TimeLike, mtime: TimeLike): Promise<void> {
-    return syscall('futime', undefined, () => vn_fsetattr(this.l, this.fp, { atime: toTimespec(atime), mtime: toTimespec(mtime) }));
-  }
-  sync(): Promise<void> { return syscall('fsync', undefined, () => vn_fsync(this.l, this.fp)); }
-  datasync(): Promise<void> { return this.sync(); }
-  close(): Promise<void> {
-    if (this.fp.closed) return Promise.resolve();
-    return syscall('close', undefined, () => vn_close(this.l, this.fp));
-  }
+function pathOf(p: PathLike): string {
+  if (typeof p === 'string') return p;
+  if (p instanceof URL) return decodeURIComponent(p.pathname);
+  return p.toString('utf8');
 }
 
 /** A mounted file system, used as node:fs/promises. Paths are relative to its root. */
 export class Ukfs {
   private readonly handles = new Set<FileHandle>();
   private cwdPath = '/';
+  readonly constants = nodeConstants;
   constructor(readonly mp: Mount, private readonly cred: Cred, private readonly umask: number) {}
 
   /** A request context with this handle's credential. */
@@ -159,8 +95,9 @@ export class Ukfs {
   }
 
   /** Relative paths resolve against chdir()'s directory (kept as a path). */
-  private abs(p: string): string {
-    return p === '' || p.startsWith('/') ? p : `${this.cwdPath}/${p}`;
+  private abs(p: PathLike): string {
+    const s = pathOf(p);
+    return s === '' || s.startsWith('/') ? s : `${this.cwdPath}/${s}`;
   }
 
   get type(): string { return this.mp.stat.fstypename; }
@@ -173,74 +110,123 @@ export class Ukfs {
     this.cwdPath = this.abs(path);
   }
 
-  async stat(path: string): Promise<Stats> {
-    return new Stats(await syscall('stat', path, () => sys_stat(this.lwp(), this.abs(path), true)));
+  async stat(path: PathLike, opt: { bigint: true }): Promise<BigIntStats>;
+  async stat(path: PathLike, opt?: { bigint?: false }): Promise<Stats>;
+  async stat(path: PathLike, opt?: { bigint?: boolean }): Promise<Stats | BigIntStats> {
+    return statsOf(await syscall('stat', pathOf(path), () => sys_stat(this.lwp(), this.abs(path), true)), opt);
   }
-  async lstat(path: string): Promise<Stats> {
-    return new Stats(await syscall('lstat', path, () => sys_stat(this.lwp(), this.abs(path), false)));
+  async lstat(path: PathLike, opt: { bigint: true }): Promise<BigIntStats>;
+  async lstat(path: PathLike, opt?: { bigint?: false }): Promise<Stats>;
+  async lstat(path: PathLike, opt?: { bigint?: boolean }): Promise<Stats | BigIntStats> {
+    return statsOf(await syscall('lstat', pathOf(path), () => sys_stat(this.lwp(), this.abs(path), false)), opt);
   }
-  access(path: string, mode = 0): Promise<void> {
-    return syscall('access', path, () => sys_access(this.lwp(), this.abs(path), mode));
+  /** F_OK (0), or R_OK | W_OK | X_OK: the kernel's VREAD/VWRITE/VEXEC have the same values. */
+  access(path: PathLike, mode = nodeConstants.F_OK): Promise<void> {
+    return syscall('access', pathOf(path), () => sys_access(this.lwp(), this.abs(path), mode & 7));
   }
 
-  async open(path: string, flags?: string | number, mode = 0o666): Promise<FileHandle> {
+  async open(path: PathLike, flags?: string | number, mode = 0o666): Promise<FileHandle> {
     const l = this.lwp();
-    const fp = await syscall('open', path, () => sys_open(l, this.abs(path), openFlags(flags, 'r'), mode));
-    const fh = new FileHandle(l, fp, path);
+    const fp = await syscall('open', pathOf(path), () => sys_open(l, this.abs(path), openFlags(flags, 'r'), mode));
+    const fh = new FileHandle(l, fp, pathOf(path));
     this.handles.add(fh);
-    const close = fh.close.bind(fh);
-    fh.close = async () => { this.handles.delete(fh); await close(); };
+    fh.onClose = () => this.handles.delete(fh);
     return fh;
   }
 
-  async readFile(path: string, opt?: EncodingOpt): Promise<Buffer>;
-  async readFile(path: string, opt: BufferEncoding | { encoding: BufferEncoding }): Promise<string>;
-  async readFile(path: string, opt?: EncodingOpt): Promise<Buffer | string> {
-    const fh = await this.open(path, typeof opt === 'object' && opt?.flag ? opt.flag : 'r');
-    try { return await fh.readFile(opt); } finally { await fh.close(); }
+  /** A path, or an open FileHandle (not closed afterwards, as Node). */
+  private async withHandle<T>(file: PathLike | FileHandle, flag: string, mode: number, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
+    if (file instanceof FileHandle) return fn(file);
+    const fh = await this.open(file, flag, mode);
+    try { return await fn(fh); } finally { await fh.close(); }
   }
 
-  async writeFile(path: string, data: string | Uint8Array, opt?: EncodingOpt & { mode?: number } | BufferEncoding): Promise<void> {
-    const o = typeof opt === 'object' && opt !== null ? opt : {};
-    const fh = await this.open(path, o.flag ?? 'w', (o as { mode?: number }).mode ?? 0o666);
-    try { await fh.writeFile(data, opt as EncodingOpt); } finally { await fh.close(); }
+  async readFile(path: PathLike | FileHandle, opt?: { encoding?: null; flag?: string; signal?: AbortSignal } | null): Promise<Buffer>;
+  async readFile(path: PathLike | FileHandle, opt: BufferEncoding | { encoding: BufferEncoding; flag?: string; signal?: AbortSignal }): Promise<string>;
+  async readFile(path: PathLike | FileHandle, opt?: DataOpt): Promise<Buffer | string>;
+  async readFile(path: PathLike | FileHandle, opt?: DataOpt): Promise<Buffer | string> {
+    const o: DataOptions = typeof opt === 'object' && opt !== null ? opt : {};
+    throwIfAborted(o.signal);
+    return this.withHandle(path, o.flag ?? 'r', 0o666, fh => fh.readFile(opt));
   }
 
-  appendFile(path: string, data: string | Uint8Array, opt?: EncodingOpt): Promise<void> {
-    const o = typeof opt === 'object' && opt !== null ? opt : { encoding: opt };
+  async writeFile(path: PathLike | FileHandle, data: Data, opt?: DataOpt): Promise<void> {
+    const o: DataOptions = typeof opt === 'object' && opt !== null ? opt : {};
+    throwIfAborted(o.signal);
+    return this.withHandle(path, o.flag ?? 'w', o.mode ?? 0o666, fh => fh.writeFile(data, opt));
+  }
+
+  appendFile(path: PathLike | FileHandle, data: Data, opt?: DataOpt): Promise<void> {
+    const o: DataOptions = typeof opt === 'object' && opt !== null ? opt : { encoding: opt };
     return this.writeFile(path, data, { ...o, flag: o.flag ?? 'a' });
   }
 
-  async readdir(path: string, opt?: { withFileTypes?: false } | BufferEncoding): Promise<string[]>;
-  async readdir(path: string, opt: { withFileTypes: true }): Promise<Dirent[]>;
-  async readdir(path: string, opt?: { withFileTypes?: boolean } | BufferEncoding): Promise<string[] | Dirent[]> {
-    const all = await syscall('scandir', path, () => sys_readdir(this.lwp(), this.abs(path)));
-    const entries = all.filter(d => d.name !== '.' && d.name !== '..');
-    if (typeof opt === 'object' && opt.withFileTypes) return entries.map(d => new Dirent(d, path));
-    return entries.map(d => d.name);
+  async readdir(path: PathLike, opt?: { withFileTypes?: false; recursive?: boolean; encoding?: BufferEncoding | null } | BufferEncoding | null): Promise<string[]>;
+  async readdir(path: PathLike, opt: { withFileTypes?: false; recursive?: boolean; encoding: 'buffer' } | 'buffer'): Promise<Buffer[]>;
+  async readdir(path: PathLike, opt: { withFileTypes: true; recursive?: boolean }): Promise<Dirent[]>;
+  async readdir(path: PathLike, opt?: ReaddirOpt): Promise<string[] | Buffer[] | Dirent[]> {
+    const o = typeof opt === 'object' && opt !== null ? opt : { encoding: opt };
+    const p = pathOf(path);
+    const out: Dirent[] = [];
+    // Breadth first, as Node: a directory's entries, then its subdirectories'.
+    const queue: [string, string][] = [[this.abs(path), p]];
+    for (let q; (q = queue.shift());) {
+      const [kdir, cdir] = q;
+      const all = await syscall('scandir', p, () => sys_readdir(this.lwp(), kdir));
+      for (const d of all) {
+        if (d.name === '.' || d.name === '..') continue;
+        out.push(new Dirent(d, cdir));
+        if (o.recursive && d.type === VType.VDIR) queue.push([posix.join(kdir, d.name), posix.join(cdir, d.name)]);
+      }
+    }
+    if (o.withFileTypes) return out;
+    const names = out.map(d => o.recursive ? posix.relative(p, posix.join(d.parentPath, d.name)) : d.name);
+    if (o.encoding === 'buffer') return names.map(n => Buffer.from(n));
+    return o.encoding && o.encoding !== 'utf8' && o.encoding !== 'utf-8' ? names.map(n => Buffer.from(n).toString(o.encoding as BufferEncoding)) : names;
   }
 
-  async mkdir(path: string, opt?: number | { recursive?: boolean; mode?: number }): Promise<string | undefined> {
-    const o = typeof opt === 'number' ? { mode: opt } : opt ?? {};
-    const mode = o.mode ?? 0o777;
+  /** A Dir read lazily (Node's opendir); bufferSize is accepted and not needed. */
+  async opendir(path: PathLike, opt: { recursive?: boolean; bufferSize?: number; encoding?: string } = {}): Promise<Dir> {
+    return new Dir(() => this.lwp(), this.abs(path), pathOf(path), !!opt.recursive).start();
+  }
+
+  async mkdir(path: PathLike, opt?: number | string | { recursive?: boolean; mode?: number | string }): Promise<string | undefined> {
+    const o = typeof opt === 'object' ? opt : { mode: opt };
+    const mode = typeof o.mode === 'string' ? parseInt(o.mode, 8) : o.mode ?? 0o777;
+    const p = pathOf(path);
     if (!o.recursive) {
-      await syscall('mkdir', path, () => sys_mkdir(this.lwp(), this.abs(path), mode));
+      await syscall('mkdir', p, () => sys_mkdir(this.lwp(), this.abs(path), mode));
       return undefined;
     }
-    const parts = this.abs(path).split('/').filter(Boolean);
+    const abs = this.abs(path);
+    const parts = abs.split('/').filter(Boolean);
     let first: string | undefined;
     for (let i = 1; i <= parts.length; i++) {
-      const p = '/' + parts.slice(0, i).join('/');
+      const sub = '/' + parts.slice(0, i).join('/');
       try {
-        await sys_mkdir(this.lwp(), p, mode);
-        first ??= p;
+        await sys_mkdir(this.lwp(), sub, mode);
+        first ??= p.startsWith('/') ? sub : sub.slice(this.cwdPath.replace(/\/$/, '').length + 1);
       } catch (e) {
-        if (!(e instanceof KernError && e.errno === errnos.EEXIST)) return syscall('mkdir', path, () => Promise.reject(e));
-        const st = await this.stat(p);
-        if (!st.isDirectory()) return syscall('mkdir', path, () => Promise.reject(new KernError(errnos.ENOTDIR)));
+        if (!(e instanceof KernError && e.errno === errnos.EEXIST)) return syscall('mkdir', p, () => Promise.reject(e));
+        const va = await syscall('mkdir', p, () => sys_stat(this.lwp(), sub, true));
+        if (va.type !== VType.VDIR) return syscall('mkdir', p, () => Promise.reject(kerr('ENOTDIR')));
       }
     }
     return first;
+  }
+
+  /** A new directory named prefix + six random characters, mode 0700 (Node's mkdtemp). */
+  async mkdtemp(prefix: string, _opt?: unknown): Promise<string> {
+    const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+    for (let tries = 0; ; tries++) {
+      const name = prefix + [...randomBytes(6)].map(b => chars[b % chars.length]).join('');
+      try {
+        await syscall('mkdtemp', `${prefix}XXXXXX`, () => sys_mkdir(this.lwp(), this.abs(name), 0o700));
+        return name;
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'EEXIST' || tries > 100) throw e;
+      }
+    }
   }
 
   /** mknod(2): a FIFO, socket or device node (mode includes S_IF* type bits). */
@@ -248,60 +234,157 @@ export class Ukfs {
     return syscall('mknod', path, () => sys_mknod(this.lwp(), this.abs(path), ifmtToVtype(mode), mode & 0o7777, rdev));
   }
 
-  unlink(path: string): Promise<void> {
-    return syscall('unlink', path, () => sys_unlink(this.lwp(), this.abs(path)));
+  unlink(path: PathLike): Promise<void> {
+    return syscall('unlink', pathOf(path), () => sys_unlink(this.lwp(), this.abs(path)));
   }
-  rmdir(path: string): Promise<void> {
-    return syscall('rmdir', path, () => sys_rmdir(this.lwp(), this.abs(path)));
+  rmdir(path: PathLike, _opt?: unknown): Promise<void> {
+    return syscall('rmdir', pathOf(path), () => sys_rmdir(this.lwp(), this.abs(path)));
   }
 
-  async rm(path: string, opt: { recursive?: boolean; force?: boolean } = {}): Promise<void> {
+  async rm(path: PathLike, opt: { recursive?: boolean; force?: boolean; maxRetries?: number; retryDelay?: number } = {}): Promise<void> {
+    const p = pathOf(path);
     let st: Stats;
     try {
-      st = await this.lstat(path);
+      st = await this.lstat(p);
     } catch (e) {
       if (opt.force && (e as { code?: string }).code === 'ENOENT') return;
       throw e;
     }
-    if (!st.isDirectory()) return this.unlink(path);
-    if (!opt.recursive) {
-      const err = new Error(`Path is a directory: rm returned EISDIR (is a directory) ${path}`) as Error & { code: string };
-      err.code = 'ERR_FS_EISDIR';
-      throw err;
-    }
-    for (const name of await this.readdir(path)) await this.rm(`${path.replace(/\/+$/, '')}/${name}`, opt);
-    await this.rmdir(path);
+    if (!st.isDirectory()) return this.unlink(p);
+    if (!opt.recursive) throw Object.assign(nodeError('ERR_FS_EISDIR', `Path is a directory: rm returned EISDIR (is a directory) ${p}`, 'SystemError'), { errno: 21, syscall: 'rm', path: p });
+    for (const name of await this.readdir(p)) await this.rm(posix.join(p, name), opt);
+    await this.rmdir(p);
   }
 
-  rename(from: string, to: string): Promise<void> {
-    return syscall('rename', from, () => sys_rename(this.lwp(), this.abs(from), this.abs(to)), to);
+  rename(from: PathLike, to: PathLike): Promise<void> {
+    return syscall('rename', pathOf(from), () => sys_rename(this.lwp(), this.abs(from), this.abs(to)), pathOf(to));
   }
-  symlink(target: string, path: string): Promise<void> {
-    return syscall('symlink', target, () => sys_symlink(this.lwp(), target, this.abs(path)), path);
+  symlink(target: PathLike, path: PathLike, _type?: string | null): Promise<void> {
+    return syscall('symlink', pathOf(target), () => sys_symlink(this.lwp(), pathOf(target), this.abs(path)), pathOf(path));
   }
-  readlink(path: string): Promise<string> {
-    return syscall('readlink', path, () => sys_readlink(this.lwp(), this.abs(path)));
+  readlink(path: PathLike, _opt?: unknown): Promise<string> {
+    return syscall('readlink', pathOf(path), () => sys_readlink(this.lwp(), this.abs(path)));
   }
-  link(existing: string, path: string): Promise<void> {
-    return syscall('link', existing, () => sys_link(this.lwp(), this.abs(existing), this.abs(path)), path);
+  link(existing: PathLike, path: PathLike): Promise<void> {
+    return syscall('link', pathOf(existing), () => sys_link(this.lwp(), this.abs(existing), this.abs(path)), pathOf(path));
   }
-  chmod(path: string, mode: number): Promise<void> {
-    return syscall('chmod', path, () => sys_setattr(this.lwp(), this.abs(path), { mode }));
+
+  /** The path with every symlink, `.` and `..` resolved, from the file system's root (Node's realpath). */
+  async realpath(path: PathLike, _opt?: unknown): Promise<string> {
+    const p = pathOf(path);
+    return syscall('realpath', p, async () => {
+      const rest = this.abs(p).split('/').filter(Boolean);
+      const done: string[] = [];
+      let links = 0;
+      while (rest.length) {
+        const part = rest.shift()!;
+        if (part === '.') continue;
+        if (part === '..') { done.pop(); continue; }
+        const here = '/' + [...done, part].join('/');
+        const va = await sys_stat(this.lwp(), here, false);
+        if (va.type === VType.VLNK) {
+          if (++links > MAXSYMLINKS) throw kerr('ELOOP');
+          const target = await sys_readlink(this.lwp(), here);
+          if (target.startsWith('/')) done.length = 0;
+          rest.unshift(...target.split('/').filter(Boolean));
+          continue;
+        }
+        if (rest.length && va.type !== VType.VDIR) throw kerr('ENOTDIR');
+        done.push(part);
+      }
+      return '/' + done.join('/');
+    });
   }
-  chown(path: string, uid: number, gid: number): Promise<void> {
-    return syscall('chown', path, () => sys_setattr(this.lwp(), this.abs(path), { uid, gid }));
+
+  chmod(path: PathLike, mode: number | string): Promise<void> {
+    const m = typeof mode === 'string' ? parseInt(mode, 8) : mode;
+    return syscall('chmod', pathOf(path), () => sys_setattr(this.lwp(), this.abs(path), { mode: m }));
   }
-  lchown(path: string, uid: number, gid: number): Promise<void> {
-    return syscall('lchown', path, () => sys_setattr(this.lwp(), this.abs(path), { uid, gid }, false));
+  /** Linux has no lchmod: Node throws this too. */
+  async lchmod(_path: PathLike, _mode: number): Promise<void> { notImplemented('lchmod'); }
+  chown(path: PathLike, uid: number, gid: number): Promise<void> {
+    return syscall('chown', pathOf(path), () => sys_setattr(this.lwp(), this.abs(path), { ...(uid !== -1 && { uid }), ...(gid !== -1 && { gid }) }));
   }
-  utimes(path: string, atime: TimeLike, mtime: TimeLike): Promise<void> {
-    return syscall('utime', path, () => sys_setattr(this.lwp(), this.abs(path), { atime: toTimespec(atime), mtime: toTimespec(mtime) }));
+  lchown(path: PathLike, uid: number, gid: number): Promise<void> {
+    return syscall('lchown', pathOf(path), () => sys_setattr(this.lwp(), this.abs(path), { ...(uid !== -1 && { uid }), ...(gid !== -1 && { gid }) }, false));
   }
-  lutimes(path: string, atime: TimeLike, mtime: TimeLike): Promise<void> {
-    return syscall('lutime', path, () => sys_setattr(this.lwp(), this.abs(path), { atime: toTimespec(atime), mtime: toTimespec(mtime) }, false));
+  utimes(path: PathLike, atime: TimeLike, mtime: TimeLike): Promise<void> {
+    return syscall('utime', pathOf(path), () => sys_setattr(this.lwp(), this.abs(path), { atime: toTimespec(atime), mtime: toTimespec(mtime) }));
   }
-  truncate(path: string, len = 0): Promise<void> {
-    return syscall('truncate', path, () => sys_setattr(this.lwp(), this.abs(path), { size: len }));
+  lutimes(path: PathLike, atime: TimeLike, mtime: TimeLike): Promise<void> {
+    return syscall('lutime', pathOf(path), () => sys_setattr(this.lwp(), this.abs(path), { atime: toTimespec(atime), mtime: toTimespec(mtime) }, false));
+  }
+  truncate(path: PathLike, len = 0): Promise<void> {
+    return syscall('open', pathOf(path), () => sys_setattr(this.lwp(), this.abs(path), { size: len }));
+  }
+
+  /** copyFile: data and mode; COPYFILE_EXCL refuses an existing target; clones are not possible here. */
+  async copyFile(src: PathLike, dest: PathLike, mode = 0): Promise<void> {
+    if (mode & nodeConstants.COPYFILE_FICLONE_FORCE)
+      return syscall('copyfile', pathOf(src), () => Promise.reject(kerr('ENOTSUP', 'no reflinks')), pathOf(dest));
+    const from = await this.open(src, 'r');
+    try {
+      const st = await from.stat();
+      if (st.isDirectory()) await syscall('copyfile', pathOf(src), () => Promise.reject(kerr('EISDIR')), pathOf(dest));
+      const to = await this.open(dest, mode & nodeConstants.COPYFILE_EXCL ? 'wx' : 'w', st.mode & 0o7777);
+      try {
+        const buf = Buffer.allocUnsafe(1 << 20);
+        for (let pos = 0, n; (n = (await from.read(buf, 0, buf.length, pos)).bytesRead) > 0; pos += n)
+          await to.write(buf, 0, n, pos);
+        await to.chmod(st.mode & 0o7777);
+      } finally {
+        await to.close();
+      }
+    } finally {
+      await from.close();
+    }
+  }
+
+  /** Node's cp: files, symlinks and (recursive) directories, with its ERR_FS_CP_* checks. */
+  async cp(src: PathLike, dest: PathLike, opt: CpOptions = {}): Promise<void> {
+    const s = pathOf(src), d = pathOf(dest);
+    const o = { force: true, ...opt };
+    const st = o.dereference ? await this.stat(s) : await this.lstat(s);
+    const ks = posix.resolve(this.abs(s)), kd = posix.resolve(this.abs(d));
+    if (ks === kd) throw nodeError('ERR_FS_CP_EINVAL', `Invalid src or dest: cp returned EINVAL (src and dest cannot be the same) ${d}`, 'SystemError');
+    if (st.isDirectory() && (kd + '/').startsWith(ks + '/'))
+      throw nodeError('ERR_FS_CP_EINVAL', `Invalid src or dest: cp returned EINVAL (cannot copy ${s} to a subdirectory of self ${d}) ${d}`, 'SystemError');
+    if (st.isDirectory() && !o.recursive)
+      throw nodeError('ERR_FS_EISDIR', `Recursive option is required to copy a directory: cp returned EISDIR (${s} is a directory (not copied)) ${s}`, 'SystemError');
+    await this.cpEntry(s, d, st, o);
+  }
+
+  private async cpEntry(s: string, d: string, st: Stats, o: CpOptions): Promise<void> {
+    if (o.filter && !(await o.filter(s, d))) return;
+    const dst = await this.lstat(d).catch((e: { code?: string }) => { if (e.code === 'ENOENT') return null; throw e; });
+    if (st.isDirectory()) {
+      if (dst && !dst.isDirectory())
+        throw nodeError('ERR_FS_CP_DIR_TO_NON_DIR', `Cannot overwrite non-directory with directory: cp returned ENOTDIR (cannot overwrite non-directory ${d} with directory ${s}) ${d}`, 'SystemError');
+      if (!dst) await this.mkdir(d, { mode: 0o700 });
+      for (const name of await this.readdir(s)) {
+        const child = posix.join(s, name);
+        await this.cpEntry(child, posix.join(d, name), o.dereference ? await this.stat(child) : await this.lstat(child), o);
+      }
+      if (!dst) await this.chmod(d, st.mode & 0o7777);
+    } else {
+      if (dst?.isDirectory())
+        throw nodeError('ERR_FS_CP_NON_DIR_TO_DIR', `Cannot overwrite directory with non-directory: cp returned EISDIR (cannot overwrite directory ${d} with non-directory ${s}) ${d}`, 'SystemError');
+      if (dst) {
+        if (!o.force) {
+          if (o.errorOnExist) throw nodeError('ERR_FS_CP_EEXIST', `Target already exists: cp returned EEXIST (${d} already exists) ${d}`, 'SystemError');
+          return;
+        }
+        await this.unlink(d);
+      }
+      if (st.isSymbolicLink()) {
+        const target = await this.readlink(s);
+        await this.symlink(o.verbatimSymlinks || target.startsWith('/') ? target : posix.resolve(posix.dirname(this.abs(s)), target), d);
+        return;
+      }
+      if (!st.isFile()) return syscall('cp', s, () => Promise.reject(kerr('EINVAL', 'cannot copy a special file')), d);
+      await this.copyFile(s, d);
+    }
+    if (o.preserveTimestamps) await this.lutimes(d, st.atime, st.mtime);
   }
 
   getxattr(path: string, name: string): Promise<Uint8Array> {
@@ -317,11 +400,15 @@ export class Ukfs {
     return syscall('removexattr', path, () => sys_removexattr(this.lwp(), this.abs(path), name));
   }
 
-  /** statfs(2), with Node's StatsFs field names. */
-  async statfs(): Promise<{ type: string; bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; namemax: number; readOnly: boolean }> {
+  /** statfs(2), with Node's StatsFs field names (type: the driver's name, not a magic number). */
+  async statfs(_path = '/'): Promise<{ type: string; bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number; namemax: number; readOnly: boolean }> {
     const s: Statvfs = await syscall('statfs', '/', () => sys_statvfs(this.lwp()));
     return { type: this.type, bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, namemax: s.namemax, readOnly: (s.flag & MNT_RDONLY) !== 0 };
   }
+
+  /** No change notification from an in-process kernel. */
+  watch(_path: PathLike, _opt?: unknown): never { return notImplemented('watch'); }
+  glob(_pattern: string | string[], _opt?: unknown): never { return notImplemented('glob'); }
 
   /** Write everything dirty to the image now. */
   sync(): Promise<void> {
