@@ -28,6 +28,8 @@ export interface VfsOps {
   readonly name: string;
   /** Linux type names that also mean this driver ('vfat', 'iso9660'). */
   readonly aliases?: readonly string[];
+  /** The driver only reads this format: clients open the device read-only. */
+  readonly readOnlyFormat?: boolean;
   /** Read and check the file system; set mp.data. A bad image: EINVAL or EIO with a note. */
   mount(mp: Mount, args: MountArgs): Promise<void>;
   /** All vnodes are gone: flush, mark clean, free. */

@@ -434,7 +434,7 @@ export async function mount(type: string, source: string, opts: UkfsMountOptions
     const ops = await ukfs_modload(name);
     const flags = (opts.readOnly ? MNT_RDONLY : 0) | (opts.sync ? MNT_SYNCHRONOUS : 0);
     const dev = ops.name === 'tmpfs' ? null
-      : await blkdev_open(source, { readOnly: !!opts.readOnly || ops.name === 'cd9660', exclusive: true, partition: opts.partition });
+      : await blkdev_open(source, { readOnly: !!opts.readOnly || ops.readOnlyFormat === true, exclusive: true, partition: opts.partition });
     try {
       const mp = await vfs_mount(ops.name, { dev, from: source, flags, options: opts.options ?? {} });
       const c = opts.cred ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, groups: process.getgroups?.() ?? [] };

@@ -199,6 +199,7 @@ async function cd9660_loadvnode(mp: Mount, vp: Vnode, key: number): Promise<void
 
 export const cd9660_vfsops: VfsOps = {
   name: 'cd9660',
+  readOnlyFormat: true,
   aliases: ['iso9660'],
   mount: cd9660_mount,
   unmount: async (mp) => { mp.data = null; },

@@ -145,6 +145,7 @@ async function ntfs_loadvnode(mp: Mount, vp: Vnode, key: number): Promise<void> 
 
 export const ntfs_vfsops: VfsOps = {
   name: 'ntfs',
+  readOnlyFormat: true,
   aliases: ['ntfs3'],
   mount: ntfs_mount,
   unmount: async (mp) => { mp.data = null; },

@@ -314,6 +314,7 @@ async function udf_loadvnode(mp: Mount, vp: Vnode, key: number): Promise<void> {
 
 export const udf_vfsops: VfsOps = {
   name: 'udf',
+  readOnlyFormat: true,
   mount: udf_mount,
   unmount: async (mp) => { mp.data = null; },
   root: udf_root,
