@@ -12,7 +12,7 @@ export class MountError extends Error {
 }
 
 /** Kernel file system type -> its server; null: the type is known but has no driver yet. */
-const SERVERS: Record<string, string | null> = { msdos: 'rump_msdos', cd9660: 'rump_cd9660', tmpfs: 'rump_tmpfs', ext2fs: null };
+const SERVERS: Record<string, string | null> = { msdos: 'rump_msdos', cd9660: 'rump_cd9660', tmpfs: 'rump_tmpfs', ext2fs: 'rump_ext2fs' };
 
 /** Linux and NetBSD names -> kernel type. */
 const ALIASES: Record<string, string> = {

@@ -6,12 +6,14 @@ const modules: Record<string, () => Promise<unknown>> = {
   tmpfs: () => import('../fs/tmpfs/index.js'),
   msdos: () => import('../fs/msdosfs/index.js'),
   cd9660: () => import('../fs/cd9660/index.js'),
+  ext2fs: () => import('../fs/ext2fs/index.js'),
 };
 
 /** Linux and NetBSD names for the same driver. */
 const aliases: Record<string, string> = {
   msdosfs: 'msdos', vfat: 'msdos', fat: 'msdos',
   iso9660: 'cd9660',
+  ext2: 'ext2fs', ext3: 'ext2fs', ext4: 'ext2fs',
 };
 
 export function canonicalType(type: string): string {
