@@ -149,36 +149,82 @@ async function readData(ip: E2node, buf: Uint8Array, offset: number, owner: obje
   return n;
 }
 
+interface Piece { pbn: number; fresh: boolean; within: number; len: number; at: number }
+
 /**
- * Write buf at offset, allocating blocks; a volume that fills up mid-way
- * gives a short write (ENOSPC if nothing was written).
+ * Write the pieces (block, offset in it, length, offset in buf) into their
+ * blocks' buffers, then each run of physically adjacent blocks to the
+ * device with one write: the buffers stay cached, and clean. A buffer that
+ * was already dirty or being written stays a delayed write, so an older
+ * write-back cannot win.
+ */
+async function writePieces(ip: E2node, buf: Uint8Array, pieces: Piece[], owner: object, sync: boolean): Promise<void> {
+  const ump = ip.ump, bs = ip.bsize;
+  const got = await Promise.allSettled(pieces.map(p =>
+    p.len === bs || p.fresh ? getblk(ump.dev, p.pbn * bs, bs, owner) : ump.bread(p.pbn, owner)));
+  const bufs = got.flatMap(r => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = got.find(r => r.status === 'rejected');
+  if (failed) {
+    bufs.forEach(brelse);
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  pieces.forEach((p, i) => {
+    if (p.fresh && p.len < bs) bufs[i].data.fill(0);
+    bufs[i].data.set(buf.subarray(p.at, p.at + p.len), p.within);
+  });
+  let ok = true;
+  for (let i = 0; i < pieces.length;) {
+    let j = i + 1;
+    while (j < pieces.length && pieces[j].pbn === pieces[j - 1].pbn + 1) j++;
+    const run = new Uint8Array((j - i) * bs);
+    for (let k = i; k < j; k++) run.set(bufs[k].data, (k - i) * bs);
+    try {
+      await ump.dev.write(run, pieces[i].pbn * bs);
+    } catch (e) {
+      // Kept as delayed writes: the failure comes back from their write-back.
+      log(`ext2fs: ${ump.path}: inode ${ip.ino}: write failed: ${String(e)}`);
+      ok = false;
+    }
+    i = j;
+  }
+  await Promise.all(bufs.map(async (bp) => {
+    if (ok && !bp.dirty && !bp.writing) brelse(bp);
+    else if (sync) await bwrite(bp);
+    else await mount_bwrite(ump.mp, bp);
+  }));
+}
+
+/**
+ * Write buf at offset, allocating blocks, a window of blocks at a time; a
+ * volume that fills up mid-way gives a short write (ENOSPC if nothing was
+ * written).
  */
 async function writeData(ip: E2node, buf: Uint8Array, offset: number, owner: object, sync: boolean): Promise<number> {
   const ump = ip.ump, bs = ip.bsize;
   if (offset + buf.length > maxSize(ump)) throw kerr('EFBIG');
-  let done = 0, goal = 0;
-  try {
-    while (done < buf.length) {
-      const pos = offset + done, lbn = Math.floor(pos / bs), within = pos % bs, len = Math.min(bs - within, buf.length - done);
-      if (!goal && lbn > 0) {
-        const prev = await ext2fs_bmap(ip, lbn - 1);
-        if (prev) goal = prev + 1;
+  let done = 0, goal = 0, full = false;
+  while (done < buf.length && !full) {
+    const pieces: Piece[] = [];
+    try {
+      while (done < buf.length && pieces.length < IO_WINDOW) {
+        const pos = offset + done, lbn = Math.floor(pos / bs), within = pos % bs, len = Math.min(bs - within, buf.length - done);
+        if (!goal && lbn > 0) {
+          const prev = await ext2fs_bmap(ip, lbn - 1);
+          if (prev) goal = prev + 1;
+        }
+        const { pbn, fresh } = await ext2fs_balloc(ip, lbn, goal);
+        goal = pbn + 1;
+        pieces.push({ pbn, fresh, within, len, at: done });
+        done += len;
       }
-      const { pbn, fresh } = await ext2fs_balloc(ip, lbn, goal);
-      goal = pbn + 1;
-      const whole = within === 0 && len === bs;
-      const bp = whole || fresh ? await getblk(ump.dev, pbn * bs, bs, owner) : await ump.bread(pbn, owner);
-      if (fresh && !whole) bp.data.fill(0);
-      bp.data.set(buf.subarray(done, done + len), within);
-      if (sync) await bwrite(bp);
-      else await mount_bwrite(ump.mp, bp);
-      done += len;
-      if (pos + len > ip.size) ip.di.size = pos + len;
+    } catch (e) {
+      if (!(done > 0 && (e as { code?: string }).code === 'ENOSPC')) throw e;
+      full = true;
     }
-  } catch (e) {
-    if (!(done > 0 && (e as { code?: string }).code === 'ENOSPC')) throw e;
+    await writePieces(ip, buf, pieces, owner, sync);
+    if (offset + done > ip.size) ip.di.size = offset + done;
+    ip.dirty = true;
   }
-  ip.dirty = true;
   return done;
 }
 
