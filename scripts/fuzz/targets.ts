@@ -2,6 +2,7 @@
 // seed builders, a metadata region finder, the mount type, and whether its
 // driver writes.
 import { cd9660 } from './fs_cd9660.js';
+import { ext2fs } from './fs_ext2fs.js';
 import { msdos } from './fs_msdos.js';
 import type { Region } from './mutate.js';
 import type { SeedSpec } from './seeds.js';
@@ -17,4 +18,4 @@ export interface FuzzTarget {
   regions(image: Uint8Array): Region[];
 }
 
-export const targets: Record<string, FuzzTarget> = { msdos, cd9660 };
+export const targets: Record<string, FuzzTarget> = { msdos, cd9660, ext2fs };
