@@ -62,7 +62,7 @@ describe.skipIf(SKIP_FUSE)('bench --quick', () => {
 
     const doc = JSON.parse(readFileSync(file('.json'), 'utf8'));
     expect(doc.schema).toBe('rumpfs-bench/1');
-    expect(doc.groups.map((g: { id: string }) => g.id)).toEqual(['tmpfs', 'fat', 'iso']);
+    expect(doc.groups.map((g: { id: string }) => g.id)).toEqual(['tmpfs', 'fat', 'iso', 'ext2']);
     for (const g of doc.groups) {
       expect(g.workloads.map((w: { id: string }) => w.id)).toEqual(WORKLOADS.map(w => w.id));
       for (const w of g.workloads) {
