@@ -15,6 +15,15 @@ export class E2node {
   lastExtent: Extent | null = null;
   /** The file is gone (links 0, blocks and inode freed). */
   freed = false;
+  /**
+   * A directory's names (bytes as a binary string) to their inode and the
+   * directory block holding the entry (entries never move between blocks):
+   * built by the first lookup, kept by every change (made under the
+   * directory's exclusive lock); null until then.
+   */
+  names: Map<string, { ino: number; lbn: number }> | null = null;
+  /** A directory's first block that may have room for a new entry (dir_enter searches from it). */
+  roomFrom = 0;
 
   constructor(readonly ump: E2fsMount, readonly ino: number, readonly di: Dinode) {}
 

@@ -91,14 +91,17 @@ export async function dir_scan(dp: E2node, from: number, fn: (e: Dent) => boolea
   return false;
 }
 
-export async function dir_lookup(dp: E2node, name: Uint8Array): Promise<Dent | null> {
-  let found: Dent | null = null;
-  await dir_scan(dp, 0, (e) => {
-    if (!sameName(e.name, name)) return false;
-    found = { ...e, name: e.name.slice() };
-    return true;
-  });
-  return found;
+/** A name's key in the directory's name cache. */
+const nameKey = (b: Uint8Array): string => String.fromCharCode(...b);
+
+/** The inode name refers to in dp, or null. The first lookup reads the whole directory into its name cache. */
+export async function dir_lookup(dp: E2node, name: Uint8Array): Promise<number | null> {
+  if (!dp.names) {
+    const names = new Map<string, { ino: number; lbn: number }>();
+    await dir_scan(dp, 0, (e) => { names.set(nameKey(e.name), { ino: e.ino, lbn: Math.floor(e.off / dp.bsize) }); });
+    dp.names = names;
+  }
+  return dp.names.get(nameKey(name))?.ino ?? null;
 }
 
 /** Only `.` and `..` left? */
@@ -129,7 +132,7 @@ function putEntry(dp: E2node, data: Uint8Array, at: number, ino: number, reclen:
 export async function dir_enter(dp: E2node, name: Uint8Array, ino: number, type: VType): Promise<void> {
   if (name.length > MAXNAMLEN) throw kerr('ENAMETOOLONG');
   const need = DIRSIZ(name.length), bs = dp.bsize, ft = vtypeToFt(type);
-  for (let lbn = 0; lbn < nblocks(dp); lbn++) {
+  for (let lbn = Math.min(dp.roomFrom, nblocks(dp)); lbn < nblocks(dp); lbn++) {
     const { bp, ents } = await dirBlock(dp, lbn);
     for (const e of ents) {
       const at = e.off - lbn * bs;
@@ -144,6 +147,8 @@ export async function dir_enter(dp: E2node, name: Uint8Array, ino: number, type:
       }
       await mount_bwrite(dp.ump.mp, bp);
       modified(dp);
+      dp.roomFrom = lbn;
+      dp.names?.set(nameKey(name), { ino, lbn });
       return;
     }
     brelse(bp);
@@ -156,17 +161,29 @@ export async function dir_enter(dp: E2node, name: Uint8Array, ino: number, type:
   putEntry(dp, bp.data, 0, ino, bs, name, ft);
   await mount_bwrite(dp.ump.mp, bp);
   dp.di.size = (lbn + 1) * bs;
+  dp.roomFrom = lbn;
+  dp.names?.set(nameKey(name), { ino, lbn });
   modified(dp);
 }
 
 /** Find name's entry and change it (its inode), or remove it; false if absent. */
 async function dir_change(dp: E2node, name: Uint8Array, how: { ino: number; type: VType } | 'remove'): Promise<boolean> {
-  const bs = dp.bsize;
-  for (let lbn = 0; lbn < nblocks(dp); lbn++) {
+  const bs = dp.bsize, key = nameKey(name);
+  // The block the name cache knows first, then all of them.
+  const known = dp.names?.get(key)?.lbn;
+  const order = known !== undefined && known < nblocks(dp) ? [known] : [];
+  for (let lbn = 0; lbn < nblocks(dp); lbn++) if (lbn !== known) order.push(lbn);
+  for (const lbn of order) {
     const { bp, ents } = await dirBlock(dp, lbn);
     const i = ents.findIndex(e => e.ino !== 0 && sameName(e.name, name));
     if (i < 0) { brelse(bp); continue; }
     const e = ents[i], at = e.off - lbn * bs, dv = new DataView(bp.data.buffer, bp.data.byteOffset);
+    if (how === 'remove') {
+      dp.names?.delete(key);
+      dp.roomFrom = Math.min(dp.roomFrom, lbn);
+    } else {
+      dp.names?.set(key, { ino: how.ino, lbn });
+    }
     if (how !== 'remove') {
       dv.setUint32(at, how.ino, true);
       if (dp.ump.sb.hasFiletype) bp.data[at + 7] = vtypeToFt(how.type);

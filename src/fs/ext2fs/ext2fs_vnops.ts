@@ -265,9 +265,9 @@ function dirLinkDrop(dp: E2node): void {
 async function ext2fs_lookup(dvp: Vnode, name: string): Promise<Vnode> {
   const dp = VTOI(dvp);
   if (!dp.isDir) throw kerr('ENOTDIR');
-  const e = await dir_lookup(dp, checkName(name));
-  if (!e) throw kerr('ENOENT');
-  return vcache_get(dvp.mount, e.ino);
+  const ino = await dir_lookup(dp, checkName(name));
+  if (ino === null) throw kerr('ENOENT');
+  return vcache_get(dvp.mount, ino);
 }
 
 /** Make a file of any type in dvp: the inode, its first contents (init), then the entry. */
