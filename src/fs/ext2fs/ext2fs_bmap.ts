@@ -9,6 +9,11 @@ import type { E2node, Extent } from './ext2fs_inode.js';
 
 /** Where a logical block is: 0 for a hole (and an unwritten extent), which reads as zeroes. */
 export async function ext2fs_bmap(ip: E2node, lbn: number): Promise<number> {
+  return (await ext2fs_bmaprun(ip, lbn)).pbn;
+}
+
+/** Where a logical block is, and for a hole the first logical block past it that may be mapped. */
+export async function ext2fs_bmaprun(ip: E2node, lbn: number): Promise<{ pbn: number; next: number }> {
   return ip.extents ? extentBmap(ip, lbn) : indirBmap(ip, lbn);
 }
 
@@ -18,18 +23,18 @@ const EXT4_EXT_MAGIC = 0xf30a;
 const EXT_MAX_DEPTH = 5;
 const EXT_INIT_MAX_LEN = 32768;
 
-async function extentBmap(ip: E2node, lbn: number): Promise<number> {
+async function extentBmap(ip: E2node, lbn: number): Promise<{ pbn: number; next: number }> {
   let e = ip.lastExtent;
   if (!e || lbn < e.lblk || lbn >= e.lblk + e.len) {
-    e = await extentFind(ip, lbn);
-    if (!e) return 0;
-    ip.lastExtent = e;
+    const found = await extentFind(ip, lbn);
+    if ('hole' in found) return { pbn: 0, next: found.hole };
+    e = ip.lastExtent = found;
   }
-  return e.uninit ? 0 : e.pblk + (lbn - e.lblk);
+  return e.uninit ? { pbn: 0, next: e.lblk + e.len } : { pbn: e.pblk + (lbn - e.lblk), next: lbn + 1 };
 }
 
-/** The leaf extent holding lbn, or null (a hole). */
-async function extentFind(ip: E2node, lbn: number): Promise<Extent | null> {
+/** The leaf extent holding lbn, or a hole up to the next extent. */
+async function extentFind(ip: E2node, lbn: number): Promise<Extent | { hole: number }> {
   const ump = ip.ump;
   const bad = (what: string) => ump.corrupt(`inode ${ip.ino}: extent tree: ${what}`);
   let node = ip.di.iblock;
@@ -54,7 +59,7 @@ async function extentFind(ip: E2node, lbn: number): Promise<Extent | null> {
         else { limit = Math.min(limit, lb); break; }
       }
       if (depth === 0) {
-        if (pick < 0) return null;
+        if (pick < 0) return { hole: limit };
         const o = 12 + pick * 12;
         const lblk = dv.getUint32(o, true);
         let len = dv.getUint16(o + 4, true);
@@ -63,10 +68,10 @@ async function extentFind(ip: E2node, lbn: number): Promise<Extent | null> {
         const pblk = dv.getUint16(o + 6, true) * 2 ** 32 + dv.getUint32(o + 8, true);
         if (len === 0 || lblk + len > limit) throw bad(`extent of ${len} blocks at ${lblk} overlaps the next`);
         if (!ump.validBlock(pblk, len)) throw bad(`extent at block ${pblk}+${len} is outside the file system`);
-        if (lbn >= lblk + len) return null;
+        if (lbn >= lblk + len) return { hole: limit };
         return { lblk, len, pblk, uninit };
       }
-      if (pick < 0) return null;
+      if (pick < 0) return { hole: limit };
       const o = 12 + pick * 12;
       const child = dv.getUint16(o + 8, true) * 2 ** 32 + dv.getUint32(o + 4, true);
       if (!ump.validBlock(child)) throw bad(`index block ${child} is outside the file system`);
@@ -108,20 +113,25 @@ export function indirMaxBlocks(bsize: number): number {
   return NDADDR + apb + apb ** 2 + apb ** 3;
 }
 
-async function indirBmap(ip: E2node, lbn: number): Promise<number> {
-  const ump = ip.ump;
-  const path = indirPath(ump.bsize / 4, lbn);
-  if (!path) return 0;
+async function indirBmap(ip: E2node, lbn: number): Promise<{ pbn: number; next: number }> {
+  const ump = ip.ump, apb = ump.bsize / 4;
+  const path = indirPath(apb, lbn);
+  if (!path) return { pbn: 0, next: Infinity };
+  // The subtree under the current pointer: its first logical block and its span.
+  let span = apb ** path.idx.length;
+  let start = lbn - path.idx.reduce((rel, i, k) => rel + i * apb ** (path.idx.length - 1 - k), 0);
   let pbn = ip.di.blockAt(path.slot);
   for (const i of path.idx) {
-    if (pbn === 0) return 0;
+    if (pbn === 0) return { pbn: 0, next: start + span };
     if (!ump.validBlock(pbn)) throw ump.corrupt(`inode ${ip.ino}: indirect block ${pbn} is outside the file system`);
     const bp = await ump.bread(pbn);
     pbn = new DataView(bp.data.buffer, bp.data.byteOffset).getUint32(i * 4, true);
     brelse(bp);
+    span /= apb;
+    start += i * span;
   }
   if (pbn !== 0 && !ump.validBlock(pbn)) throw ump.corrupt(`inode ${ip.ino}: block ${pbn} (logical ${lbn}) is outside the file system`);
-  return pbn;
+  return { pbn, next: lbn + 1 };
 }
 
 /** A new zeroed metadata block (an indirect block) near goal. */

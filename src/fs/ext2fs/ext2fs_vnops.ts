@@ -7,7 +7,7 @@ import {
 } from '../../kern/index.js';
 import { LINK_MAX, MAXNAMLEN, RO_COMPAT } from './ext2fs.js';
 import { ext2fs_blkfree, ext2fs_ialloc, ext2fs_ifree } from './ext2fs_alloc.js';
-import { ext2fs_balloc, ext2fs_bmap, ext2fs_indirtrunc, indirMaxBlocks } from './ext2fs_bmap.js';
+import { ext2fs_balloc, ext2fs_bmap, ext2fs_bmaprun, ext2fs_indirtrunc, indirMaxBlocks } from './ext2fs_bmap.js';
 import { Dinode } from './ext2fs_dinode.js';
 import { E2node } from './ext2fs_inode.js';
 import {
@@ -130,22 +130,40 @@ async function readData(ip: E2node, buf: Uint8Array, offset: number, owner: obje
   const size = ip.size, bs = ip.bsize, ump = ip.ump;
   if (offset >= size || buf.length === 0) return 0;
   const n = Math.min(buf.length, size - offset);
+  let batch: Promise<void>[] = [];
+  const drain = async () => {
+    const settled = await Promise.allSettled(batch);
+    batch = [];
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  };
   for (let done = 0; done < n;) {
-    const batch: Promise<void>[] = [];
-    for (; done < n && batch.length < IO_WINDOW;) {
-      const pos = offset + done, lbn = Math.floor(pos / bs), within = pos % bs, len = Math.min(bs - within, n - done);
-      const to = done;
-      batch.push((async () => {
-        const pbn = await ext2fs_bmap(ip, lbn);
-        if (!pbn) { buf.fill(0, to, to + len); return; }
-        const bp = await ump.bread(pbn, owner);
-        buf.set(bp.data.subarray(within, within + len), to);
-        brelse(bp);
-      })());
-      done += len;
+    const pos = offset + done, lbn = Math.floor(pos / bs), within = pos % bs;
+    let run: { pbn: number; next: number };
+    try {
+      run = await ext2fs_bmaprun(ip, lbn);
+    } catch (e) {
+      // Nothing started may be left unawaited.
+      await Promise.allSettled(batch);
+      throw e;
     }
-    for (const r of await Promise.allSettled(batch)) if (r.status === 'rejected') throw r.reason;
+    const { pbn, next } = run;
+    if (!pbn) {
+      // A hole: zeroes up to where data may start again.
+      const len = Math.min(n - done, next * bs - pos);
+      buf.fill(0, done, done + len);
+      done += len;
+      continue;
+    }
+    const len = Math.min(bs - within, n - done), to = done;
+    batch.push((async () => {
+      const bp = await ump.bread(pbn, owner);
+      buf.set(bp.data.subarray(within, within + len), to);
+      brelse(bp);
+    })());
+    done += len;
+    if (batch.length >= IO_WINDOW) await drain();
   }
+  await drain();
   return n;
 }
 
