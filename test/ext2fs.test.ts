@@ -278,6 +278,25 @@ describe('ext2 written in-process', () => {
     }
   }, 60_000);
 
+  it('ext3 with a clean journal, and ext2 with flex_bg and meta_bg, are written too', async () => {
+    for (const [name, args] of [['ext3', ['-t', 'ext3']], ['flex-meta', ['-t', 'ext2', '-O', 'flex_bg,meta_bg,^resize_inode', '-b', '1024']]] as const) {
+      const img = path.join(tmp, `${name}-rw.img`);
+      execFileSync('mke2fs', ['-q', '-F', ...args, '-d', path.join(src, 'dir'), img, '96M'], { stdio: 'pipe' });
+      const fs = await mount('ext2fs', img);
+      try {
+        expect((await fs.statfs()).readOnly).toBe(false);
+        await fs.mkdir('/n');
+        await fs.writeFile('/n/f', pattern(300_000, 3));
+        await fs.rename('/three-mib', '/n/moved');
+        await fs.rm('/sub', { recursive: true });
+      } finally {
+        await fs.unmount();
+      }
+      fsckClean(img);
+      expect(debugfs(img, 'ls -l /n')).toMatch(/moved/);
+    }
+  }, 60_000);
+
   it('a full volume gives ENOSPC and stays clean', async () => {
     const img = path.join(tmp, 'small.img');
     execFileSync('mke2fs', ['-q', '-F', '-t', 'ext2', img, '2M'], { stdio: 'pipe' });
