@@ -194,6 +194,21 @@ describe('damaged images give EIO, not a crash', () => {
     }
   });
 
+  it('read-write: corruption is recorded in the superblock, and errors=remount-ro stops writes', async () => {
+    const img = copyImage('ext2-1k-128');
+    pokeBytes(img, inodeOffset(img, ino(img, '/dir/three-mib')) + 40 + 4 * 13, [0xff, 0xff, 0xff, 0x7f]);
+    const fs = await mount('ext2fs', img);
+    try {
+      await fs.writeFile('/before', 'ok');
+      await expect(fs.readFile('/dir/three-mib')).rejects.toMatchObject({ code: 'EIO' });
+      await expect(fs.writeFile('/after', 'no')).rejects.toMatchObject({ code: 'EROFS' });
+    } finally {
+      await fs.unmount();
+    }
+    expect(execFileSync('dumpe2fs', ['-h', img], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })).toMatch(/Filesystem state:\s+not clean with errors/);
+    expect(debugfs(img, 'cat /before')).toBe('ok');
+  });
+
   it('an extent tree with a bad header, and an inode whose checksum fails', async () => {
     const img = copyImage('ext4-4k-256');
     const off = inodeOffset(img, ino(img, '/dir/three-mib'));

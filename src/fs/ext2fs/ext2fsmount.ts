@@ -2,9 +2,9 @@
 // superblock, the group descriptor table, and access to blocks and inodes
 // with every address checked against the file system.
 import {
-  bread, brelse, kerr, log, mount_bwrite, nanotime, type BlockDevice, type Buf, type KernError, type Mount,
+  bread, brelse, kerr, log, MNT_RDONLY, mount_bwrite, nanotime, type BlockDevice, type Buf, type KernError, type Mount,
 } from '../../kern/index.js';
-import { GroupDesc, gdCsum, INCOMPAT, Superblock } from './ext2fs.js';
+import { E2FS_ERRORS, GroupDesc, gdCsum, INCOMPAT, Superblock } from './ext2fs.js';
 import { Dinode } from './ext2fs_dinode.js';
 
 export interface Ext2fsArgs {
@@ -44,13 +44,20 @@ export class E2fsMount {
   get bsize(): number { return this.sb.bsize; }
   get path(): string { return this.dev.path; }
 
-  /** Corrupt on-disk data: a kernel log line, and EIO for the caller. */
+  /**
+   * Corrupt on-disk data: a kernel log line, and EIO for the caller. A
+   * read-write mount records the error in the superblock and, unless
+   * errors=continue, takes no more writes (errors=remount-ro).
+   */
   corrupt(what: string): KernError {
     log(`ext2fs: ${this.dev.path}: ${what}`);
-    if (this.args.errors !== 'continue' && !this.mp.readOnly) {
-      log(`ext2fs: ${this.dev.path}: errors=remount-ro: no more writes`);
-      this.sb.state |= 2;
+    if (!this.mp.readOnly) {
+      this.sb.state |= E2FS_ERRORS;
       this.sbDirty = true;
+      if (this.args.errors !== 'continue') {
+        log(`ext2fs: ${this.dev.path}: errors=remount-ro: read-only from now on`);
+        this.mp.flags |= MNT_RDONLY;
+      }
     }
     return kerr('EIO', what);
   }
@@ -102,7 +109,8 @@ export class E2fsMount {
 
   /** Write the changed descriptor blocks and the superblock to the buffer cache. */
   async flushMeta(): Promise<void> {
-    if (this.mp.readOnly) return;
+    // What changed before a remount-ro is still written; a read-only mount changes nothing.
+    if (this.dev.readOnly || (this.gdDirty.size === 0 && !this.sbDirty)) return;
     const sb = this.sb, dpb = sb.descPerBlock;
     for (const i of [...this.gdDirty].sort((a, b) => a - b)) {
       this.gdDirty.delete(i);
