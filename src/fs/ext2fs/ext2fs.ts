@@ -156,13 +156,8 @@ export class Superblock {
   set freeInodes(n: number) { this.dv.setUint32(16, n, true); }
   get state(): number { return this.dv.getUint16(58, true); }
   set state(s: number) { this.dv.setUint16(58, s, true); }
-  get errors(): number { return this.dv.getUint16(60, true); }
-  get lastOrphan(): number { return this.dv.getUint32(232, true); }
-  get journalInum(): number { return this.dv.getUint32(224, true); }
   get wantExtraIsize(): number { return this.dv.getUint16(350, true); }
   get firstMetaBg(): number { return this.dv.getUint32(260, true); }
-  get logGroupsPerFlex(): number { return this.raw[372]; }
-  get defHashVersion(): number { return this.raw[252]; }
 
   /** A rw mount: mount count, mount time, not clean until unmount. */
   markMounted(nowSec: number): void {
@@ -226,12 +221,9 @@ export class GroupDesc {
   set freeInodes(n: number) { this.set32(14, 46, n); }
   get usedDirs(): number { return this.get32(16, 48); }
   set usedDirs(n: number) { this.set32(16, 48, n); }
-  get flags(): number { return this.dv.getUint16(18, true); }
   get checksum(): number { return this.dv.getUint16(30, true); }
   set checksum(n: number) { this.dv.setUint16(30, n, true); }
 }
-
-export const BG_INODE_UNINIT = 1, BG_BLOCK_UNINIT = 2;
 
 /** metadata_csum checksum of group g's descriptor bytes (checksum field taken as zero). */
 export function gdCsum(sb: Superblock, g: number, desc: Uint8Array): number {

@@ -7,7 +7,7 @@ import { crc32c, le32 } from './ext2fs_csum.js';
 
 /** i_flags */
 export const EXT2_INDEX_FL = 0x1000, EXT4_HUGE_FILE_FL = 0x40000, EXT4_EXTENTS_FL = 0x80000,
-  EXT4_EA_INODE_FL = 0x200000, EXT4_INLINE_DATA_FL = 0x10000000;
+  EXT4_INLINE_DATA_FL = 0x10000000;
 
 const GOOD_OLD_SIZE = 128;
 /** Offsets of the extra fields and of the time pairs (base, extra). */
