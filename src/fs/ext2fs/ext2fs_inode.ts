@@ -1,7 +1,7 @@
 // The in-memory inode (NetBSD struct inode for ext2fs): the dinode, what
 // it means for the vnode, and writing it back.
 import { kerr, nanotime, VType, ifmtToVtype, S_IFMT } from '../../kern/index.js';
-import { INCOMPAT, LINK_MAX, RO_COMPAT } from './ext2fs.js';
+import { INCOMPAT } from './ext2fs.js';
 import { Dinode, EXT4_EXTENTS_FL, EXT4_INLINE_DATA_FL, type TimeField } from './ext2fs_dinode.js';
 import type { E2fsMount } from './ext2fsmount.js';
 
@@ -46,12 +46,6 @@ export class E2node {
       throw ump.corrupt(`inode ${ino}: size ${size} for its type`);
     }
     return ip;
-  }
-
-  /** Links as stat shows them: a dir_nlink directory past the limit keeps 1. */
-  get nlink(): number {
-    const n = this.di.nlink;
-    return this.isDir && n === 1 && (this.ump.sb.roCompat & RO_COMPAT.dir_nlink) ? LINK_MAX : n;
   }
 
   touch(...fields: TimeField[]): void {

@@ -312,7 +312,7 @@ async function makeEntry(dvp: Vnode, name: string, va: VattrCreate, l: Lwp, init
 async function ext2fs_getattr(vp: Vnode): Promise<Vattr> {
   const ip = VTOI(vp), di = ip.di;
   return {
-    type: ip.type, mode: di.mode & 0o7777, nlink: ip.nlink, uid: di.uid, gid: di.gid, fileid: ip.ino,
+    type: ip.type, mode: di.mode & 0o7777, nlink: di.nlink, uid: di.uid, gid: di.gid, fileid: ip.ino,
     size: di.size, bytes: ip.blocks512 * 512, blocksize: ip.bsize,
     atime: di.getTime('atime'), mtime: di.getTime('mtime'), ctime: di.getTime('ctime'), birthtime: di.getTime('crtime'),
     rdev: ip.type === VType.VCHR || ip.type === VType.VBLK ? getRdev(di) : 0, gen: di.gen,
