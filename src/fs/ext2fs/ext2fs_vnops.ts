@@ -125,28 +125,22 @@ async function freeFile(ip: E2node): Promise<void> {
   await ext2fs_ifree(ump, ip.ino, ip.isDir);
 }
 
-/** Read the file's bytes [offset, offset + buf.length) below its size: a window of blocks at once, holes as zeroes. */
+/**
+ * Read the file's bytes [offset, offset + buf.length) below its size, holes
+ * as zeroes. A mount that was read-only from the start holds no dirty
+ * buffers, so each physically contiguous run is read from the device
+ * straight into buf with one read; otherwise through the buffer cache, a
+ * window of blocks at once.
+ */
 async function readData(ip: E2node, buf: Uint8Array, offset: number, owner: object): Promise<number> {
   const size = ip.size, bs = ip.bsize, ump = ip.ump;
   if (offset >= size || buf.length === 0) return 0;
   const n = Math.min(buf.length, size - offset);
-  let batch: Promise<void>[] = [];
-  const drain = async () => {
-    const settled = await Promise.allSettled(batch);
-    batch = [];
-    for (const r of settled) if (r.status === 'rejected') throw r.reason;
-  };
+  // [device offset, bytes, offset in buf] of the mapped pieces, in file order.
+  const pieces: [number, number, number][] = [];
   for (let done = 0; done < n;) {
     const pos = offset + done, lbn = Math.floor(pos / bs), within = pos % bs;
-    let run: { pbn: number; next: number };
-    try {
-      run = await ext2fs_bmaprun(ip, lbn);
-    } catch (e) {
-      // Nothing started may be left unawaited.
-      await Promise.allSettled(batch);
-      throw e;
-    }
-    const { pbn, next } = run;
+    const { pbn, next } = await ext2fs_bmaprun(ip, lbn);
     if (!pbn) {
       // A hole: zeroes up to where data may start again.
       const len = Math.min(n - done, next * bs - pos);
@@ -154,16 +148,22 @@ async function readData(ip: E2node, buf: Uint8Array, offset: number, owner: obje
       done += len;
       continue;
     }
-    const len = Math.min(bs - within, n - done), to = done;
-    batch.push((async () => {
-      const bp = await ump.bread(pbn, owner);
+    const len = Math.min(bs - within, n - done);
+    const last = pieces[pieces.length - 1];
+    if (ump.directReads && last && last[0] + last[1] === pbn * bs + within && last[2] + last[1] === done) last[1] += len;
+    else pieces.push([pbn * bs + within, len, done]);
+    done += len;
+  }
+  for (let i = 0; i < pieces.length; i += IO_WINDOW) {
+    const settled = await Promise.allSettled(pieces.slice(i, i + IO_WINDOW).map(async ([at, len, to]) => {
+      if (ump.directReads) return ump.dev.read(buf.subarray(to, to + len), at);
+      const within = at % bs;
+      const bp = await ump.bread((at - within) / bs, owner);
       buf.set(bp.data.subarray(within, within + len), to);
       brelse(bp);
-    })());
-    done += len;
-    if (batch.length >= IO_WINDOW) await drain();
+    }));
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
   }
-  await drain();
   return n;
 }
 
