@@ -286,7 +286,34 @@ const exfat: FsGroup = {
   ],
 };
 
-export const GROUPS: readonly FsGroup[] = [tmpfs, fat, iso, udf, ntfs, exfat];
+const ext2: FsGroup = {
+  id: 'ext2',
+  title: 'ext2 (image file, 4 KiB blocks)',
+  readOnly: false,
+  treeThroughMount: false,
+  prepare(ctx) {
+    const dir = path.join(ctx.work, 'ext2-src');
+    mkdirSync(dir, { recursive: true });
+    check(['cp', '-r', ctx.hostTree, path.join(dir, TREE_DIR)]);
+    const template = path.join(ctx.work, 'ext2-template.img');
+    check(['mke2fs', '-q', '-F', '-t', 'ext2', '-b', '4096', '-d', dir, template, `${Math.ceil((roomFor(ctx.opts) + ctx.opts.size) / 1024)}k`]);
+    return session => {
+      const img = path.join(ctx.work, `ext2-${session}.img`);
+      check(['cp', '--sparse=always', template, img]);
+      return { path: img, discard: () => rmSync(img, { force: true }) };
+    };
+  },
+  targets: [
+    { id: 'rump_ext2fs', role: 'subject', kind: 'launcher', persistent: true,
+      command: (ctx, img, mnt) => [...serverCommand('rump_ext2fs'), img!, mnt] },
+    { id: 'fuse2fs', role: 'alternative', kind: 'foreground', persistent: true,
+      command: (_, img, mnt) => ['fuse2fs', img!, mnt, '-f', '-o', 'fakeroot'] },
+    { id: 'kernel ext4 (loop)', role: 'reference', kind: 'kernel', persistent: true, unavailable: kernelHas('ext4'),
+      command: (_, img, mnt) => ['mount', '-t', 'ext4', '-o', 'loop', img!, mnt] },
+  ],
+};
+
+export const GROUPS: readonly FsGroup[] = [tmpfs, fat, iso, ext2, udf, ntfs, exfat];
 
 /** Build the C programs into dir when missing or older than their source. */
 export function buildC(root: string, dir: string): Context['bin'] {

@@ -3,6 +3,7 @@
 // driver writes.
 import { cd9660 } from './fs_cd9660.js';
 import { exfat } from './fs_exfat.js';
+import { ext2fs } from './fs_ext2fs.js';
 import { msdos } from './fs_msdos.js';
 import { udf } from './fs_udf.js';
 import { ntfs } from './fs_ntfs.js';
@@ -20,4 +21,4 @@ export interface FuzzTarget {
   regions(image: Uint8Array): Region[];
 }
 
-export const targets: Record<string, FuzzTarget> = { msdos, cd9660, udf, ntfs, exfat };
+export const targets: Record<string, FuzzTarget> = { msdos, cd9660, ext2fs, udf, ntfs, exfat };

@@ -13,7 +13,7 @@ export class MountError extends Error {
 
 /** Kernel file system type -> its server; null: the type is known but has no driver yet. */
 const SERVERS: Record<string, string | null> = {
-  msdos: 'rump_msdos', cd9660: 'rump_cd9660', tmpfs: 'rump_tmpfs', ext2fs: null, udf: 'rump_udf', ntfs: 'rump_ntfs', exfat: 'rump_exfat',
+  msdos: 'rump_msdos', cd9660: 'rump_cd9660', tmpfs: 'rump_tmpfs', ext2fs: 'rump_ext2fs', udf: 'rump_udf', ntfs: 'rump_ntfs', exfat: 'rump_exfat',
 };
 
 /** Linux and NetBSD names -> kernel type. */

@@ -9,6 +9,7 @@ const modules: Record<string, () => Promise<unknown>> = {
   udf: () => import('../fs/udf/index.js'),
   ntfs: () => import('../fs/ntfs/index.js'),
   exfat: () => import('../fs/exfat/index.js'),
+  ext2fs: () => import('../fs/ext2fs/index.js'),
 };
 
 /** Linux and NetBSD names for the same driver. */
@@ -16,6 +17,7 @@ const aliases: Record<string, string> = {
   msdosfs: 'msdos', vfat: 'msdos', fat: 'msdos',
   iso9660: 'cd9660',
   ntfs3: 'ntfs',
+  ext2: 'ext2fs', ext3: 'ext2fs', ext4: 'ext2fs',
 };
 
 export function canonicalType(type: string): string {

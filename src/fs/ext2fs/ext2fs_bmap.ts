@@ -1,0 +1,251 @@
+// Logical to physical blocks (NetBSD ext2fs_bmap.c, Linux extents.c for
+// reading extent trees): direct and indirect blocks, and ext4 extent trees,
+// every pointer and tree node checked. Allocation and truncation of block
+// pointer files for the writer.
+import { brelse, getblk, kerr, mount_bwrite } from '../../kern/index.js';
+import { NDADDR, NIADDR } from './ext2fs.js';
+import { ext2fs_blkalloc, ext2fs_blkfree } from './ext2fs_alloc.js';
+import type { E2node, Extent } from './ext2fs_inode.js';
+
+/** Where a logical block is: 0 for a hole (and an unwritten extent), which reads as zeroes. */
+export async function ext2fs_bmap(ip: E2node, lbn: number): Promise<number> {
+  return (await ext2fs_bmaprun(ip, lbn)).pbn;
+}
+
+/** Where a logical block is, and for a hole the first logical block past it that may be mapped. */
+export async function ext2fs_bmaprun(ip: E2node, lbn: number): Promise<{ pbn: number; next: number }> {
+  return ip.extents ? extentBmap(ip, lbn) : indirBmap(ip, lbn);
+}
+
+// ---- extent trees ----
+
+const EXT4_EXT_MAGIC = 0xf30a;
+const EXT_MAX_DEPTH = 5;
+const EXT_INIT_MAX_LEN = 32768;
+
+async function extentBmap(ip: E2node, lbn: number): Promise<{ pbn: number; next: number }> {
+  let e = ip.lastExtent;
+  if (!e || lbn < e.lblk || lbn >= e.lblk + e.len) {
+    const found = await extentFind(ip, lbn);
+    if ('hole' in found) return { pbn: 0, next: found.hole };
+    e = ip.lastExtent = found;
+  }
+  return e.uninit ? { pbn: 0, next: e.lblk + e.len } : { pbn: e.pblk + (lbn - e.lblk), next: lbn + 1 };
+}
+
+/** The leaf extent holding lbn, or a hole up to the next extent. */
+async function extentFind(ip: E2node, lbn: number): Promise<Extent | { hole: number }> {
+  const ump = ip.ump;
+  const bad = (what: string) => ump.corrupt(`inode ${ip.ino}: extent tree: ${what}`);
+  let node = ip.di.iblock;
+  let expectDepth = -1;
+  let limit = Infinity;
+  const held: { release(): void }[] = [];
+  try {
+    for (let level = 0; ; level++) {
+      const dv = new DataView(node.buffer, node.byteOffset, node.byteLength);
+      if (dv.getUint16(0, true) !== EXT4_EXT_MAGIC) throw bad('bad node magic');
+      const n = dv.getUint16(2, true), max = dv.getUint16(4, true), depth = dv.getUint16(6, true);
+      if (max === 0 || 12 + max * 12 > node.length || n > max) throw bad(`node with ${n} of ${max} entries`);
+      if (level === 0 ? depth > EXT_MAX_DEPTH : depth !== expectDepth) throw bad(`depth ${depth} at level ${level}`);
+      // Entries in increasing logical order; the last one at or before lbn.
+      let pick = -1;
+      let prev = -1;
+      for (let i = 0; i < n; i++) {
+        const lb = dv.getUint32(12 + i * 12, true);
+        if (lb <= prev) throw bad('entries out of order');
+        prev = lb;
+        if (lb <= lbn) pick = i;
+        else { limit = Math.min(limit, lb); break; }
+      }
+      if (depth === 0) {
+        if (pick < 0) return { hole: limit };
+        const o = 12 + pick * 12;
+        const lblk = dv.getUint32(o, true);
+        let len = dv.getUint16(o + 4, true);
+        const uninit = len > EXT_INIT_MAX_LEN;
+        if (uninit) len -= EXT_INIT_MAX_LEN;
+        const pblk = dv.getUint16(o + 6, true) * 2 ** 32 + dv.getUint32(o + 8, true);
+        if (len === 0 || lblk + len > limit) throw bad(`extent of ${len} blocks at ${lblk} overlaps the next`);
+        if (!ump.validBlock(pblk, len)) throw bad(`extent at block ${pblk}+${len} is outside the file system`);
+        if (lbn >= lblk + len) return { hole: limit };
+        return { lblk, len, pblk, uninit };
+      }
+      if (pick < 0) return { hole: limit };
+      const o = 12 + pick * 12;
+      const child = dv.getUint16(o + 8, true) * 2 ** 32 + dv.getUint32(o + 4, true);
+      if (!ump.validBlock(child)) throw bad(`index block ${child} is outside the file system`);
+      const bp = await ump.bread(child);
+      held.push({ release: () => brelse(bp) });
+      node = bp.data;
+      expectDepth = depth - 1;
+    }
+  } finally {
+    for (const h of held) h.release();
+  }
+}
+
+// ---- block pointers ----
+
+/** The path to lbn through the indirect blocks: [slot in i_block, index at each level]. */
+function indirPath(apb: number, lbn: number): { slot: number; idx: number[] } | null {
+  if (lbn < NDADDR) return { slot: lbn, idx: [] };
+  let base = NDADDR, span = apb;
+  for (let level = 1; level <= NIADDR; level++, span *= apb) {
+    if (lbn < base + span) {
+      const idx: number[] = [];
+      let rel = lbn - base;
+      for (let l = level - 1; l >= 0; l--) {
+        const per = apb ** l;
+        idx.push(Math.floor(rel / per));
+        rel %= per;
+      }
+      return { slot: NDADDR + level - 1, idx };
+    }
+    base += span;
+  }
+  return null;
+}
+
+/** The most blocks a block pointer file can have. */
+export function indirMaxBlocks(bsize: number): number {
+  const apb = bsize / 4;
+  return NDADDR + apb + apb ** 2 + apb ** 3;
+}
+
+async function indirBmap(ip: E2node, lbn: number): Promise<{ pbn: number; next: number }> {
+  const ump = ip.ump, apb = ump.bsize / 4;
+  const path = indirPath(apb, lbn);
+  if (!path) return { pbn: 0, next: Infinity };
+  // The subtree under the current pointer: its first logical block and its span.
+  let span = apb ** path.idx.length;
+  let start = lbn - path.idx.reduce((rel, i, k) => rel + i * apb ** (path.idx.length - 1 - k), 0);
+  let pbn = ip.di.blockAt(path.slot);
+  for (const i of path.idx) {
+    if (pbn === 0) return { pbn: 0, next: start + span };
+    if (!ump.validBlock(pbn)) throw ump.corrupt(`inode ${ip.ino}: indirect block ${pbn} is outside the file system`);
+    const bp = await ump.bread(pbn);
+    pbn = new DataView(bp.data.buffer, bp.data.byteOffset).getUint32(i * 4, true);
+    brelse(bp);
+    span /= apb;
+    start += i * span;
+  }
+  if (pbn !== 0 && !ump.validBlock(pbn)) throw ump.corrupt(`inode ${ip.ino}: block ${pbn} (logical ${lbn}) is outside the file system`);
+  return { pbn, next: lbn + 1 };
+}
+
+/** A new zeroed metadata block (an indirect block) near goal. */
+async function newIndirect(ip: E2node, goal: number): Promise<number> {
+  const ump = ip.ump;
+  const nb = await ext2fs_blkalloc(ump, ip.ino, goal);
+  ip.addBlocks(1);
+  const bp = await getblk(ump.dev, nb * ump.bsize, ump.bsize, ump.meta);
+  bp.data.fill(0);
+  await mount_bwrite(ump.mp, bp);
+  return nb;
+}
+
+/**
+ * The block for lbn, allocated (with the indirect blocks on its way) if it
+ * is a hole. `fresh` says the data block is new, so the caller need not read it.
+ */
+export async function ext2fs_balloc(ip: E2node, lbn: number, goal: number): Promise<{ pbn: number; fresh: boolean }> {
+  const ump = ip.ump;
+  const path = indirPath(ump.bsize / 4, lbn);
+  if (!path) throw kerr('EFBIG');
+  let pbn = ip.di.blockAt(path.slot);
+  if (pbn === 0) {
+    pbn = path.idx.length ? await newIndirect(ip, goal) : await ext2fs_blkalloc(ump, ip.ino, goal);
+    if (!path.idx.length) ip.addBlocks(1);
+    ip.di.setBlockAt(path.slot, pbn);
+    ip.dirty = true;
+    if (!path.idx.length) return { pbn, fresh: true };
+  } else if (!ump.validBlock(pbn)) {
+    throw ump.corrupt(`inode ${ip.ino}: block ${pbn} is outside the file system`);
+  }
+  let fresh = false;
+  for (let level = 0; level < path.idx.length; level++) {
+    const i = path.idx[level], leaf = level === path.idx.length - 1;
+    const bp = await ump.bread(pbn);
+    const dv = new DataView(bp.data.buffer, bp.data.byteOffset);
+    let next = dv.getUint32(i * 4, true);
+    if (next === 0) {
+      try {
+        next = leaf ? await ext2fs_blkalloc(ump, ip.ino, goal) : await newIndirect(ip, goal);
+      } catch (e) {
+        brelse(bp);
+        throw e;
+      }
+      if (leaf) { ip.addBlocks(1); fresh = true; }
+      dv.setUint32(i * 4, next, true);
+      await mount_bwrite(ump.mp, bp);
+    } else {
+      brelse(bp);
+      if (!ump.validBlock(next)) throw ump.corrupt(`inode ${ip.ino}: block ${next} is outside the file system`);
+    }
+    pbn = next;
+  }
+  return { pbn, fresh };
+}
+
+/**
+ * Free the blocks from logical block `keep` on (NetBSD ext2fs_truncate's
+ * ext2fs_indirtrunc), and the indirect blocks left with nothing in them.
+ */
+export async function ext2fs_indirtrunc(ip: E2node, keep: number): Promise<void> {
+  const ump = ip.ump, apb = ump.bsize / 4;
+  for (let i = Math.min(keep, NDADDR); i < NDADDR; i++) {
+    const b = ip.di.blockAt(i);
+    if (b) {
+      ip.di.setBlockAt(i, 0);
+      await freeData(ip, b);
+    }
+  }
+  let base = NDADDR, span = apb;
+  for (let level = 1; level <= NIADDR; level++, span *= apb) {
+    const slot = NDADDR + level - 1, b = ip.di.blockAt(slot);
+    if (b && keep < base + span && await truncTree(ip, b, level, base, keep)) {
+      ip.di.setBlockAt(slot, 0);
+    }
+    base += span;
+  }
+  ip.dirty = true;
+}
+
+async function freeData(ip: E2node, b: number): Promise<void> {
+  if (!ip.ump.validBlock(b)) throw ip.ump.corrupt(`inode ${ip.ino}: block ${b} is outside the file system`);
+  await ext2fs_blkfree(ip.ump, b);
+  ip.addBlocks(-1);
+}
+
+/** Truncate the subtree of indirect block b (level 1: it points to data); true when b itself was freed. */
+async function truncTree(ip: E2node, b: number, level: number, base: number, keep: number): Promise<boolean> {
+  const ump = ip.ump, apb = ump.bsize / 4, per = apb ** (level - 1);
+  if (!ump.validBlock(b)) throw ump.corrupt(`inode ${ip.ino}: indirect block ${b} is outside the file system`);
+  const bp = await ump.bread(b);
+  const dv = new DataView(bp.data.buffer, bp.data.byteOffset);
+  // Copy the pointers: the buffer may be evicted while children are freed.
+  const ptrs: number[] = [];
+  for (let i = 0; i < apb; i++) ptrs.push(dv.getUint32(i * 4, true));
+  brelse(bp);
+  let changed = false;
+  for (let i = 0; i < apb; i++) {
+    const child = ptrs[i], cbase = base + i * per;
+    if (!child || cbase + per <= keep) continue;
+    if (level === 1) await freeData(ip, child);
+    else if (!await truncTree(ip, child, level - 1, cbase, keep)) continue;
+    ptrs[i] = 0;
+    changed = true;
+  }
+  if (keep <= base) {
+    await freeData(ip, b);
+    return true;
+  }
+  if (changed) {
+    const wb = await ump.bread(b);
+    const wdv = new DataView(wb.data.buffer, wb.data.byteOffset);
+    ptrs.forEach((p, i) => wdv.setUint32(i * 4, p, true));
+    await mount_bwrite(ump.mp, wb);
+  }
+  return false;
+}
