@@ -73,6 +73,8 @@ async function run(cfg: Record<string, unknown>, opts: { setpriv?: boolean; env?
     child,
     out: JSON.parse(first) as ChildOut,
     finish: async () => {
+      // A child that has already exited (a refusal) makes the pipe EPIPE.
+      child.stdin!.on('error', () => {});
       child.stdin!.end('\n');
       const [code] = await exited;
       return code;

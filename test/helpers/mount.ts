@@ -51,7 +51,7 @@ export function serverPids(mountpoint: string): number[] {
     if (!/^\d+$/.test(name)) continue;
     try {
       const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-      if (!argv.some(a => a.includes('/dist/servers/')) || !argv.includes(mountpoint)) continue;
+      if (!argv.some(a => a.includes('/dist/servers/') || a.includes('/dist/bin/')) || !argv.includes(mountpoint)) continue;
       if (!readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').some(e => e.startsWith('P2K_READY_FD='))) continue;
       if (processGone(Number(name))) continue;
       pids.push(Number(name));
