@@ -9,7 +9,7 @@
 import {
   Cred, File, FSYNC_DATAONLY, FSYNC_WAIT, KernError, LK_EXCLUSIVE, LK_SHARED, Lwp, O_CREAT, O_DIRECTORY, O_EXCL,
   O_RDONLY, VType, errnos, ifmtToVtype, isKernError, kernel_lwp, nanotime, vcache_stats, vfs_unmount, vn_access,
-  vn_close, vn_createat, vn_fsync, vn_getxattr, vn_killpriv, vn_linkat, vn_listxattr, vn_locked, vn_lookupat,
+  vn_close, vn_createat, vn_fsync, vn_getxattr, vn_killpriv, vn_linkat, vn_listxattr, vn_locked, vn_lookupat, vn_lookupmany,
   vn_mkdirat, vn_mknodat, vn_open, vn_read, vn_readdir, vn_readlink, vn_removexattr, vn_renameat, vn_rmdirat,
   vn_setattr, vn_setxattr, vn_stat, vn_symlinkat, vn_unlinkat, vn_write, vref, vrele, vtypeToIfmt,
   type Dirent, type Mount, type Vattr, type VattrSet, type Vnode,
@@ -17,7 +17,7 @@ import {
 import { rumpuser_putstr } from '../src/rumpuser/index.js';
 import type { CallerGroups } from './caller_groups.js';
 import { FOPEN, FUSE_ROOT_ID, FUSE_WRITE_KILL_SUIDGID, INIT, RENAME_NOREPLACE } from './fuse/abi.js';
-import type { AttrOut, DirentWriter, EntryOut, FuseAttr, OpenOut, StatfsOut } from './fuse/codec.js';
+import { direntSize, type AttrOut, type DirentWriter, type EntryOut, type FuseAttr, type OpenOut, type StatfsOut } from './fuse/codec.js';
 import type { FuseConnInfo, FuseFilesystem, FuseRequest, SetattrIn } from './fuse/session.js';
 
 export interface P2kOptions {
@@ -55,7 +55,9 @@ function position(h: Handle, offset: number): number {
   return k < 0 ? -1 : k + 1;
 }
 
-const UNSET = 0xffffffff; // chown's "leave as is" ((uid_t)-1)
+const UNSET = 0xffffffff;
+/** Read buffers kept for reuse, and their size (the kernel reads 128 KiB at a time by default). */
+const READ_POOL = 16, READ_BUFFER = 128 << 10; // chown's "leave as is" ((uid_t)-1)
 
 function toAttr(va: Vattr): FuseAttr {
   return {
@@ -75,6 +77,7 @@ export class P2k implements FuseFilesystem {
   private readonly root: Vnode;
   private readonly openFlags: number;
   private killprivByKernel = false;
+  private readonly readBuffers: Buffer[] = [];
   private stopping: Promise<void> | null = null;
 
   constructor(readonly mp: Mount, private readonly opts: P2kOptions) {
@@ -107,11 +110,12 @@ export class P2k implements FuseFilesystem {
   }
 
   /** One more lookup of vp by the kernel; takes over the caller's reference. */
-  private async remember(vp: Vnode): Promise<Node> {
+  private remember(vp: Vnode): Node {
     let n = this.byVnode.get(vp);
     if (n) {
       n.nlookup++;
-      await vrele(vp);
+      // The node holds a reference of its own: never the last, so at once.
+      void vrele(vp);
       return n;
     }
     n = { id: this.nextId++, vp, nlookup: 1 };
@@ -124,12 +128,13 @@ export class P2k implements FuseFilesystem {
   private async entryFor(l: Lwp, vp: Vnode): Promise<EntryOut> {
     let va: Vattr;
     try {
-      va = await vn_stat(l, vp);
+      const r = vn_stat(l, vp);
+      va = r instanceof Promise ? await r : r;
     } catch (e) {
       await vrele(vp);
       throw e;
     }
-    const n = await this.remember(vp);
+    const n = this.remember(vp);
     return { nodeid: n.id, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(va) };
   }
 
@@ -315,10 +320,15 @@ export class P2k implements FuseFilesystem {
     return this.close(fh);
   }
 
-  /** A short read means end of file to FUSE: fill the request unless the file ends. */
+  /**
+   * A short read means end of file to FUSE: fill the request unless the file
+   * ends. Buffers come from a small pool: a fresh 128 KiB-1 MiB one per
+   * request is external memory that makes V8 collect far more often.
+   */
   async read(req: FuseRequest, ino: number, fh: number, offset: number, size: number): Promise<Uint8Array> {
     const l = this.lwp(req), fp = this.handle(fh).fp;
-    const buf = Buffer.allocUnsafe(size);
+    const pooled = this.readBuffers.pop();
+    const buf = pooled && pooled.length >= size ? pooled : Buffer.allocUnsafe(Math.max(size, READ_BUFFER));
     let done = 0;
     while (done < size) {
       const n = await vn_read(l, fp, buf.subarray(done), offset + done);
@@ -326,6 +336,11 @@ export class P2k implements FuseFilesystem {
       done += n;
     }
     return buf.subarray(0, done);
+  }
+
+  readDone(data: Uint8Array): void {
+    const whole = Buffer.from(data.buffer, data.byteOffset, data.buffer.byteLength - data.byteOffset);
+    if (whole.length >= READ_BUFFER && this.readBuffers.length < READ_POOL) this.readBuffers.push(whole);
   }
 
   async write(req: FuseRequest, ino: number, fh: number, offset: number, data: Buffer, writeFlags: number): Promise<number> {
@@ -366,25 +381,34 @@ export class P2k implements FuseFilesystem {
     }
     let batch = h.batch!;
     for (;;) {
-      for (; i < batch.entries.length; i++) {
-        const e = batch.entries[i];
-        if (!out.fits(e.name)) return;
-        const mode = vtypeToIfmt(e.type);
-        if (!out.plus || e.name === '.' || e.name === '..') {
-          out.add(e.name, e.fileid, mode, e.cookie);
-          continue;
-        }
-        let entry: EntryOut;
-        try {
-          entry = await this.entryFor(l, await vn_lookupat(l, h.fp.vp, e.name));
-        } catch (err) {
-          if (isKernError(err) && err.code === 'ENOENT') continue; // removed since the batch was read
-          throw err;
-        }
-        out.add(e.name, e.fileid, entry.attr.mode, e.cookie, entry);
+      // The entries of this batch that fit in the reply, looked up together for READDIRPLUS.
+      const fit: Dirent[] = [];
+      for (let room = out.room; i < batch.entries.length; i++) {
+        const size = direntSize(Buffer.byteLength(batch.entries[i].name), out.plus);
+        if (size > room) break;
+        room -= size;
+        fit.push(batch.entries[i]);
       }
-      const { entries, eof } = batch!;
-      if (eof || entries.length === 0) return;
+      const vps = out.plus ? await vn_lookupmany(l, h.fp.vp, fit.map(e => e.name)) : null;
+      let k = 0;
+      try {
+        for (; k < fit.length; k++) {
+          const e = fit[k], vp = vps?.[k] ?? null;
+          if (vp === null) {
+            // Without attributes: `.` and `..`, READDIR, or a name removed since the batch was read.
+            if (!vps || e.name === '.' || e.name === '..') out.add(e.name, e.fileid, vtypeToIfmt(e.type), e.cookie);
+            continue;
+          }
+          vps![k] = null; // entryFor takes the reference over
+          const entry = await this.entryFor(l, vp);
+          out.add(e.name, e.fileid, entry.attr.mode, e.cookie, entry);
+        }
+      } finally {
+        // An error part-way: the references not yet handed over go.
+        for (; vps && k < vps.length; k++) if (vps[k]) await vrele(vps[k]!);
+      }
+      const { entries, eof } = batch;
+      if (i < entries.length || eof || entries.length === 0) return;
       const from = entries[entries.length - 1].cookie;
       batch = h.batch = { from, ...(await vn_readdir(l, h.fp, from)) };
       i = 0;

@@ -227,6 +227,8 @@ export class DirentWriter {
   }
 
   get count(): number { return this.pos - OUT_HEADER_SIZE; }
+  /** Bytes left for entries. */
+  get room(): number { return this.buf.length - this.pos; }
   get empty(): boolean { return this.pos === OUT_HEADER_SIZE; }
 
   /** The reply (header to be filled by the session) as a view. */

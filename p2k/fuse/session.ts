@@ -69,6 +69,8 @@ export interface FuseFilesystem {
   create?(req: FuseRequest, parent: number, name: string, mode: number, flags: number): MaybePromise<{ entry: EntryOut; open: OpenOut }>;
   /** At most size bytes; fewer only at end of file. */
   read?(req: FuseRequest, ino: number, fh: number, offset: number, size: number): MaybePromise<Uint8Array>;
+  /** The reply to a READ has been written (or dropped): its bytes may be reused. */
+  readDone?(data: Uint8Array): void;
   /** data is valid until the returned promise settles. */
   write?(req: FuseRequest, ino: number, fh: number, offset: number, data: Buffer, writeFlags: number): MaybePromise<number>;
   flush?(req: FuseRequest, ino: number, fh: number): MaybePromise<void>;
@@ -258,8 +260,10 @@ export class FuseSession {
       }
       case Op.READ: {
         const fh = a.u64(), offset = a.u64(), size = this.sized(a.u32());
-        return this.call(u, op, fs.read && (() => fs.read!(h, id, fh, offset, size)),
-          (d: Uint8Array) => this.replyData(u, d.length > size ? d.subarray(0, size) : d));
+        return this.call(u, op, fs.read && (() => fs.read!(h, id, fh, offset, size)), (d: Uint8Array) => {
+          this.replyData(u, d.length > size ? d.subarray(0, size) : d);
+          fs.readDone?.(d);
+        });
       }
       case Op.WRITE: {
         const fh = a.u64(), offset = a.u64(), size = a.u32(), writeFlags = a.u32();

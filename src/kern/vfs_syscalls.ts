@@ -47,6 +47,34 @@ export function vn_lookupat(l: Lwp, dvp: Vnode, name: string): Promise<Vnode> {
   });
 }
 
+/**
+ * Several lookups in dvp under one lock and one search-permission check
+ * (READDIRPLUS looks up a whole reply's names): each vnode referenced, or
+ * null where the name is gone (or null was asked).
+ */
+export function vn_lookupmany(l: Lwp, dvp: Vnode, names: readonly (string | null)[]): Promise<(Vnode | null)[]> {
+  if (dvp.type !== VType.VDIR) return Promise.reject(kerr('ENOTDIR'));
+  return vn_locked(dvp, LK_SHARED, l, async () => {
+    await vn_access(dvp, VEXEC, l);
+    const found: (Vnode | null)[] = [];
+    try {
+      for (const name of names) {
+        if (name === null || name === '.' || name === '..') { found.push(null); continue; }
+        try {
+          found.push(await VOP_LOOKUP(dvp, name, l));
+        } catch (e) {
+          if (!(isKernError(e) && e.code === 'ENOENT')) throw e;
+          found.push(null);
+        }
+      }
+    } catch (e) {
+      for (const vp of found) if (vp) await vrele(vp);
+      throw e;
+    }
+    return found;
+  });
+}
+
 /** namei's parent mode for one name in dvp: the same result, dvp now referenced and locked exclusive. */
 async function parentAt(l: Lwp, dvp: Vnode, name: string): Promise<NameiResult> {
   checkName(dvp, name);
@@ -84,7 +112,7 @@ async function withPath<T>(l: Lwp, path: string, follow: boolean, fn: (vp: Vnode
 // Attributes, by path (the vnode forms are in vfs_vnops)
 
 export function sys_stat(l: Lwp, path: string, follow = true): Promise<Vattr> {
-  return withPath(l, path, follow, vp => vn_stat(l, vp));
+  return withPath(l, path, follow, async vp => vn_stat(l, vp));
 }
 
 export function sys_access(l: Lwp, path: string, accmode: number): Promise<void> {

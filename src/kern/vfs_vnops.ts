@@ -7,7 +7,7 @@ import type { Lwp } from './lwp.js';
 import { vrele } from './vcache.js';
 import type { Vnode } from './vnode.js';
 import {
-  VOP_CLOSE, VOP_FSYNC, VOP_GETATTR, VOP_GETXATTR, VOP_LISTXATTR, VOP_OPEN, VOP_READ, VOP_READDIR, VOP_READLINK,
+  vop_getattr, VOP_CLOSE, VOP_FSYNC, VOP_GETATTR, VOP_GETXATTR, VOP_LISTXATTR, VOP_OPEN, VOP_READ, VOP_READDIR, VOP_READLINK,
   VOP_REMOVEXATTR, VOP_SETATTR, VOP_SETXATTR, VOP_WRITE,
 } from './vnode_if.js';
 import {
@@ -68,9 +68,24 @@ export async function vn_killpriv(vp: Vnode, l: Lwp): Promise<void> {
   if (kept !== mode) await VOP_SETATTR(vp, { mode: kept }, l);
 }
 
-/** stat(2) of a vnode. */
-export function vn_stat(l: Lwp, vp: Vnode): Promise<Vattr> {
-  return vn_locked(vp, LK_SHARED, l, () => VOP_GETATTR(vp, l));
+/**
+ * stat(2) of a vnode. A free lock and a driver that answers at once give
+ * the attributes at once (no Promise): READDIRPLUS asks this per entry.
+ */
+export function vn_stat(l: Lwp, vp: Vnode): Vattr | Promise<Vattr> {
+  if (!vp.lock.tryLock(l, LK_SHARED)) return vn_locked(vp, LK_SHARED, l, () => VOP_GETATTR(vp, l));
+  let r: Vattr | Promise<Vattr>;
+  try {
+    r = vop_getattr(vp, l);
+  } catch (e) {
+    vp.lock.unlock(l);
+    throw e;
+  }
+  if (!(r instanceof Promise)) {
+    vp.lock.unlock(l);
+    return r;
+  }
+  return r.finally(() => vp.lock.unlock(l));
 }
 
 export function vn_readlink(l: Lwp, vp: Vnode): Promise<string> {
