@@ -211,6 +211,20 @@ describe('session', () => {
     expect(rs[2].body.toString()).toBe('value');
   });
 
+  it('notifies the kernel with unique 0 and the notify code: inval_entry and inval_inode', () => {
+    const { s, ch } = session({});
+    s.notifyInvalEntry(2 ** 40, 'name');
+    s.notifyInvalInode(7, 0, -1);
+    const [e, i] = ch.out.splice(0).map(decode);
+    expect([e.unique, e.error, e.len]).toEqual([0, 3, 16 + 16 + 5]);
+    expect(e.body.readBigUInt64LE(0)).toBe(2n ** 40n);
+    expect(e.body.readUInt32LE(8)).toBe(4);
+    expect(e.body.toString('utf8', 16)).toBe('name\0');
+    expect([i.unique, i.error, i.len]).toEqual([0, 2, 16 + 24]);
+    expect(i.body.readBigUInt64LE(0)).toBe(7n);
+    expect(i.body.readBigInt64LE(16)).toBe(-1n);
+  });
+
   it('survives 20,000 malformed requests: each answered once or dropped, never an exception', () => {
     let x = 12345;
     const rand = (n: number) => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x % n; };

@@ -64,11 +64,9 @@ export class ArgReader {
   }
 
   u32(): number { return this.buf.readUInt32LE(this.need(4)); }
-  i32(): number { return this.buf.readInt32LE(this.need(4)); }
   u64(): number { return u64(this.buf, this.need(8)); }
   /** fuse's u64 seconds that carry an s64 (times before 1970). */
   i64(): number { const at = this.need(8); return this.buf.readUInt32LE(at) + this.buf.readInt32LE(at + 4) * TWO32; }
-  u16(): number { return this.buf.readUInt16LE(this.need(2)); }
   skip(n: number): void { this.need(n); }
 
   /** A NUL-terminated name. */
@@ -84,11 +82,6 @@ export class ArgReader {
   bytes(n: number): Buffer {
     const at = this.need(n);
     return this.buf.subarray(at, at + n);
-  }
-
-  /** Whatever is left, as a view. */
-  rest(): Buffer {
-    return this.bytes(this.end - this.pos);
   }
 
   get remaining(): number { return this.end - this.pos; }
@@ -229,7 +222,6 @@ export class DirentWriter {
   get count(): number { return this.pos - OUT_HEADER_SIZE; }
   /** Bytes left for entries. */
   get room(): number { return this.buf.length - this.pos; }
-  get empty(): boolean { return this.pos === OUT_HEADER_SIZE; }
 
   /** The reply (header to be filled by the session) as a view. */
   reply(): Buffer { return this.buf.subarray(0, this.pos); }
