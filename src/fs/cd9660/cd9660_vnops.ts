@@ -1,7 +1,7 @@
 // Vnode operations (cd9660_vnops.c): read-only, so every operation that
 // would change the medium fails with EROFS.
 import {
-  bread_cluster, brelse, kerr, O_ACCMODE, O_RDONLY, O_TRUNC, VType,
+  bread_cluster, brelse, genfs_rdonly_vnodeops, kerr, O_ACCMODE, O_RDONLY, O_TRUNC, VType,
   type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { ISO_SECTOR } from './iso.js';
@@ -12,7 +12,6 @@ import { zisofs_read } from './cd9660_zisofs.js';
 /** Directory entries handed out per readdir call (more follow from the cookie). */
 const READDIR_BATCH = 128;
 
-const erofs = async (): Promise<never> => { throw kerr('EROFS'); };
 
 async function cd9660_open(vp: Vnode, flags: number, _l: Lwp): Promise<void> {
   if ((vp.type === VType.VREG || vp.type === VType.VDIR || vp.type === VType.VLNK) &&
@@ -105,18 +104,11 @@ async function cd9660_readlink(vp: Vnode, _l: Lwp): Promise<string> {
   return vp.node<IsoNode>().symlink;
 }
 
-export const cd9660_vnodeops: VnodeOps = {
+export const cd9660_vnodeops: VnodeOps = genfs_rdonly_vnodeops({
   lookup: cd9660_lookup,
-  create: erofs, mkdir: erofs, symlink: erofs, link: erofs, remove: erofs, rmdir: erofs, rename: erofs,
-  setattr: erofs, write: erofs, setxattr: erofs, removexattr: erofs,
   open: cd9660_open,
-  close: async () => {},
   getattr: cd9660_getattr,
   read: cd9660_read,
   readdir: cd9660_readdir,
   readlink: cd9660_readlink,
-  fsync: async () => {},
-  inactive: async () => false,
-  reclaim: async (vp) => { vp.data = null; },
-  pathconf: (_vp, name) => ({ name_max: 255, link_max: 65535, filesize_bits: 64 })[name],
-};
+});

@@ -2,7 +2,7 @@
 // EROFS. Lookup is case-insensitive through $UpCase and keeps the names'
 // case; readdir shows Win32 and POSIX names, never DOS 8.3 ones.
 import {
-  isKernError, kerr, log, O_ACCMODE, O_RDONLY, O_TRUNC, vcache_get, vrele, VType,
+  genfs_rdonly_vnodeops, isKernError, kerr, log, O_ACCMODE, O_RDONLY, O_TRUNC, vcache_get, vrele, VType,
   type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { ntfs_ino2key } from './ntfs.js';
@@ -12,7 +12,6 @@ import { ntfs_readattr, type NtfsMount } from './ntfs_subr.js';
 /** Directory entries handed out per readdir call (more follow from the cookie). */
 const READDIR_BATCH = 256;
 
-const erofs = async (): Promise<never> => { throw kerr('EROFS'); };
 
 async function ntfs_lookup(dvp: Vnode, name: string, _l: Lwp): Promise<Vnode> {
   const nmp = dvp.mount.priv<NtfsMount>();
@@ -89,18 +88,11 @@ async function ntfs_readlink(vp: Vnode, _l: Lwp): Promise<string> {
   return vp.node<NtfsNode>().symlink!;
 }
 
-export const ntfs_vnodeops: VnodeOps = {
+export const ntfs_vnodeops: VnodeOps = genfs_rdonly_vnodeops({
   lookup: ntfs_lookup,
-  create: erofs, mkdir: erofs, symlink: erofs, link: erofs, remove: erofs, rmdir: erofs, rename: erofs,
-  setattr: erofs, write: erofs, setxattr: erofs, removexattr: erofs,
   open: ntfs_open,
-  close: async () => {},
   getattr: ntfs_getattr,
   read: ntfs_read,
   readdir: ntfs_readdir,
   readlink: ntfs_readlink,
-  fsync: async () => {},
-  inactive: async () => false,
-  reclaim: async (vp) => { vp.data = null; },
-  pathconf: (_vp, name) => ({ name_max: 255, link_max: 65535, filesize_bits: 64 })[name],
-};
+});

@@ -1,7 +1,7 @@
 // Vnode operations (udf_vnops.c): read-only, so every operation that would
 // change the medium fails with EROFS.
 import {
-  kerr, O_ACCMODE, O_RDONLY, O_TRUNC, VType,
+  genfs_rdonly_vnodeops, kerr, O_ACCMODE, O_RDONLY, O_TRUNC, VType,
   type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { udf_dirents, udf_entrytypes, udf_lookup } from './udf_dir.js';
@@ -11,7 +11,6 @@ import type { UdfMount } from './udf_subr.js';
 /** Directory entries handed out per readdir call (more follow from the cookie). */
 const READDIR_BATCH = 128;
 
-const erofs = async (): Promise<never> => { throw kerr('EROFS'); };
 
 async function udf_open(vp: Vnode, flags: number, _l: Lwp): Promise<void> {
   if ((vp.type === VType.VREG || vp.type === VType.VDIR || vp.type === VType.VLNK) &&
@@ -61,18 +60,11 @@ async function udf_readlink(vp: Vnode, _l: Lwp): Promise<string> {
   return vp.node<UdfNode>().symlink!;
 }
 
-export const udf_vnodeops: VnodeOps = {
+export const udf_vnodeops: VnodeOps = genfs_rdonly_vnodeops({
   lookup: udf_lookup,
-  create: erofs, mkdir: erofs, symlink: erofs, link: erofs, remove: erofs, rmdir: erofs, rename: erofs,
-  setattr: erofs, write: erofs, setxattr: erofs, removexattr: erofs,
   open: udf_open,
-  close: async () => {},
   getattr: udf_getattr,
   read: udf_read,
   readdir: udf_readdir,
   readlink: udf_readlink,
-  fsync: async () => {},
-  inactive: async () => false,
-  reclaim: async (vp) => { vp.data = null; },
-  pathconf: (_vp, name) => ({ name_max: 255, link_max: 65535, filesize_bits: 64 })[name],
-};
+});
