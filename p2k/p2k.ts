@@ -125,15 +125,19 @@ export class P2k implements FuseFilesystem {
   }
 
   /** The entry for vp (referenced by the caller; the reference is taken over). */
-  private async entryFor(l: Lwp, vp: Vnode): Promise<EntryOut> {
-    let va: Vattr;
+  private entryFor(l: Lwp, vp: Vnode): EntryOut | Promise<EntryOut> {
+    let r: Vattr | Promise<Vattr>;
     try {
-      const r = vn_stat(l, vp);
-      va = r instanceof Promise ? await r : r;
+      r = vn_stat(l, vp);
     } catch (e) {
-      await vrele(vp);
-      throw e;
+      return (async () => { await vrele(vp); throw e; })();
     }
+    // Answered at once when the attributes were (READDIRPLUS asks this per entry).
+    if (!(r instanceof Promise)) return this.entryOf(vp, r);
+    return r.then(va => this.entryOf(vp, va), async e => { await vrele(vp); throw e; });
+  }
+
+  private entryOf(vp: Vnode, va: Vattr): EntryOut {
     const n = this.remember(vp);
     return { nodeid: n.id, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(va) };
   }
@@ -400,7 +404,8 @@ export class P2k implements FuseFilesystem {
             continue;
           }
           vps![k] = null; // entryFor takes the reference over
-          const entry = await this.entryFor(l, vp);
+          const got = this.entryFor(l, vp);
+          const entry = got instanceof Promise ? await got : got;
           out.add(e.name, e.fileid, entry.attr.mode, e.cookie, entry);
         }
       } finally {

@@ -16,7 +16,7 @@ import {
 } from './vfs_vnops.js';
 import { vref, vrele } from './vcache.js';
 import type { Vnode } from './vnode.js';
-import { VOP_CREATE, VOP_GETATTR, VOP_LINK, VOP_LOOKUP, VOP_MKDIR, VOP_REMOVE, VOP_RENAME, VOP_RMDIR, VOP_SYMLINK } from './vnode_if.js';
+import { vop_lookup, VOP_CREATE, VOP_GETATTR, VOP_LINK, VOP_LOOKUP, VOP_MKDIR, VOP_REMOVE, VOP_RENAME, VOP_RMDIR, VOP_SYMLINK } from './vnode_if.js';
 import { O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, VType, type Dirent, type Statvfs, type Vattr, type VattrSet } from './vnode_types.js';
 
 // Resolving: a path (namei), or one name in a directory vnode
@@ -61,7 +61,8 @@ export function vn_lookupmany(l: Lwp, dvp: Vnode, names: readonly (string | null
       for (const name of names) {
         if (name === null || name === '.' || name === '..') { found.push(null); continue; }
         try {
-          found.push(await VOP_LOOKUP(dvp, name, l));
+          const r = vop_lookup(dvp, name, l);
+          found.push(r instanceof Promise ? await r : r);
         } catch (e) {
           if (!(isKernError(e) && e.code === 'ENOENT')) throw e;
           found.push(null);
