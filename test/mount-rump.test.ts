@@ -397,7 +397,7 @@ describe.skipIf(SKIP_FUSE)('mount -o rump, fstab, partitions and type detection'
     notMounted(rumpmount('-t', 'nope', '-o', 'rump', img, mnt), mnt, 32, /unknown file system type 'nope'/);
     notMounted(mount('-t', 'rump.msdos', path.join(d, 'none.img'), mnt), mnt, 32, /none\.img: special device does not exist/);
     notMounted(mount('-t', 'rump.msdos', bad, mnt), mnt, 32, /not a FAT file system/);
-    notMounted(mount('-t', 'rump', bad, mnt), mnt, 32, /no FAT, ISO 9660 or ext2\/3\/4 file system found/);
+    notMounted(mount('-t', 'rump', bad, mnt), mnt, 32, /no FAT, exFAT, NTFS, ext2\/3\/4, ISO 9660 or UDF file system found/);
 
     mounted(mount('-t', 'rump.msdos', img, mnt), mnt, 'fuse.msdos');
     // The mount point is busy (and stays as it was).

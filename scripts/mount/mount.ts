@@ -86,7 +86,7 @@ export async function rumpMount(r: MountRequest): Promise<number> {
   if (fstype !== 'tmpfs') {
     const found = await probe(spec, partitionOf(options));
     if (fstype === 'auto') {
-      if (found === 'unknown') throw new MountError(`${spec}: no FAT, ISO 9660 or ext2/3/4 file system found (give the type with -t)`);
+      if (found === 'unknown') throw new MountError(`${spec}: no FAT, exFAT, NTFS, ext2/3/4, ISO 9660 or UDF file system found (give the type with -t)`);
       fstype = found;
     }
     // As mount does with a write-protected device.

@@ -425,7 +425,7 @@ export class Ukfs {
 
 /**
  * Mount `source` (an image file, a block device, or for tmpfs any name) as
- * file system `type` ('tmpfs', 'msdos'/'vfat', 'cd9660'/'iso9660', or
+ * file system `type` ('tmpfs', 'msdos'/'vfat', 'exfat', 'ext2fs'/'ext4', 'ntfs', 'cd9660'/'iso9660', 'udf', or
  * 'auto' to detect it from the content).
  */
 export async function mount(type: string, source: string, opts: UkfsMountOptions = {}): Promise<Ukfs> {
