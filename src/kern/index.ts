@@ -14,5 +14,6 @@ export * from './vfs_vnops.js';
 export * from './namei.js';
 export * from './vfs_syscalls.js';
 export * from './genfs_rdonly.js';
+export * from './vfs_opts.js';
 export * from './blkdev.js';
 export * from './bio.js';

@@ -2,7 +2,7 @@
 // volume descriptors, choosing the tree (Rock Ridge, Joliet or plain ISO
 // 9660), and loading vnodes by key.
 import {
-  kerr, MNT_RDONLY, vcache_get,
+  vfs_intopt, vfs_flagopt, kerr, MNT_RDONLY, vcache_get,
   type Mount, type MountArgs, type MountOptions, type Statvfs, type Vnode, type VfsOps,
 } from '../../kern/index.js';
 import {
@@ -36,26 +36,14 @@ function bad(note: string): never {
   throw kerr('EINVAL', note);
 }
 
-function intOpt(name: string, v: string | number | boolean, radix = 10): number {
-  const n = typeof v === 'number' ? v : typeof v === 'string' && (radix === 8 ? /^0?[0-7]+$/ : /^\d+$/).test(v) ? parseInt(v, radix) : NaN;
-  if (!Number.isSafeInteger(n) || n < 0) bad(`option ${name}=${String(v)}: not a valid number`);
-  return n;
-}
-
-function flagOpt(name: string, v: string | number | boolean): boolean {
-  if (v === true || v === '' || v === 'true' || v === 1) return true;
-  if (v === false || v === 'false' || v === 0) return false;
-  bad(`option ${name}=${String(v)}: takes no value`);
-}
-
 /** Options as NetBSD's mount_cd9660 and Linux's iso9660 name them. Unknown ones: EINVAL. */
 export function cd9660_parse_options(o: MountOptions): Cd9660Args {
   const a: Cd9660Args = { norrip: false, nojoliet: false, map: 'normal', mode: 0o555, dmode: 0o555, session: 0 };
   for (const [k, v] of Object.entries(o)) {
     switch (k) {
-      case 'norrip': case 'norock': a.norrip = flagOpt(k, v); break;
-      case 'nojoliet': a.nojoliet = flagOpt(k, v); break;
-      case 'nocasetrans': if (flagOpt(k, v)) a.map = 'off'; break;
+      case 'norrip': case 'norock': a.norrip = vfs_flagopt(k, v); break;
+      case 'nojoliet': a.nojoliet = vfs_flagopt(k, v); break;
+      case 'nocasetrans': if (vfs_flagopt(k, v)) a.map = 'off'; break;
       case 'map': {
         const m = String(v);
         const map = ({ off: 'off', o: 'off', normal: 'normal', n: 'normal', acorn: 'acorn', a: 'acorn' } as const)[m];
@@ -63,12 +51,12 @@ export function cd9660_parse_options(o: MountOptions): Cd9660Args {
         a.map = map;
         break;
       }
-      case 'uid': a.uid = intOpt(k, v); break;
-      case 'gid': a.gid = intOpt(k, v); break;
-      case 'mode': a.mode = intOpt(k, v, 8) & 0o7777; break;
-      case 'dmode': a.dmode = intOpt(k, v, 8) & 0o7777; break;
-      case 'session': a.session = intOpt(k, v); break;
-      case 'sbsector': a.sbsector = intOpt(k, v); break;
+      case 'uid': a.uid = vfs_intopt(k, v); break;
+      case 'gid': a.gid = vfs_intopt(k, v); break;
+      case 'mode': a.mode = vfs_intopt(k, v, 8) & 0o7777; break;
+      case 'dmode': a.dmode = vfs_intopt(k, v, 8) & 0o7777; break;
+      case 'session': a.session = vfs_intopt(k, v); break;
+      case 'sbsector': a.sbsector = vfs_intopt(k, v); break;
       default: bad(`unknown option '${k}' for cd9660`);
     }
   }

@@ -2,7 +2,7 @@
 // own runlist (from record 0, through its attribute list when $MFT has
 // one), $Volume (label, dirty flag) and $UpCase; vnodes by MFT record number.
 import {
-  kerr, log, MNT_RDONLY, vcache_get,
+  vfs_flagopt, kerr, log, MNT_RDONLY, vcache_get,
   type Mount, type MountArgs, type MountOptions, type Statvfs, type VfsOps, type Vnode,
 } from '../../kern/index.js';
 import {
@@ -36,12 +36,6 @@ function numOpt(name: string, v: string | number | boolean, octal: boolean): num
   return n;
 }
 
-function flagOpt(name: string, v: string | number | boolean): boolean {
-  if (v === true || v === '' || v === 'true' || v === 1) return true;
-  if (v === false || v === 'false' || v === 0) return false;
-  bad(`option ${name}=${String(v)}: takes no value`);
-}
-
 /** Options as ntfs-3g and Linux's ntfs name them: uid, gid, umask, fmask, dmask, show_sys_files. Others: EINVAL. */
 export function ntfs_parse_options(o: MountOptions): NtfsArgs {
   const a: NtfsArgs = { uid: 0, gid: 0, fmode: 0o755, dmode: 0o755, showSysFiles: false };
@@ -52,7 +46,7 @@ export function ntfs_parse_options(o: MountOptions): NtfsArgs {
       case 'umask': a.fmode = a.dmode = 0o777 & ~numOpt(k, v, true); break;
       case 'fmask': a.fmode = 0o777 & ~numOpt(k, v, true); break;
       case 'dmask': a.dmode = 0o777 & ~numOpt(k, v, true); break;
-      case 'show_sys_files': a.showSysFiles = flagOpt(k, v); break;
+      case 'show_sys_files': a.showSysFiles = vfs_flagopt(k, v); break;
       default: bad(`unknown option '${k}' for ntfs`);
     }
   }

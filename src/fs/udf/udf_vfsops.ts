@@ -5,7 +5,7 @@
 // type 2 sparable, virtual with its VAT, metadata with its metadata file);
 // the file set descriptor and the root directory.
 import {
-  kerr, MNT_RDONLY, vcache_get, VType,
+  vfs_intopt, kerr, MNT_RDONLY, vcache_get, VType,
   type Mount, type MountArgs, type MountOptions, type Statvfs, type Vnode, type VfsOps,
 } from '../../kern/index.js';
 import {
@@ -41,22 +41,16 @@ function bad(note: string): never {
   throw kerr('EINVAL', note);
 }
 
-function intOpt(name: string, v: string | number | boolean, radix = 10): number {
-  const n = typeof v === 'number' ? v : typeof v === 'string' && (radix === 8 ? /^0?[0-7]+$/ : /^\d+$/).test(v) ? parseInt(v, radix) : NaN;
-  if (!Number.isSafeInteger(n) || n < 0) bad(`option ${name}=${String(v)}: not a valid number`);
-  return n;
-}
-
 /** Options as Linux's udf and NetBSD's mount_udf name them. Unknown ones: EINVAL. */
 export function udf_parse_options(o: MountOptions): UdfArgs {
   const a: UdfArgs = { session: 0, unhide: false };
   for (const [k, v] of Object.entries(o)) {
     switch (k) {
-      case 'uid': a.uid = intOpt(k, v); break;
-      case 'gid': a.gid = intOpt(k, v); break;
-      case 'mode': a.mode = intOpt(k, v, 8) & 0o7777; break;
-      case 'dmode': a.dmode = intOpt(k, v, 8) & 0o7777; break;
-      case 'session': a.session = intOpt(k, v); break;
+      case 'uid': a.uid = vfs_intopt(k, v); break;
+      case 'gid': a.gid = vfs_intopt(k, v); break;
+      case 'mode': a.mode = vfs_intopt(k, v, 8) & 0o7777; break;
+      case 'dmode': a.dmode = vfs_intopt(k, v, 8) & 0o7777; break;
+      case 'session': a.session = vfs_intopt(k, v); break;
       case 'unhide':
         if (v !== true && v !== '' && v !== 'true' && v !== 1) bad(`option ${k}=${String(v)}: takes no value`);
         a.unhide = true;
