@@ -40,8 +40,23 @@ export function p2kWants(readOnly: boolean): number {
     (readOnly ? 0 : INIT.HANDLE_KILLPRIV_V2);
 }
 
-/** A vnode the host kernel knows by a node id. */
-interface Node { readonly id: number; readonly vp: Vnode; nlookup: number }
+/**
+ * A vnode the host kernel knows by a node id. Where names fold case on a
+ * writable mount, each spelling of a name gets a node of its own (an alias
+ * of the first): Linux answers rename(2) between two names of one inode
+ * itself, with nothing done, so "mv readme README" would never reach the
+ * driver. As two inodes the kernel sends the rename, and the driver changes
+ * the case. Aliases are opened without KEEP_CACHE (close-to-open, as NFS).
+ */
+interface Node {
+  readonly id: number; readonly vp: Vnode; nlookup: number;
+  /** The name it was entered under (case aliases only). */
+  spelling?: string;
+  /** The first node of the vnode: its other spellings. */
+  aliases?: Map<string, Node>;
+  /** An alias: the first node. */
+  primary?: Node;
+}
 
 /** An open file or directory; a directory keeps its last batch of entries for the kernel's next offset. */
 interface Handle { readonly fp: File; batch?: { from: number; entries: Dirent[]; eof: boolean } }
@@ -59,9 +74,15 @@ const UNSET = 0xffffffff;
 /** Read buffers kept for reuse, and their size (the kernel reads 128 KiB at a time by default). */
 const READ_POOL = 16, READ_BUFFER = 128 << 10; // chown's "leave as is" ((uid_t)-1)
 
-function toAttr(va: Vattr): FuseAttr {
+/**
+ * The inode number an alias reports: one of its own, so that programs that
+ * compare st_ino (mv, cp) see two files and make the rename(2) call.
+ */
+const aliasIno = (id: number) => Number.MAX_SAFE_INTEGER - id;
+
+function toAttr(va: Vattr, alias?: Node): FuseAttr {
   return {
-    ino: va.fileid, size: va.size, blocks: Math.ceil(va.bytes / 512),
+    ino: alias ? aliasIno(alias.id) : va.fileid, size: va.size, blocks: Math.ceil(va.bytes / 512),
     atime: va.atime, mtime: va.mtime, ctime: va.ctime,
     mode: vtypeToIfmt(va.type) | va.mode, nlink: va.nlink, uid: va.uid, gid: va.gid, rdev: va.rdev, blksize: va.blocksize,
   };
@@ -76,6 +97,7 @@ export class P2k implements FuseFilesystem {
   private readonly wizard: Cred | null;
   private readonly root: Vnode;
   private readonly openFlags: number;
+  private readonly caseAliases: boolean;
   private killprivByKernel = false;
   private readonly readBuffers: Buffer[] = [];
   private stopping: Promise<void> | null = null;
@@ -90,6 +112,7 @@ export class P2k implements FuseFilesystem {
     this.wizard = opts.wizardUid !== undefined ? new Cred(opts.wizardUid, opts.wizardUid, []) : null;
     // Every change goes through this mount, so the host's page cache stays right across opens.
     this.openFlags = opts.directIo ? FOPEN.DIRECT_IO : FOPEN.KEEP_CACHE;
+    this.caseAliases = (mp.op.caseInsensitive ?? false) && !opts.readOnly;
   }
 
   init(conn: FuseConnInfo): void {
@@ -109,9 +132,11 @@ export class P2k implements FuseFilesystem {
     return n.vp;
   }
 
-  /** One more lookup of vp by the kernel; takes over the caller's reference. */
-  private remember(vp: Vnode): Node {
-    let n = this.byVnode.get(vp);
+  /** One more lookup of vp (by name) by the kernel; takes over the caller's reference. */
+  private remember(vp: Vnode, name?: string): Node {
+    const primary = this.byVnode.get(vp);
+    const alias = this.caseAliases && primary?.spelling !== undefined && name !== undefined && name !== primary.spelling;
+    let n = alias ? primary!.aliases?.get(name) : primary;
     if (n) {
       n.nlookup++;
       // The node holds a reference of its own: never the last, so at once.
@@ -119,13 +144,54 @@ export class P2k implements FuseFilesystem {
       return n;
     }
     n = { id: this.nextId++, vp, nlookup: 1 };
+    if (this.caseAliases) n.spelling = name;
     this.nodes.set(n.id, n);
-    this.byVnode.set(vp, n);
+    if (alias) {
+      n.primary = primary;
+      (primary!.aliases ??= new Map()).set(name!, n);
+    } else {
+      this.byVnode.set(vp, n);
+    }
     return n;
   }
 
+  /** The node's vnode is known to the kernel by more than one spelling: its page cache may be stale. */
+  private spelledTwice(id: number): boolean {
+    const n = this.nodes.get(id);
+    return n !== undefined && (n.primary !== undefined || (n.aliases?.size ?? 0) > 0);
+  }
+
+  /** After a rename where names fold case: the node the kernel moved to newName is known by it. */
+  private async respell(l: Lwp, dvp: Vnode, name: string, newName: string): Promise<void> {
+    let vp: Vnode;
+    try {
+      vp = await vn_lookupat(l, dvp, newName);
+    } catch {
+      return;
+    }
+    await vrele(vp);
+    const primary = this.byVnode.get(vp);
+    if (!primary) return;
+    const moved = primary.spelling === name ? primary : primary.aliases?.get(name);
+    if (!moved) return;
+    // The node the target name had is gone for the kernel (it saw an unlink).
+    const target = primary.spelling === newName ? primary : primary.aliases?.get(newName);
+    if (target === primary) {
+      primary.spelling = undefined; // no spelling: never an alias again, until forgotten
+    } else if (target) {
+      primary.aliases!.delete(newName);
+    }
+    if (moved === primary) {
+      moved.spelling = newName;
+    } else {
+      primary.aliases!.delete(name);
+      moved.spelling = newName;
+      if (target !== primary) primary.aliases!.set(newName, moved);
+    }
+  }
+
   /** The entry for vp (referenced by the caller; the reference is taken over). */
-  private entryFor(l: Lwp, vp: Vnode): EntryOut | Promise<EntryOut> {
+  private entryFor(l: Lwp, vp: Vnode, name?: string): EntryOut | Promise<EntryOut> {
     let r: Vattr | Promise<Vattr>;
     try {
       r = vn_stat(l, vp);
@@ -133,17 +199,18 @@ export class P2k implements FuseFilesystem {
       return (async () => { await vrele(vp); throw e; })();
     }
     // Answered at once when the attributes were (READDIRPLUS asks this per entry).
-    if (!(r instanceof Promise)) return this.entryOf(vp, r);
-    return r.then(va => this.entryOf(vp, va), async e => { await vrele(vp); throw e; });
+    if (!(r instanceof Promise)) return this.entryOf(vp, r, name);
+    return r.then(va => this.entryOf(vp, va, name), async e => { await vrele(vp); throw e; });
   }
 
-  private entryOf(vp: Vnode, va: Vattr): EntryOut {
-    const n = this.remember(vp);
-    return { nodeid: n.id, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(va) };
+  private entryOf(vp: Vnode, va: Vattr, name?: string): EntryOut {
+    const n = this.remember(vp, name);
+    return { nodeid: n.id, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(va, n.primary && n) };
   }
 
-  private attrOut(va: Vattr): AttrOut {
-    return { attrValid: this.opts.attrTimeout, attr: toAttr(va) };
+  private attrOut(id: number, va: Vattr): AttrOut {
+    const n = this.nodes.get(id);
+    return { attrValid: this.opts.attrTimeout, attr: toAttr(va, n?.primary && n) };
   }
 
   forget(id: number, nlookup: number): void {
@@ -152,7 +219,11 @@ export class P2k implements FuseFilesystem {
     n.nlookup -= nlookup;
     if (n.nlookup > 0) return;
     this.nodes.delete(id);
-    this.byVnode.delete(n.vp);
+    if (n.primary) {
+      if (n.primary.aliases?.get(n.spelling!) === n) n.primary.aliases.delete(n.spelling!);
+    } else if (this.byVnode.get(n.vp) === n) {
+      this.byVnode.delete(n.vp);
+    }
     (async () => vrele(n.vp))().catch(e => rumpuser_putstr(`p2k: forget ${id}: ${String(e)}\n`));
   }
 
@@ -170,7 +241,7 @@ export class P2k implements FuseFilesystem {
       if (isKernError(e) && e.code === 'ENOENT' && this.opts.entryTimeout > 0 && !this.mp.op.caseInsensitive) return this.absent();
       throw e;
     }
-    return this.entryFor(l, vp);
+    return this.entryFor(l, vp, name);
   }
 
   private absent(): EntryOut {
@@ -184,28 +255,28 @@ export class P2k implements FuseFilesystem {
   async mknod(req: FuseRequest, parent: number, name: string, mode: number, rdev: number): Promise<EntryOut> {
     const l = this.lwp(req), dvp = this.vnode(parent);
     const type = ifmtToVtype(mode);
-    if (type !== VType.VREG) return this.entryFor(l, await vn_mknodat(l, dvp, name, type, mode & 0o7777, rdev));
+    if (type !== VType.VREG) return this.entryFor(l, await vn_mknodat(l, dvp, name, type, mode & 0o7777, rdev), name);
     const fp = await vn_createat(l, dvp, name, O_CREAT | O_EXCL | O_RDONLY, mode & 0o7777);
     vref(fp.vp);
     await vn_close(l, fp);
-    return this.entryFor(l, fp.vp);
+    return this.entryFor(l, fp.vp, name);
   }
 
   async mkdir(req: FuseRequest, parent: number, name: string, mode: number): Promise<EntryOut> {
     const l = this.lwp(req);
-    return this.entryFor(l, await vn_mkdirat(l, this.vnode(parent), name, mode & 0o7777));
+    return this.entryFor(l, await vn_mkdirat(l, this.vnode(parent), name, mode & 0o7777), name);
   }
 
   async symlink(req: FuseRequest, parent: number, name: string, target: string): Promise<EntryOut> {
     const l = this.lwp(req);
-    return this.entryFor(l, await vn_symlinkat(l, target, this.vnode(parent), name));
+    return this.entryFor(l, await vn_symlinkat(l, target, this.vnode(parent), name), name);
   }
 
   async link(req: FuseRequest, ino: number, newParent: number, newName: string): Promise<EntryOut> {
     const l = this.lwp(req), vp = this.vnode(ino);
     await vn_linkat(l, vp, this.vnode(newParent), newName);
     vref(vp);
-    return this.entryFor(l, vp);
+    return this.entryFor(l, vp, newName);
   }
 
   unlink(req: FuseRequest, parent: number, name: string): Promise<void> {
@@ -216,9 +287,11 @@ export class P2k implements FuseFilesystem {
     return vn_rmdirat(this.lwp(req), this.vnode(parent), name);
   }
 
-  rename(req: FuseRequest, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
+  async rename(req: FuseRequest, parent: number, name: string, newParent: number, newName: string, flags: number): Promise<void> {
     if (flags & ~RENAME_NOREPLACE) throw new KernError(errnos.EINVAL, 'rename exchange and whiteout are not supported');
-    return vn_renameat(this.lwp(req), this.vnode(parent), name, this.vnode(newParent), newName, (flags & RENAME_NOREPLACE) !== 0);
+    const l = this.lwp(req), tdvp = this.vnode(newParent);
+    await vn_renameat(l, this.vnode(parent), name, tdvp, newName, (flags & RENAME_NOREPLACE) !== 0);
+    if (this.caseAliases) await this.respell(l, tdvp, name, newName);
   }
 
   readlink(req: FuseRequest, ino: number): Promise<string> {
@@ -228,7 +301,7 @@ export class P2k implements FuseFilesystem {
   // Attributes
 
   async getattr(req: FuseRequest, ino: number): Promise<AttrOut> {
-    return this.attrOut(await vn_stat(this.lwp(req), this.vnode(ino)));
+    return this.attrOut(ino, await vn_stat(this.lwp(req), this.vnode(ino)));
   }
 
   async setattr(req: FuseRequest, ino: number, set: SetattrIn): Promise<AttrOut> {
@@ -253,7 +326,7 @@ export class P2k implements FuseFilesystem {
         if (changes) await vn_setattr(vp, va, l, openForWrite);
       });
     }
-    return this.attrOut(await vn_stat(l, vp));
+    return this.attrOut(ino, await vn_stat(l, vp));
   }
 
   access(req: FuseRequest, ino: number, mask: number): Promise<void> {
@@ -284,7 +357,7 @@ export class P2k implements FuseFilesystem {
     const l = this.lwp(req), vp = this.vnode(ino);
     vref(vp);
     const fp = await vn_open(l, vp, flags & ~(O_CREAT | O_EXCL));
-    return { fh: this.addHandle(fp), openFlags: this.openFlags };
+    return { fh: this.addHandle(fp), openFlags: this.spelledTwice(ino) ? 0 : this.openFlags };
   }
 
   async create(req: FuseRequest, parent: number, name: string, mode: number, flags: number): Promise<{ entry: EntryOut; open: OpenOut }> {
@@ -293,7 +366,7 @@ export class P2k implements FuseFilesystem {
     vref(fp.vp);
     let entry: EntryOut;
     try {
-      entry = await this.entryFor(l, fp.vp);
+      entry = await this.entryFor(l, fp.vp, name);
     } catch (e) {
       await vn_close(l, fp);
       throw e;
@@ -404,7 +477,7 @@ export class P2k implements FuseFilesystem {
             continue;
           }
           vps![k] = null; // entryFor takes the reference over
-          const got = this.entryFor(l, vp);
+          const got = this.entryFor(l, vp, e.name);
           const entry = got instanceof Promise ? await got : got;
           out.add(e.name, e.fileid, entry.attr.mode, e.cookie, entry);
         }

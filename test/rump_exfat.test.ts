@@ -75,7 +75,7 @@ describe.skipIf(SKIP_FUSE)('rump_exfat through FUSE', () => {
     });
   }
 
-  it('cp -a, tar x, mv, rm -r, truncate, touch -d: fsck.exfat is clean and exfat-fuse reads the same', async () => {
+  it('cp -a, tar x, mv (also case only), rm -r, truncate, touch -d: fsck.exfat is clean and exfat-fuse reads the same', async () => {
     const dir = tempDir('rump-exfat-');
     const fix = path.join(dir, 'fix'), ref = path.join(dir, 'ref');
     fixture(fix);
@@ -101,7 +101,9 @@ truncate -s 12345 w/empty
 truncate -s 100 w/big.bin
 truncate -s 5000000 t/big.bin
 touch -d '2021-03-04 05:06:07.89' w/renamed.txt
-touch -d '1999-12-31 23:59:59' t/moved.txt`;
+touch -d '1999-12-31 23:59:59' t/moved.txt
+mv w/renamed.txt w/Renamed.TXT
+mv -T 'w/Greek, renamed' 'w/GREEK, Renamed'`;
     mkdirSync(ref);
     shOk(`cd '${ref}' && ${workload}`);
 
@@ -110,16 +112,16 @@ touch -d '1999-12-31 23:59:59' t/moved.txt`;
     shOk(`cd '${m.mountpoint}' && ${workload}`);
     expect(listing(m.mountpoint)).toBe(listing(ref));
     // exFAT keeps 10 ms.
-    expect(shOk(`cd '${m.mountpoint}' && stat -c '%n %y' w/renamed.txt t/moved.txt`)).toBe(
-      'w/renamed.txt 2021-03-04 05:06:07.890000000 +0000\nt/moved.txt 1999-12-31 23:59:59.000000000 +0000\n');
+    expect(shOk(`cd '${m.mountpoint}' && stat -c '%n %y' w/Renamed.TXT t/moved.txt`)).toBe(
+      'w/Renamed.TXT 2021-03-04 05:06:07.890000000 +0000\nt/moved.txt 1999-12-31 23:59:59.000000000 +0000\n');
     await rumpUnmount(m);
     expect(volumeFlags(img) & 2).toBe(0);
     fsckExfat(img);
     withExfatFuse(img, (f) => {
       expect(listing(f)).toBe(listing(ref));
       // exfat-fuse shows whole seconds.
-      expect(shOk(`cd '${f}' && TZ=UTC stat -c '%n %y' w/renamed.txt t/moved.txt`)).toBe(
-        'w/renamed.txt 2021-03-04 05:06:07.000000000 +0000\nt/moved.txt 1999-12-31 23:59:59.000000000 +0000\n');
+      expect(shOk(`cd '${f}' && TZ=UTC stat -c '%n %y' w/Renamed.TXT t/moved.txt`)).toBe(
+        'w/Renamed.TXT 2021-03-04 05:06:07.000000000 +0000\nt/moved.txt 1999-12-31 23:59:59.000000000 +0000\n');
     }, true);
   });
 
