@@ -4,26 +4,22 @@
 // readiness, serve; on unmount (umount, fusermount -u) or SIGTERM/SIGINT:
 // unmount in the kernel (flush, mark clean), close the device, exit 0.
 //
-// The command the user runs is a launcher: it starts the real server as a
-// child (with UV_USE_IO_URING=0, which the sandbox needs from process start;
-// as root inside a new network namespace from its first instruction, through
-// util-linux unshare, so that no thread of it ever sees the host's network)
-// and waits until the child reports readiness on a pipe (fd 3) and a stat of
-// the mount point works; then it exits 0 (the child stays, detached), or it
-// prints the child's error and exits 32, mount's "mount failure", after
-// taking away a FUSE mount that the failed server left. With -f,
-// P2K_NODETACH or P2K_DEBUG the launcher stays in front, passes signals on,
-// and exits with the server's status (128 + the signal that killed it).
+// The command the user runs starts the launcher (src/rumpuser/launch.c,
+// a small C program, so that a mount costs one Node start): it starts this
+// program again as the server, detached, and waits until the server says on
+// fd 3 that its mount is ready; then it exits 0 and the server stays. The
+// server prints its own errors (exit 32, mount's "mount failure"; usage, 1)
+// while its stderr is still the user's; once ready a background server
+// writes to its log. With -f, P2K_NODETACH or P2K_DEBUG the launcher stays
+// in front, passes signals on, and exits with the server's status.
 //
 // A server that dies (a driver panic aborts it) leaves its mount point
 // answering ENOTCONN until someone unmounts it, as NetBSD's puffs does: the
 // failure stays visible instead of an empty directory that looks mounted.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { constants } from 'node:os';
+import { constants, homedir } from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
 import { CallerGroups } from '../p2k/caller_groups.js';
 import { DevChannel, fuseMount } from '../p2k/fuse/mount.js';
 import { FuseSession } from '../p2k/fuse/session.js';
@@ -32,17 +28,15 @@ import {
   KernError, MNT_NOEXEC, MNT_RDONLY, blkdev_open, panic, vfs_mount, vfs_unmount,
   type BlockDevice, type Mount, type MountOptions,
 } from '../src/kern/index.js';
-import { openProcDir } from '../src/rumpuser/native.js';
+import { dup2, launcherPath, openProcDir, setCloexec } from '../src/rumpuser/native.js';
 import { rumpuser_logtag, rumpuser_putstr } from '../src/rumpuser/index.js';
 import { sandbox } from '../src/rumpuser/sandbox.js';
 import { checkWholeDisk } from './disk.js';
-import { mountAt, type MountInfo } from './mountinfo.js';
+import { mountAt } from './mountinfo.js';
+import { SERVER_NODE_FLAGS } from './programs.js';
 import { UsageError } from './options.js';
 
 export const EXIT_USAGE = 1, EXIT_MOUNT_FAILURE = 32;
-
-/** How long the launcher waits for the server to be mounted. */
-const READY_TIMEOUT_MS = 60_000;
 
 export interface ServerSpec {
   /** rump_tmpfs, for messages. */
@@ -93,14 +87,20 @@ export async function serverMain(prog: string, usage: string, parse: (argv: stri
     process.exit(EXIT_USAGE);
   }
   const readyFd = process.env.P2K_READY_FD;
-  if (readyFd === undefined) return launch(spec);
-  // The server: readiness and errors go to the launcher through the pipe.
+  if (readyFd === undefined) return launch();
+  // The server: what the launcher needs to know goes through the pipe.
   const fd = Number(readyFd);
+  setCloexec(fd);
   const say = (line: string) => { try { writeSync(fd, line + '\n'); } catch { /* launcher gone */ } };
+  const foreground = spec.foreground || envSet('P2K_NODETACH') || envSet('P2K_DEBUG');
+  if (foreground) say('foreground');
   try {
-    await serve(spec, () => { say('ready'); closeSync(fd); });
+    await serve(spec, foreground, {
+      mounted: (id, escapedPath) => say(`mounted ${id} ${escapedPath}`),
+      ready: () => { say('ready'); closeSync(fd); },
+    });
   } catch (e) {
-    say(`error ${describe(e)}`);
+    process.stderr.write(`${prog}: ${describe(e)}\n`);
     process.exit(EXIT_MOUNT_FAILURE);
   }
   // Serving: the FUSE handle keeps the process alive until unmount or a signal.
@@ -113,133 +113,36 @@ function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-// The launcher
-
-async function launch(spec: ServerSpec): Promise<never> {
-  const foreground = spec.foreground || envSet('P2K_NODETACH') || envSet('P2K_DEBUG');
-  const log = foreground ? null : openLog();
-  const mountedBefore = mountAtPath(spec.mountpoint)?.id ?? null;
-  // A small young generation: a quarter less peak memory at no CPU cost (measured, shared/NOTES).
-  const server = [process.execPath, '--max-semi-space-size=1', ...process.execArgv, ...process.argv.slice(1)];
-  // unshare execs the server: the child's pid is the server's.
-  const argv = process.geteuid?.() === 0 ? ['unshare', '--net', '--', ...server] : server;
-  const child = spawn(argv[0], argv.slice(1), {
-    // P2K_MOUNTPOINT lets rumpumount find this server: its cwd and relative
-    // operands say nothing once it is chrooted.
-    env: { ...serverEnv(), UV_USE_IO_URING: '0', P2K_READY_FD: '3', P2K_MOUNTPOINT: absolute(spec.mountpoint), ...(log ? { P2K_LOG: log.path } : {}) },
-    stdio: foreground ? ['inherit', 'inherit', 'inherit', 'pipe'] : ['ignore', log?.fd ?? 'ignore', log?.fd ?? 'ignore', 'pipe'],
-    detached: !foreground,
+// Run as `node rump_<fs>.js` (not through an installed command): the
+// launcher starts this program again as the server.
+function launch(): Promise<never> {
+  const child = spawn(launcherPath(), [process.execPath, ...SERVER_NODE_FLAGS, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) process.on(sig, () => child.kill(sig));
+  return new Promise<never>(() => {
+    child.on('error', e => { process.stderr.write(`cannot start the launcher: ${e.message}\n`); process.exit(EXIT_MOUNT_FAILURE); });
+    child.on('close', (code, sig) => process.exit(sig ? 128 + constants.signals[sig] : code ?? EXIT_MOUNT_FAILURE));
   });
-  if (log) closeSync(log.fd);
-  let spawnError = '';
-  child.on('error', e => { spawnError = `cannot start ${argv[0]}: ${e.message}`; });
-  const status = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>(resolve =>
-    child.on('close', (code, sig) => resolve({ code, sig })));
-  const exited = status.then(({ code, sig }) => (sig ? `killed by ${sig}` : `exited with status ${code}`));
-  const pipe = child.stdio[3] as Readable;
-  pipe.setEncoding('utf8');
-  let text = '';
-  pipe.on('data', (d: string) => { text += d; });
-  const closed = new Promise<void>(resolve => pipe.on('close', () => resolve()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), READY_TIMEOUT_MS);
-  await closed;
-  clearTimeout(timer);
-
-  let failure: string | null = null;
-  if (!text.startsWith('ready')) {
-    const why = await exited;
-    failure = text.startsWith('error ') ? text.slice(6).trim() : spawnError || `the server ${why} before the mount was ready`;
-  } else {
-    failure = checkMounted(spec);
-    if (failure) child.kill('SIGTERM');
-  }
-  if (failure) {
-    process.stderr.write(`${spec.prog}: ${failure}\n`);
-    await Promise.race([exited, new Promise(r => setTimeout(r, 5000))]);
-    removeLeftMount(spec, mountedBefore);
-    process.exit(EXIT_MOUNT_FAILURE);
-  }
-  if (!foreground) {
-    child.unref();
-    process.exit(0);
-  }
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) {
-    process.on(sig, () => child.kill(sig));
-  }
-  // As a shell reports it; re-raising would make the launcher dump core too.
-  const { code, sig } = await status;
-  process.exit(sig ? 128 + constants.signals[sig] : code ?? 1);
 }
 
 /**
- * Where a background server's messages go (its panic, above all): the file
- * RUMPFS_LOG names, else /var/log/rumpfs.log for root and
- * $XDG_STATE_HOME/rumpfs.log (~/.local/state) for others. null: nowhere
- * writable, as before.
+ * Where a background server's messages go once it is ready (its panic,
+ * above all): the file RUMPFS_LOG names, else /var/log/rumpfs.log for root
+ * and $XDG_STATE_HOME/rumpfs.log (~/.local/state) for others; /dev/null
+ * when none is writable. Opened before the sandbox.
  */
-function openLog(): { path: string; fd: number } | null {
+function openLog(): { fd: number; file: boolean; null: number } {
   const state = process.env.XDG_STATE_HOME || path.join(homedir(), '.local/state');
   const file = process.env.RUMPFS_LOG || (process.geteuid?.() === 0 ? '/var/log/rumpfs.log' : path.join(state, 'rumpfs.log'));
+  const nul = openSync('/dev/null', 'r+');
   try {
     mkdirSync(path.dirname(file), { recursive: true });
-    return { path: file, fd: openSync(file, 'a', 0o640) };
+    return { fd: openSync(file, 'a', 0o640), file: true, null: nul };
   } catch {
-    return null;
+    return { fd: nul, file: false, null: nul };
   }
-}
-
-/**
- * The server's environment: ours, less what makes Node load what a server
- * never uses (Node 20 parses NODE_EXTRA_CA_CERTS at start-up, ~50 ms; the
- * server makes no TLS connection).
- */
-function serverEnv(): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'NODE_OPTIONS']) delete env[k];
-  return env;
-}
-
-/** The topmost mount at dir, found even when dir is a dead FUSE mount (which any stat of it fails). */
-function mountAtPath(dir: string): MountInfo | null {
-  const abs = path.resolve(dir);
-  let real: string;
-  try {
-    real = realpathSync(abs);
-  } catch {
-    try {
-      real = path.join(realpathSync(path.dirname(abs)), path.basename(abs));
-    } catch {
-      return null;
-    }
-  }
-  return mountAt(real);
-}
-
-/**
- * A server that failed after attaching (refused by the sandbox, or killed)
- * leaves its FUSE mount, dead or about to be: detach it lazily. Only a mount
- * of our type that was not there before is touched.
- */
-function removeLeftMount(spec: ServerSpec, before: string | null): void {
-  const m = mountAtPath(spec.mountpoint);
-  if (!m || m.id === before || m.fstype !== `fuse.${spec.fstype}`) return;
-  const [cmd, ...args] = process.geteuid?.() === 0 ? ['umount', '-l'] : ['fusermount3', '-u', '-z'];
-  spawnSync(cmd, [...args, spec.mountpoint], { stdio: 'ignore' });
-}
-
-/** After "ready": the mount point answers and is our FUSE mount. */
-function checkMounted(spec: ServerSpec): string | null {
-  try {
-    statSync(spec.mountpoint);
-  } catch (e) {
-    return `mounted, but ${spec.mountpoint} does not answer: ${(e as Error).message}`;
-  }
-  const m = mountAt(realpathSync(spec.mountpoint));
-  return m?.fstype === `fuse.${spec.fstype}` ? null : `${spec.mountpoint}: the FUSE mount is missing after start-up`;
 }
 
 // The server
-
 
 /** The mount point as an absolute real path: it exists, is a directory, and nothing is mounted there yet. */
 function checkMountpoint(mountpoint: string): string {
@@ -262,8 +165,18 @@ function checkMountpoint(mountpoint: string): string {
 /** The largest READ and WRITE: 256 pages, what the kernel allows by default (fs.fuse.max_pages_limit). */
 const MAX_WRITE = 1 << 20;
 
-async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
-  if (process.env.P2K_LOG) rumpuser_logtag(`${spec.prog}[${process.pid}]`);
+/** What the server tells its launcher. */
+interface LauncherLink {
+  /** Its FUSE mount is there (mountinfo's id and escaped path): the launcher's to detach if the server dies before ready. */
+  mounted(id: string, escapedPath: string): void;
+  ready(): void;
+}
+
+/** mountinfo's escaping of a path (blanks and backslashes as octal). */
+const escapeMount = (p: string) => p.replace(/[ \t\n\\]/g, c => '\\' + c.charCodeAt(0).toString(8).padStart(3, '0'));
+
+async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLink): Promise<void> {
+  const log = foreground ? null : openLog();
   const mountpoint = checkMountpoint(path.resolve(spec.mountpoint));
   const readOnly = (spec.flags & MNT_RDONLY) !== 0;
   // Everything that can be refused is refused before the device is opened: a
@@ -298,20 +211,13 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
     wizardUid: wizard !== undefined ? Number(wizard) : undefined,
     entryTimeout: timeout, attrTimeout: timeout, directIo: nocache || envSet('P2K_NOCACHE_PAGE'),
   });
-  // The sandboxed server cannot unmount itself: a signal asks this helper,
-  // started now outside the sandbox, to unmount from outside; the FUSE
-  // session then ends as with umount. When files are still open it detaches
-  // the mount lazily, and the server stops anyway 2 s later. It exits when
-  // its stdin (our end) closes; /dev/fuse is close-on-exec, so it never
-  // keeps a crashed server's mount alive.
-  // As root it goes through util-linux's umount (-i: not our own helper),
-  // which also drops the mount's utab note.
-  const unmount = process.geteuid?.() === 0 ? 'umount -i "$0" || umount -i -l "$0"' : 'fusermount3 -u "$0" || fusermount3 -u -z "$0"';
-  const unmounter = spawn('/bin/sh', ['-c', `read x || exit; ${unmount}`, mountpoint],
-    { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
-  unmounter.on('error', () => {});
-  unmounter.stdin!.on('error', () => {});
-  unmounter.unref();
+  // The sandboxed server cannot unmount itself: a signal asks the launcher's
+  // unmounter (outside the sandbox) through this pipe to unmount from
+  // outside; the FUSE session then ends as with umount. When files are still
+  // open it detaches the mount lazily, and the server stops anyway 2 s later.
+  const unmountFd = process.env.P2K_UNMOUNT_FD !== undefined ? Number(process.env.P2K_UNMOUNT_FD) : -1;
+  if (unmountFd >= 0) setCloexec(unmountFd);
+  const askUnmount = () => { try { writeSync(unmountFd, 'u\n'); } catch { /* no unmounter: the mount is left to its owner */ } };
   let fd: number;
   try {
     fd = fuseMount({
@@ -320,10 +226,11 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
       kernelPermissions: !spec.serverPermissions,
     });
   } catch (e) {
-    unmounter.stdin!.end();
     await unmountKernel();
     throw new MountFailure(`cannot attach to ${mountpoint} through FUSE: ${describe(e)}`);
   }
+  const attached = mountAt(mountpoint);
+  if (attached) launcher.mounted(attached.id, escapeMount(mountpoint));
   const debug = envSet('P2K_DEBUG');
   const session = new FuseSession(new DevChannel(fd), p2k, {
     want: p2kWants(readOnly), maxWrite: MAX_WRITE,
@@ -342,7 +249,7 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
       .then(() => p2k.shutdown())
       .then(() => dev?.close())
       .then(() => {
-        if (process.env.P2K_LOG) rumpuser_putstr(`unmounted ${mountpoint}: clean\n`);
+        if (log?.file) rumpuser_putstr(`unmounted ${mountpoint}: clean\n`);
         process.exit(0);
       }, e => {
         rumpuser_putstr(`${spec.prog}: unmount failed: ${describe(e)}\n`);
@@ -353,7 +260,7 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
   session.start();
   const onSignal = (sig: string) => {
     if (stopping) return;
-    unmounter.stdin!.write('u\n');
+    askUnmount();
     setTimeout(() => stop(sig), 2000).unref();
   };
   process.on('SIGTERM', () => onSignal('SIGTERM'));
@@ -371,8 +278,17 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
     await dev?.close().catch(() => {});
     throw new MountFailure(describe(e));
   }
-  if (process.env.P2K_LOG) rumpuser_putstr(`serving ${spec.from} on ${mountpoint}${readOnly ? ' (read-only)' : ''}\n`);
-  ready();
+  launcher.ready();
+  if (log) {
+    // Detached from the user's terminal (and from a caller's pipes): what it would have printed goes to the log.
+    dup2(log.null, 0);
+    dup2(log.fd, 1);
+    dup2(log.fd, 2);
+  }
+  if (log?.file) {
+    rumpuser_logtag(`${spec.prog}[${process.pid}]`);
+    rumpuser_putstr(`serving ${spec.from} on ${mountpoint}${readOnly ? ' (read-only)' : ''}\n`);
+  }
 }
 
 /** First uid of the range that servers take one each of (uid = base + pid). */
@@ -390,7 +306,3 @@ function serverIds(spec: ServerSpec): { uid: number; gid: number } | undefined {
   return { uid: SERVER_UID_BASE + process.pid, gid: group ? Number(group[2]) : 65534 };
 }
 
-/** The mount point as the mount table will show it (real path when it exists). */
-function absolute(p: string): string {
-  try { return realpathSync(p); } catch { return path.resolve(p); }
-}

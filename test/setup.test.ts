@@ -53,17 +53,21 @@ describe.skipIf(!isRoot)('scripts/setup as root', () => {
     expect(lstatSync(lib).isSymbolicLink()).toBe(true);
     const copy = path.join(path.dirname(lib), readlinkSync(lib));
     for (const f of ['dist/servers/rump_msdos.js', 'dist/bin/rump_msdos.js', 'dist/bin/mount_rump.js', 'package.json',
-      'src/rumpuser/build/Release/rumpuser.node', 'node_modules/commander/package.json']) {
+      'src/rumpuser/build/Release/rumpuser.node', 'src/rumpuser/build/Release/rumpfs_launch', 'node_modules/commander/package.json']) {
       expect(existsSync(path.join(copy, f)), f).toBe(true);
     }
     // Only what runs: no compiler, no test runner.
     for (const d of ['node_modules/typescript', 'node_modules/vitest', 'node_modules/esbuild']) expect(existsSync(path.join(copy, d)), d).toBe(false);
     const shim = (bundle: string) => `#!/bin/sh\nunset NODE_EXTRA_CA_CERTS\nexec ${process.execPath} ${lib}/dist/bin/${bundle}.js "$@"\n`;
+    // A server runs through its launcher (one Node start per mount).
+    const serverShim = (bundle: string) =>
+      `#!/bin/sh\nunset NODE_EXTRA_CA_CERTS\nexec ${lib}/src/rumpuser/build/Release/rumpfs_launch ${process.execPath} --max-semi-space-size=1 ${lib}/dist/bin/${bundle}.js "$@"\n`;
     expect(readFileSync(path.join(root, 'sbin/mount.rump'), 'utf8')).toBe(shim('mount_rump'));
     for (const h of ['umount.rump', 'umount.fuse.msdos', 'umount.fuse.cd9660']) expect(readFileSync(path.join(root, 'sbin', h), 'utf8')).toBe(shim('umount_rump'));
-    for (const cmd of ['rump_tmpfs', 'rump_msdos', 'rump_cd9660', 'rump_udf', 'rump_ntfs', 'rumpmount', 'rumpumount']) {
-      expect(readFileSync(path.join(root, 'usr/local/bin', cmd), 'utf8')).toBe(shim(cmd));
+    for (const cmd of ['rump_tmpfs', 'rump_msdos', 'rump_cd9660', 'rump_udf', 'rump_ntfs']) {
+      expect(readFileSync(path.join(root, 'usr/local/bin', cmd), 'utf8')).toBe(serverShim(cmd));
     }
+    for (const cmd of ['rumpmount', 'rumpumount']) expect(readFileSync(path.join(root, 'usr/local/bin', cmd), 'utf8')).toBe(shim(cmd));
 
     // The checkout goes: the commands still work, a real mount included.
     rmSync(a, { recursive: true, force: true });

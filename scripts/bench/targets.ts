@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { serverProgram } from '../../servers/programs.js';
+import { serverCommand } from '../../servers/programs.js';
 import { BIG, fileName, META_DIR, TREE_DIR } from './layout.js';
 import { isRoot, type ServerKind } from './mounts.js';
 
@@ -103,7 +103,6 @@ const roomFor = (o: Options) => o.size + o.tree * 8192 + o.files * 1024 + 64 * M
 const node = process.execPath;
 
 /** A rump server as the installed command runs it: its bundle, without Node 20's slow CA-bundle start. */
-const serverCommand = (server: string) => ['env', '-u', 'NODE_EXTRA_CA_CERTS', node, serverProgram(server)];
 
 /**
  * libfuse 2's nearest to what p2k asks of the kernel: permissions checked by

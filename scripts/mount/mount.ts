@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { KernError, blkdev_open, type BlockDevice } from '../../src/kern/index.js';
 import { detectType } from '../../src/ukfs/detect.js';
 import { checkWholeDisk, WholeDiskError } from '../../servers/disk.js';
-import { serverProgram } from '../../servers/programs.js';
+import { serverCommand } from '../../servers/programs.js';
 import { EXIT_FAILURE, EXIT_USAGE, MountError, kernelType, serverFor } from './types.js';
 
 export interface MountRequest {
@@ -97,7 +97,7 @@ export async function rumpMount(r: MountRequest): Promise<number> {
     }
   }
   const server = serverFor(fstype);
-  const argv = [process.execPath, serverProgram(server), spec, dir];
+  const argv = [...serverCommand(server), spec, dir];
   if (options.length > 0) argv.push('-o', options.map(([k, v]) => v === true ? k : `${k}=${v}`).join(','));
   if (r.namespace !== undefined) {
     const ns = /^\d+$/.test(r.namespace) ? `/proc/${r.namespace}/ns/mnt` : r.namespace;

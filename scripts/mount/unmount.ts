@@ -24,18 +24,24 @@ function holdsDevFuse(pid: string): boolean {
   return false;
 }
 
+/** Kept in step with src/rumpuser/launch.c, which starts the unmounters. */
+const UNMOUNTER_MARK = ': rumpfs-unmounter;';
+
 /**
- * The rump servers serving mountpoint: processes that hold /dev/fuse and
- * whose environment names it (P2K_MOUNTPOINT, set by the server launcher).
+ * The rump servers serving mountpoint. The launcher gives each server an
+ * unmounter (`/bin/sh -c ': rumpfs-unmounter; ...' MOUNTPOINT PID`) that
+ * lives as long as the server: its command line names both. The server must
+ * hold /dev/fuse.
  */
 export function serverPids(mountpoint: string): number[] {
-  const want = `P2K_MOUNTPOINT=${mountpoint}`;
   const pids: number[] = [];
   for (const pid of readdirSync('/proc')) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
     try {
-      if (!readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(want)) continue;
-      if (holdsDevFuse(pid) && !processGone(Number(pid))) pids.push(Number(pid));
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (argv[1] !== '-c' || !argv[2]?.startsWith(UNMOUNTER_MARK) || argv[3] !== mountpoint) continue;
+      const server = Number(argv[4]);
+      if (holdsDevFuse(String(server)) && !processGone(server)) pids.push(server);
     } catch { /* gone meanwhile, or not ours to look at */ }
   }
   return pids;

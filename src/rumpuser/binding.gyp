@@ -5,6 +5,12 @@
       "sources": ["rumpuser.c"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "defines": ["NAPI_VERSION=8"]
+    },
+    {
+      "target_name": "rumpfs_launch",
+      "type": "executable",
+      "sources": ["launch.c"],
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"]
     }
   ]
 }

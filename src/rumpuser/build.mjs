@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Builds the rumpuser addon (build/Release/rumpuser.node beside this file)
-// with node-gyp, against the headers of the Node that runs us (no network).
-// Fast when up to date: rebuilds only when the .node is missing or older
-// than rumpuser.c, binding.gyp, this script or the Node headers.
+// and the server launcher (build/Release/rumpfs_launch) with node-gyp,
+// against the headers of the Node that runs us (no network). Fast when up to
+// date: rebuilds only when one is missing or older than its inputs.
 import { existsSync, statSync, mkdirSync, rmdirSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -13,14 +13,14 @@ import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
 const dir = path.dirname(fileURLToPath(import.meta.url));
-const built = path.join(dir, 'build', 'Release', 'rumpuser.node');
+const builtFiles = ['rumpuser.node', 'rumpfs_launch'].map((f) => path.join(dir, 'build', 'Release', f));
 const prefix = path.resolve(path.dirname(process.execPath), '..');
 const header = path.join(prefix, 'include', 'node', 'node_api.h');
-const inputs = ['rumpuser.c', 'binding.gyp', 'build.mjs'].map((f) => path.join(dir, f));
+const inputs = ['rumpuser.c', 'launch.c', 'binding.gyp', 'build.mjs'].map((f) => path.join(dir, f));
 if (existsSync(header)) inputs.push(header);
 
 const mtime = (f) => statSync(f).mtimeMs;
-const stale = () => !existsSync(built) || inputs.some((f) => mtime(f) > mtime(built));
+const stale = () => builtFiles.some((built) => !existsSync(built) || inputs.some((f) => mtime(f) > mtime(built)));
 
 // Test files may run this concurrently: one builds, the others wait for it.
 const lock = path.join(os.tmpdir(), `rumpuser-build-${createHash('sha256').update(dir).digest('hex').slice(0, 12)}.lock`);

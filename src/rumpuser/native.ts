@@ -6,6 +6,7 @@
 // .code (errno name), .errno (negative errno), .syscall.
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface Caps { effective: bigint; permitted: bigint; inheritable: bigint }
@@ -13,6 +14,8 @@ export type RlimitResource = 'core' | 'nofile' | 'nproc' | 'fsize';
 
 interface Addon {
   flock(fd: number, op: number): void;
+  dup2(from: number, to: number): void;
+  setCloexec(fd: number): void;
   blkdevSize(fd: number): number;
   blkdevSectorSize(fd: number): number;
   chroot(path: string): void;
@@ -71,6 +74,21 @@ function native(): Addon {
 /** Load the addon now (before a chroot makes its file unreachable). */
 export function loadNative(): void {
   native();
+}
+
+/** The server launcher (launch.c), built beside the addon. */
+export function launcherPath(): string {
+  const file = candidates.map((f) => path.join(path.dirname(f), 'rumpfs_launch')).find((f) => existsSync(f));
+  if (!file) throw new Error('rumpuser: rumpfs_launch not built (run: node src/rumpuser/build.mjs)');
+  return file;
+}
+
+export function dup2(from: number, to: number): void {
+  native().dup2(from, to);
+}
+
+export function setCloexec(fd: number): void {
+  native().setCloexec(fd);
 }
 
 const FLOCK_OPS = { sh: 0, ex: 1, un: 2 } as const;

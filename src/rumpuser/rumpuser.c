@@ -130,6 +130,26 @@ static napi_value js_flock(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* A background server's stdout and stderr become its log once it is ready. */
+static napi_value js_dup2(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t from, to;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &from) || !arg_i32(env, argv[1], &to))
+    return throw_type(env, "dup2(from, to)");
+  if (dup2(from, to) < 0) return throw_errno(env, "dup2", errno);
+  return undefined(env);
+}
+
+/* The launcher's pipes are the server's alone: no child it starts (fusermount3) may hold them. */
+static napi_value js_set_cloexec(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int32_t fd;
+  if (!get_args(env, info, 1, argv) || !arg_i32(env, argv[0], &fd)) return throw_type(env, "setCloexec(fd)");
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return throw_errno(env, "fcntl(F_SETFD)", errno);
+  return undefined(env);
+}
+
 static napi_value js_blkdev_size(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int32_t fd;
@@ -726,6 +746,8 @@ static napi_value js_thread_test(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback fn; } fns[] = {
     { "flock", js_flock },
+    { "dup2", js_dup2 },
+    { "setCloexec", js_set_cloexec },
     { "blkdevSize", js_blkdev_size },
     { "blkdevSectorSize", js_blkdev_sector_size },
     { "chroot", js_chroot },
