@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 
 /** mountinfo and fstab escape blanks and backslashes as octal (\040). */
 export const unescapeMount = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+export const escapeMount = (s: string) => s.replace(/[ \t\n\\]/g, c => '\\' + c.charCodeAt(0).toString(8).padStart(3, '0'));
 
 export interface MountInfo {
   /** The mount's id. */

@@ -32,8 +32,9 @@ import { dup2, launcherPath, openProcDir, setCloexec } from '../src/rumpuser/nat
 import { rumpuser_logtag, rumpuser_putstr } from '../src/rumpuser/index.js';
 import { sandbox } from '../src/rumpuser/sandbox.js';
 import { checkWholeDisk } from './disk.js';
-import { mountAt } from './mountinfo.js';
+import { escapeMount, mountAt } from './mountinfo.js';
 import { SERVER_NODE_FLAGS } from './programs.js';
+import { utabAdd } from './utab.js';
 import { UsageError } from './options.js';
 
 export const EXIT_USAGE = 1, EXIT_MOUNT_FAILURE = 32;
@@ -172,9 +173,6 @@ interface LauncherLink {
   ready(): void;
 }
 
-/** mountinfo's escaping of a path (blanks and backslashes as octal). */
-const escapeMount = (p: string) => p.replace(/[ \t\n\\]/g, c => '\\' + c.charCodeAt(0).toString(8).padStart(3, '0'));
-
 async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLink): Promise<void> {
   const log = foreground ? null : openLog();
   const mountpoint = checkMountpoint(path.resolve(spec.mountpoint));
@@ -229,6 +227,7 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
     await unmountKernel();
     throw new MountFailure(`cannot attach to ${mountpoint} through FUSE: ${describe(e)}`);
   }
+  if (process.geteuid?.() === 0) utabAdd(spec.from, mountpoint, 'uhelper=rump');
   const attached = mountAt(mountpoint);
   if (attached) launcher.mounted(attached.id, escapeMount(mountpoint));
   const debug = envSet('P2K_DEBUG');

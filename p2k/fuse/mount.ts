@@ -64,21 +64,7 @@ function mountDirect(s: FuseMountSpec): number {
     closeSync(fd);
     throw new FuseMountError(`mount on ${s.mountpoint}: ${reason(e)}`);
   }
-  recordForUmount(s);
   return fd;
-}
-
-/**
- * Note the mount in util-linux's utab (as libfuse notes its mounts in mtab),
- * with uhelper=rump. Without an entry, umount takes the type from statfs
- * ("fuse") and runs no helper; with one it reads the mount table, sees
- * fuse.<subtype> and runs /sbin/umount.fuse.<subtype> (or umount.rump), which
- * waits for the server to flush. Best effort: a missing util-linux only
- * makes umount return early.
- */
-function recordForUmount(s: FuseMountSpec): void {
-  spawnSync('mount', ['--fake', '--internal-only', '--no-canonicalize', '-o', 'uhelper=rump', '-t', `fuse.${s.subtype}`, s.fsname, s.mountpoint],
-    { stdio: 'ignore', timeout: 10_000 });
 }
 
 function reason(e: unknown): string {
