@@ -27,7 +27,7 @@ type (rump or rump.auto: detected from the device's content).
   --help, --version`;
 
 helpAndVersion('mount.rump', HELP);
-await commandMain('mount.rump', async () => {
+void commandMain('mount.rump', async () => {
   const argv = process.argv.slice(2);
   const operands: string[] = [];
   const options: [string, string | true][] = [];

@@ -139,7 +139,7 @@ async function mountAll(a: Args): Promise<number> {
 }
 
 helpAndVersion('rumpmount', HELP);
-await commandMain('rumpmount', async () => {
+void commandMain('rumpmount', async () => {
   const a = parse(process.argv.slice(2));
   const rumpAsked = wantsRump(a.type, a.options);
   if (a.foreign) {

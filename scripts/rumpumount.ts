@@ -24,7 +24,7 @@ the image is complete and free. Other mounts go to the system's umount.
   --help, --version`;
 
 helpAndVersion('rumpumount', HELP);
-await commandMain('rumpumount', async () => {
+void commandMain('rumpumount', async () => {
   const argv = process.argv.slice(2);
   const operands: string[] = [];
   let verbose = false, lazy = false, timeoutMs = 30_000;

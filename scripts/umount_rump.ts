@@ -14,7 +14,7 @@ import { EXIT_USAGE, MountError } from './mount/types.js';
 
 const USAGE = 'usage: umount.fuse.<type> dir [-flnrv] [-N namespace] [-t type]';
 
-await commandMain('umount', async () => {
+void commandMain('umount', async () => {
   const argv = process.argv.slice(2);
   const operands: string[] = [];
   let lazy = false, verbose = false;

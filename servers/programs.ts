@@ -11,7 +11,7 @@ export const SERVER_NODE_FLAGS = ['--max-semi-space-size=1'];
 const mtime = (f: string) => { try { return statSync(f).mtimeMs; } catch { return -1; } };
 
 export function serverProgram(server: string): string {
-  const bundle = fileURLToPath(new URL(`../bin/${server}.js`, import.meta.url));
+  const bundle = fileURLToPath(new URL(`../bin/${server}.cjs`, import.meta.url));
   const module = fileURLToPath(new URL(`../servers/${server}.js`, import.meta.url));
   return mtime(bundle) >= mtime(module) ? bundle : module;
 }

@@ -63,4 +63,4 @@ function parse(argv: string[]): ServerSpec {
 }
 
 helpAndVersion('rump_cd9660', HELP);
-await serverMain('rump_cd9660', USAGE, parse);
+void serverMain('rump_cd9660', USAGE, parse);

@@ -55,4 +55,4 @@ function parse(argv: string[]): ServerSpec {
   return diskSpec('rump_exfat', 'exfat', args, g, options);
 }
 
-await serverMain('rump_exfat', USAGE, parse);
+void serverMain('rump_exfat', USAGE, parse);

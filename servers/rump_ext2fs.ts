@@ -38,4 +38,4 @@ function parse(argv: string[]): ServerSpec {
   return diskSpec('rump_ext2fs', 'ext2fs', args, g, options);
 }
 
-await serverMain('rump_ext2fs', USAGE, parse);
+void serverMain('rump_ext2fs', USAGE, parse);

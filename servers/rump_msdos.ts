@@ -11,4 +11,4 @@ import { helpAndVersion } from './options.js';
 import { serverMain } from './runner.js';
 
 helpAndVersion('rump_msdos', HELP);
-await serverMain('rump_msdos', USAGE, parse);
+void serverMain('rump_msdos', USAGE, parse);

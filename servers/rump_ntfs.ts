@@ -41,4 +41,4 @@ function parse(argv: string[]): ServerSpec {
   return diskSpec('rump_ntfs', 'ntfs', args, { ...g, flags: g.flags | MNT_RDONLY }, options);
 }
 
-await serverMain('rump_ntfs', USAGE, parse);
+void serverMain('rump_ntfs', USAGE, parse);

@@ -59,4 +59,4 @@ function parse(argv: string[]): ServerSpec {
 }
 
 helpAndVersion('rump_tmpfs', HELP);
-await serverMain('rump_tmpfs', USAGE, parse);
+void serverMain('rump_tmpfs', USAGE, parse);

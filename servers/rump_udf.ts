@@ -33,4 +33,4 @@ function parse(argv: string[]): ServerSpec {
   return diskSpec('rump_udf', 'udf', args, { ...g, flags: g.flags | MNT_RDONLY }, options);
 }
 
-await serverMain('rump_udf', USAGE, parse);
+void serverMain('rump_udf', USAGE, parse);

@@ -169,7 +169,7 @@ describe.skipIf(SKIP_FUSE)('mount -o rump, fstab, partitions and type detection'
     const mnt = mountDir(d, 'mnt');
     const r = mount('-f', '-v', '-t', 'rump.msdos', img, mnt);
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain(`rump_msdos.js ${img} ${mnt}`);
+    expect(r.stdout).toContain(`rump_msdos.cjs ${img} ${mnt}`);
     expect(mountAt(mnt)).toBeNull();
   });
 

@@ -52,16 +52,16 @@ describe.skipIf(!isRoot)('scripts/setup as root', () => {
     expect(first.stdout).toContain(`installing the package into ${root}/usr/local/lib/rumpfs`);
     expect(lstatSync(lib).isSymbolicLink()).toBe(true);
     const copy = path.join(path.dirname(lib), readlinkSync(lib));
-    for (const f of ['dist/servers/rump_msdos.js', 'dist/bin/rump_msdos.js', 'dist/bin/mount_rump.js', 'package.json',
+    for (const f of ['dist/servers/rump_msdos.js', 'dist/bin/rump_msdos.cjs', 'dist/bin/mount_rump.cjs', 'package.json',
       'src/rumpuser/build/Release/rumpuser.node', 'src/rumpuser/build/Release/rumpfs_launch', 'node_modules/commander/package.json']) {
       expect(existsSync(path.join(copy, f)), f).toBe(true);
     }
     // Only what runs: no compiler, no test runner.
     for (const d of ['node_modules/typescript', 'node_modules/vitest', 'node_modules/esbuild']) expect(existsSync(path.join(copy, d)), d).toBe(false);
-    const shim = (bundle: string) => `#!/bin/sh\nunset NODE_EXTRA_CA_CERTS\nexec ${process.execPath} ${lib}/dist/bin/${bundle}.js "$@"\n`;
+    const shim = (bundle: string) => `#!/bin/sh\nunset NODE_EXTRA_CA_CERTS\nexec ${process.execPath} ${lib}/dist/bin/${bundle}.cjs "$@"\n`;
     // A server runs through its launcher (one Node start per mount).
     const serverShim = (bundle: string) =>
-      `#!/bin/sh\nunset NODE_EXTRA_CA_CERTS\nexec ${lib}/src/rumpuser/build/Release/rumpfs_launch ${process.execPath} --max-semi-space-size=1 ${lib}/dist/bin/${bundle}.js "$@"\n`;
+      `#!/bin/sh\nunset NODE_EXTRA_CA_CERTS\nexec ${lib}/src/rumpuser/build/Release/rumpfs_launch ${process.execPath} --max-semi-space-size=1 ${lib}/dist/bin/${bundle}.cjs "$@"\n`;
     expect(readFileSync(path.join(root, 'sbin/mount.rump'), 'utf8')).toBe(shim('mount_rump'));
     for (const h of ['umount.rump', 'umount.fuse.msdos', 'umount.fuse.cd9660']) expect(readFileSync(path.join(root, 'sbin', h), 'utf8')).toBe(shim('umount_rump'));
     for (const cmd of ['rump_tmpfs', 'rump_msdos', 'rump_cd9660', 'rump_udf', 'rump_ntfs']) {

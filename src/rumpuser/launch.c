@@ -232,6 +232,9 @@ int main(int argc, char **argv) {
           mount_id = strtol(line + 8, NULL, 10);
           mount_escaped = strdup(sp + 1);
           mount_path = unescape(sp + 1);
+          /* Closed by the unmounter's exec: once it is read, rumpumount can find the unmounter by its command line. */
+          int exec_seen[2] = { -1, -1 };
+          if (pipe2(exec_seen, O_CLOEXEC) < 0) exec_seen[0] = exec_seen[1] = -1;
           pid_t u = mount_path ? fork() : -1;
           if (u == 0) {
             char pid[24];
@@ -245,6 +248,12 @@ int main(int argc, char **argv) {
               : UNMOUNTER_MARK " read x || exit; fusermount3 -u \"$0\" || fusermount3 -u -z \"$0\"";
             execl("/bin/sh", "/bin/sh", "-c", script, mount_path, pid, (char *)NULL);
             _exit(127);
+          }
+          if (exec_seen[1] >= 0) close(exec_seen[1]);
+          if (exec_seen[0] >= 0) {
+            char c;
+            while (u > 0 && read(exec_seen[0], &c, 1) < 0 && errno == EINTR) {}
+            close(exec_seen[0]);
           }
           close(unmount_pipe[0]);
         }
