@@ -368,6 +368,16 @@ describe.skipIf(SKIP_FUSE)('mount -o rump, fstab, partitions and type detection'
     expect(mountAt(mnt)).toBeNull();
     expect(out('mtype', ['-i', img, '::by-user.txt'])).toBe('mine\n');
 
+    // Plain umount by the user (util-linux runs /sbin/umount.fuse.msdos, which
+    // waits): at once after it, fsck finds the image clean, the write in it.
+    const again = mounted(asNobody([RUMP_MSDOS, img, mnt]), mnt, 'fuse.msdos');
+    expect(run('runuser', ['-u', 'nobody', '--', 'sh', '-c', 'echo again > "$0"/second.txt', mnt]).status).toBe(0);
+    ok(run('runuser', ['-u', 'nobody', '--', 'umount', mnt]));
+    expect(processGone(again)).toBe(true);
+    mine.delete(mnt);
+    expect(run('fsck.fat', ['-n', img]).status).toBe(0);
+    expect(out('mtype', ['-i', img, '::second.txt'])).toBe('again\n');
+
     // What the user may not do: status 1, as mount's "permissions".
     const rumpmountAsNobody = (...args: string[]) => asNobody([RUMPMOUNT, ...args]);
     notMounted(rumpmountAsNobody('-o', 'rump', img, d), d, 1, /permission denied \(an ordinary user mounts only on a directory it may write to\)/);
