@@ -27,7 +27,6 @@
 // the filter's socket ban (on every thread) is what keeps them off the net.
 import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync, unlinkSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import net from 'node:net';
 import os from 'node:os';
 import * as native from './native.js';
 
@@ -267,6 +266,8 @@ export async function probeEscapes(): Promise<Record<string, string>> {
     'network interfaces': outcome(() => (Object.keys(os.networkInterfaces()).length > 0 ? undefined : 'NONE')),
     'signal parent': outcome(() => { process.kill(process.ppid, 0); }),
   };
+  // Loaded here, not with the module: node:net costs every server ~4 ms of start-up.
+  const net = await import('node:net');
   r['tcp 127.0.0.1'] = await new Promise<string>((resolve) => {
     try {
       const s = net.connect({ host: '127.0.0.1', port: 9 });
