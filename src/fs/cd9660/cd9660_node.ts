@@ -47,7 +47,18 @@ export interface IsoMount {
   hints: Map<number, number>;
   /** Relocations (CL) already checked: "dir:target". */
   relocOk: Set<string>;
+  /** The medium never changes: each directory's head is read once. */
+  dirHeads: Map<number, DirHead>;
+  /**
+   * A file's record and Rock Ridge as its directory's walk parsed them, for
+   * the vnode that readdirplus or lookup asks for next (taken by loadnode;
+   * bounded).
+   */
+  parsed: Map<number, { rec: DirRecord; ri: RripInfo }>;
 }
+
+/** How many parsed records wait for their vnode before the oldest are dropped. */
+const PARSED_MAX = 8192;
 
 export interface Extent { start: number; length: number }
 
@@ -73,6 +84,8 @@ export interface IsoNode {
   zisofs?: Zisofs;
   /** Directories: name -> entry, built by the first lookup. */
   names?: Map<string, IsoEntry>;
+  /** Directories: every entry, kept after the first whole walk (readdir and lookup read it). */
+  entries?: IsoEntry[];
 }
 
 function corrupt(what: string): never {
@@ -161,6 +174,14 @@ export function cd9660_name(imp: IsoMount, r: DirRecord, ri: RripInfo): string {
 export interface DirHead { dot: DirRecord; size: number; parent: number }
 
 export async function cd9660_dirhead(imp: IsoMount, loc: number): Promise<DirHead> {
+  const known = imp.dirHeads.get(loc);
+  if (known) return known;
+  const head = await cd9660_readhead(imp, loc);
+  imp.dirHeads.set(loc, head);
+  return head;
+}
+
+async function cd9660_readhead(imp: IsoMount, loc: number): Promise<DirHead> {
   const where = `directory at ${loc}`;
   const first = await iso_read(imp, loc, ISO_SECTOR);
   if (first[0] === 0) corrupt(`${where}: no '.' record`);
@@ -253,11 +274,34 @@ export async function* cd9660_entries(imp: IsoMount, dir: IsoNode, from: number)
       e = { name, key: recordStart(r), type: VType.VDIR };
     } else {
       e = { name, key: d.abs, type: fileType(ri) };
+      if (!(r.flags & ISO_FLAG_MULTI)) keepParsed(imp, d.abs, r, ri);
     }
     if (r.flags & ISO_FLAG_MULTI && !(r.flags & ISO_FLAG_DIR)) pending = e;
     else yield { ...e, next: d.next };
   }
   if (pending) corrupt(`directory at ${dir.key}: multi-extent file '${pending.name}' has no final extent`);
+}
+
+function keepParsed(imp: IsoMount, key: number, rec: DirRecord, ri: RripInfo): void {
+  if (imp.parsed.size >= PARSED_MAX) imp.parsed.clear();
+  imp.parsed.set(key, { rec, ri });
+}
+
+/**
+ * Every entry of directory `dir`, walked once and kept with its node. null
+ * when the walk fails (a damaged record): callers then walk as far as they
+ * can, as before.
+ */
+export async function cd9660_direntries(imp: IsoMount, dir: IsoNode): Promise<IsoEntry[] | null> {
+  if (dir.entries) return dir.entries;
+  const all: IsoEntry[] = [];
+  try {
+    for await (const e of cd9660_entries(imp, dir, 0)) all.push(e);
+  } catch {
+    return null;
+  }
+  dir.entries = all;
+  return all;
 }
 
 function attrs(imp: IsoMount, key: number, type: VType, r: DirRecord, ri: RripInfo, dirDefault: boolean): IsoNode {
@@ -294,6 +338,16 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
     n.parent = head.parent;
     return n;
   }
+  const known = imp.parsed.get(key);
+  if (known) {
+    // A single-extent file record its directory's walk just parsed (and checked).
+    imp.parsed.delete(key);
+    const n = attrs(imp, key, fileType(known.ri), known.rec, known.ri, false);
+    if (known.ri.zisofs && n.type === VType.VREG) n.zisofs = known.ri.zisofs;
+    n.extents.push({ start: recordStart(known.rec), length: known.rec.dataLength });
+    n.size = known.rec.dataLength;
+    return finish(n, key);
+  }
   let n: IsoNode | null = null;
   let name: Uint8Array | null = null;
   let final = false;
@@ -319,6 +373,11 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
   }
   if (!n) corrupt(`record at ${key}: not found in its directory`);
   if (!final) corrupt(`record at ${key}: multi-extent file has no final extent`);
+  return finish(n, key);
+}
+
+/** What a file's size says once its records are read: zisofs's uncompressed size, a link's target length. */
+function finish(n: IsoNode, key: number): IsoNode {
   if (n.zisofs) n.size = n.zisofs.size;
   if (n.type === VType.VLNK) {
     if (n.symlink === '') corrupt(`record at ${key}: symbolic link without a target`);

@@ -5,7 +5,7 @@ import {
   type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { ISO_SECTOR } from './iso.js';
-import { cd9660_entries, checkExtent, HINT_DIR, type IsoMount, type IsoNode } from './cd9660_node.js';
+import { cd9660_direntries, cd9660_entries, checkExtent, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode } from './cd9660_node.js';
 import { cd9660_lookup } from './cd9660_lookup.js';
 import { zisofs_read } from './cd9660_zisofs.js';
 
@@ -86,11 +86,25 @@ async function cd9660_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: 
   return cd9660_rawread(imp, n, buf, offset);
 }
 
+/** The first entry not yet returned at cookie (the `next` of the last one returned): `next` grows along the directory. */
+function firstAfter(all: readonly IsoEntry[], cookie: number): number {
+  let lo = 0, hi = all.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (all[mid].next > cookie) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
 async function cd9660_readdir(vp: Vnode, cookie: number, _l: Lwp): Promise<{ entries: Dirent[]; eof: boolean }> {
   const n = vp.node<IsoNode>();
   const imp = vp.mount.priv<IsoMount>();
   const entries: Dirent[] = [];
-  for await (const e of cd9660_entries(imp, n, cookie)) {
+  const all = await cd9660_direntries(imp, n);
+  // From the kept entries, or by walking the records when the directory is damaged.
+  const source = all ? all.slice(firstAfter(all, cookie)) : cd9660_entries(imp, n, cookie);
+  for await (const e of source) {
     entries.push({ name: e.name, fileid: e.key, type: e.type, cookie: e.next });
     // A client may load a file by the id readdir gave (FUSE readdirplus).
     imp.hints.set(e.key, e.type === VType.VDIR ? HINT_DIR : n.key);
