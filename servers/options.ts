@@ -81,11 +81,13 @@ export interface GenericOptions {
   sandboxUser?: string;
   /** cache=MiB: the mount's cache budget (the kernel's; every driver). */
   cache?: number;
+  /** restart=N: a read-only mount's crashed server is restarted up to N times a minute (0: never). */
+  restart?: number;
   /** What is left: options of the file system itself, in order. */
   fsOptions: Map<string, string | true>;
 }
 
-/** Take the generic mount options (ro, rw, sync, async, noexec, rumpuser=, cache=) out of the list. */
+/** Take the generic mount options (ro, rw, sync, async, noexec, rumpuser=, cache=, restart=) out of the list. */
 export function genericOptions(options: ReadonlyMap<string, string | true>): GenericOptions {
   const g: GenericOptions = { flags: 0, fsOptions: new Map() };
   for (const [k, v] of options) {
@@ -103,6 +105,10 @@ export function genericOptions(options: ReadonlyMap<string, string | true>): Gen
       case 'cache':
         if (v === true || !/^[1-9]\d{0,6}$/.test(v)) throw new UsageError(`bad value for cache: ${String(v)} (MiB, from 1)`);
         g.cache = Number(v);
+        break;
+      case 'restart':
+        if (v === true || !/^\d{1,3}$/.test(v)) throw new UsageError(`bad value for restart: ${String(v)} (restarts a minute, 0 for none)`);
+        g.restart = Number(v);
         break;
       default: g.fsOptions.set(k, v);
     }

@@ -25,19 +25,21 @@ import { constants } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { CallerGroups } from '../p2k/caller_groups.js';
-import { DevChannel, fuseMount } from '../p2k/fuse/mount.js';
+import { DevChannel, fuseMount, type FuseMountSpec } from '../p2k/fuse/mount.js';
 import { FuseSession } from '../p2k/fuse/session.js';
 import { P2k, p2kWants } from '../p2k/p2k.js';
 import {
   KernError, MNT_NOEXEC, MNT_RDONLY, blkdev_open, panic, vfs_mount, vfs_unmount,
   type BlockDevice, type Mount, type MountOptions,
 } from '../src/kern/index.js';
-import { openProcDir } from '../src/rumpuser/native.js';
+import { mapShared, openProcDir, setCloexec } from '../src/rumpuser/native.js';
 import { rumpuser_logtag, rumpuser_putstr } from '../src/rumpuser/index.js';
 import { sandbox } from '../src/rumpuser/sandbox.js';
 import { checkWholeDisk } from './disk.js';
 import { mountAt, type MountInfo } from './mountinfo.js';
 import { UsageError } from './options.js';
+import { supervise, wantsSupervisor } from './supervisor.js';
+import { Inflight, INFLIGHT_BYTES } from '../p2k/fuse/inflight.js';
 
 export const EXIT_USAGE = 1, EXIT_MOUNT_FAILURE = 32;
 
@@ -69,6 +71,8 @@ export interface ServerSpec {
    * options that loosen the owner rules the host kernel would apply first.
    */
   serverPermissions?: boolean;
+  /** restart=N: read-only mounts restart a crashed server up to N times a minute (servers/supervisor.ts). */
+  restart?: number;
 }
 
 /** A mount that cannot be made: the message goes to the user, exit 32. */
@@ -92,6 +96,9 @@ export async function serverMain(prog: string, usage: string, parse: (argv: stri
     process.stderr.write(`${prog}: ${e.message}\n${usage}\n`);
     process.exit(EXIT_USAGE);
   }
+  // A read-only mount's supervisor (servers/supervisor.ts), started by the launcher.
+  const supervisorFd = process.env.P2K_SUPERVISE;
+  if (supervisorFd !== undefined) return supervise(spec, Number(supervisorFd), supervisorHooks(spec));
   const readyFd = process.env.P2K_READY_FD;
   if (readyFd === undefined) return launch(spec);
   // The server: readiness and errors go to the launcher through the pipe.
@@ -122,11 +129,13 @@ async function launch(spec: ServerSpec): Promise<never> {
   // A small young generation: a quarter less peak memory at no CPU cost (measured, shared/NOTES).
   const server = [process.execPath, '--max-semi-space-size=1', ...process.execArgv, ...process.argv.slice(1)];
   // unshare execs the server: the child's pid is the server's.
-  const argv = process.geteuid?.() === 0 ? ['unshare', '--net', '--', ...server] : server;
+  // A read-only mount gets a supervisor that starts (and restarts) the server: it needs the host's namespace.
+  const supervised = wantsSupervisor(spec);
+  const argv = process.geteuid?.() === 0 && !supervised ? ['unshare', '--net', '--', ...server] : server;
   const child = spawn(argv[0], argv.slice(1), {
     // P2K_MOUNTPOINT lets rumpumount find this server: its cwd and relative
     // operands say nothing once it is chrooted.
-    env: { ...serverEnv(), UV_USE_IO_URING: '0', P2K_READY_FD: '3', P2K_MOUNTPOINT: absolute(spec.mountpoint), ...(log ? { P2K_LOG: log.path } : {}) },
+    env: { ...serverEnv(), UV_USE_IO_URING: '0', ...(supervised ? { P2K_SUPERVISE: '3' } : { P2K_READY_FD: '3' }), P2K_MOUNTPOINT: absolute(spec.mountpoint), ...(log ? { P2K_LOG: log.path } : {}) },
     stdio: foreground ? ['inherit', 'inherit', 'inherit', 'pipe'] : ['ignore', log?.fd ?? 'ignore', log?.fd ?? 'ignore', 'pipe'],
     detached: !foreground,
   });
@@ -259,12 +268,43 @@ function checkMountpoint(mountpoint: string): string {
   return real;
 }
 
+/** What fuseMount needs: the same for a server and a supervisor. */
+function fuseSpecOf(spec: ServerSpec, mountpoint: string): FuseMountSpec {
+  return {
+    mountpoint, fsname: spec.from, subtype: spec.fstype, readOnly: (spec.flags & MNT_RDONLY) !== 0,
+    noexec: (spec.flags & MNT_NOEXEC) !== 0, allowOther: process.geteuid?.() === 0,
+    kernelPermissions: !spec.serverPermissions,
+  };
+}
+
+function supervisorHooks(spec: ServerSpec) {
+  return { checkMountpoint: (m: string) => checkMountpoint(path.resolve(m)), fuseSpec: (m: string) => fuseSpecOf(spec, m), describe };
+}
+
+/**
+ * A supervised server's descriptors (servers/supervisor.ts): the FUSE
+ * session the supervisor mounted, and the region where requests in flight
+ * are kept. Close-on-exec from now on: no program the server starts keeps them.
+ */
+function supervisedFds(): { fuse: number; inflight: Inflight } | null {
+  const f = process.env.P2K_FUSE_FD, i = process.env.P2K_INFLIGHT_FD;
+  if (f === undefined || i === undefined) return null;
+  const fuse = Number(f), mem = Number(i);
+  setCloexec(fuse, true);
+  setCloexec(mem, true);
+  const inflight = new Inflight(mapShared(mem, INFLIGHT_BYTES));
+  closeSync(mem);
+  return { fuse, inflight };
+}
+
 /** The largest READ and WRITE: 256 pages, what the kernel allows by default (fs.fuse.max_pages_limit). */
 const MAX_WRITE = 1 << 20;
 
 async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
   if (process.env.P2K_LOG) rumpuser_logtag(`${spec.prog}[${process.pid}]`);
-  const mountpoint = checkMountpoint(path.resolve(spec.mountpoint));
+  // Under a supervisor the FUSE mount is made: never look at the mount point (nobody answers yet).
+  const given = supervisedFds();
+  const mountpoint = given ? process.env.P2K_MOUNTPOINT ?? path.resolve(spec.mountpoint) : checkMountpoint(path.resolve(spec.mountpoint));
   const readOnly = (spec.flags & MNT_RDONLY) !== 0;
   // Everything that can be refused is refused before the device is opened: a
   // refusal after vfs_mount would leave the volume marked dirty.
@@ -297,6 +337,8 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
     readOnly, groups: procDirFd >= 0 ? new CallerGroups(procDirFd) : null,
     wizardUid: wizard !== undefined ? Number(wizard) : undefined,
     entryTimeout: timeout, attrTimeout: timeout, directIo: nocache || envSet('P2K_NOCACHE_PAGE'),
+    // Node ids from file ids on read-only mounts: a restarted server knows the host's ids.
+    stableIds: readOnly, generation: Number(process.env.P2K_GENERATION ?? 0) || 0,
   });
   // The sandboxed server cannot unmount itself: a signal asks this helper,
   // started now outside the sandbox, to unmount from outside; the FUSE
@@ -314,11 +356,7 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
   unmounter.unref();
   let fd: number;
   try {
-    fd = fuseMount({
-      mountpoint, fsname: spec.from, subtype: spec.fstype, readOnly,
-      noexec: (spec.flags & MNT_NOEXEC) !== 0, allowOther: process.geteuid?.() === 0,
-      kernelPermissions: !spec.serverPermissions,
-    });
+    fd = given ? given.fuse : fuseMount(fuseSpecOf(spec, mountpoint));
   } catch (e) {
     unmounter.stdin!.end();
     await unmountKernel();
@@ -330,6 +368,7 @@ async function serve(spec: ServerSpec, ready: () => void): Promise<void> {
     // Anything but an errno escaping the kernel is a bug: panic (the mount then answers ENOTCONN).
     onError: (e, op) => panic(`p2k: ${op}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`),
     trace: debug ? line => rumpuser_putstr(line + '\n') : undefined,
+    inflight: given?.inflight, resume: given?.inflight.conn() ?? undefined,
   });
 
   let stopping = false;

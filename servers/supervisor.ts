@@ -1,0 +1,217 @@
+// The supervisor of a read-only mount: a crashed server comes back by itself.
+//
+// For a read-only mount (MNT_RDONLY) of a driver that finds a file by its id
+// alone (VFS_VGET), the launcher starts this process instead of the server.
+// It mounts FUSE itself (so it holds the session's /dev/fuse descriptor),
+// makes a small shared memory region (p2k/fuse/inflight.ts), and starts the
+// sandboxed server as the launcher would, handing it both descriptors (fds 4
+// and 5). The server opens the image, mounts it in its kernel and serves.
+// When the server dies by a signal (a panic aborts) or fails, the supervisor
+//   1. answers EIO, on the FUSE descriptor, every request the server had
+//      read and not answered (their uniques are in the shared region), so
+//      no caller waits forever;
+//   2. starts a fresh sandboxed server on the same descriptor and image; it
+//      takes the INIT the first one settled from the shared region, and
+//      resolves the node ids and file handles the host still holds from the
+//      ids alone (p2k's stable ids: node id = file id + 2).
+// At most `restart=N` restarts (default 3) in 60 s; past that, or with
+// restart=0, the mount fails as it always did: the descriptor closes and
+// the mount point answers ENOTCONN until unmounted. Every death and restart
+// goes to the log with the server's panic message.
+//
+// The supervisor never reads a request and never touches the image: it runs
+// no driver code and parses nothing but its own server's stderr lines. As
+// root it stays root (each new server needs root to sandbox itself: a
+// network namespace, chroot, its own uid), with no network namespace of its
+// own; it is small, and outside the sandbox. A server that exits 0 has seen
+// its mount unmounted (umount, fusermount3 -u, rumpumount, SIGTERM): the
+// supervisor then exits 0 too. Read-write mounts have no supervisor: a
+// restarted server would have lost what the dead one had not written.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, writeSync } from 'node:fs';
+import { constants } from 'node:os';
+import type { Readable } from 'node:stream';
+import { errorReply, Inflight, INFLIGHT_BYTES } from '../p2k/fuse/inflight.js';
+import { fuseMount, fuseUnmount, type FuseMountSpec } from '../p2k/fuse/mount.js';
+import { MNT_RDONLY, vfs_getopsbyname } from '../src/kern/index.js';
+import { mapShared, memfdShared, writevFrom } from '../src/rumpuser/native.js';
+import { rumpuser_logtag, rumpuser_putstr } from '../src/rumpuser/index.js';
+
+/** The part of the runner's ServerSpec the supervisor needs. */
+export interface SupervisedSpec {
+  prog: string;
+  fstype: string;
+  device: string | null;
+  mountpoint: string;
+  flags: number;
+  /** restart=N: restarts allowed in RESTART_WINDOW_MS; 0 disables the supervisor. */
+  restart?: number;
+}
+
+export const DEFAULT_RESTARTS = 3;
+export const RESTART_WINDOW_MS = 60_000;
+/** How long a restarted server may take to be ready before it counts as failed. */
+const READY_TIMEOUT_MS = 60_000;
+/** The descriptors a supervised server finds: the FUSE session and the in-flight region. */
+export const SUPERVISED_FUSE_FD = 4, SUPERVISED_INFLIGHT_FD = 5;
+
+/** A read-only mount of an image whose driver has VFS_VGET, with restarts allowed. */
+export function wantsSupervisor(spec: SupervisedSpec): boolean {
+  if ((spec.flags & MNT_RDONLY) === 0 || spec.device === null || (spec.restart ?? DEFAULT_RESTARTS) <= 0) return false;
+  try {
+    return vfs_getopsbyname(spec.fstype).vget !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+export interface SuperviseHooks {
+  /** The checked, absolute mount point (it throws the user's message). */
+  checkMountpoint(mountpoint: string): string;
+  /** What fuseMount needs for this spec. */
+  fuseSpec(mountpoint: string): FuseMountSpec;
+  /** An error as the user should read it. */
+  describe(e: unknown): string;
+}
+
+/** How a child ended, in words and as a shell's status. */
+function how(code: number | null, sig: NodeJS.Signals | null): { text: string; status: number } {
+  if (sig) return { text: `killed by ${sig}`, status: 128 + (constants.signals[sig] ?? 0) };
+  return { text: `exited with status ${code}`, status: code ?? 1 };
+}
+
+/**
+ * The supervisor's life (P2K_SUPERVISE=fd: readiness and errors go to the
+ * launcher through that pipe, as a server's do).
+ */
+export async function supervise(spec: SupervisedSpec, readyFd: number, hooks: SuperviseHooks): Promise<never> {
+  const tag = `${spec.prog}[${process.pid}]`;
+  if (process.env.P2K_LOG) rumpuser_logtag(tag);
+  const say = (line: string) => rumpuser_putstr(`supervisor: ${line}\n`);
+  const tell = (line: string) => { try { writeSync(readyFd, line + '\n'); } catch { /* launcher gone */ } };
+  const limit = spec.restart ?? DEFAULT_RESTARTS;
+
+  let mountpoint: string, fd: number, memfd: number, inflight: Inflight;
+  try {
+    mountpoint = hooks.checkMountpoint(spec.mountpoint);
+    memfd = memfdShared('rumpfs-inflight', INFLIGHT_BYTES);
+    inflight = new Inflight(mapShared(memfd, INFLIGHT_BYTES));
+    fd = fuseMount(hooks.fuseSpec(mountpoint));
+  } catch (e) {
+    tell(`error ${hooks.describe(e)}`);
+    process.exit(32);
+  }
+
+  // The server, as the launcher starts it: as root in a new network namespace from its first instruction.
+  const node = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
+  const argv = process.geteuid?.() === 0 ? ['unshare', '--net', '--', ...node] : node;
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.P2K_SUPERVISE;
+  Object.assign(env, {
+    UV_USE_IO_URING: '0', P2K_READY_FD: '3', P2K_MOUNTPOINT: mountpoint,
+    P2K_FUSE_FD: String(SUPERVISED_FUSE_FD), P2K_INFLIGHT_FD: String(SUPERVISED_INFLIGHT_FD),
+  });
+  const always = /:always$/.test(env.RUMPFS_FAULT ?? '');
+
+  let child: ChildProcess | null = null;
+  let generation = 0;
+  let stopping = false;
+  const restarts: number[] = [];
+
+  /** Start a server; resolves with its fate once it is ready or gone. */
+  const start = () => {
+    const c = spawn(argv[0], argv.slice(1), {
+      env: { ...env, P2K_GENERATION: String(generation) },
+      stdio: ['ignore', 'inherit', 'pipe', 'pipe', fd, memfd],
+    });
+    child = c;
+    let lastPanic = '';
+    let partial = '';
+    const err = c.stderr as Readable;
+    err.on('data', (d: Buffer) => {
+      // Passed on as is (the server tags its own lines); its panic is kept for the record.
+      try { writeSync(2, d); } catch { /* nowhere to write */ }
+      const text = partial + d.toString('utf8');
+      const lines = text.split('\n');
+      partial = lines.pop() ?? '';
+      for (const l of lines) {
+        const m = /panic: (.*)$/.exec(l);
+        if (m) lastPanic = m[1];
+      }
+    });
+    let spawnError = '';
+    c.on('error', e => { spawnError = `cannot start ${argv[0]}: ${e.message}`; });
+    const exited = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>(resolve =>
+      c.on('close', (code, sig) => resolve({ code, sig })));
+    const pipe = c.stdio[3] as Readable;
+    pipe.setEncoding('utf8');
+    let text = '';
+    pipe.on('data', (d: string) => { text += d; });
+    const ready = new Promise<string>(resolve => pipe.on('close', () => resolve(text)));
+    const timer = setTimeout(() => c.kill('SIGKILL'), READY_TIMEOUT_MS);
+    void ready.then(() => clearTimeout(timer));
+    return { c, ready, exited, panic: () => lastPanic + (partial.includes('panic: ') ? partial.slice(partial.indexOf('panic: ') + 7) : ''), spawnError: () => spawnError };
+  };
+
+  const stopNow = (sig: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill(sig);
+    } else {
+      // Between two servers: take the mount away ourselves.
+      try { fuseUnmount(mountpoint); } catch (e) { say(`unmount: ${hooks.describe(e)}`); }
+      process.exit(0);
+    }
+  };
+  process.on('SIGTERM', () => stopNow('SIGTERM'));
+  process.on('SIGINT', () => stopNow('SIGINT'));
+  process.on('SIGHUP', () => {});
+  for (const sig of ['SIGUSR1', 'SIGUSR2'] as const) process.on(sig, () => child?.kill(sig));
+
+  let s = start();
+  const first = await s.ready;
+  if (!first.startsWith('ready')) {
+    const { code, sig } = await s.exited;
+    tell(first.startsWith('error ') ? first.trim() : `error ${s.spawnError() || `the server ${how(code, sig).text} before the mount was ready`}`);
+    process.exit(32);
+  }
+  tell('ready');
+  closeSync(readyFd);
+  if (process.env.P2K_LOG) say(`server ${s.c.pid} serves ${mountpoint}; restarts allowed: ${limit} in ${RESTART_WINDOW_MS / 1000} s`);
+
+  for (;;) {
+    const { code, sig } = await s.exited;
+    const fate = how(code, sig);
+    if (code === 0 || stopping) {
+      // Unmounted (or stopped by a signal we passed on): done. A server
+      // killed before it could unmount leaves the mount to us.
+      if (code !== 0) try { fuseUnmount(mountpoint); } catch { /* gone already */ }
+      closeSync(fd);
+      process.exit(fate.status);
+    }
+    const panic = s.panic();
+    say(`server ${s.c.pid} ${fate.text}${panic ? `: panic: ${panic}` : ''}`);
+    // Whoever waits for an answer the dead server owed gets EIO.
+    let answered = 0;
+    for (const u of inflight.takePending()) if (writevFrom(fd, [errorReply(u, constants.errno.EIO)]) > 0) answered++;
+    if (answered > 0) say(`${answered} request${answered === 1 ? '' : 's'} in flight answered EIO`);
+    const now = Date.now();
+    while (restarts.length > 0 && now - restarts[0] > RESTART_WINDOW_MS) restarts.shift();
+    if (restarts.length >= limit) {
+      say(`${limit === 0 ? 'restarts disabled' : `${restarts.length} restart${restarts.length === 1 ? '' : 's'} in ${RESTART_WINDOW_MS / 1000} s already`}: ` +
+        `giving up; ${mountpoint} answers ENOTCONN until unmounted`);
+      closeSync(fd);
+      closeSync(memfd);
+      process.exit(fate.status);
+    }
+    restarts.push(now);
+    // An injected fault fires once per mount, unless it says :always.
+    if (!always && /RUMPFS_FAULT: injected/.test(panic)) delete env.RUMPFS_FAULT;
+    generation++;
+    s = start();
+    say(`restart ${restarts.length} of ${limit} in ${RESTART_WINDOW_MS / 1000} s: server ${s.c.pid}`);
+    const r = await s.ready;
+    if (!r.startsWith('ready')) say(`server ${s.c.pid} failed to start: ${r.replace(/^error /, '').trim() || s.spawnError() || 'no word'}`);
+  }
+}
