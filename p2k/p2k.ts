@@ -351,6 +351,7 @@ export class P2k implements FuseFilesystem {
     }
     const h: Handle = { fp };
     this.reopened.set(fh, h);
+    rumpuser_putstr(`p2k: handle ${fh} of node ${ino}, an earlier server's, opened again\n`);
     return h;
   }
 
