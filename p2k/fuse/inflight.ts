@@ -82,7 +82,10 @@ export class Inflight {
   takePending(): number[] {
     const out: number[] = [];
     for (let i = 0; i < SLOTS; i++) {
-      if (this.slots[i] !== 0) { out.push(this.slots[i]); this.slots[i] = 0; }
+      const u = this.slots[i];
+      // A server's memory: only what can be a unique is taken (a wrong one is refused by the kernel).
+      if (u !== 0 && Number.isSafeInteger(u) && u > 0) out.push(u);
+      this.slots[i] = 0;
     }
     this.free.length = 0;
     for (let i = SLOTS - 1; i >= 0; i--) this.free.push(i);

@@ -146,7 +146,8 @@ export class FuseSession {
 
   constructor(private readonly ch: FuseChannel, private readonly fs: FuseFilesystem, private readonly opts: SessionOptions) {
     this.buf = this.newBuffer();
-    if (opts.resume) this.conn = { ...opts.resume };
+    // Never more than this server's buffers hold (the region an earlier server wrote says it).
+    if (opts.resume) this.conn = { ...opts.resume, maxWrite: Math.min(opts.resume.maxWrite, opts.maxWrite) };
   }
 
   private newBuffer(): Buffer {
