@@ -45,7 +45,7 @@ export async function waitUntil(what: string, cond: () => boolean, timeoutMs = 3
   }
 }
 
-/** The process serving a FUSE mount started by a launcher: it names the mount point and holds /dev/fuse; not the fusermount helpers. */
+/** The process serving a FUSE mount started by a launcher: it names the mount point and holds /dev/fuse; not the fusermount helpers, not a supervisor. */
 function serverOf(mountpoint: string): number | null {
   const found: number[] = [];
   for (const name of readdirSync('/proc')) {
@@ -53,6 +53,8 @@ function serverOf(mountpoint: string): number | null {
     try {
       const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
       if (!argv.includes(mountpoint) || /fusermount|^sh$/.test(readFileSync(`/proc/${name}/comm`, 'utf8').trim())) continue;
+      // A read-only mount's supervisor holds /dev/fuse too (servers/supervisor.ts): not the server.
+      if (readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').some(e => e.startsWith('P2K_SUPERVISE='))) continue;
       const fuse = readdirSync(`/proc/${name}/fd`).some(fd => {
         try { return readlinkSync(`/proc/${name}/fd/${fd}`) === '/dev/fuse'; } catch { return false; }
       });
