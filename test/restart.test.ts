@@ -15,6 +15,9 @@ import {
 
 const fatEnv = { ...process.env, MTOOLS_SKIP_CHECK: '1', TZ: 'UTC' };
 
+const MANY = 150;
+const manyName = (i: number) => `entry-${String(i).padStart(3, '0')}.txt`;
+
 /** The source tree: files of several READs each, a small one, a subdirectory. */
 function tree(dir: string): string {
   const src = path.join(dir, 'src');
@@ -23,6 +26,9 @@ function tree(dir: string): string {
   writeFileSync(path.join(src, 'small.txt'), 'small\n');
   writeFileSync(path.join(src, 'sub', 'inner.bin'), pattern(333_333, 9));
   writeFileSync(path.join(src, 'sub', 'deeper', 'last.txt'), 'the end\n');
+  // A directory that takes several READDIRs.
+  mkdirSync(path.join(src, 'many'));
+  for (let i = 0; i < MANY; i++) writeFileSync(path.join(src, 'many', manyName(i)), `${i}\n`);
   return src;
 }
 
@@ -161,7 +167,7 @@ describe.skipIf(SKIP_FUSE)('a crashed read-only server comes back by itself', ()
     }, 60_000);
   }
 
-  it('a file held open across the crash reads to its end, through a handle the new server opens again', async () => {
+  it('a file and a directory held open across the crash read to their ends, through handles the new server opens again', async () => {
     const mnt = tempDir('rumpfs-restart-m-'), log = path.join(dir, `${path.basename(mnt)}.log`);
     // The 3rd VOP_READ: reading another file after the first 4 KiB of the held one.
     mount('rump_cd9660', [iso], mnt, log, { RUMPFS_FAULT: 'panic:VOP_READ:3' });
@@ -169,18 +175,27 @@ describe.skipIf(SKIP_FUSE)('a crashed read-only server comes back by itself', ()
       const fs = require('node:fs'), { execFileSync } = require('node:child_process'), crypto = require('node:crypto');
       const [held, others] = [process.argv[1], process.argv.slice(2)];
       const fd = fs.openSync(held, 'r'), size = fs.fstatSync(fd).size, buf = Buffer.alloc(size);
+      const dir = fs.opendirSync(process.env.MANY_DIR), names = [];
+      for (let i = 0; i < 10; i++) names.push(dir.readSync().name);
       let off = fs.readSync(fd, buf, 0, 4096, 0);
       for (const f of others) fs.readFileSync(f);
       while (off < size) { const n = fs.readSync(fd, buf, off, Math.min(65536, size - off), off); if (n === 0) break; off += n; }
       fs.closeSync(fd);
-      console.log(off + ' ' + crypto.createHash('sha256').update(buf.subarray(0, off)).digest('hex'));`;
+      for (let e; (e = dir.readSync()) !== null;) names.push(e.name);
+      dir.closeSync();
+      console.log(off + ' ' + crypto.createHash('sha256').update(buf.subarray(0, off)).digest('hex'));
+      console.log(names.sort().join(','));`;
     const held = path.join(mnt, 'file5.bin');
-    const r = run(process.execPath, ['-e', script, held, ...[1, 2, 3, 4].map(i => path.join(mnt, `file${i}.bin`))], { timeout: 30_000 });
+    const r = run(process.execPath, ['-e', script, held, ...[1, 2, 3, 4].map(i => path.join(mnt, `file${i}.bin`))],
+      { timeout: 30_000, env: { ...process.env, MANY_DIR: path.join(mnt, 'many') } });
     expect(r.stderr).toBe('');
     const want = pattern(5 * 210_000 + 17, 5);
-    expect(r.stdout.trim()).toBe(`${want.length} ${(await import('node:crypto')).createHash('sha256').update(want).digest('hex')}`);
+    const [sum, names] = r.stdout.trim().split('\n');
+    expect(sum).toBe(`${want.length} ${(await import('node:crypto')).createHash('sha256').update(want).digest('hex')}`);
+    expect(names).toBe(Array.from({ length: MANY }, (_, i) => manyName(i)).join(','));
     await waitFor('the restart in the log', () => /supervisor: restart 1 of 3/.test(logText(log)));
-    expect(logText(log)).toMatch(/p2k: handle \d+ of node \d+, an earlier server's, opened again/);
+    // Both handles: the file's and the directory's.
+    expect(logText(log).match(/p2k: handle \d+ of node \d+, an earlier server's, opened again/g)?.length).toBeGreaterThanOrEqual(2);
     expect(panics(log)).toHaveLength(1);
     await unmount(mnt);
   }, 60_000);
