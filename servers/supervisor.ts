@@ -194,6 +194,8 @@ export async function supervise(spec: SupervisedSpec, readyFd: number, hooks: Su
     say(`server ${s.c.pid} ${fate.text}${panic ? `: panic: ${panic}` : ''}`);
     // Whoever waits for an answer the dead server owed gets EIO.
     let answered = 0;
+    const untracked = inflight.untracked;
+    if (untracked > 0) say(`${untracked} request${untracked === 1 ? ' was' : 's were'} in flight beyond the region's slots: unanswered`);
     for (const u of inflight.takePending()) if (writevFrom(fd, [errorReply(u, constants.errno.EIO)]) > 0) answered++;
     if (answered > 0) say(`${answered} request${answered === 1 ? '' : 's'} in flight answered EIO`);
     const now = Date.now();
