@@ -18,6 +18,9 @@
 // A server that dies (a driver panic aborts it) leaves its mount point
 // answering ENOTCONN until someone unmounts it, as NetBSD's puffs does: the
 // failure stays visible instead of an empty directory that looks mounted.
+// Read-only mounts are the exception: there the launcher's child is a
+// supervisor (supervisor.ts) that holds the FUSE session and starts the
+// server, and a new one when it dies, a bounded number of times (restart=N).
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
