@@ -133,10 +133,11 @@ export async function supervise(spec: SupervisedSpec, readyFd: number, hooks: Su
       try { writeSync(2, d); } catch { /* nowhere to write */ }
       const text = partial + d.toString('utf8');
       const lines = text.split('\n');
-      partial = lines.pop() ?? '';
+      // A line without its end is kept only in part: the server's output cannot fill our memory.
+      partial = (lines.pop() ?? '').slice(-4096);
       for (const l of lines) {
         const m = /panic: (.*)$/.exec(l);
-        if (m) lastPanic = m[1];
+        if (m) lastPanic = m[1].slice(0, 4096);
       }
     });
     let spawnError = '';
@@ -146,7 +147,7 @@ export async function supervise(spec: SupervisedSpec, readyFd: number, hooks: Su
     const pipe = c.stdio[3] as Readable;
     pipe.setEncoding('utf8');
     let text = '';
-    pipe.on('data', (d: string) => { text += d; });
+    pipe.on('data', (d: string) => { if (text.length < 4096) text += d; });
     const ready = new Promise<string>(resolve => pipe.on('close', () => resolve(text)));
     const timer = setTimeout(() => c.kill('SIGKILL'), READY_TIMEOUT_MS);
     void ready.then(() => clearTimeout(timer));
