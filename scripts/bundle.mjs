@@ -13,6 +13,8 @@ const dist = path.join(root, 'dist');
 const entries = [
   ...readdirSync(path.join(dist, 'servers')).filter(f => /^rump_\w+\.js$/.test(f)).map(f => path.join(dist, 'servers', f)),
   ...['mount_rump', 'umount_rump', 'rumpmount', 'rumpumount'].map(f => path.join(dist, 'scripts', `${f}.js`)),
+  // A read-only mount's supervisor (servers/supervisor.ts), beside the servers that start it.
+  path.join(dist, 'servers', 'supervise.js'),
 ];
 await build({
   entryPoints: Object.fromEntries(entries.map(e => [path.basename(e, '.js'), e])),

@@ -32,7 +32,7 @@ import { DevChannel, fuseMount, type FuseMountSpec } from '../p2k/fuse/mount.js'
 import { FuseSession } from '../p2k/fuse/session.js';
 import { P2k, p2kWants } from '../p2k/p2k.js';
 import {
-  KernError, MNT_NOEXEC, MNT_RDONLY, blkdev_open, panic, vfs_mount, vfs_unmount,
+  KernError, MNT_NOEXEC, MNT_RDONLY, blkdev_open, panic, vfs_getopsbyname, vfs_mount, vfs_unmount,
   type BlockDevice, type Mount, type MountOptions,
 } from '../src/kern/index.js';
 import { mapShared, openProcDir, setCloexec } from '../src/rumpuser/native.js';
@@ -41,7 +41,7 @@ import { sandbox } from '../src/rumpuser/sandbox.js';
 import { checkWholeDisk } from './disk.js';
 import { mountAt, type MountInfo } from './mountinfo.js';
 import { UsageError } from './options.js';
-import { supervise, wantsSupervisor } from './supervisor.js';
+import { DEFAULT_RESTARTS, supervisorCommand } from './supervisor.js';
 import { Inflight, INFLIGHT_BYTES } from '../p2k/fuse/inflight.js';
 
 export const EXIT_USAGE = 1, EXIT_MOUNT_FAILURE = 32;
@@ -99,9 +99,6 @@ export async function serverMain(prog: string, usage: string, parse: (argv: stri
     process.stderr.write(`${prog}: ${e.message}\n${usage}\n`);
     process.exit(EXIT_USAGE);
   }
-  // A read-only mount's supervisor (servers/supervisor.ts), started by the launcher.
-  const supervisorFd = process.env.P2K_SUPERVISE;
-  if (supervisorFd !== undefined) return supervise(spec, Number(supervisorFd), supervisorHooks(spec));
   const readyFd = process.env.P2K_READY_FD;
   if (readyFd === undefined) return launch(spec);
   // The server: readiness and errors go to the launcher through the pipe.
@@ -132,13 +129,13 @@ async function launch(spec: ServerSpec): Promise<never> {
   // A small young generation: a quarter less peak memory at no CPU cost (measured, shared/NOTES).
   const server = [process.execPath, '--max-semi-space-size=1', ...process.execArgv, ...process.argv.slice(1)];
   // unshare execs the server: the child's pid is the server's.
-  // A read-only mount gets a supervisor that starts (and restarts) the server: it needs the host's namespace.
-  const supervised = wantsSupervisor(spec);
-  const argv = process.geteuid?.() === 0 && !supervised ? ['unshare', '--net', '--', ...server] : server;
+  // A read-only mount gets a supervisor that starts (and restarts) the server.
+  const supervisor = supervisorFor(spec, server);
+  const argv = supervisor?.argv ?? (process.geteuid?.() === 0 ? ['unshare', '--net', '--', ...server] : server);
   const child = spawn(argv[0], argv.slice(1), {
     // P2K_MOUNTPOINT lets rumpumount find this server: its cwd and relative
     // operands say nothing once it is chrooted.
-    env: { ...serverEnv(), UV_USE_IO_URING: '0', ...(supervised ? { P2K_SUPERVISE: '3' } : { P2K_READY_FD: '3' }), P2K_MOUNTPOINT: absolute(spec.mountpoint), ...(log ? { P2K_LOG: log.path } : {}) },
+    env: { ...serverEnv(), UV_USE_IO_URING: '0', ...(supervisor?.env ?? { P2K_READY_FD: '3' }), P2K_MOUNTPOINT: absolute(spec.mountpoint), ...(log ? { P2K_LOG: log.path } : {}) },
     stdio: foreground ? ['inherit', 'inherit', 'inherit', 'pipe'] : ['ignore', log?.fd ?? 'ignore', log?.fd ?? 'ignore', 'pipe'],
     detached: !foreground,
   });
@@ -280,8 +277,28 @@ function fuseSpecOf(spec: ServerSpec, mountpoint: string): FuseMountSpec {
   };
 }
 
-function supervisorHooks(spec: ServerSpec) {
-  return { checkMountpoint: (m: string) => checkMountpoint(path.resolve(m)), fuseSpec: (m: string) => fuseSpecOf(spec, m), describe };
+/**
+ * A read-only mount of an image whose driver finds files by id (VFS_VGET),
+ * restart=N not 0: how to start its supervisor (servers/supervisor.ts),
+ * which mounts FUSE and starts the server. The launcher checks the mount
+ * point first (exit 32 as a server would). null: start the server itself.
+ */
+function supervisorFor(spec: ServerSpec, server: string[]): { argv: string[]; env: Record<string, string> } | null {
+  const restart = spec.restart ?? DEFAULT_RESTARTS;
+  if ((spec.flags & MNT_RDONLY) === 0 || spec.device === null || restart <= 0) return null;
+  try {
+    if (!vfs_getopsbyname(spec.fstype).vget) return null;
+  } catch {
+    return null;
+  }
+  let mountpoint: string;
+  try {
+    mountpoint = checkMountpoint(path.resolve(spec.mountpoint));
+  } catch (e) {
+    process.stderr.write(`${spec.prog}: ${describe(e)}\n`);
+    process.exit(EXIT_MOUNT_FAILURE);
+  }
+  return supervisorCommand({ prog: spec.prog, mountpoint, fuse: fuseSpecOf(spec, mountpoint), restart, server });
 }
 
 /**

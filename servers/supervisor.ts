@@ -19,8 +19,10 @@
 // the mount point answers ENOTCONN until unmounted. Every death and restart
 // goes to the log with the server's panic message.
 //
-// The supervisor never reads a request and never touches the image: it runs
-// no driver code and parses nothing but its own server's stderr lines. As
+// The supervisor never reads a request and never touches the image: it is a
+// process of its own (servers/supervise.ts, its bundle dist/bin/supervise.js)
+// that loads neither the kernel nor a driver, and parses nothing but its
+// server's stderr lines, a ready line and the uniques in the region. As
 // root it stays root (each new server needs root to sandbox itself: a
 // network namespace, chroot, its own uid), with no network namespace of its
 // own; it is small, and outside the sandbox. A server that exits 0 has seen
@@ -31,21 +33,23 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { errorReply, Inflight, INFLIGHT_BYTES } from '../p2k/fuse/inflight.js';
 import { fuseMount, fuseUnmount, type FuseMountSpec } from '../p2k/fuse/mount.js';
-import { MNT_RDONLY, vfs_getopsbyname } from '../src/kern/index.js';
 import { mapShared, memfdShared, writevFrom } from '../src/rumpuser/native.js';
 import { rumpuser_logtag, rumpuser_putstr } from '../src/rumpuser/index.js';
 
-/** The part of the runner's ServerSpec the supervisor needs. */
-export interface SupervisedSpec {
+/** What the launcher tells the supervisor (P2K_SUPERVISE_ARGS, JSON). */
+export interface SupervisorArgs {
+  /** rump_cd9660, for messages. */
   prog: string;
-  fstype: string;
-  device: string | null;
+  /** Checked by the launcher: absolute, a directory, nothing mounted there. */
   mountpoint: string;
-  flags: number;
-  /** restart=N: restarts allowed in RESTART_WINDOW_MS; 0 disables the supervisor. */
-  restart?: number;
+  fuse: FuseMountSpec;
+  /** restart=N: restarts allowed in RESTART_WINDOW_MS. */
+  restart: number;
+  /** The server's command line as the launcher would run it (node, its flags, the script, the arguments). */
+  server: string[];
 }
 
 export const DEFAULT_RESTARTS = 3;
@@ -55,23 +59,18 @@ const READY_TIMEOUT_MS = 60_000;
 /** The descriptors a supervised server finds: the FUSE session and the in-flight region. */
 export const SUPERVISED_FUSE_FD = 4, SUPERVISED_INFLIGHT_FD = 5;
 
-/** A read-only mount of an image whose driver has VFS_VGET, with restarts allowed. */
-export function wantsSupervisor(spec: SupervisedSpec): boolean {
-  if ((spec.flags & MNT_RDONLY) === 0 || spec.device === null || (spec.restart ?? DEFAULT_RESTARTS) <= 0) return false;
-  try {
-    return vfs_getopsbyname(spec.fstype).vget !== undefined;
-  } catch {
-    return false;
-  }
-}
-
-export interface SuperviseHooks {
-  /** The checked, absolute mount point (it throws the user's message). */
-  checkMountpoint(mountpoint: string): string;
-  /** What fuseMount needs for this spec. */
-  fuseSpec(mountpoint: string): FuseMountSpec;
-  /** An error as the user should read it. */
-  describe(e: unknown): string;
+/**
+ * How the launcher starts the supervisor: its own small program (beside
+ * this module: dist/servers/supervise.js, or dist/bin/supervise.js beside a
+ * bundle), with the mount point and program name on its command line for
+ * ps, and the rest in its environment; readiness on fd 3 as a server's.
+ */
+export function supervisorCommand(a: SupervisorArgs): { argv: string[]; env: Record<string, string> } {
+  const entry = fileURLToPath(new URL('./supervise.js', import.meta.url));
+  return {
+    argv: [process.execPath, '--max-semi-space-size=1', entry, a.prog, a.mountpoint],
+    env: { P2K_SUPERVISE: '3', P2K_SUPERVISE_ARGS: JSON.stringify(a) },
+  };
 }
 
 /** How a child ended, in words and as a shell's status. */
@@ -84,29 +83,36 @@ function how(code: number | null, sig: NodeJS.Signals | null): { text: string; s
  * The supervisor's life (P2K_SUPERVISE=fd: readiness and errors go to the
  * launcher through that pipe, as a server's do).
  */
-export async function supervise(spec: SupervisedSpec, readyFd: number, hooks: SuperviseHooks): Promise<never> {
-  const tag = `${spec.prog}[${process.pid}]`;
-  if (process.env.P2K_LOG) rumpuser_logtag(tag);
-  const say = (line: string) => rumpuser_putstr(`supervisor: ${line}\n`);
+export async function superviseMain(): Promise<never> {
+  const readyFd = Number(process.env.P2K_SUPERVISE);
   const tell = (line: string) => { try { writeSync(readyFd, line + '\n'); } catch { /* launcher gone */ } };
-  const limit = spec.restart ?? DEFAULT_RESTARTS;
-
-  let mountpoint: string, fd: number, memfd: number, inflight: Inflight;
+  let a: SupervisorArgs;
   try {
-    mountpoint = hooks.checkMountpoint(spec.mountpoint);
+    a = JSON.parse(process.env.P2K_SUPERVISE_ARGS ?? '') as SupervisorArgs;
+  } catch {
+    tell('error the supervisor was started without its arguments');
+    process.exit(32);
+  }
+  const mountpoint = a.mountpoint;
+  if (process.env.P2K_LOG) rumpuser_logtag(`${a.prog}[${process.pid}]`);
+  const say = (line: string) => rumpuser_putstr(`supervisor: ${line}\n`);
+  const limit = a.restart;
+
+  let fd: number, memfd: number, inflight: Inflight;
+  try {
     memfd = memfdShared('rumpfs-inflight', INFLIGHT_BYTES);
     inflight = new Inflight(mapShared(memfd, INFLIGHT_BYTES));
-    fd = fuseMount(hooks.fuseSpec(mountpoint));
+    fd = fuseMount(a.fuse);
   } catch (e) {
-    tell(`error ${hooks.describe(e)}`);
+    tell(`error cannot attach to ${mountpoint} through FUSE: ${e instanceof Error ? e.message : String(e)}`);
     process.exit(32);
   }
 
   // The server, as the launcher starts it: as root in a new network namespace from its first instruction.
-  const node = [process.execPath, ...process.execArgv, ...process.argv.slice(1)];
-  const argv = process.geteuid?.() === 0 ? ['unshare', '--net', '--', ...node] : node;
+  const argv = process.geteuid?.() === 0 ? ['unshare', '--net', '--', ...a.server] : a.server;
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.P2K_SUPERVISE;
+  delete env.P2K_SUPERVISE_ARGS;
   Object.assign(env, {
     UV_USE_IO_URING: '0', P2K_READY_FD: '3', P2K_MOUNTPOINT: mountpoint,
     P2K_FUSE_FD: String(SUPERVISED_FUSE_FD), P2K_INFLIGHT_FD: String(SUPERVISED_INFLIGHT_FD),
@@ -161,7 +167,7 @@ export async function supervise(spec: SupervisedSpec, readyFd: number, hooks: Su
       child.kill(sig);
     } else {
       // Between two servers: take the mount away ourselves.
-      try { fuseUnmount(mountpoint); } catch (e) { say(`unmount: ${hooks.describe(e)}`); }
+      try { fuseUnmount(mountpoint); } catch (e) { say(`unmount: ${e instanceof Error ? e.message : String(e)}`); }
       process.exit(0);
     }
   };

@@ -6,7 +6,7 @@
 // restart=N restarts; restart=0 and read-write mounts fail as they always
 // did; every way to unmount still ends every process.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -147,6 +147,12 @@ describe.skipIf(SKIP_FUSE)('a crashed read-only server comes back by itself', ()
       const before = mountProcs(mnt);
       expect(before.supervisors).toHaveLength(1);
       expect(before.servers).toHaveLength(1);
+      // The supervisor is its own small program: it holds the FUSE session, never the image.
+      const sup = before.supervisors[0], image = c.args().at(-1)!;
+      expect(readFileSync(`/proc/${sup}/cmdline`, 'utf8')).toContain('/dist/servers/supervise.js');
+      const links = readdirSync(`/proc/${sup}/fd`).map(fd => { try { return readlinkSync(`/proc/${sup}/fd/${fd}`); } catch { return ''; } });
+      expect(links).toContain('/dev/fuse');
+      expect(links).not.toContain(image);
       const listing = lsR(mnt);
       expect(sums(mnt)).toBe(expected);
       expect(lsR(mnt)).toBe(listing);
