@@ -212,10 +212,10 @@ export class P2k implements FuseFilesystem {
   // Names
 
   async lookup(req: FuseRequest, parent: number, name: string): Promise<EntryOut> {
-    const l = this.lwp(req);
+    const l = this.lwp(req), dvp = this.known(parent) ?? await this.revive(parent);
     let vp: Vnode;
     try {
-      vp = await vn_lookupat(l, this.known(parent) ?? await this.revive(parent), name);
+      vp = await vn_lookupat(l, dvp, name);
     } catch (e) {
       // An absent name is cached as absent: every change comes through this
       // mount. Not where names fold case: the kernel would keep "README"
