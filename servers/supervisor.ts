@@ -35,7 +35,7 @@ import { constants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { errorReply, Inflight, INFLIGHT_BYTES } from '../p2k/fuse/inflight.js';
-import { fuseMount, fuseUnmount, type FuseMountSpec } from '../p2k/fuse/mount.js';
+import { fuseMount, fuseUnmount, noteForUmount, type FuseMountSpec } from '../p2k/fuse/mount.js';
 import { mapShared, memfdShared, writevFrom } from '../src/rumpuser/native.js';
 import { rumpuser_logtag, rumpuser_putstr } from '../src/rumpuser/index.js';
 
@@ -102,7 +102,8 @@ export async function superviseMain(): Promise<never> {
   try {
     memfd = memfdShared('rumpfs-inflight', INFLIGHT_BYTES);
     inflight = new Inflight(mapShared(memfd, INFLIGHT_BYTES));
-    fd = fuseMount(a.fuse);
+    // The utab note (a `mount --fake`, ~50 ms) is made while the server starts.
+    fd = fuseMount(a.fuse, { utab: false });
   } catch (e) {
     tell(`error cannot attach to ${mountpoint} through FUSE: ${e instanceof Error ? e.message : String(e)}`);
     process.exit(32);
@@ -177,7 +178,9 @@ export async function superviseMain(): Promise<never> {
   for (const sig of ['SIGUSR1', 'SIGUSR2'] as const) process.on(sig, () => child?.kill(sig));
 
   let s = start();
+  const noted = noteForUmount(a.fuse);
   const first = await s.ready;
+  await noted;
   if (!first.startsWith('ready')) {
     const { code, sig } = await s.exited;
     tell(first.startsWith('error ') ? first.trim() : `error ${s.spawnError() || `the server ${how(code, sig).text} before the mount was ready`}`);

@@ -2,7 +2,7 @@
 // As root: open /dev/fuse and mount(2) with fd=N, as go-fuse's DirectMount
 // and fuser do. An ordinary user: fusermount3 (the fuse3 package, setuid)
 // mounts and hands the descriptor back over a unix socket (_FUSE_COMMFD).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, constants as fsc, openSync } from 'node:fs';
 import {
   MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, mount, pollStart, pollStop, readInto, recvFd, socketpair,
@@ -41,12 +41,16 @@ export function fuseOptions(s: FuseMountSpec): string {
   ].join(',');
 }
 
-/** Mount and return the session's /dev/fuse descriptor (non-blocking). */
-export function fuseMount(s: FuseMountSpec): number {
-  return process.geteuid?.() === 0 ? mountDirect(s) : mountFusermount(s);
+/**
+ * Mount and return the session's /dev/fuse descriptor (non-blocking).
+ * utab: false leaves root's utab note to the caller (noteForUmount), who
+ * has something to start meanwhile.
+ */
+export function fuseMount(s: FuseMountSpec, opts: { utab?: boolean } = {}): number {
+  return process.geteuid?.() === 0 ? mountDirect(s, opts.utab !== false) : mountFusermount(s);
 }
 
-function mountDirect(s: FuseMountSpec): number {
+function mountDirect(s: FuseMountSpec, utab: boolean): number {
   let fd: number;
   try {
     fd = openSync('/dev/fuse', fsc.O_RDWR | fsc.O_NONBLOCK);
@@ -64,7 +68,7 @@ function mountDirect(s: FuseMountSpec): number {
     closeSync(fd);
     throw new FuseMountError(`mount on ${s.mountpoint}: ${reason(e)}`);
   }
-  recordForUmount(s);
+  if (utab) recordForUmount(s);
   return fd;
 }
 
@@ -77,8 +81,21 @@ function mountDirect(s: FuseMountSpec): number {
  * makes umount return early.
  */
 function recordForUmount(s: FuseMountSpec): void {
-  spawnSync('mount', ['--fake', '--internal-only', '--no-canonicalize', '-o', 'uhelper=rump', '-t', `fuse.${s.subtype}`, s.fsname, s.mountpoint],
-    { stdio: 'ignore', timeout: 10_000 });
+  spawnSync('mount', utabArgs(s), { stdio: 'ignore', timeout: 10_000 });
+}
+
+function utabArgs(s: FuseMountSpec): string[] {
+  return ['--fake', '--internal-only', '--no-canonicalize', '-o', 'uhelper=rump', '-t', `fuse.${s.subtype}`, s.fsname, s.mountpoint];
+}
+
+/** The utab note of fuseMount(s, { utab: false }), made in the background (root only; nothing for others). */
+export function noteForUmount(s: FuseMountSpec): Promise<void> {
+  if (process.geteuid?.() !== 0) return Promise.resolve();
+  return new Promise(resolve => {
+    const c = spawn('mount', utabArgs(s), { stdio: 'ignore', timeout: 10_000 });
+    c.on('error', () => resolve());
+    c.on('close', () => resolve());
+  });
 }
 
 function reason(e: unknown): string {
