@@ -134,8 +134,7 @@ export async function superviseMain(): Promise<never> {
     child = c;
     let lastPanic = '';
     let partial = '';
-    const err = c.stderr as Readable;
-    err.on('data', (d: Buffer) => {
+    c.stderr?.on('data', (d: Buffer) => {
       // Passed on as is (the server tags its own lines); its panic is kept for the record.
       try { writeSync(2, d); } catch { /* nowhere to write */ }
       const text = partial + d.toString('utf8');
@@ -148,14 +147,19 @@ export async function superviseMain(): Promise<never> {
       }
     });
     let spawnError = '';
-    c.on('error', e => { spawnError = `cannot start ${argv[0]}: ${e.message}`; });
-    const exited = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>(resolve =>
-      c.on('close', (code, sig) => resolve({ code, sig })));
-    const pipe = c.stdio[3] as Readable;
-    pipe.setEncoding('utf8');
+    const exited = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>(resolve => {
+      c.on('close', (code, sig) => resolve({ code, sig }));
+      // Not started at all (no 'close' may follow): a failure like any other.
+      c.on('error', e => { spawnError = `cannot start ${argv[0]}: ${e.message}`; if (c.pid === undefined) resolve({ code: 127, sig: null }); });
+    });
+    const pipe = c.stdio[3] as Readable | null;
     let text = '';
-    pipe.on('data', (d: string) => { if (text.length < 4096) text += d; });
-    const ready = new Promise<string>(resolve => pipe.on('close', () => resolve(text)));
+    const ready = new Promise<string>(resolve => {
+      if (!pipe) return resolve('');
+      pipe.setEncoding('utf8');
+      pipe.on('data', (d: string) => { if (text.length < 4096) text += d; });
+      pipe.on('close', () => resolve(text));
+    });
     const timer = setTimeout(() => c.kill('SIGKILL'), READY_TIMEOUT_MS);
     void ready.then(() => clearTimeout(timer));
     return { c, ready, exited, panic: () => lastPanic + (partial.includes('panic: ') ? partial.slice(partial.indexOf('panic: ') + 7) : ''), spawnError: () => spawnError };
@@ -184,6 +188,8 @@ export async function superviseMain(): Promise<never> {
   if (!first.startsWith('ready')) {
     const { code, sig } = await s.exited;
     tell(first.startsWith('error ') ? first.trim() : `error ${s.spawnError() || `the server ${how(code, sig).text} before the mount was ready`}`);
+    // No server: the mount goes with us (the launcher would take it away too).
+    try { fuseUnmount(mountpoint); } catch { /* the launcher's turn */ }
     process.exit(32);
   }
   tell('ready');
