@@ -11,7 +11,7 @@ import {
   O_RDONLY, VType, errnos, ifmtToVtype, isKernError, kernel_lwp, nanotime, vcache_stats, vfs_unmount, vn_access,
   vn_close, vn_createat, vn_fsync, vn_getxattr, vn_killpriv, vn_linkat, vn_listxattr, vn_locked, vn_lookupat, vn_lookupmany,
   vn_mkdirat, vn_mknodat, vn_open, vn_read, vn_readdir, vn_readlink, vn_removexattr, vn_renameat, vn_rmdirat,
-  vn_setattr, vn_setxattr, vn_stat, vn_symlinkat, vn_unlinkat, vn_write, vref, vrele, vtypeToIfmt,
+  vn_setattr, vn_setxattr, vn_stat, vn_symlinkat, vn_unlinkat, vn_write, vref, vrele, vtypeToIfmt, VFS_VGET,
   type Dirent, type Mount, type Vattr, type VattrSet, type Vnode,
 } from '../src/kern/index.js';
 import { rumpuser_putstr } from '../src/rumpuser/index.js';
@@ -31,7 +31,25 @@ export interface P2kOptions {
   attrTimeout: number;
   /** Bypass the host's page cache (P2K_NOCACHE_PAGE). */
   directIo: boolean;
+  /**
+   * Node ids derived from file ids (read-only mounts of a driver with
+   * VFS_VGET): the same file has the same node id in every server of the
+   * mount, so a server started after a crash resolves any id the host still
+   * holds, and re-opens any handle, from the id alone.
+   */
+  stableIds?: boolean;
+  /**
+   * This server's place in its mount's line of servers (0 first, +1 per
+   * restart): its file handles start at generation * 2^32, so that they
+   * never collide with those of an earlier server the host still holds.
+   */
+  generation?: number;
 }
+
+/** Handles of one server: fh = generation * FH_SPAN + index. */
+const FH_SPAN = 2 ** 32;
+/** Stable node ids: file id + 2 (0 means "no node" to FUSE, 1 is the root). */
+const STABLE_BIAS = 2;
 
 /** The INIT flags p2k asks for. */
 export function p2kWants(readOnly: boolean): number {
@@ -101,6 +119,10 @@ export class P2k implements FuseFilesystem {
   private killprivByKernel = false;
   private readonly readBuffers: Buffer[] = [];
   private stopping: Promise<void> | null = null;
+  private readonly stable: boolean;
+  private readonly fhBase: number;
+  /** Handles of earlier servers, re-opened from their node ids, by fh. */
+  private readonly reopened = new Map<number, Handle>();
 
   constructor(readonly mp: Mount, private readonly opts: P2kOptions) {
     if (!mp.rootvp) throw new Error('p2k: the mount has no root vnode');
@@ -113,6 +135,8 @@ export class P2k implements FuseFilesystem {
     // Every change goes through this mount, so the host's page cache stays right across opens.
     this.openFlags = opts.directIo ? FOPEN.DIRECT_IO : FOPEN.KEEP_CACHE;
     this.caseAliases = (mp.op.caseInsensitive ?? false) && !opts.readOnly;
+    this.stable = opts.stableIds === true && opts.readOnly && mp.op.vget !== undefined;
+    this.fhBase = (opts.generation ?? 0) * FH_SPAN;
   }
 
   init(conn: FuseConnInfo): void {
@@ -132,8 +156,35 @@ export class P2k implements FuseFilesystem {
     return n.vp;
   }
 
+  /**
+   * The vnode of a node id when this server knows the node. The operations
+   * a read-only mount serves write `this.known(id) ?? await this.revive(id)`:
+   * with stable ids, a node an earlier server handed out is loaded by its file id.
+   */
+  private known(id: number): Vnode | undefined {
+    return this.nodes.get(id)?.vp;
+  }
+
+  /** A node this server never handed out: ESTALE, or with stable ids, VFS_VGET of its file id. */
+  private async revive(id: number): Promise<Vnode> {
+    if (!this.stable || id < STABLE_BIAS) throw new KernError(errnos.ESTALE, `no node ${id}`);
+    const vp = await VFS_VGET(this.mp, id - STABLE_BIAS);
+    const known = this.nodes.get(id) ?? this.byVnode.get(vp);
+    if (known) {
+      // Revived meanwhile by another request: the node holds a reference of its own.
+      void vrele(vp);
+      return known.vp;
+    }
+    // The host's count of lookups is unknown: the first FORGET (the kernel
+    // forgets a node with its whole count) drops it; a later request revives it again.
+    const n: Node = { id, vp, nlookup: 0 };
+    this.nodes.set(id, n);
+    this.byVnode.set(vp, n);
+    return vp;
+  }
+
   /** One more lookup of vp (by name) by the kernel; takes over the caller's reference. */
-  private remember(vp: Vnode, name?: string): Node {
+  private remember(vp: Vnode, fileid: number, name?: string): Node {
     const primary = this.byVnode.get(vp);
     const alias = this.caseAliases && primary?.spelling !== undefined && name !== undefined && name !== primary.spelling;
     let n = alias ? primary!.aliases?.get(name) : primary;
@@ -143,7 +194,10 @@ export class P2k implements FuseFilesystem {
       void vrele(vp);
       return n;
     }
-    n = { id: this.nextId++, vp, nlookup: 1 };
+    // Read-only with stable ids: the node id is the file id (a restarted server knows it); else a counter.
+    const id = this.stable ? fileid + STABLE_BIAS : this.nextId++;
+    if (this.nodes.has(id)) throw new KernError(errnos.EIO, `p2k: file id ${fileid} of ${vp} is another vnode's`);
+    n = { id, vp, nlookup: 1 };
     if (this.caseAliases) n.spelling = name;
     this.nodes.set(n.id, n);
     if (alias) {
@@ -204,7 +258,7 @@ export class P2k implements FuseFilesystem {
   }
 
   private entryOf(vp: Vnode, va: Vattr, name?: string): EntryOut {
-    const n = this.remember(vp, name);
+    const n = this.remember(vp, va.fileid, name);
     return { nodeid: n.id, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(va, n.primary && n) };
   }
 
@@ -230,10 +284,10 @@ export class P2k implements FuseFilesystem {
   // Names
 
   async lookup(req: FuseRequest, parent: number, name: string): Promise<EntryOut> {
-    const l = this.lwp(req);
+    const l = this.lwp(req), dvp = this.known(parent) ?? await this.revive(parent);
     let vp: Vnode;
     try {
-      vp = await vn_lookupat(l, this.vnode(parent), name);
+      vp = await vn_lookupat(l, dvp, name);
     } catch (e) {
       // An absent name is cached as absent: every change comes through this
       // mount. Not where names fold case: the kernel would keep "README"
@@ -294,14 +348,14 @@ export class P2k implements FuseFilesystem {
     if (this.caseAliases) await this.respell(l, tdvp, name, newName);
   }
 
-  readlink(req: FuseRequest, ino: number): Promise<string> {
-    return vn_readlink(this.lwp(req), this.vnode(ino));
+  async readlink(req: FuseRequest, ino: number): Promise<string> {
+    return vn_readlink(this.lwp(req), this.known(ino) ?? await this.revive(ino));
   }
 
   // Attributes
 
   async getattr(req: FuseRequest, ino: number): Promise<AttrOut> {
-    return this.attrOut(ino, await vn_stat(this.lwp(req), this.vnode(ino)));
+    return this.attrOut(ino, await vn_stat(this.lwp(req), this.known(ino) ?? await this.revive(ino)));
   }
 
   async setattr(req: FuseRequest, ino: number, set: SetattrIn): Promise<AttrOut> {
@@ -318,7 +372,7 @@ export class P2k implements FuseFilesystem {
       // utimes(NULL) and its kin: setting times to "now" needs only write access.
       va.utimesNow = set.atime !== undefined && set.atime !== 'now' ? false : set.mtime === undefined || set.mtime === 'now';
     }
-    const openForWrite = set.fh !== null && (this.handles[set.fh]?.fp.writable ?? false);
+    const openForWrite = set.fh !== null && (this.handles[set.fh - this.fhBase]?.fp.writable ?? false);
     const changes = Object.keys(va).length > 0;
     if (changes || set.killSuidgid) {
       await vn_locked(vp, LK_EXCLUSIVE, l, async () => {
@@ -329,8 +383,8 @@ export class P2k implements FuseFilesystem {
     return this.attrOut(ino, await vn_stat(l, vp));
   }
 
-  access(req: FuseRequest, ino: number, mask: number): Promise<void> {
-    const l = this.lwp(req), vp = this.vnode(ino);
+  async access(req: FuseRequest, ino: number, mask: number): Promise<void> {
+    const l = this.lwp(req), vp = this.known(ino) ?? await this.revive(ino);
     return vn_locked(vp, LK_SHARED, l, () => vn_access(vp, mask & 7, l));
   }
 
@@ -342,19 +396,41 @@ export class P2k implements FuseFilesystem {
   // Open files
 
   private addHandle(fp: File): number {
-    const fh = this.freeHandles.pop() ?? this.handles.length;
-    this.handles[fh] = { fp };
-    return fh;
+    const i = this.freeHandles.pop() ?? this.handles.length;
+    this.handles[i] = { fp };
+    return this.fhBase + i;
   }
 
   private handle(fh: number): Handle {
-    const h = this.handles[fh];
+    const h = this.handles[fh - this.fhBase];
     if (!h) throw new KernError(errnos.EBADF, `no handle ${fh}`);
     return h;
   }
 
+  /**
+   * A handle an earlier server of this mount gave the host (stable ids
+   * only): opened again, read-only, from its node id. Its open was checked
+   * then; this one is the kernel's. Callers write
+   * `this.handles[fh - this.fhBase] ?? this.reopened.get(fh) ?? await this.reopen(fh, ino)`.
+   */
+  private async reopen(fh: number, ino: number): Promise<Handle> {
+    if (!this.stable || fh >= this.fhBase) throw new KernError(errnos.EBADF, `no handle ${fh}`);
+    const vp = this.known(ino) ?? await this.revive(ino);
+    vref(vp);
+    const fp = await vn_open(kernel_lwp(), vp, O_RDONLY | (vp.type === VType.VDIR ? O_DIRECTORY : 0));
+    const had = this.reopened.get(fh);
+    if (had) {
+      await vn_close(kernel_lwp(), fp);
+      return had;
+    }
+    const h: Handle = { fp };
+    this.reopened.set(fh, h);
+    rumpuser_putstr(`p2k: handle ${fh} of node ${ino}, an earlier server's, opened again\n`);
+    return h;
+  }
+
   async open(req: FuseRequest, ino: number, flags: number): Promise<OpenOut> {
-    const l = this.lwp(req), vp = this.vnode(ino);
+    const l = this.lwp(req), vp = this.known(ino) ?? await this.revive(ino);
     vref(vp);
     const fp = await vn_open(l, vp, flags & ~(O_CREAT | O_EXCL));
     return { fh: this.addHandle(fp), openFlags: this.spelledTwice(ino) ? 0 : this.openFlags };
@@ -375,7 +451,7 @@ export class P2k implements FuseFilesystem {
   }
 
   async opendir(req: FuseRequest, ino: number): Promise<OpenOut> {
-    const l = this.lwp(req), vp = this.vnode(ino);
+    const l = this.lwp(req), vp = this.known(ino) ?? await this.revive(ino);
     vref(vp);
     const fp = await vn_open(l, vp, O_RDONLY | O_DIRECTORY);
     // A read-only directory never changes: the kernel may keep what it read.
@@ -383,9 +459,20 @@ export class P2k implements FuseFilesystem {
   }
 
   private async close(fh: number): Promise<void> {
-    const h = this.handle(fh);
-    this.handles[fh] = undefined;
-    this.freeHandles.push(fh);
+    const i = fh - this.fhBase, h = this.handles[i];
+    if (!h) {
+      const r = this.reopened.get(fh);
+      if (r) {
+        this.reopened.delete(fh);
+        await vn_close(kernel_lwp(), r.fp);
+        return;
+      }
+      // An earlier server's handle, unused since: nothing is open here.
+      if (this.stable && fh < this.fhBase) return;
+      throw new KernError(errnos.EBADF, `no handle ${fh}`);
+    }
+    this.handles[i] = undefined;
+    this.freeHandles.push(i);
     await vn_close(kernel_lwp(), h.fp);
   }
 
@@ -403,7 +490,7 @@ export class P2k implements FuseFilesystem {
    * request is external memory that makes V8 collect far more often.
    */
   async read(req: FuseRequest, ino: number, fh: number, offset: number, size: number): Promise<Uint8Array> {
-    const l = this.lwp(req), fp = this.handle(fh).fp;
+    const l = this.lwp(req), fp = (this.handles[fh - this.fhBase] ?? this.reopened.get(fh) ?? await this.reopen(fh, ino)).fp;
     const pooled = this.readBuffers.pop();
     const buf = pooled && pooled.length >= size ? pooled : Buffer.allocUnsafe(Math.max(size, READ_BUFFER));
     let done = 0;
@@ -436,8 +523,9 @@ export class P2k implements FuseFilesystem {
   /** close(2) of one descriptor: nothing to do, the data went with each write. */
   flush(): void {}
 
-  fsync(req: FuseRequest, ino: number, fh: number, datasync: boolean): Promise<void> {
-    return vn_fsync(this.lwp(req), this.handle(fh).fp, FSYNC_WAIT | (datasync ? FSYNC_DATAONLY : 0));
+  async fsync(req: FuseRequest, ino: number, fh: number, datasync: boolean): Promise<void> {
+    const h = this.handles[fh - this.fhBase] ?? this.reopened.get(fh) ?? await this.reopen(fh, ino);
+    return vn_fsync(this.lwp(req), h.fp, FSYNC_WAIT | (datasync ? FSYNC_DATAONLY : 0));
   }
 
   fsyncdir(req: FuseRequest, ino: number, fh: number, datasync: boolean): Promise<void> {
@@ -450,7 +538,7 @@ export class P2k implements FuseFilesystem {
    * needs no LOOKUP per entry afterwards; `.` and `..` go without.
    */
   async readdir(req: FuseRequest, ino: number, fh: number, offset: number, out: DirentWriter): Promise<void> {
-    const l = this.lwp(req), h = this.handle(fh);
+    const l = this.lwp(req), h = this.handles[fh - this.fhBase] ?? this.reopened.get(fh) ?? await this.reopen(fh, ino);
     let i = position(h, offset);
     if (i < 0) {
       h.batch = { from: offset, ...(await vn_readdir(l, h.fp, offset)) };
@@ -495,12 +583,12 @@ export class P2k implements FuseFilesystem {
 
   // Extended attributes (ENOTSUP from the kernel when the driver has none)
 
-  getxattr(req: FuseRequest, ino: number, name: string): Promise<Uint8Array> {
-    return vn_getxattr(this.lwp(req), this.vnode(ino), name);
+  async getxattr(req: FuseRequest, ino: number, name: string): Promise<Uint8Array> {
+    return vn_getxattr(this.lwp(req), this.known(ino) ?? await this.revive(ino), name);
   }
 
-  listxattr(req: FuseRequest, ino: number): Promise<string[]> {
-    return vn_listxattr(this.lwp(req), this.vnode(ino));
+  async listxattr(req: FuseRequest, ino: number): Promise<string[]> {
+    return vn_listxattr(this.lwp(req), this.known(ino) ?? await this.revive(ino));
   }
 
   setxattr(req: FuseRequest, ino: number, name: string, value: Buffer, flags: number): Promise<void> {
@@ -516,7 +604,7 @@ export class P2k implements FuseFilesystem {
 
   /** Open handles and known nodes (for status and tests). */
   get openHandles(): number {
-    return this.handles.filter(h => h !== undefined).length;
+    return this.handles.filter(h => h !== undefined).length + this.reopened.size;
   }
 
   /**
@@ -532,6 +620,8 @@ export class P2k implements FuseFilesystem {
         this.handles[fh] = undefined;
         if (h) await vn_close(l, h.fp).catch(() => {});
       }
+      for (const h of this.reopened.values()) await vn_close(l, h.fp).catch(() => {});
+      this.reopened.clear();
       for (const n of this.nodes.values()) if (n.id !== FUSE_ROOT_ID) await (async () => vrele(n.vp))().catch(() => {});
       this.nodes.clear();
       this.byVnode.clear();

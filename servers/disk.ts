@@ -21,6 +21,7 @@ export function diskSpec(prog: string, fstype: string, args: ParsedArgs, g: Gene
   return {
     prog, fstype, device, partition, from: device, mountpoint,
     flags: g.flags, options: g.cache ? { ...options, cache: g.cache } : options, foreground: args.foreground, sandboxUser: g.sandboxUser,
+    restart: g.restart,
   };
 }
 

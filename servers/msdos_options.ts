@@ -29,6 +29,7 @@ Options (-o):
   ro, rw, sync, noexec, exec       as mount(8); dirsync: directory changes written through
   part=N                           partition N (from 1) of a partitioned disk image
   rumpuser=NAME                    the unprivileged user the server runs as
+  restart=N                        with ro: a crashed server restarts, N times a minute at most (default 3; 0: never)
   uid=, gid=, umask=, fmask=, dmask=   as Linux vfat (octal masks of bits cleared)
   shortname=lower|win95|winnt|mixed    how 8.3 names show and are made (default mixed)
   codepage=437                     the code page of short names

@@ -10,6 +10,15 @@ import { MNT_NOEXEC, MNT_RDONLY, MNT_SYNCHRONOUS } from '../src/kern/index.js';
 /** A mistake on the command line: the server prints it with its usage and exits 1. */
 export class UsageError extends Error {}
 
+/**
+ * A warning about the command line, said once per mount: a read-only
+ * mount's supervisor parses the same command line as its servers and has
+ * said it already (servers/supervisor.ts).
+ */
+export function usageWarning(prog: string, message: string): void {
+  if (process.env.P2K_FUSE_FD === undefined) process.stderr.write(`${prog}: ${message}\n`);
+}
+
 export interface ParsedArgs {
   positional: string[];
   /** Every option in the order given: -o pieces and the flags that stand for options. */
@@ -81,11 +90,13 @@ export interface GenericOptions {
   sandboxUser?: string;
   /** cache=MiB: the mount's cache budget (the kernel's; every driver). */
   cache?: number;
+  /** restart=N: a read-only mount's crashed server is restarted up to N times a minute (0: never). */
+  restart?: number;
   /** What is left: options of the file system itself, in order. */
   fsOptions: Map<string, string | true>;
 }
 
-/** Take the generic mount options (ro, rw, sync, async, noexec, rumpuser=, cache=) out of the list. */
+/** Take the generic mount options (ro, rw, sync, async, noexec, rumpuser=, cache=, restart=) out of the list. */
 export function genericOptions(options: ReadonlyMap<string, string | true>): GenericOptions {
   const g: GenericOptions = { flags: 0, fsOptions: new Map() };
   for (const [k, v] of options) {
@@ -103,6 +114,10 @@ export function genericOptions(options: ReadonlyMap<string, string | true>): Gen
       case 'cache':
         if (v === true || !/^[1-9]\d{0,6}$/.test(v)) throw new UsageError(`bad value for cache: ${String(v)} (MiB, from 1)`);
         g.cache = Number(v);
+        break;
+      case 'restart':
+        if (v === true || !/^\d{1,3}$/.test(v)) throw new UsageError(`bad value for restart: ${String(v)} (restarts a minute, 0 for none)`);
+        g.restart = Number(v);
         break;
       default: g.fsOptions.set(k, v);
     }

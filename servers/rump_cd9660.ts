@@ -31,6 +31,7 @@ Options (-o):
   map=off|normal|acorn             how plain ISO 9660 names show
   part=N                           partition N (from 1) of a partitioned disk image
   rumpuser=NAME                    the unprivileged user the server runs as
+  restart=N                        a crashed server restarts, N times a minute at most (default 3; 0: never)
   accepted without effect: rrip, rock, joliet, cruft, unhide, hide, check=, ro,
     mount(8)'s defaults, auto, noauto, nofail, user, nosuid, nodev, nonempty, ...
 `;

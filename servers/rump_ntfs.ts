@@ -9,7 +9,7 @@
 import '../src/fs/ntfs/index.js';
 import { MNT_RDONLY, type MountOptions } from '../src/kern/index.js';
 import { diskSpec, fsOnly } from './disk.js';
-import { genericOptions, parseGroup, parseMode, parseMountArgs, parseUser, UsageError } from './options.js';
+import { genericOptions, parseGroup, parseMode, parseMountArgs, parseUser, UsageError, usageWarning } from './options.js';
 import { serverMain, type ServerSpec } from './runner.js';
 
 const USAGE = 'usage: rump_ntfs [-fa] [-u uid] [-g gid] [-m mask] [-o options] special node';
@@ -17,7 +17,7 @@ const USAGE = 'usage: rump_ntfs [-fa] [-u uid] [-g gid] [-m mask] [-o options] s
 function parse(argv: string[]): ServerSpec {
   const args = parseMountArgs(argv, { u: 'uid', g: 'gid', m: 'mask' }, { a: 'show_sys_files' });
   const g = genericOptions(args.options);
-  if (args.options.has('rw')) process.stderr.write('rump_ntfs: NTFS is served read-only; mounting ro (rw ignored)\n');
+  if (args.options.has('rw')) usageWarning('rump_ntfs', 'NTFS is served read-only; mounting ro (rw ignored)');
   // ntfs-3g's defaults: the mounter's ids; umask 022 here, as rump_msdos.
   const options: MountOptions = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, umask: '022' };
   for (const [k, v] of fsOnly(g)) {

@@ -16,24 +16,29 @@
 // A server that dies (a driver panic aborts it) leaves its mount point
 // answering ENOTCONN until someone unmounts it, as NetBSD's puffs does: the
 // failure stays visible instead of an empty directory that looks mounted.
+// Read-only mounts are the exception: there the launcher's child becomes a
+// supervisor (supervisor.ts) that holds the FUSE session and starts the
+// server, and a new one when it dies, a bounded number of times (restart=N).
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
 import { constants, homedir } from 'node:os';
 import path from 'node:path';
 import { CallerGroups } from '../p2k/caller_groups.js';
-import { DevChannel, fuseMount } from '../p2k/fuse/mount.js';
+import { Inflight, INFLIGHT_BYTES } from '../p2k/fuse/inflight.js';
+import { DevChannel, fuseMount, type FuseMountSpec } from '../p2k/fuse/mount.js';
 import { FuseSession } from '../p2k/fuse/session.js';
 import { P2k, p2kWants } from '../p2k/p2k.js';
 import {
-  KernError, MNT_NOEXEC, MNT_RDONLY, blkdev_open, panic, vfs_mount, vfs_unmount,
+  KernError, MNT_NOEXEC, MNT_RDONLY, blkdev_open, panic, vfs_getopsbyname, vfs_mount, vfs_unmount,
   type BlockDevice, type Mount, type MountOptions,
 } from '../src/kern/index.js';
-import { dup2, launcherPath, openProcDir, setCloexec } from '../src/rumpuser/native.js';
+import { dup2, launcherPath, mapShared, openProcDir, setCloexec } from '../src/rumpuser/native.js';
 import { rumpuser_logtag, rumpuser_putstr } from '../src/rumpuser/index.js';
 import { sandbox } from '../src/rumpuser/sandbox.js';
 import { checkWholeDisk } from './disk.js';
 import { escapeMount, mountAt } from './mountinfo.js';
 import { SERVER_NODE_FLAGS } from './programs.js';
+import { DEFAULT_RESTARTS, supervise } from './supervisor.js';
 import { utabAdd } from './utab.js';
 import { UsageError } from './options.js';
 
@@ -64,6 +69,8 @@ export interface ServerSpec {
    * options that loosen the owner rules the host kernel would apply first.
    */
   serverPermissions?: boolean;
+  /** restart=N: read-only mounts restart a crashed server up to N times a minute (servers/supervisor.ts). */
+  restart?: number;
 }
 
 /** A mount that cannot be made: the message goes to the user, exit 32. */
@@ -91,10 +98,11 @@ export async function serverMain(prog: string, usage: string, parse: (argv: stri
   if (readyFd === undefined) return launch();
   // The server: what the launcher needs to know goes through the pipe.
   const fd = Number(readyFd);
-  setCloexec(fd);
+  setCloexec(fd, true);
   const say = (line: string) => { try { writeSync(fd, line + '\n'); } catch { /* launcher gone */ } };
   const foreground = spec.foreground || envSet('P2K_NODETACH') || envSet('P2K_DEBUG');
   if (foreground) say('foreground');
+  if (supervised(spec)) return superviseMount(spec, foreground, say, () => closeSync(fd));
   try {
     await serve(spec, foreground, {
       mounted: (id, escapedPath) => say(`mounted ${id} ${escapedPath}`),
@@ -173,9 +181,90 @@ interface LauncherLink {
   ready(): void;
 }
 
+/** What fuseMount needs: the same for a server and a supervisor. */
+function fuseSpecOf(spec: ServerSpec, mountpoint: string): FuseMountSpec {
+  return {
+    mountpoint, fsname: spec.from, subtype: spec.fstype, readOnly: (spec.flags & MNT_RDONLY) !== 0,
+    noexec: (spec.flags & MNT_NOEXEC) !== 0, allowOther: process.geteuid?.() === 0,
+    kernelPermissions: !spec.serverPermissions,
+  };
+}
+
+/** A root mount noted in utab, and the launcher told where it is. */
+function noteMount(spec: ServerSpec, mountpoint: string, launcher: Pick<LauncherLink, 'mounted'>): void {
+  if (process.geteuid?.() === 0) utabAdd(spec.from, mountpoint, 'uhelper=rump');
+  const attached = mountAt(mountpoint);
+  if (attached) launcher.mounted(attached.id, escapeMount(mountpoint));
+}
+
+/** Detached from the user's terminal (and from a caller's pipes): what it would have printed goes to the log. */
+function detach(log: { fd: number; file: boolean; null: number }, prog: string): void {
+  dup2(log.null, 0);
+  dup2(log.fd, 1);
+  dup2(log.fd, 2);
+  if (log.file) rumpuser_logtag(`${prog}[${process.pid}]`);
+}
+
+/**
+ * A read-only mount of an image whose driver finds files by id (VFS_VGET),
+ * restart=N not 0, started by the launcher (not by a supervisor): this
+ * process becomes its supervisor.
+ */
+function supervised(spec: ServerSpec): boolean {
+  if (process.env.P2K_FUSE_FD !== undefined) return false;
+  if ((spec.flags & MNT_RDONLY) === 0 || spec.device === null || (spec.restart ?? DEFAULT_RESTARTS) <= 0) return false;
+  try {
+    return vfs_getopsbyname(spec.fstype).vget !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+function superviseMount(spec: ServerSpec, foreground: boolean, say: (line: string) => void, closeReady: () => void): Promise<never> {
+  let mountpoint: string;
+  try {
+    mountpoint = checkMountpoint(path.resolve(spec.mountpoint));
+  } catch (e) {
+    process.stderr.write(`${spec.prog}: ${describe(e)}\n`);
+    process.exit(EXIT_MOUNT_FAILURE);
+  }
+  const unmountFd = process.env.P2K_UNMOUNT_FD !== undefined ? Number(process.env.P2K_UNMOUNT_FD) : -1;
+  if (unmountFd >= 0) setCloexec(unmountFd, true);
+  return supervise({
+    prog: spec.prog, mountpoint, fuse: fuseSpecOf(spec, mountpoint), restart: spec.restart ?? DEFAULT_RESTARTS,
+    // Its servers: this program again, with the same Node flags.
+    server: [process.execPath, ...process.execArgv, ...process.argv.slice(1)],
+  }, {
+    mounted: () => noteMount(spec, mountpoint, { mounted: (id, escaped) => say(`mounted ${id} ${escaped}`) }),
+    ready: () => { say('ready'); closeReady(); },
+    background: !foreground,
+    detach: () => detach(openLog(), spec.prog),
+    unmountFd,
+  });
+}
+
+/**
+ * A supervised server's descriptors (servers/supervisor.ts): the FUSE
+ * session the supervisor mounted, and the region where requests in flight
+ * are kept. Close-on-exec from now on: no program the server starts keeps them.
+ */
+function supervisedFds(): { fuse: number; inflight: Inflight } | null {
+  const f = process.env.P2K_FUSE_FD, i = process.env.P2K_INFLIGHT_FD;
+  if (f === undefined || i === undefined) return null;
+  const fuse = Number(f), mem = Number(i);
+  setCloexec(fuse, true);
+  setCloexec(mem, true);
+  const inflight = new Inflight(mapShared(mem, INFLIGHT_BYTES));
+  closeSync(mem);
+  return { fuse, inflight };
+}
+
 async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLink): Promise<void> {
-  const log = foreground ? null : openLog();
-  const mountpoint = checkMountpoint(path.resolve(spec.mountpoint));
+  // Under a supervisor the FUSE mount is made: never look at the mount point
+  // (nobody answers yet); and the supervisor writes what we print to its log.
+  const given = supervisedFds();
+  const log = foreground || given ? null : openLog();
+  const mountpoint = given ? process.env.P2K_MOUNTPOINT ?? path.resolve(spec.mountpoint) : checkMountpoint(path.resolve(spec.mountpoint));
   const readOnly = (spec.flags & MNT_RDONLY) !== 0;
   // Everything that can be refused is refused before the device is opened: a
   // refusal after vfs_mount would leave the volume marked dirty.
@@ -208,34 +297,31 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
     readOnly, groups: procDirFd >= 0 ? new CallerGroups(procDirFd) : null,
     wizardUid: wizard !== undefined ? Number(wizard) : undefined,
     entryTimeout: timeout, attrTimeout: timeout, directIo: nocache || envSet('P2K_NOCACHE_PAGE'),
+    // Node ids from file ids on read-only mounts: a restarted server knows the host's ids.
+    stableIds: readOnly, generation: Number(process.env.P2K_GENERATION ?? 0) || 0,
   });
   // The sandboxed server cannot unmount itself: a signal asks the launcher's
   // unmounter (outside the sandbox) through this pipe to unmount from
   // outside; the FUSE session then ends as with umount. When files are still
   // open it detaches the mount lazily, and the server stops anyway 2 s later.
   const unmountFd = process.env.P2K_UNMOUNT_FD !== undefined ? Number(process.env.P2K_UNMOUNT_FD) : -1;
-  if (unmountFd >= 0) setCloexec(unmountFd);
+  if (unmountFd >= 0) setCloexec(unmountFd, true);
   const askUnmount = () => { try { writeSync(unmountFd, 'u\n'); } catch { /* no unmounter: the mount is left to its owner */ } };
   let fd: number;
   try {
-    fd = fuseMount({
-      mountpoint, fsname: spec.from, subtype: spec.fstype, readOnly,
-      noexec: (spec.flags & MNT_NOEXEC) !== 0, allowOther: process.geteuid?.() === 0,
-      kernelPermissions: !spec.serverPermissions,
-    });
+    fd = given ? given.fuse : fuseMount(fuseSpecOf(spec, mountpoint));
   } catch (e) {
     await unmountKernel();
     throw new MountFailure(`cannot attach to ${mountpoint} through FUSE: ${describe(e)}`);
   }
-  if (process.geteuid?.() === 0) utabAdd(spec.from, mountpoint, 'uhelper=rump');
-  const attached = mountAt(mountpoint);
-  if (attached) launcher.mounted(attached.id, escapeMount(mountpoint));
+  if (!given) noteMount(spec, mountpoint, launcher);
   const debug = envSet('P2K_DEBUG');
   const session = new FuseSession(new DevChannel(fd), p2k, {
     want: p2kWants(readOnly), maxWrite: MAX_WRITE,
     // Anything but an errno escaping the kernel is a bug: panic (the mount then answers ENOTCONN).
     onError: (e, op) => panic(`p2k: ${op}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`),
     trace: debug ? line => rumpuser_putstr(line + '\n') : undefined,
+    inflight: given?.inflight, resume: given?.inflight.conn() ?? undefined,
   });
 
   let stopping = false;
@@ -248,7 +334,7 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
       .then(() => p2k.shutdown())
       .then(() => dev?.close())
       .then(() => {
-        if (log?.file) rumpuser_putstr(`unmounted ${mountpoint}: clean\n`);
+        if (log?.file || (given && !foreground)) rumpuser_putstr(`unmounted ${mountpoint}: clean\n`);
         process.exit(0);
       }, e => {
         rumpuser_putstr(`${spec.prog}: unmount failed: ${describe(e)}\n`);
@@ -278,16 +364,11 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
     throw new MountFailure(describe(e));
   }
   launcher.ready();
-  if (log) {
-    // Detached from the user's terminal (and from a caller's pipes): what it would have printed goes to the log.
-    dup2(log.null, 0);
-    dup2(log.fd, 1);
-    dup2(log.fd, 2);
-  }
-  if (log?.file) {
-    rumpuser_logtag(`${spec.prog}[${process.pid}]`);
-    rumpuser_putstr(`serving ${spec.from} on ${mountpoint}${readOnly ? ' (read-only)' : ''}\n`);
-  }
+  if (log) detach(log, spec.prog);
+  // A supervised server's stderr is its supervisor's log.
+  else if (given && !foreground) rumpuser_logtag(`${spec.prog}[${process.pid}]`);
+  // (A supervised server's supervisor says it: it may still be writing to the user's terminal.)
+  if (log?.file) rumpuser_putstr(`serving ${spec.from} on ${mountpoint}${readOnly ? ' (read-only)' : ''}\n`);
 }
 
 /** First uid of the range that servers take one each of (uid = base + pid). */

@@ -14,6 +14,7 @@ import {
   ArgReader, DirentWriter, ProtocolError, decodeHeader, encodeAttrOut, encodeEntry, encodeOpen, encodeOutHeader,
   encodeStatfs, type AttrOut, type EntryOut, type InHeader, type OpenOut, type StatfsOut, type Timespec,
 } from './codec.js';
+import type { Inflight } from './inflight.js';
 
 export type MaybePromise<T> = T | Promise<T>;
 
@@ -109,6 +110,17 @@ export interface SessionOptions {
   onError(e: unknown, op: string): void;
   /** Every request and its outcome (P2K_DEBUG). */
   trace?(line: string): void;
+  /**
+   * Where the uniques of requests read and not yet answered are kept for a
+   * supervisor that answers them EIO if this server dies (read-only mounts;
+   * inflight.ts). The INIT settled is kept there too.
+   */
+  inflight?: Inflight;
+  /**
+   * The INIT an earlier server on the same connection settled: the kernel
+   * sends no other, so this session starts with it (a restarted server).
+   */
+  resume?: FuseConnInfo;
 }
 
 const PAGE = 4096;
@@ -129,9 +141,13 @@ export class FuseSession {
   private readonly small = Buffer.alloc(OUT_HEADER_SIZE + 256);
   private inflight = 0;
   private idle: (() => void)[] = [];
+  /** The in-flight slot of the request being dispatched; settle() takes it over when the answer comes later. */
+  private slot = -1;
 
   constructor(private readonly ch: FuseChannel, private readonly fs: FuseFilesystem, private readonly opts: SessionOptions) {
     this.buf = this.newBuffer();
+    // Never more than this server's buffers hold (the region an earlier server wrote says it).
+    if (opts.resume) this.conn = { ...opts.resume, maxWrite: Math.min(opts.resume.maxWrite, opts.maxWrite) };
   }
 
   private newBuffer(): Buffer {
@@ -140,6 +156,7 @@ export class FuseSession {
   }
 
   start(): void {
+    if (this.opts.resume) this.fs.init?.(this.conn!);
     this.ch.watch(() => this.drain());
   }
 
@@ -184,6 +201,9 @@ export class FuseSession {
     }
     const op = opName[h.opcode] ?? `opcode ${h.opcode}`;
     this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
+    const t = this.opts.inflight;
+    // FORGET, BATCH_FORGET and INTERRUPT get no reply.
+    if (t && h.opcode !== Op.FORGET && h.opcode !== Op.BATCH_FORGET && h.opcode !== Op.INTERRUPT) this.slot = t.begin(h.unique);
     try {
       this.serve(h, new ArgReader(buf, n), op);
     } catch (e) {
@@ -194,6 +214,8 @@ export class FuseSession {
         this.fail(h.unique, op, e);
       }
     }
+    // Answered now (or needs no answer); a pending one's slot went to settle().
+    if (this.slot >= 0) { t!.end(this.slot); this.slot = -1; }
   }
 
   private serve(h: InHeader, a: ArgReader, op: string): void {
@@ -341,6 +363,7 @@ export class FuseSession {
     out.writeUInt32LE(1, o + 24); // time_gran: nanoseconds
     out.writeUInt16LE(flags & INIT.MAX_PAGES ? maxPages : 0, o + 28);
     this.fs.init?.(this.conn);
+    this.opts.inflight?.setConn(this.conn);
     // Older minors read a shorter fuse_init_out (24 bytes before 7.23).
     const size = this.conn.minor < 23 ? 24 : INIT_OUT_SIZE;
     this.send(h.unique, 0, out.subarray(0, OUT_HEADER_SIZE + size));
@@ -372,12 +395,15 @@ export class FuseSession {
       return reply(r);
     }
     this.inflight++;
+    const slot = this.slot;
+    this.slot = -1;
     let held: Buffer | null = null;
     if (pins) {
       held = this.buf;
       this.buf = this.spare.pop() ?? this.newBuffer();
     }
     r.then(v => { this.trace(op, u, 'ok'); reply(v); }, e => this.fail(u, op, e)).finally(() => {
+      this.opts.inflight?.end(slot);
       if (held) this.spare.push(held);
       if (--this.inflight === 0) for (const w of this.idle.splice(0)) w();
     });

@@ -45,9 +45,9 @@ export async function waitUntil(what: string, cond: () => boolean, timeoutMs = 3
   }
 }
 
-/** The process serving a FUSE mount started by a launcher: it names the mount point and holds /dev/fuse; not the fusermount helpers. */
+/** The process serving a FUSE mount started by a launcher: it names the mount point and holds /dev/fuse; not the fusermount helpers, not a supervisor. */
 function serverOf(mountpoint: string): number | null {
-  const found: number[] = [];
+  const found: { pid: number; ppid: number }[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
@@ -56,11 +56,14 @@ function serverOf(mountpoint: string): number | null {
       const fuse = readdirSync(`/proc/${name}/fd`).some(fd => {
         try { return readlinkSync(`/proc/${name}/fd/${fd}`) === '/dev/fuse'; } catch { return false; }
       });
-      if (fuse && !processGone(Number(name))) found.push(Number(name));
+      const ppid = Number(/^PPid:\s*(\d+)/m.exec(readFileSync(`/proc/${name}/status`, 'utf8'))?.[1] ?? 0);
+      if (fuse && !processGone(Number(name))) found.push({ pid: Number(name), ppid });
     } catch { /* gone meanwhile */ }
   }
-  if (found.length > 1) throw new Error(`${found.length} servers found for ${mountpoint}: ${found.join(' ')}`);
-  return found[0] ?? null;
+  // A read-only mount's supervisor holds /dev/fuse too (servers/supervisor.ts): it is the server's parent.
+  const servers = found.filter(p => !found.some(q => q.ppid === p.pid)).map(p => p.pid);
+  if (servers.length > 1) throw new Error(`${servers.length} servers found for ${mountpoint}: ${servers.join(' ')}`);
+  return servers[0] ?? null;
 }
 
 function mountAnswers(dir: string, parentDev: number): boolean {

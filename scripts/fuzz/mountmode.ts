@@ -97,7 +97,9 @@ export class MountRunner {
 
   async run(lane: Lane, t: FuzzTarget, limits: Limits): Promise<Outcome> {
     this.forceUnmount();
-    const args = [MountRunner.serverPath(this.root, t), '-f', ...(t.readWrite ? [] : ['-o', 'ro']), lane.image, this.mnt];
+    // restart=0: a read-only mount's supervisor would restart a panicked
+    // server and hide the panic the fuzzer is looking for.
+    const args = [MountRunner.serverPath(this.root, t), '-f', ...(t.readWrite ? [] : ['-o', 'ro,restart=0']), lane.image, this.mnt];
     const server = spawn(process.execPath, args, { cwd: this.cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     const collect = (d: Buffer) => { output = (output + d.toString()).slice(-(16 << 10)); };

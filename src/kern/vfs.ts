@@ -41,6 +41,13 @@ export interface VfsOps {
   sync(mp: Mount): Promise<void>;
   /** Fill vp (type, ops, data) for the file named by key; ENOENT/EIO if it cannot. */
   loadvnode(mp: Mount, vp: Vnode, key: number): Promise<void>;
+  /**
+   * NetBSD's VFS_VGET: the vnode (referenced, unlocked) of the file whose
+   * file id (st_ino) a mount of this medium handed out, given nothing but
+   * that id; ESTALE (or EIO) when the id names no file. For a server that
+   * takes over the ids an earlier one gave the host (restart after a crash).
+   */
+  vget?(mp: Mount, fileid: number): Promise<Vnode>;
   /** The volume label, where the format has one. */
   label?(mp: Mount): string | null;
   /**
@@ -63,6 +70,13 @@ export function vfs_getopsbyname(name: string): VfsOps {
   const ops = vfsTypes.get(name);
   if (!ops) throw kerr('ENODEV', `unknown file system type '${name}'`);
   return ops;
+}
+
+/** VFS_VGET: EOPNOTSUPP for a driver that cannot find a file by its id alone. */
+export function VFS_VGET(mp: Mount, fileid: number): Promise<Vnode> {
+  if (!mp.op.vget) return Promise.reject(kerr('EOPNOTSUPP', `${mp.op.name}: no VFS_VGET`));
+  if (!Number.isSafeInteger(fileid) || fileid < 0) return Promise.reject(kerr('ESTALE', `file id ${fileid}`));
+  return mp.op.vget(mp, fileid);
 }
 
 export function vfs_types(): string[] {

@@ -74,9 +74,11 @@ function checkReturned(op: VopName, vp: Vnode, l: Lwp): Vnode {
 }
 
 // RUMPFS_FAULT=panic:VOP_READ:3 panics on the third VOP_READ: proves that a
-// driver crash is contained (tests, debugging).
+// driver crash is contained (tests, debugging). Once per mount: a server
+// restarted after the crash runs without it, unless the spelling ends in
+// :always (panic:VOP_READ:3:always), which panics in every server.
 const fault = (() => {
-  const m = /^panic:VOP_([A-Z]+):(\d+)$/.exec(rumpuser_getenv('RUMPFS_FAULT') ?? '');
+  const m = /^panic:VOP_([A-Z]+):(\d+)(?::always)?$/.exec(rumpuser_getenv('RUMPFS_FAULT') ?? '');
   return m ? { op: m[1].toLowerCase(), n: Number(m[2]), seen: 0 } : null;
 })();
 

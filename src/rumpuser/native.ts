@@ -15,7 +15,6 @@ export type RlimitResource = 'core' | 'nofile' | 'nproc' | 'fsize';
 interface Addon {
   flock(fd: number, op: number): void;
   dup2(from: number, to: number): void;
-  setCloexec(fd: number): void;
   blkdevSize(fd: number): number;
   blkdevSectorSize(fd: number): number;
   chroot(path: string): void;
@@ -45,6 +44,9 @@ interface Addon {
   recvFd(sock: number): number;
   mount(source: string, target: string, type: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
+  memfdShared(name: string, size: number): number;
+  mapShared(fd: number, size: number): ArrayBuffer;
+  setCloexec(fd: number, on: boolean): void;
 }
 
 /** A descriptor watched by the event loop (pollStart). */
@@ -85,10 +87,6 @@ export function launcherPath(): string {
 
 export function dup2(from: number, to: number): void {
   native().dup2(from, to);
-}
-
-export function setCloexec(fd: number): void {
-  native().setCloexec(fd);
 }
 
 const FLOCK_OPS = { sh: 0, ex: 1, un: 2 } as const;
@@ -255,4 +253,19 @@ export function mount(source: string, target: string, type: string, flags: numbe
 /** umount2(2). Root only (an ordinary user's FUSE mounts go through fusermount3 -u). */
 export function umount2(target: string, flags = 0): void {
   native().umount2(target, flags);
+}
+
+/** A zeroed memfd of size bytes (close-on-exec): memory a supervisor shares with the servers it starts. */
+export function memfdShared(name: string, size: number): number {
+  return native().memfdShared(name, size);
+}
+
+/** mmap(MAP_SHARED) of the first size bytes of fd, read-write: what one process writes, the others see. */
+export function mapShared(fd: number, size: number): ArrayBuffer {
+  return native().mapShared(fd, size);
+}
+
+/** Set or clear FD_CLOEXEC on fd. */
+export function setCloexec(fd: number, on: boolean): void {
+  native().setCloexec(fd, on);
 }

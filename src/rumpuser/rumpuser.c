@@ -31,6 +31,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -137,16 +138,6 @@ static napi_value js_dup2(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &from) || !arg_i32(env, argv[1], &to))
     return throw_type(env, "dup2(from, to)");
   if (dup2(from, to) < 0) return throw_errno(env, "dup2", errno);
-  return undefined(env);
-}
-
-/* The launcher's pipes are the server's alone: no child it starts (fusermount3) may hold them. */
-static napi_value js_set_cloexec(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  int32_t fd;
-  if (!get_args(env, info, 1, argv) || !arg_i32(env, argv[0], &fd)) return throw_type(env, "setCloexec(fd)");
-  int flags = fcntl(fd, F_GETFD);
-  if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return throw_errno(env, "fcntl(F_SETFD)", errno);
   return undefined(env);
 }
 
@@ -577,6 +568,53 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+/* ---------- memory shared with a supervisor ---------- */
+
+/* memfdShared(name, size): memfd_create(MFD_CLOEXEC) of size bytes (zeroed). */
+static napi_value js_memfd_shared(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char name[64];
+  int32_t size;
+  if (!get_args(env, info, 2, argv) || !arg_str(env, argv[0], name, sizeof name) || !arg_i32(env, argv[1], &size) || size <= 0)
+    return throw_type(env, "memfdShared(name, size)");
+  int fd = memfd_create(name, MFD_CLOEXEC);
+  if (fd < 0) return throw_errno(env, "memfd_create", errno);
+  if (ftruncate(fd, size) < 0) { int e = errno; close(fd); return throw_errno(env, "ftruncate", e); }
+  return num(env, fd);
+}
+
+static void unmap_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  munmap(data, (size_t)(uintptr_t)hint);
+}
+
+/* mapShared(fd, size): mmap(PROT_READ|PROT_WRITE, MAP_SHARED) as an ArrayBuffer (unmapped when collected). */
+static napi_value js_map_shared(napi_env env, napi_callback_info info) {
+  napi_value argv[2], ab;
+  int32_t fd, size;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &fd) || !arg_i32(env, argv[1], &size) || size <= 0)
+    return throw_type(env, "mapShared(fd, size)");
+  void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) return throw_errno(env, "mmap", errno);
+  if (napi_create_external_arraybuffer(env, p, (size_t)size, unmap_finalize, (void *)(uintptr_t)size, &ab) != napi_ok) {
+    munmap(p, (size_t)size);
+    return NULL;
+  }
+  return ab;
+}
+
+/* setCloexec(fd, on): FD_CLOEXEC on or off. */
+static napi_value js_set_cloexec(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int32_t fd;
+  bool on;
+  if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &fd) || napi_get_value_bool(env, argv[1], &on) != napi_ok)
+    return throw_type(env, "setCloexec(fd, on)");
+  int fl = fcntl(fd, F_GETFD);
+  if (fl < 0 || fcntl(fd, F_SETFD, on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC) < 0) return throw_errno(env, "fcntl", errno);
+  return undefined(env);
+}
+
 /* ---------- seccomp ---------- */
 
 #if defined(__x86_64__)
@@ -747,7 +785,6 @@ static napi_value init(napi_env env, napi_value exports) {
   static const struct { const char *name; napi_callback fn; } fns[] = {
     { "flock", js_flock },
     { "dup2", js_dup2 },
-    { "setCloexec", js_set_cloexec },
     { "blkdevSize", js_blkdev_size },
     { "blkdevSectorSize", js_blkdev_sector_size },
     { "chroot", js_chroot },
@@ -777,6 +814,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "recvFd", js_recv_fd },
     { "mount", js_mount },
     { "umount2", js_umount2 },
+    { "memfdShared", js_memfd_shared },
+    { "mapShared", js_map_shared },
+    { "setCloexec", js_set_cloexec },
   };
   for (size_t i = 0; i < sizeof fns / sizeof *fns; i++) {
     napi_value f;

@@ -44,20 +44,32 @@ export function tempDir(prefix = 'rumpfs-test-'): string {
 
 export { mountAt, type MountInfo as MountEntry } from '../../servers/mountinfo.js';
 
-/** Servers (not launchers) serving mountpoint: their command line names it, their environment has P2K_READY_FD. */
-export function serverPids(mountpoint: string): number[] {
-  const pids: number[] = [];
+/**
+ * The processes of a mount started by a launcher: their command line names
+ * it, their environment has P2K_READY_FD. A read-only mount's supervisor is
+ * the parent of a server started with P2K_FUSE_FD (servers/supervisor.ts).
+ */
+export function mountProcesses(mountpoint: string): { supervisors: number[]; servers: number[] } {
+  const found: { pid: number; ppid: number; supervised: boolean }[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
       if (!argv.some(a => a.includes('/dist/servers/') || a.includes('/dist/bin/')) || !argv.includes(mountpoint)) continue;
-      if (!readFileSync(`/proc/${name}/environ`, 'utf8').split('\0').some(e => e.startsWith('P2K_READY_FD='))) continue;
+      const env = readFileSync(`/proc/${name}/environ`, 'utf8').split('\0');
+      if (!env.some(e => e.startsWith('P2K_READY_FD='))) continue;
       if (processGone(Number(name))) continue;
-      pids.push(Number(name));
+      const ppid = Number(/^PPid:\s*(\d+)/m.exec(readFileSync(`/proc/${name}/status`, 'utf8'))?.[1] ?? 0);
+      found.push({ pid: Number(name), ppid, supervised: env.some(e => e.startsWith('P2K_FUSE_FD=')) });
     } catch { /* gone meanwhile */ }
   }
-  return pids;
+  const supervisors = new Set(found.filter(p => p.supervised).map(p => p.ppid));
+  return { supervisors: [...supervisors].filter(pid => found.some(p => p.pid === pid)), servers: found.filter(p => !supervisors.has(p.pid)).map(p => p.pid) };
+}
+
+/** Servers (not launchers, not supervisors) serving mountpoint. */
+export function serverPids(mountpoint: string): number[] {
+  return mountProcesses(mountpoint).servers;
 }
 
 /** Exited (or a zombie nobody reaped: servers are detached). */

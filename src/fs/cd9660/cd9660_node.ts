@@ -26,6 +26,11 @@ export const CD9660_MAXDEPTH = 4096;
  * location of the directory holding its record; HINT_DIR for a directory.
  */
 export const HINT_DIR = -1;
+/**
+ * A file whose record is at its key in a directory not known (VFS_VGET of an
+ * id an earlier mount handed out): its records are read from the key on.
+ */
+export const HINT_RECORD = -2;
 
 export interface IsoMount {
   dev: BlockDevice;
@@ -351,10 +356,12 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
   let n: IsoNode | null = null;
   let name: Uint8Array | null = null;
   let final = false;
-  const dirSize = (await cd9660_dirhead(imp, hint)).size;
-  for await (const d of cd9660_dirwalk(imp, hint, dirSize, key - hint)) {
+  // A record found by its key alone: its directory is bounded only by the largest one.
+  const start = hint === HINT_RECORD ? key - (key % ISO_SECTOR) : hint;
+  const dirSize = hint === HINT_RECORD ? CD9660_MAXDIRSIZE : (await cd9660_dirhead(imp, hint)).size;
+  for await (const d of cd9660_dirwalk(imp, start, dirSize, key - start)) {
     const r = d.rec;
-    const where = `directory at ${hint}, record at ${d.offset}`;
+    const where = `directory at ${start}, record at ${d.offset}`;
     if (!n) {
       if (d.abs !== key || isDotRecord(r) !== null || (r.flags & ISO_FLAG_DIR)) corrupt(`${where}: not a file record`);
       const ri = await cd9660_rrip(imp, r, false, where);

@@ -7,9 +7,9 @@ import {
 } from '../../kern/index.js';
 import {
   ISO_FLAG_DIR, ISO_SECTOR, ISO_VD_END, ISO_VD_MAX, ISO_VD_PRIMARY, ISO_VD_START, ISO_VD_SUPPLEMENTARY,
-  isVolumeDescriptor, parseDirRecord, parseVolumeDescriptor, type VolumeDescriptor,
+  isDotRecord, isVolumeDescriptor, parseDirRecord, parseVolumeDescriptor, type VolumeDescriptor,
 } from './iso.js';
-import { cd9660_loadnode, cd9660_rrip, HINT_DIR, iso_read, recordStart, type IsoMount } from './cd9660_node.js';
+import { cd9660_loadnode, cd9660_rrip, HINT_DIR, HINT_RECORD, iso_read, recordStart, type IsoMount } from './cd9660_node.js';
 import { cd9660_susp_sp } from './cd9660_rrip.js';
 import type { IsoMapping } from './cd9660_util.js';
 import { cd9660_vnodeops } from './cd9660_vnops.js';
@@ -185,6 +185,27 @@ async function cd9660_loadvnode(mp: Mount, vp: Vnode, key: number): Promise<void
   vp.data = node;
 }
 
+/**
+ * VFS_VGET (cd9660_vget): the file an id handed out by an earlier mount of
+ * this image names (a crashed server's: the host still holds it). A
+ * directory's id is its extent, which starts with its `.` record; a file's
+ * is the position of its record: the record there says which.
+ */
+async function cd9660_vget(mp: Mount, fileid: number): Promise<Vnode> {
+  const imp = mp.priv<IsoMount>();
+  if (!imp.hints.has(fileid)) {
+    const within = fileid % ISO_SECTOR;
+    if (fileid + ISO_SECTOR - within > imp.dev.size) throw kerr('ESTALE', `cd9660: file id ${fileid} is past the image`);
+    const sector = await iso_read(imp, fileid - within, ISO_SECTOR);
+    const len = sector[within];
+    if (len === 0 || within + len > ISO_SECTOR) throw kerr('ESTALE', `cd9660: no record at file id ${fileid}`);
+    const r = parseDirRecord(sector.subarray(within, within + len), `record at ${fileid}`);
+    const dir = within === 0 && isDotRecord(r) === 0 && (r.flags & ISO_FLAG_DIR) !== 0 && recordStart(r) === fileid;
+    imp.hints.set(fileid, dir ? HINT_DIR : HINT_RECORD);
+  }
+  return vcache_get(mp, fileid);
+}
+
 export const cd9660_vfsops: VfsOps = {
   name: 'cd9660',
   readOnlyFormat: true,
@@ -195,4 +216,5 @@ export const cd9660_vfsops: VfsOps = {
   statvfs: cd9660_statvfs,
   sync: async () => {},
   loadvnode: cd9660_loadvnode,
+  vget: cd9660_vget,
 };

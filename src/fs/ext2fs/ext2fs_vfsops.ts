@@ -156,6 +156,9 @@ export const ext2fs_vfsops: VfsOps = {
     await umpOf(mp).flushMeta();
   },
 
+  // The file id is the inode number, the vcache key.
+  vget: (mp: Mount, fileid: number) => vcache_get(mp, fileid),
+
   async loadvnode(mp: Mount, vp: Vnode, key: number): Promise<void> {
     const ump = umpOf(mp);
     if (key !== ROOTINO && key < ump.sb.firstIno) throw ump.corrupt(`a directory names reserved inode ${key}`);

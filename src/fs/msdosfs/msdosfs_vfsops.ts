@@ -141,6 +141,10 @@ export const msdosfs_vfsops: VfsOps = {
     await dmp.fat.flush();
   },
 
+  // A file id is its directory entry's position (the vcache key; a rename moves it, so only
+  // read-only mounts keep ids stable), and loadvnode finds the file from it alone.
+  vget: (mp: Mount, fileid: number) => vcache_get(mp, fileid),
+
   async loadvnode(mp: Mount, vp: Vnode, key: number): Promise<void> {
     const dmp = dmpOf(mp), b = dmp.bpb;
     let dep: Denode;

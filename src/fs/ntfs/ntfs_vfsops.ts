@@ -147,5 +147,7 @@ export const ntfs_vfsops: VfsOps = {
   statvfs: ntfs_statvfs,
   sync: async () => {},
   loadvnode: ntfs_loadvnode,
+  // The file id is the vcache key, and a key alone finds its file.
+  vget: (mp, fileid) => vcache_get(mp, fileid),
   label: (mp) => mp.priv<NtfsMount>().label || null,
 };

@@ -315,5 +315,7 @@ export const udf_vfsops: VfsOps = {
   statvfs: udf_statvfs,
   sync: async () => {},
   loadvnode: udf_loadvnode,
+  // The file id is the vcache key, and a key alone finds its file.
+  vget: (mp, fileid) => vcache_get(mp, fileid),
   label: (mp) => mp.priv<UdfMount>().label || null,
 };
