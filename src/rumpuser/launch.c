@@ -156,13 +156,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: rumpfs_launch PROGRAM [ARG...]\n");
     return 1;
   }
-  /* For messages: the server script's name (rump_msdos.js -> rump_msdos). */
+  /* For messages: the server script's name (rump_msdos.cjs -> rump_msdos). */
   for (int i = 1; i < argc; i++) {
     const char *b = strrchr(argv[i], '/');
     b = b ? b + 1 : argv[i];
-    size_t n = strlen(b);
-    if (n > 3 && strcmp(b + n - 3, ".js") == 0) {
-      char *p = strndup(b, n - 3);
+    const char *dot = strrchr(b, '.');
+    if (dot && dot != b && (strcmp(dot, ".js") == 0 || strcmp(dot, ".cjs") == 0)) {
+      char *p = strndup(b, (size_t)(dot - b));
       if (p) prog = p;
       break;
     }
