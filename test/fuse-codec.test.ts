@@ -6,40 +6,11 @@ import { constants } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { FATTR, INIT, Op } from '../p2k/fuse/abi.js';
 import { ArgReader, DirentWriter, ProtocolError, direntSize, encodeAttr, type EntryOut, type FuseAttr } from '../p2k/fuse/codec.js';
-import { FuseSession, type FuseChannel, type FuseFilesystem } from '../p2k/fuse/session.js';
+import { FuseSession, type FuseFilesystem } from '../p2k/fuse/session.js';
+import { FakeChannel, request, u32s } from './helpers/fuse.js';
 
 const E = constants.errno;
 
-class FakeChannel implements FuseChannel {
-  readonly queue: Buffer[] = [];
-  readonly out: Buffer[] = [];
-  ready: () => void = () => {};
-  read(buf: Buffer): number {
-    const q = this.queue.shift();
-    if (!q) return -E.EAGAIN;
-    q.copy(buf);
-    return q.length;
-  }
-  writev(bufs: Uint8Array[]): number {
-    const b = Buffer.concat(bufs);
-    this.out.push(b);
-    return b.length;
-  }
-  watch(ready: () => void): void { this.ready = ready; }
-  close(): void {}
-}
-
-let unique = 0;
-function request(opcode: number, nodeid: number, body: Buffer = Buffer.alloc(0), ids = { uid: 1000, gid: 100, pid: 42 }): Buffer {
-  const h = Buffer.alloc(40);
-  h.writeUInt32LE(40 + body.length, 0);
-  h.writeUInt32LE(opcode, 4);
-  h.writeBigUInt64LE(BigInt(unique += 2), 8);
-  h.writeBigUInt64LE(BigInt(nodeid), 16);
-  h.writeUInt32LE(ids.uid, 24); h.writeUInt32LE(ids.gid, 28); h.writeUInt32LE(ids.pid, 32);
-  return Buffer.concat([h, body]);
-}
-const u32s = (...v: number[]) => Buffer.concat(v.map(x => { const b = Buffer.alloc(4); b.writeUInt32LE(x >>> 0); return b; }));
 const u64 = (v: number | bigint) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(v)); return b; };
 const cstr = (s: string) => Buffer.from(s + '\0');
 

@@ -6,36 +6,12 @@ import { constants } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { INIT, Op } from '../p2k/fuse/abi.js';
 import { errorReply, Inflight, INFLIGHT_BYTES } from '../p2k/fuse/inflight.js';
-import { FuseSession, type FuseChannel, type FuseFilesystem } from '../p2k/fuse/session.js';
+import { FuseSession, type FuseFilesystem } from '../p2k/fuse/session.js';
+import { FakeChannel, request, u32s } from './helpers/fuse.js';
 import { mapShared, memfdShared } from '../src/rumpuser/native.js';
 
 const E = constants.errno;
 
-class FakeChannel implements FuseChannel {
-  readonly queue: Buffer[] = [];
-  readonly out: Buffer[] = [];
-  ready: () => void = () => {};
-  read(buf: Buffer): number {
-    const q = this.queue.shift();
-    if (!q) return -E.EAGAIN;
-    q.copy(buf);
-    return q.length;
-  }
-  writev(bufs: Uint8Array[]): number { const b = Buffer.concat(bufs); this.out.push(b); return b.length; }
-  watch(ready: () => void): void { this.ready = ready; }
-  close(): void {}
-}
-
-let unique = 100;
-function request(opcode: number, nodeid: number, body: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(40);
-  h.writeUInt32LE(40 + body.length, 0);
-  h.writeUInt32LE(opcode, 4);
-  h.writeBigUInt64LE(BigInt(unique += 2), 8);
-  h.writeBigUInt64LE(BigInt(nodeid), 16);
-  return Buffer.concat([h, body]);
-}
-const u32s = (...v: number[]) => Buffer.concat(v.map(x => { const b = Buffer.alloc(4); b.writeUInt32LE(x >>> 0); return b; }));
 const t0 = { sec: 0, nsec: 0 };
 const attr = { attrValid: 1, attr: { ino: 1, size: 0, blocks: 0, atime: t0, mtime: t0, ctime: t0, mode: 0o40755, nlink: 2, uid: 0, gid: 0, rdev: 0, blksize: 4096 } };
 
