@@ -93,6 +93,18 @@ function lsCode(dir: string): string {
   return /Transport endpoint is not connected/.test(r.stderr) ? 'ENOTCONN' : r.stderr.trim();
 }
 
+/** A mount without a supervisor: one server, whose crash leaves the mount answering ENOTCONN until unmounted. */
+async function crashStaysDead(mnt: string, log: string): Promise<void> {
+    const p = mountProcs(mnt);
+    expect(p.supervisors).toEqual([]);
+    expect(p.servers).toHaveLength(1);
+    expect(run('cat', [path.join(mnt, 'small.txt')], { timeout: 10_000 }).status).not.toBe(0);
+    await waitFor('the server to die', () => processGone(p.servers[0]));
+    expect(lsCode(mnt)).toBe('ENOTCONN');
+    expect(logText(log)).not.toContain('supervisor');
+    await unmount(mnt);
+}
+
 describe.skipIf(SKIP_FUSE)('a crashed read-only server comes back by itself', () => {
   let dir = '', src = '', iso = '', fat = '', expected = '';
   beforeAll(() => {
@@ -211,14 +223,7 @@ describe.skipIf(SKIP_FUSE)('a crashed read-only server comes back by itself', ()
   it('restart=0: no supervisor, one crash and the mount answers ENOTCONN, as before', async () => {
     const mnt = tempDir('rumpfs-restart-m-'), log = path.join(dir, `${path.basename(mnt)}.log`);
     mount('rump_cd9660', ['-o', 'restart=0', iso], mnt, log, { RUMPFS_FAULT: 'panic:VOP_READ:1' });
-    const p = mountProcs(mnt);
-    expect(p.supervisors).toEqual([]);
-    expect(p.servers).toHaveLength(1);
-    expect(run('cat', [path.join(mnt, 'small.txt')], { timeout: 10_000 }).status).not.toBe(0);
-    await waitFor('the server to die', () => processGone(p.servers[0]));
-    expect(lsCode(mnt)).toBe('ENOTCONN');
-    expect(logText(log)).not.toContain('supervisor');
-    await unmount(mnt);
+    await crashStaysDead(mnt, log);
   }, 60_000);
 
   it('a read-write mount never restarts: the crash leaves ENOTCONN', async () => {
@@ -227,14 +232,7 @@ describe.skipIf(SKIP_FUSE)('a crashed read-only server comes back by itself', ()
     const mnt = path.join(d, 'm'), log = path.join(d, 'log');
     mkdirSync(mnt);
     mount('rump_msdos', [img], mnt, log, { RUMPFS_FAULT: 'panic:VOP_READ:1' });
-    const p = mountProcs(mnt);
-    expect(p.supervisors).toEqual([]);
-    expect(p.servers).toHaveLength(1);
-    expect(run('cat', [path.join(mnt, 'small.txt')], { timeout: 10_000 }).status).not.toBe(0);
-    await waitFor('the server to die', () => processGone(p.servers[0]));
-    expect(lsCode(mnt)).toBe('ENOTCONN');
-    expect(logText(log)).not.toContain('supervisor');
-    await unmount(mnt);
+    await crashStaysDead(mnt, log);
   }, 60_000);
 
   it('every way to unmount ends the supervisor and its server: SIGTERM to either, fusermount3 -u, rumpumount', async () => {
