@@ -211,6 +211,7 @@ export class P2k implements FuseFilesystem {
 
   /** The node's vnode is known to the kernel by more than one spelling: its page cache may be stale. */
   private spelledTwice(id: number): boolean {
+    if (!this.caseAliases) return false;
     const n = this.nodes.get(id);
     return n !== undefined && (n.primary !== undefined || (n.aliases?.size ?? 0) > 0);
   }
@@ -263,7 +264,8 @@ export class P2k implements FuseFilesystem {
   }
 
   private attrOut(id: number, va: Vattr): AttrOut {
-    const n = this.nodes.get(id);
+    // Only where names fold case can the node be an alias (a lookup less on every GETATTR elsewhere).
+    const n = this.caseAliases ? this.nodes.get(id) : undefined;
     return { attrValid: this.opts.attrTimeout, attr: toAttr(va, n?.primary && n) };
   }
 
