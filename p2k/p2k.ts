@@ -413,9 +413,11 @@ export class P2k implements FuseFilesystem {
    * A handle an earlier server of this mount gave the host (stable ids
    * only): opened again, read-only, from its node id. Its open was checked
    * then; this one is the kernel's. Callers write
-   * `this.handles[fh - this.fhBase] ?? this.reopened.get(fh) ?? await this.reopen(fh, ino)`.
+   * `this.handles[fh - this.fhBase] ?? await this.reopen(fh, ino)`.
    */
   private async reopen(fh: number, ino: number): Promise<Handle> {
+    const known = this.reopened.get(fh);
+    if (known) return known;
     if (!this.stable || fh >= this.fhBase) throw new KernError(errnos.EBADF, `no handle ${fh}`);
     const vp = this.known(ino) ?? await this.revive(ino);
     vref(vp);
@@ -492,7 +494,7 @@ export class P2k implements FuseFilesystem {
    * request is external memory that makes V8 collect far more often.
    */
   async read(req: FuseRequest, ino: number, fh: number, offset: number, size: number): Promise<Uint8Array> {
-    const l = this.lwp(req), fp = (this.handles[fh - this.fhBase] ?? this.reopened.get(fh) ?? await this.reopen(fh, ino)).fp;
+    const l = this.lwp(req), fp = (this.handles[fh - this.fhBase] ?? await this.reopen(fh, ino)).fp;
     const pooled = this.readBuffers.pop();
     const buf = pooled && pooled.length >= size ? pooled : Buffer.allocUnsafe(Math.max(size, READ_BUFFER));
     let done = 0;
@@ -526,7 +528,7 @@ export class P2k implements FuseFilesystem {
   flush(): void {}
 
   async fsync(req: FuseRequest, ino: number, fh: number, datasync: boolean): Promise<void> {
-    const h = this.handles[fh - this.fhBase] ?? this.reopened.get(fh) ?? await this.reopen(fh, ino);
+    const h = this.handles[fh - this.fhBase] ?? await this.reopen(fh, ino);
     return vn_fsync(this.lwp(req), h.fp, FSYNC_WAIT | (datasync ? FSYNC_DATAONLY : 0));
   }
 
@@ -540,7 +542,7 @@ export class P2k implements FuseFilesystem {
    * needs no LOOKUP per entry afterwards; `.` and `..` go without.
    */
   async readdir(req: FuseRequest, ino: number, fh: number, offset: number, out: DirentWriter): Promise<void> {
-    const l = this.lwp(req), h = this.handles[fh - this.fhBase] ?? this.reopened.get(fh) ?? await this.reopen(fh, ino);
+    const l = this.lwp(req), h = this.handles[fh - this.fhBase] ?? await this.reopen(fh, ino);
     let i = position(h, offset);
     if (i < 0) {
       h.batch = { from: offset, ...(await vn_readdir(l, h.fp, offset)) };
