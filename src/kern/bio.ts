@@ -40,8 +40,8 @@ export class Buf {
   /** @internal its last write-back failed: only an explicit flush tries again */
   failed = false;
 
-  constructor(readonly dev: BlockDevice, readonly offset: number, readonly size: number) {
-    this.data = new Uint8Array(size);
+  constructor(readonly dev: BlockDevice, readonly offset: number, readonly size: number, zero: boolean) {
+    this.data = blockMemory(size, zero);
   }
 
   get dirty(): boolean { return this.dirtySince >= 0; }
@@ -54,6 +54,32 @@ const dirtyBufs = new Set<Buf>();
 /** Failed write-backs not yet reported to anyone. */
 const devErrors = new Map<BlockDevice, KernError>();
 const ownerErrors = new WeakMap<object, KernError>();
+
+// Block memory is recycled: an ArrayBuffer nobody holds is freed only by a
+// major GC, and V8 starts one for external memory only some 64 MiB past the
+// last; so a stream of buffers through the cache (a large file written or
+// read) would cost the cache's bytes plus up to 64 MiB of garbage. Arrays
+// come back from dropped buffers nobody holds and from the cluster I/O
+// helpers' own transfers; drivers copy out of a buffer before brelse.
+const spareMemory = new Map<number, Uint8Array[]>();
+let spareBytes = 0;
+const SPARE_MAX = 4 << 20;
+
+function blockMemory(size: number, zero: boolean): Uint8Array {
+  const a = spareMemory.get(size)?.pop();
+  if (!a) return new Uint8Array(size);
+  spareBytes -= size;
+  if (zero) a.fill(0);
+  return a;
+}
+
+function recycle(a: Uint8Array): void {
+  if (spareBytes + a.length > SPARE_MAX || a.byteOffset !== 0 || a.length !== a.buffer.byteLength) return;
+  let l = spareMemory.get(a.length);
+  if (!l) spareMemory.set(a.length, (l = []));
+  l.push(a);
+  spareBytes += a.length;
+}
 
 let limit = 32 << 20;
 let syncdelay = 5000;
@@ -142,7 +168,8 @@ export async function bwrite_cluster(bufs: readonly Buf[]): Promise<void> {
 /** Done with the buffer, unchanged. */
 export function brelse(bp: Buf): void {
   if (bp.holds <= 0) panic(`brelse: buffer ${bp.dev.path}@${bp.offset} not held`);
-  if (--bp.holds > 0 || !bp.cached) return;
+  if (--bp.holds > 0) return;
+  if (!bp.cached) return recycle(bp.data);
   lru.add(bp);
   evictClean();
 }
@@ -271,12 +298,12 @@ async function readRun(dev: BlockDevice, blks: readonly BlockRef[], i: number, j
       return;
     }
     misses++;
-    const bp = insert(dev, blks[k].offset, blks[k].size);
+    const bp = insert(dev, blks[k].offset, blks[k].size, false);
     hold(bp, owner);
     mine.push(bp);
     got[k] = bp;
   }
-  const big = new Uint8Array(need);
+  const big = blockMemory(need, false);
   // Done (for those who share a block's read) only once the blocks are filled.
   const p = dev.read(big, blks[i].offset).then(() => {
     let at = 0;
@@ -284,6 +311,7 @@ async function readRun(dev: BlockDevice, blks: readonly BlockRef[], i: number, j
       bp.data.set(big.subarray(at, at + bp.size));
       at += bp.size;
     }
+    recycle(big);
   });
   for (const bp of mine) bp.loading = p;
   try {
@@ -330,7 +358,7 @@ async function lookup(dev: BlockDevice, offset: number, size: number, owner: obj
       continue;
     }
     misses++;
-    const nb = insert(dev, offset, size);
+    const nb = insert(dev, offset, size, !read);
     hold(nb, owner);
     if (!read) return nb;
     nb.loading = dev.read(nb.data, offset);
@@ -364,10 +392,10 @@ function hold(bp: Buf, owner: object | undefined): void {
   if (owner) bp.owner = owner;
 }
 
-function insert(dev: BlockDevice, offset: number, size: number): Buf {
+function insert(dev: BlockDevice, offset: number, size: number, zero: boolean): Buf {
   let m = cache.get(dev);
   if (!m) cache.set(dev, (m = new Map()));
-  const bp = new Buf(dev, offset, size);
+  const bp = new Buf(dev, offset, size, zero);
   m.set(offset, bp);
   bytes += size;
   return bp;
@@ -382,6 +410,7 @@ function drop(bp: Buf): void {
   lru.delete(bp);
   dirtyBufs.delete(bp);
   bytes -= bp.size;
+  if (bp.holds === 0) recycle(bp.data);
 }
 
 function markDirty(bp: Buf): void {
@@ -410,14 +439,9 @@ async function writeRun(run: readonly Buf[]): Promise<void> {
   for (const bp of run) while (bp.writing) await bp.writing.catch(() => undefined);
   if (!run.some((bp) => bp.dirty)) return;
   const gens = run.map((bp) => bp.gen);
-  let data: Uint8Array;
-  if (run.length === 1) {
-    data = run[0].data.slice();
-  } else {
-    data = new Uint8Array(run.reduce((n, bp) => n + bp.size, 0));
-    let at = 0;
-    for (const bp of run) { data.set(bp.data, at); at += bp.size; }
-  }
+  const data = blockMemory(run.reduce((n, bp) => n + bp.size, 0), false);
+  let at = 0;
+  for (const bp of run) { data.set(bp.data, at); at += bp.size; }
   const p = run[0].dev.write(data, run[0].offset);
   for (const bp of run) bp.writing = p;
   try {
@@ -434,6 +458,7 @@ async function writeRun(run: readonly Buf[]): Promise<void> {
     throw e;
   } finally {
     for (const bp of run) bp.writing = null;
+    recycle(data);
   }
 }
 
