@@ -1,5 +1,5 @@
 // Bounded memory: the buffer cache and the vnode cache are sized from the
-// mount's budget (cache=MiB, default 32) and the volume, and writing a file
+// mount's budget (cache=MiB, default 8) and the volume, and writing a file
 // far larger than both keeps the cache at its limit and the process's memory
 // bounded (in-process, through ukfs and msdosfs).
 import { execFileSync } from 'node:child_process';
@@ -21,13 +21,13 @@ function mkfat(kb: number, fat: string): string {
 const MiB = 1 << 20;
 
 describe('cache budget', () => {
-  it('default 32 MiB, cache=MiB, never more than the volume; the vnode cache with it', async () => {
+  it('default 8 MiB, cache=MiB, never more than the volume; the vnode cache with it', async () => {
     const big = await mount('msdos', mkfat(128 * 1024, '32'));
     expect(bufcache_stats().limit).toBe(CACHE_DEFAULT_MIB * MiB);
-    expect(vcache_stats().max).toBe(CACHE_DEFAULT_MIB * MiB / 16384);
+    expect(vcache_stats().max).toBe(CACHE_DEFAULT_MIB * MiB / 4096);
     await big.unmount();
-    const small = await mount('msdos', mkfat(128 * 1024, '32'), { options: { cache: 8 } });
-    expect(bufcache_stats().limit).toBe(8 * MiB);
+    const small = await mount('msdos', mkfat(128 * 1024, '32'), { options: { cache: 2 } });
+    expect(bufcache_stats().limit).toBe(2 * MiB);
     expect(vcache_stats().max).toBe(512);
     await small.unmount();
     const floppy = await mount('msdos', mkfat(1440, '12'));
