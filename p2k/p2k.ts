@@ -8,12 +8,13 @@
 // takes the declared locks. p2k knows no driver.
 import {
   Cred, File, FSYNC_DATAONLY, FSYNC_WAIT, KernError, LK_EXCLUSIVE, LK_SHARED, Lwp, O_CREAT, O_DIRECTORY, O_EXCL,
-  O_RDONLY, VType, errnos, ifmtToVtype, isKernError, kernel_lwp, nanotime, vcache_stats, vfs_unmount, vn_access,
+  O_RDONLY, VType, bufcache_stats, errnos, ifmtToVtype, isKernError, kernel_lwp, nanotime, vcache_stats, vfs_unmount, vn_access,
   vn_close, vn_createat, vn_fsync, vn_getxattr, vn_killpriv, vn_linkat, vn_listxattr, vn_locked, vn_lookupat, vn_lookupmany,
   vn_mkdirat, vn_mknodat, vn_open, vn_read, vn_readdir, vn_readlink, vn_removexattr, vn_renameat, vn_rmdirat,
   vn_setattr, vn_setxattr, vn_stat, vn_symlinkat, vn_unlinkat, vn_write, vref, vrele, vtypeToIfmt, VFS_VGET,
   type Dirent, type Mount, type Vattr, type VattrSet, type Vnode,
 } from '../src/kern/index.js';
+import { getHeapStatistics } from 'node:v8';
 import { rumpuser_putstr } from '../src/rumpuser/index.js';
 import type { CallerGroups } from './caller_groups.js';
 import { FOPEN, FUSE_ROOT_ID, FUSE_WRITE_KILL_SUIDGID, INIT, RENAME_NOREPLACE } from './fuse/abi.js';
@@ -658,6 +659,16 @@ export class P2k implements FuseFilesystem {
     return `p2k: ${this.mp.stat.fstypename} ${this.mp.stat.from} on ${mountpoint}\n` +
       `  blocks ${sv.blocks - sv.bfree}/${sv.blocks} of ${sv.frsize} bytes, files ${sv.files - sv.ffree}/${sv.files}\n` +
       `  open handles ${this.openHandles}, nodes ${this.nodes.size}, vnodes ${this.mp.vnodes.size}, unused vnodes (all mounts) ${vc.free}/${vc.max}\n` +
-      `  requests: ${ops || 'none'}\n`;
+      `  requests: ${ops || 'none'}\n` +
+      `  memory: ${memoryLine()}\n`;
   }
+}
+
+/** Where a server's memory is, in MiB: the JS heap, memory outside it (array buffers: the buffer cache among them). */
+function memoryLine(): string {
+  // Not process.memoryUsage(): its resident size reads /proc, which the sandbox closes.
+  const h = getHeapStatistics(), b = bufcache_stats();
+  const mib = (n: number) => (n / 1048576).toFixed(1);
+  return `heap ${mib(h.used_heap_size)}/${mib(h.total_heap_size)}, external ${mib(h.external_memory)}, malloc ${mib(h.malloced_memory)}, ` +
+    `buffer cache ${mib(b.bytes)}/${mib(b.limit)} in ${b.buffers} buffers`;
 }
