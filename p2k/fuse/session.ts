@@ -127,6 +127,9 @@ const PAGE = 4096;
 /** What a dead request, an interrupted one the kernel dropped, or an unmount makes a reply write return. */
 const GONE = new Set([-E.ENOENT, -E.ENODEV, -E.ECONNABORTED]);
 
+/** Read buffers kept for the next WRITEs beyond the one being read into. */
+const MAX_SPARE_BUFFERS = 2;
+
 export class FuseSession {
   /** Set once the kernel has ended the session (unmount) or stop() was called. */
   ended = false;
@@ -404,7 +407,8 @@ export class FuseSession {
     }
     r.then(v => { this.trace(op, u, 'ok'); reply(v); }, e => this.fail(u, op, e)).finally(() => {
       this.opts.inflight?.end(slot);
-      if (held) this.spare.push(held);
+      // A burst of concurrent WRITEs must not keep a megabyte each for good.
+      if (held && this.spare.length < MAX_SPARE_BUFFERS) this.spare.push(held);
       if (--this.inflight === 0) for (const w of this.idle.splice(0)) w();
     });
   }

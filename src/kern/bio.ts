@@ -63,7 +63,7 @@ const ownerErrors = new WeakMap<object, KernError>();
 // helpers' own transfers; drivers copy out of a buffer before brelse.
 const spareMemory = new Map<number, Uint8Array[]>();
 let spareBytes = 0;
-const SPARE_MAX = 4 << 20;
+const SPARE_MAX = 1 << 20;
 
 function blockMemory(size: number, zero: boolean): Uint8Array {
   const a = spareMemory.get(size)?.pop();
