@@ -23,11 +23,11 @@ let dataFile = '';
 
 beforeAll(() => {
   execFileSync(process.execPath, [path.join(rumpuser, 'build.mjs')], { stdio: 'inherit' });
-  // Node 20 cannot run TypeScript: transpile sandbox.ts and native.ts beside
+  // Node 20 cannot run TypeScript: transpile sandbox.ts and what it imports beside
   // the addon's build (native.ts finds ../Release/rumpuser.node from there).
   jsDir = path.join(rumpuser, 'build', `ts-${process.pid}`);
   fs.mkdirSync(jsDir, { recursive: true });
-  for (const f of ['native', 'sandbox']) {
+  for (const f of ['native', 'sandbox', 'lazy']) {
     const src = fs.readFileSync(path.join(rumpuser, `${f}.ts`), 'utf8');
     const js = ts.transpileModule(src, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } });
     fs.writeFileSync(path.join(jsDir, `${f}.js`), js.outputText);

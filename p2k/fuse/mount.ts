@@ -2,12 +2,12 @@
 // As root: open /dev/fuse and mount(2) with fd=N, as go-fuse's DirectMount
 // and fuser do. An ordinary user: fusermount3 (the fuse3 package, setuid)
 // mounts and hands the descriptor back over a unix socket (_FUSE_COMMFD).
-import { spawnSync } from 'node:child_process';
 import { closeSync, constants as fsc, openSync } from 'node:fs';
 import {
   MNT_DETACH, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, mount, pollStart, pollStop, readInto, recvFd, socketpair,
   umount2, writevFrom, type PollHandle,
 } from '../../src/rumpuser/native.js';
+import { childProcess } from '../../src/rumpuser/lazy.js';
 import type { FuseChannel } from './session.js';
 
 export interface FuseMountSpec {
@@ -80,7 +80,7 @@ function mountFusermount(s: FuseMountSpec): number {
   const [ours, theirs] = socketpair();
   let r;
   try {
-    r = spawnSync('fusermount3', ['-o', fuseOptions(s), '--', s.mountpoint], {
+    r = childProcess().spawnSync('fusermount3', ['-o', fuseOptions(s), '--', s.mountpoint], {
       stdio: ['ignore', 'ignore', 'pipe', theirs],
       env: { ...process.env, _FUSE_COMMFD: '3', _FUSE_COMMVERS: '2' },
       encoding: 'utf8',
@@ -108,7 +108,7 @@ export function fuseUnmount(mountpoint: string): void {
     umount2(mountpoint, MNT_DETACH);
     return;
   }
-  const r = spawnSync('fusermount3', ['-u', '-z', mountpoint], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const r = childProcess().spawnSync('fusermount3', ['-u', '-z', mountpoint], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
   if (r.status !== 0) throw new FuseMountError((r.stderr ?? '').trim() || `fusermount3 -u exited with status ${r.status}`);
 }
 

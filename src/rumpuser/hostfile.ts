@@ -4,8 +4,9 @@
 // src/kern: the kernel imports rumpuser, never the reverse.
 import { constants, readSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { blkdevSectorSize, blkdevSize, flock } from './native.js';
+import { fsPromises } from './lazy.js';
 import { claimRange, underlying, type RangeClaim } from './rangelock.js';
 
 export interface HostFileOptions {
@@ -46,14 +47,14 @@ export class HostFile {
     const readOnly = opts.readOnly ?? false;
     // stat first: O_EXCL means "exclusive" only for block devices, and on a
     // regular file it would be meaningless (without O_CREAT) or harmful.
-    const st = await stat(path);
+    const st = await fsPromises().stat(path);
     const isBlockDevice = st.isBlockDevice();
     if (!isBlockDevice && !st.isFile()) {
       throw hosterr('ENODEV', `${path}: not a regular file or block device`);
     }
     let flags = readOnly ? constants.O_RDONLY : constants.O_RDWR;
     if (isBlockDevice && opts.exclusive) flags |= constants.O_EXCL;
-    const fh = await open(path, flags);
+    const fh = await fsPromises().open(path, flags);
     let hf: HostFile | null = null;
     try {
       if (isBlockDevice) {

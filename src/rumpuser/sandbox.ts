@@ -26,8 +26,8 @@
 // creates later; threads created before (V8's) stay in the host's, where
 // the filter's socket ban (on every thread) is what keeps them off the net.
 import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync, unlinkSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import os from 'node:os';
+import { childProcess } from './lazy.js';
 import * as native from './native.js';
 
 export interface SandboxOptions {
@@ -259,7 +259,7 @@ export async function probeEscapes(): Promise<Record<string, string>> {
     'open /etc/passwd': outcome(() => { readFileSync('/etc/passwd'); }),
     'stat /etc': outcome(() => { statSync('/etc'); }),
     'spawn /bin/true': outcome(() => {
-      const s = spawnSync('/bin/true', { stdio: 'ignore' }); // no pipes: reaches fork/exec
+      const s = childProcess().spawnSync('/bin/true', { stdio: 'ignore' }); // no pipes: reaches fork/exec
       if (s.error) throw s.error;
     }),
     'write /tmp': outcome(() => { writeFileSync(tmp, 'x'); unlinkSync(tmp); }),
