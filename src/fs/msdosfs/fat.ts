@@ -64,12 +64,18 @@ export class Fat {
 
   private scan(): void {
     let free = 0, crossed = 0;
-    for (let c = 2; c <= this.maxCluster; c++) {
-      const v = this.get(c);
+    const refs = this.refs, max = this.maxCluster;
+    // The loop runs once, at mount, before V8 has compiled anything: FAT16
+    // and FAT32 entries are read as whole words (cheaper interpreted).
+    const words = this.bits === 32 ? new Uint32Array(this.raw.buffer, this.raw.byteOffset, max + 1)
+      : this.bits === 16 ? new Uint16Array(this.raw.buffer, this.raw.byteOffset, max + 1) : null;
+    const mask = this.bits === 32 ? 0x0fffffff : 0xffff;
+    for (let c = 2; c <= max; c++) {
+      const v = words ? words[c] & mask : this.get(c);
       if (v === 0) free++;
-      else if (this.validCluster(v)) {
-        if (this.refs[v] === 1) crossed++;
-        if (this.refs[v] < 255) this.refs[v]++;
+      else if (v >= 2 && v <= max) {
+        if (refs[v] === 1) crossed++;
+        if (refs[v] < 255) refs[v]++;
       }
     }
     this.freeCount = free;
