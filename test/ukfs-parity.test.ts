@@ -53,6 +53,20 @@ const writable: Record<string, Scenario> = {
     ];
   },
 
+  'FileHandle: concurrent reads, then concurrent writes, on one handle': async (fs, at) => {
+    await fs.writeFile(at('c'), Buffer.alloc(64 * 1024, 7));
+    const fh = await fs.open(at('c'), 'r+');
+    try {
+      const bufs = [0, 1, 2, 3].map(() => Buffer.alloc(4096));
+      const reads = await Promise.all(bufs.map((b, i) => fh.read(b, 0, 4096, i * 8192)));
+      const writes = await Promise.all([0, 1, 2, 3].map(i => fh.write(Buffer.alloc(100, i + 1), 0, 100, i * 1000)));
+      return [reads.map(x => x.bytesRead), bufs.map(x => x[4095]), writes.map(x => x.bytesWritten),
+        (await fs.readFile(at('c'))).subarray(0, 4000).toString('hex')];
+    } finally {
+      await fh.close();
+    }
+  },
+
   'FileHandle: read() forms, readv, writev, appendFile, write forms': async (fs, at) => {
     await fs.writeFile(at('f'), '0123456789abcdef');
     const out: unknown[] = [];

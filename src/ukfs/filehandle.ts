@@ -40,12 +40,13 @@ export class FileHandle {
   readonly fd = FileHandle.nextFd++;
   /** Called once the handle is closed (the owning Ukfs forgets it). */
   onClose?: () => void;
-  constructor(private readonly l: Lwp, private readonly fp: File, private readonly path: string) {}
+  /** lwp: a request context per call, as each thread has its own: concurrent calls on one handle must not look like one caller taking its own lock twice. */
+  constructor(private readonly lwp: () => Lwp, private readonly fp: File, private readonly path: string) {}
 
   /** Reads at position (and leaves the file offset), or at the file offset and advances it. */
   private async pread(buf: Uint8Array, position: number | bigint | null | undefined): Promise<number> {
     const at = position === null || position === undefined || position === -1 ? null : Number(position);
-    const n = await syscall('read', undefined, () => vn_read(this.l, this.fp, buf, at ?? this.fp.offset));
+    const n = await syscall('read', undefined, () => vn_read(this.lwp(), this.fp, buf, at ?? this.fp.offset));
     if (at === null) this.fp.offset += n;
     return n;
   }
@@ -57,7 +58,7 @@ export class FileHandle {
     let done = 0;
     do {
       const off = (at ?? this.fp.offset) + done;
-      done += await syscall('write', undefined, () => vn_write(this.l, this.fp, buf.subarray(done), off));
+      done += await syscall('write', undefined, () => vn_write(this.lwp(), this.fp, buf.subarray(done), off));
     } while (all && done < buf.length);
     if (at === null) this.fp.offset = append ? (await this.stat()).size : this.fp.offset + done;
     return done;
@@ -153,27 +154,27 @@ export class FileHandle {
   async stat(opt: { bigint: true }): Promise<BigIntStats>;
   async stat(opt?: { bigint?: false }): Promise<Stats>;
   async stat(opt?: { bigint?: boolean }): Promise<Stats | BigIntStats> {
-    return statsOf(await syscall('fstat', undefined, () => vn_fstat(this.l, this.fp)), opt);
+    return statsOf(await syscall('fstat', undefined, () => vn_fstat(this.lwp(), this.fp)), opt);
   }
   truncate(len = 0): Promise<void> {
-    return syscall('ftruncate', undefined, () => vn_fsetattr(this.l, this.fp, { size: len }));
+    return syscall('ftruncate', undefined, () => vn_fsetattr(this.lwp(), this.fp, { size: len }));
   }
   chmod(mode: number): Promise<void> {
-    return syscall('fchmod', undefined, () => vn_fsetattr(this.l, this.fp, { mode }));
+    return syscall('fchmod', undefined, () => vn_fsetattr(this.lwp(), this.fp, { mode }));
   }
   chown(uid: number, gid: number): Promise<void> {
-    return syscall('fchown', undefined, () => vn_fsetattr(this.l, this.fp, { uid, gid }));
+    return syscall('fchown', undefined, () => vn_fsetattr(this.lwp(), this.fp, { uid, gid }));
   }
   utimes(atime: TimeLike, mtime: TimeLike): Promise<void> {
-    return syscall('futime', undefined, () => vn_fsetattr(this.l, this.fp, { atime: toTimespec(atime), mtime: toTimespec(mtime) }));
+    return syscall('futime', undefined, () => vn_fsetattr(this.lwp(), this.fp, { atime: toTimespec(atime), mtime: toTimespec(mtime) }));
   }
-  sync(): Promise<void> { return syscall('fsync', undefined, () => vn_fsync(this.l, this.fp)); }
+  sync(): Promise<void> { return syscall('fsync', undefined, () => vn_fsync(this.lwp(), this.fp)); }
   datasync(): Promise<void> { return this.sync(); }
 
   async close(): Promise<void> {
     if (this.fp.closed) return;
     try {
-      await syscall('close', undefined, () => vn_close(this.l, this.fp));
+      await syscall('close', undefined, () => vn_close(this.lwp(), this.fp));
     } finally {
       this.onClose?.();
     }

@@ -128,7 +128,7 @@ export class Ukfs {
   async open(path: PathLike, flags?: string | number, mode = 0o666): Promise<FileHandle> {
     const l = this.lwp();
     const fp = await syscall('open', pathOf(path), () => sys_open(l, this.abs(path), openFlags(flags, 'r'), mode));
-    const fh = new FileHandle(l, fp, pathOf(path));
+    const fh = new FileHandle(() => this.lwp(), fp, pathOf(path));
     this.handles.add(fh);
     fh.onClose = () => this.handles.delete(fh);
     return fh;
