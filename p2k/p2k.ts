@@ -500,7 +500,7 @@ export class P2k implements FuseFilesystem {
     const buf = pooled && pooled.length >= size ? pooled : Buffer.allocUnsafe(Math.max(size, READ_BUFFER));
     let done = 0;
     while (done < size) {
-      const n = await vn_read(l, fp, buf.subarray(done), offset + done);
+      const n = await vn_read(l, fp, buf.subarray(done, size), offset + done);
       if (n === 0) break;
       done += n;
     }
