@@ -423,11 +423,12 @@ static int start_server(int first) {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0) return -1;
   if (pipe2(err, O_CLOEXEC) < 0) { close(ctl[0]); close(ctl[1]); return -1; }
   char **env;
+  /* Live until the fork: env points into them. */
+  char gen[40], mp[4200];
   if (first) {
     char *extra[] = { "P2K_UNMOUNT_FD=4", NULL };
     env = env_with(extra, 0);
   } else {
-    char gen[40], mp[4200];
     snprintf(gen, sizeof gen, "P2K_GENERATION=%d", s.generation);
     snprintf(mp, sizeof mp, "P2K_MOUNTPOINT=%s", s.mountpoint);
     char *extra[] = { "P2K_FUSE_FD=4", "P2K_INFLIGHT_FD=5", "P2K_UNMOUNT_FD=6", mp, gen, NULL };
