@@ -683,8 +683,9 @@ static int failed_start(int st, int timed_out) {
     fprintf(stderr, "%s: the server did not finish starting in %d s\n", prog, READY_TIMEOUT_MS / 1000);
   else if (WIFSIGNALED(st))
     fprintf(stderr, "%s: the server was killed by signal %d (%s) before the mount was ready\n", prog, WTERMSIG(st), strsignal(WTERMSIG(st)));
-  /* A server that died after attaching leaves its mount dead: detach it. */
+  /* A server that died after attaching leaves its mount dead: detach it (handed to us and not yet said mounted: ours too). */
   if (s.mount_id >= 0 && s.mount_escaped && still_mounted(s.mount_id, s.mount_escaped)) detach_mount(s.mount_path);
+  else if (s.supervising && s.mount_id < 0) { close(s.fuse); s.fuse = -1; detach_mount(s.mountpoint); }
   /* Its own status: 0 for --help or --version, 1 for usage, 32 for a failed mount. */
   if (!timed_out && WIFEXITED(st)) return WEXITSTATUS(st);
   return EXIT_MOUNT_FAILURE;
