@@ -222,12 +222,18 @@ int main(int argc, char **argv) {
 
 static sigset_t handled;
 
+/* In a child of S: signals as a fresh process has them (S blocks some and ignores SIGPIPE). */
+static void child_signals(void) {
+  signal(SIGPIPE, SIG_DFL);
+  sigprocmask(SIG_UNBLOCK, &handled, NULL);
+}
+
 /* Run argv and wait for it; its stdio goes nowhere. */
 static int run_quietly(char *const argv[]) {
   pid_t p = fork();
   if (p < 0) return -1;
   if (p == 0) {
-    sigprocmask(SIG_UNBLOCK, &handled, NULL);
+    child_signals();
     int null = open("/dev/null", O_RDWR);
     if (null >= 0) { dup2(null, 0); dup2(null, 1); dup2(null, 2); }
     execvp(argv[0], argv);
@@ -392,7 +398,7 @@ static char **server_env(void) {
  * descriptor closed, signals as a fresh process has them, and exec.
  */
 static void exec_server(const int *from, int nfd, char **env) {
-  sigprocmask(SIG_UNBLOCK, &handled, NULL);
+  child_signals();
   int high[8];
   for (int i = 0; i < nfd; i++) {
     int f = from[i];
@@ -478,10 +484,10 @@ static void err_line(const char *line) {
   if (p) snprintf(s.panic, sizeof s.panic, "%s", p + 7);
 }
 
-/* Read what is there; 0 at end of file (closed), 1 otherwise. */
+/* Read what is there (a bounded amount: a server that floods us cannot keep us here); 0 at end of file (closed), 1 otherwise. */
 static int read_err(void) {
   char buf[4096];
-  for (;;) {
+  for (int round = 0; round < 16; round++) {
     ssize_t n = read(s.err, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return 1;
@@ -503,11 +509,12 @@ static int read_err(void) {
       }
     }
   }
+  return 1;
 }
 
 /* Everything the dead server left in its stderr (it cannot write more; a child of its own holding the pipe is not waited for). */
 static void drain_err(void) {
-  while (s.err >= 0 && read_err()) {
+  for (int round = 0; round < 64 && s.err >= 0 && read_err(); round++) {
     struct pollfd p = { .fd = s.err, .events = POLLIN };
     if (poll(&p, 1, 0) <= 0) break;
   }
@@ -585,7 +592,7 @@ static void start_unmounter(void) {
   fflush(NULL);
   pid_t u = fork();
   if (u == 0) {
-    sigprocmask(SIG_UNBLOCK, &handled, NULL);
+    child_signals();
     char pid[24];
     snprintf(pid, sizeof pid, "%d", (int)whom);
     int null = open("/dev/null", O_RDWR);
@@ -608,9 +615,9 @@ static void start_unmounter(void) {
   s.unmount_r = -1;
 }
 
-/* Lines on fd 3, with any descriptors sent along. 0 at end of file. */
+/* Lines on fd 3, with any descriptors sent along (a bounded amount at a time). 0 at end of file. */
 static int read_ctl(void) {
-  for (;;) {
+  for (int round = 0; round < 16; round++) {
     char *at = s.ctlbuf + s.ctlhave;
     size_t room = sizeof s.ctlbuf - 1 - s.ctlhave;
     union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * MAX_FDS)]; } u;
@@ -653,6 +660,7 @@ static int read_ctl(void) {
     memmove(s.ctlbuf, line, s.ctlhave + 1);
     if (s.ctlhave >= sizeof s.ctlbuf - 1) s.ctlhave = 0; /* a line too long to be ours */
   }
+  return 1;
 }
 
 /* Tell L the mount is ready: it exits 0 and leaves us. */
@@ -857,6 +865,8 @@ static int supervisor_main(char **argv, int status_fd) {
     fprintf(stderr, "%s: cannot make a network namespace for the server: %s\n", prog, strerror(errno));
     return EXIT_MOUNT_FAILURE;
   }
+  /* A reader of our stderr gone (the user's terminal, a caller's pipe) must not end the supervisor. */
+  signal(SIGPIPE, SIG_IGN);
   sigemptyset(&handled);
   for (int i = 0, sigs[] = { SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 }; i < 6; i++) sigaddset(&handled, sigs[i]);
   int unmount[2];
