@@ -401,10 +401,9 @@ static void exec_server(const int *from, int nfd, char **env) {
   child_signals();
   int high[8];
   for (int i = 0; i < nfd; i++) {
-    int f = from[i];
-    if (f < 0) f = open("/dev/null", O_RDWR | O_CLOEXEC);
-    /* Out of the way first: a source may sit where another goes. */
-    high[i] = f < 0 ? -1 : fcntl(f, F_DUPFD_CLOEXEC, 16);
+    /* Out of the way first: a source may sit where another goes. A closed stdin or stdout is /dev/null. */
+    high[i] = from[i] < 0 ? -1 : fcntl(from[i], F_DUPFD_CLOEXEC, 16);
+    if (high[i] < 0 && (from[i] < 0 || i < 2)) high[i] = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (high[i] < 0) _exit(EXIT_MOUNT_FAILURE);
   }
   for (int i = 0; i < nfd; i++)
