@@ -192,7 +192,7 @@ interface LauncherLink {
   supervise?(fds: number[], mountpoint: string): void;
 }
 
-/** What fuseMount needs: the same for a server and a supervisor. */
+/** What fuseMount needs. */
 function fuseSpecOf(spec: ServerSpec, mountpoint: string): FuseMountSpec {
   return {
     mountpoint, fsname: spec.from, subtype: spec.fstype, readOnly: (spec.flags & MNT_RDONLY) !== 0,
