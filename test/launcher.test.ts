@@ -58,6 +58,23 @@ describe('rumpfs_launch', () => {
     expect(r.stderr).toBe('rump_demo: cannot supervise: 0 descriptors, want 2 or 3\n');
   });
 
+  it('"supervise" with the wrong descriptors (not /dev/fuse; a region that cannot be sealed) is refused', () => {
+    const dir = tempDir('rumpfs-launch-');
+    const addon = path.join(path.dirname(launcherPath()), 'rumpuser.node');
+    const file = path.join(dir, 'plain');
+    for (const [fds, why] of [
+      [`[fs.openSync(${JSON.stringify(file)}, 'w+'), fs.openSync(${JSON.stringify(file)}, 'r')]`, 'the first descriptor is not /dev/fuse'],
+      [`[fs.openSync('/dev/fuse', 'r+'), fs.openSync(${JSON.stringify(file)}, 'r')]`, 'the in-flight region cannot be sealed and mapped: '],
+    ]) {
+      const script = `const fs = require('node:fs'), a = require(${JSON.stringify(addon)});
+        a.sendFds(3, ${fds}, 'supervise 2 /nowhere\\n'); fs.writeSync(3, 'ready\\n'); fs.closeSync(3); fs.closeSync(2);`;
+      const r = run(launcherPath(), [process.execPath, '-e', script, 'rump_demo.cjs'], { timeout: 20_000 });
+      expect(r.status).toBe(0);
+      // (EINVAL on most file systems, EPERM on tmpfs: a file there is sealed against sealing.)
+      expect(r.stderr.startsWith(`rump_demo: cannot supervise: ${why}`) && r.stderr.endsWith('\n') && r.stderr.split('\n').length === 2).toBe(true);
+    }
+  });
+
   it('supervised: a server that panics is restarted with fds 4, 5, 6, its env, the region\'s slots answered and cleared, the fault dropped', async () => {
     const dir = tempDir('rumpfs-launch-'), log = path.join(dir, 'log'), mnt = path.join(dir, 'mnt dir');
     const addon = path.join(path.dirname(launcherPath()), 'rumpuser.node');
