@@ -11,9 +11,9 @@ import { MNT_NOEXEC, MNT_RDONLY, MNT_SYNCHRONOUS } from '../src/kern/index.js';
 export class UsageError extends Error {}
 
 /**
- * A warning about the command line, said once per mount: a read-only
- * mount's supervisor parses the same command line as its servers and has
- * said it already (servers/supervisor.ts).
+ * A warning about the command line, said once per mount: a server that a
+ * read-only mount's supervisor restarted (P2K_FUSE_FD) parses the same
+ * command line as the first server, which has said it already.
  */
 export function usageWarning(prog: string, message: string): void {
   if (process.env.P2K_FUSE_FD === undefined) process.stderr.write(`${prog}: ${message}\n`);

@@ -16,33 +16,38 @@
 // A server that dies (a driver panic aborts it) leaves its mount point
 // answering ENOTCONN until someone unmounts it, as NetBSD's puffs does: the
 // failure stays visible instead of an empty directory that looks mounted.
-// Read-only mounts are the exception: there the launcher's child becomes a
-// supervisor (supervisor.ts) that holds the FUSE session and starts the
-// server, and a new one when it dies, a bounded number of times (restart=N).
+// Read-only mounts are the exception (restart=N, not 0, and a driver with
+// VFS_VGET): the server mounts FUSE as always and hands its /dev/fuse
+// descriptor, the in-flight region (p2k/fuse/inflight.ts) and its log to the
+// launcher's small C supervisor ("supervise" on fd 3, launch.c), which
+// answers a dead server's requests in flight EIO and starts a new server on
+// the same descriptor (fds 4, 5, 6: P2K_FUSE_FD, P2K_INFLIGHT_FD,
+// P2K_UNMOUNT_FD), a bounded number of times.
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
 import { constants, homedir } from 'node:os';
 import path from 'node:path';
 import { CallerGroups } from '../p2k/caller_groups.js';
 import { Inflight, INFLIGHT_BYTES } from '../p2k/fuse/inflight.js';
-import { DevChannel, fuseMount, type FuseMountSpec } from '../p2k/fuse/mount.js';
+import { DevChannel, fuseMount, fuseUnmount, type FuseMountSpec } from '../p2k/fuse/mount.js';
 import { FuseSession } from '../p2k/fuse/session.js';
 import { P2k, p2kWants } from '../p2k/p2k.js';
 import {
   KernError, MNT_NOEXEC, MNT_RDONLY, blkdev_open, panic, vfs_getopsbyname, vfs_mount, vfs_unmount,
   type BlockDevice, type Mount, type MountOptions,
 } from '../src/kern/index.js';
-import { dup2, launcherPath, mapShared, openProcDir, setCloexec } from '../src/rumpuser/native.js';
+import { dup2, launcherPath, mapShared, memfdShared, openProcDir, sendFds, setCloexec } from '../src/rumpuser/native.js';
 import { rumpuser_logtag, rumpuser_putstr } from '../src/rumpuser/index.js';
 import { sandbox } from '../src/rumpuser/sandbox.js';
 import { checkWholeDisk } from './disk.js';
 import { escapeMount, mountAt } from './mountinfo.js';
 import { SERVER_NODE_FLAGS } from './programs.js';
-import { DEFAULT_RESTARTS, supervise } from './supervisor.js';
 import { utabAdd } from './utab.js';
 import { UsageError } from './options.js';
 
 export const EXIT_USAGE = 1, EXIT_MOUNT_FAILURE = 32;
+/** restart=N when not given: restarts of a read-only mount's server allowed in a minute (the supervisor in launch.c counts). */
+export const DEFAULT_RESTARTS = 3;
 
 export interface ServerSpec {
   /** rump_tmpfs, for messages. */
@@ -69,7 +74,7 @@ export interface ServerSpec {
    * options that loosen the owner rules the host kernel would apply first.
    */
   serverPermissions?: boolean;
-  /** restart=N: read-only mounts restart a crashed server up to N times a minute (servers/supervisor.ts). */
+  /** restart=N: read-only mounts restart a crashed server up to N times a minute (the supervisor in launch.c). */
   restart?: number;
 }
 
@@ -102,11 +107,12 @@ export async function serverMain(prog: string, usage: string, parse: (argv: stri
   const say = (line: string) => { try { writeSync(fd, line + '\n'); } catch { /* launcher gone */ } };
   const foreground = spec.foreground || envSet('P2K_NODETACH') || envSet('P2K_DEBUG');
   if (foreground) say('foreground');
-  if (supervised(spec)) return superviseMount(spec, foreground, say, () => closeSync(fd));
+  const restarts = supervised(spec) ? spec.restart ?? DEFAULT_RESTARTS : 0;
   try {
     await serve(spec, foreground, {
       mounted: (id, escapedPath) => say(`mounted ${id} ${escapedPath}`),
       ready: () => { say('ready'); closeSync(fd); },
+      supervise: restarts > 0 ? (fds, mountpoint) => sendFds(fd, fds, `supervise ${restarts} ${escapeMount(mountpoint)}\n`) : undefined,
     });
   } catch (e) {
     process.stderr.write(`${prog}: ${describe(e)}\n`);
@@ -179,9 +185,14 @@ interface LauncherLink {
   /** Its FUSE mount is there (mountinfo's id and escaped path): the launcher's to detach if the server dies before ready. */
   mounted(id: string, escapedPath: string): void;
   ready(): void;
+  /**
+   * A supervised mount: hand the launcher's supervisor the FUSE session, the
+   * in-flight region and the log (copies; ours stay open). Before mounted().
+   */
+  supervise?(fds: number[], mountpoint: string): void;
 }
 
-/** What fuseMount needs: the same for a server and a supervisor. */
+/** What fuseMount needs. */
 function fuseSpecOf(spec: ServerSpec, mountpoint: string): FuseMountSpec {
   return {
     mountpoint, fsname: spec.from, subtype: spec.fstype, readOnly: (spec.flags & MNT_RDONLY) !== 0,
@@ -207,8 +218,8 @@ function detach(log: { fd: number; file: boolean; null: number }, prog: string):
 
 /**
  * A read-only mount of an image whose driver finds files by id (VFS_VGET),
- * restart=N not 0, started by the launcher (not by a supervisor): this
- * process becomes its supervisor.
+ * restart=N not 0, and not a server the supervisor restarted: this server
+ * hands its mount to the launcher's supervisor.
  */
 function supervised(spec: ServerSpec): boolean {
   if (process.env.P2K_FUSE_FD !== undefined) return false;
@@ -220,33 +231,10 @@ function supervised(spec: ServerSpec): boolean {
   }
 }
 
-function superviseMount(spec: ServerSpec, foreground: boolean, say: (line: string) => void, closeReady: () => void): Promise<never> {
-  let mountpoint: string;
-  try {
-    mountpoint = checkMountpoint(path.resolve(spec.mountpoint));
-  } catch (e) {
-    process.stderr.write(`${spec.prog}: ${describe(e)}\n`);
-    process.exit(EXIT_MOUNT_FAILURE);
-  }
-  const unmountFd = process.env.P2K_UNMOUNT_FD !== undefined ? Number(process.env.P2K_UNMOUNT_FD) : -1;
-  if (unmountFd >= 0) setCloexec(unmountFd, true);
-  return supervise({
-    prog: spec.prog, mountpoint, fuse: fuseSpecOf(spec, mountpoint), restart: spec.restart ?? DEFAULT_RESTARTS,
-    // Its servers: this program again, with the same Node flags.
-    server: [process.execPath, ...process.execArgv, ...process.argv.slice(1)],
-  }, {
-    mounted: () => noteMount(spec, mountpoint, { mounted: (id, escaped) => say(`mounted ${id} ${escaped}`) }),
-    ready: () => { say('ready'); closeReady(); },
-    background: !foreground,
-    detach: () => detach(openLog(), spec.prog),
-    unmountFd,
-  });
-}
-
 /**
- * A supervised server's descriptors (servers/supervisor.ts): the FUSE
- * session the supervisor mounted, and the region where requests in flight
- * are kept. Close-on-exec from now on: no program the server starts keeps them.
+ * A restarted server's descriptors (from the supervisor, launch.c): the
+ * FUSE session the first server mounted, and the region where requests in
+ * flight are kept. Close-on-exec from now on: no program the server starts keeps them.
  */
 function supervisedFds(): { fuse: number; inflight: Inflight } | null {
   const f = process.env.P2K_FUSE_FD, i = process.env.P2K_INFLIGHT_FD;
@@ -260,9 +248,10 @@ function supervisedFds(): { fuse: number; inflight: Inflight } | null {
 }
 
 async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLink): Promise<void> {
-  // Under a supervisor the FUSE mount is made: never look at the mount point
+  // A restarted server: the FUSE mount is made, never look at the mount point
   // (nobody answers yet); and the supervisor writes what we print to its log.
   const given = supervisedFds();
+  const supervising = !given && launcher.supervise !== undefined;
   const log = foreground || given ? null : openLog();
   const mountpoint = given ? process.env.P2K_MOUNTPOINT ?? path.resolve(spec.mountpoint) : checkMountpoint(path.resolve(spec.mountpoint));
   const readOnly = (spec.flags & MNT_RDONLY) !== 0;
@@ -314,6 +303,22 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
     await unmountKernel();
     throw new MountFailure(`cannot attach to ${mountpoint} through FUSE: ${describe(e)}`);
   }
+  let inflight = given?.inflight;
+  if (supervising) {
+    // The supervisor takes the session, the region and the log; our stderr stays its pipe (its log).
+    try {
+      const memfd = memfdShared('rumpfs-inflight', INFLIGHT_BYTES);
+      inflight = new Inflight(mapShared(memfd, INFLIGHT_BYTES));
+      launcher.supervise!([fd, memfd, ...(log ? [log.fd] : [])], mountpoint);
+      closeSync(memfd);
+      if (log && log.fd !== log.null) closeSync(log.fd);
+    } catch (e) {
+      // Nobody knows of the mount yet: take it away ourselves (not sandboxed yet).
+      try { fuseUnmount(mountpoint); } catch { /* left to its owner */ }
+      await unmountKernel();
+      throw new MountFailure(`cannot hand ${mountpoint} to its supervisor: ${describe(e)}`);
+    }
+  }
   if (!given) noteMount(spec, mountpoint, launcher);
   const debug = envSet('P2K_DEBUG');
   const session = new FuseSession(new DevChannel(fd), p2k, {
@@ -321,7 +326,7 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
     // Anything but an errno escaping the kernel is a bug: panic (the mount then answers ENOTCONN).
     onError: (e, op) => panic(`p2k: ${op}: ${e instanceof Error ? e.stack ?? e.message : String(e)}`),
     trace: debug ? line => rumpuser_putstr(line + '\n') : undefined,
-    inflight: given?.inflight, resume: given?.inflight.conn() ?? undefined,
+    inflight, resume: given?.inflight.conn() ?? undefined,
   });
 
   let stopping = false;
@@ -334,7 +339,7 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
       .then(() => p2k.shutdown())
       .then(() => dev?.close())
       .then(() => {
-        if (log?.file || (given && !foreground)) rumpuser_putstr(`unmounted ${mountpoint}: clean\n`);
+        if (log?.file || ((given || supervising) && !foreground)) rumpuser_putstr(`unmounted ${mountpoint}: clean\n`);
         process.exit(0);
       }, e => {
         rumpuser_putstr(`${spec.prog}: unmount failed: ${describe(e)}\n`);
@@ -364,11 +369,15 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
     throw new MountFailure(describe(e));
   }
   launcher.ready();
-  if (log) detach(log, spec.prog);
-  // A supervised server's stderr is its supervisor's log.
-  else if (given && !foreground) rumpuser_logtag(`${spec.prog}[${process.pid}]`);
+  if (given || supervising) {
+    // A supervised server's stderr is its supervisor's pipe, which goes to the log; the rest goes nowhere.
+    if (!foreground) {
+      if (log) { dup2(log.null, 0); dup2(log.null, 1); }
+      rumpuser_logtag(`${spec.prog}[${process.pid}]`);
+    }
+  } else if (log) detach(log, spec.prog);
   // (A supervised server's supervisor says it: it may still be writing to the user's terminal.)
-  if (log?.file) rumpuser_putstr(`serving ${spec.from} on ${mountpoint}${readOnly ? ' (read-only)' : ''}\n`);
+  if (log?.file && !supervising) rumpuser_putstr(`serving ${spec.from} on ${mountpoint}${readOnly ? ' (read-only)' : ''}\n`);
 }
 
 /** First uid of the range that servers take one each of (uid = base + pid). */

@@ -1,11 +1,13 @@
 // The in-flight region a session shares with its supervisor (p2k/fuse/
 // inflight.ts): a request's unique is there from its read until its reply
 // is written, never for FORGET; the INIT settled is kept; a session resumed
-// on it skips INIT; the supervisor takes what is pending and answers EIO.
+// on it skips INIT; the layout is the one the supervisor (C, in
+// src/rumpuser/launch.c, REGION_*) reads the pending uniques from. Its EIO
+// answers: test/restart.test.ts.
 import { constants } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { INIT, Op } from '../p2k/fuse/abi.js';
-import { errorReply, Inflight, INFLIGHT_BYTES } from '../p2k/fuse/inflight.js';
+import { Inflight, INFLIGHT_BYTES } from '../p2k/fuse/inflight.js';
 import { FuseSession, type FuseFilesystem } from '../p2k/fuse/session.js';
 import { FakeChannel, request, u32s } from './helpers/fuse.js';
 import { mapShared, memfdShared } from '../src/rumpuser/native.js';
@@ -15,10 +17,16 @@ const E = constants.errno;
 const t0 = { sec: 0, nsec: 0 };
 const attr = { attrValid: 1, attr: { ino: 1, size: 0, blocks: 0, atime: t0, mtime: t0, ctime: t0, mode: 0o40755, nlink: 2, uid: 0, gid: 0, rdev: 0, blksize: 4096 } };
 
-/** A region as the supervisor makes it, mapped twice: the server's view and the supervisor's. */
+/** A region as a server makes it, mapped twice: the server's view, and the raw bytes the supervisor sees. */
 function region() {
   const fd = memfdShared('test', INFLIGHT_BYTES);
-  return { server: new Inflight(mapShared(fd, INFLIGHT_BYTES)), supervisor: new Inflight(mapShared(fd, INFLIGHT_BYTES)) };
+  const raw = mapShared(fd, INFLIGHT_BYTES);
+  return { server: new Inflight(mapShared(fd, INFLIGHT_BYTES)), supervisor: new Inflight(raw), raw };
+}
+
+/** What launch.c takes: the f64 slots from byte 64 that are not 0 (it then clears them). */
+function pending(raw: ArrayBuffer): number[] {
+  return [...new Float64Array(raw, 64)].filter(u => u !== 0);
 }
 
 describe('requests in flight, shared with a supervisor', () => {
@@ -43,10 +51,10 @@ describe('requests in flight, shared with a supervisor', () => {
     await new Promise(res => setImmediate(res));
     expect(ch.out).toHaveLength(2);
     // slow1 answered; slow2 is what a crash now would leave.
-    expect(r.supervisor.takePending()).toEqual([Number(slow2.readBigUInt64LE(8))]);
-    expect(r.supervisor.takePending()).toEqual([]);
+    expect(pending(r.raw)).toEqual([Number(slow2.readBigUInt64LE(8))]);
     gate.shift()!();
     await s.quiesce();
+    expect(pending(r.raw)).toEqual([]);
   });
 
   it('keeps the INIT settled; a session resumed on the region skips INIT and serves at once', () => {
@@ -75,13 +83,23 @@ describe('requests in flight, shared with a supervisor', () => {
     void s;
   });
 
-  it('the supervisor\'s answer is a fuse_out_header with -EIO; only integers are taken as uniques', () => {
-    const b = errorReply(2 ** 40 + 6, E.EIO);
-    expect([b.length, b.readUInt32LE(0), b.readInt32LE(4), b.readBigUInt64LE(8)]).toEqual([16, 16, -E.EIO, BigInt(2 ** 40 + 6)]);
+  it('the layout launch.c reads: the magic, uniques as f64 from byte 64, a count of requests that found no slot', () => {
     const r = region();
+    const hdr = new Uint32Array(r.raw, 0, 16);
+    expect(hdr[0]).toBe(0x52535452);
+    expect(INFLIGHT_BYTES).toBe(64 * 1024);
     const slot = r.server.begin(12);
-    r.server.begin(14);
+    r.server.begin(2 ** 40 + 6);
     r.server.end(slot);
-    expect(r.supervisor.takePending()).toEqual([14]);
+    expect(pending(r.raw)).toEqual([2 ** 40 + 6]);
+    // Every slot taken: the next request is counted at u32[6], not kept.
+    for (let i = 1; i < (INFLIGHT_BYTES - 64) / 8; i++) expect(r.server.begin(100 + i)).toBeGreaterThanOrEqual(0);
+    expect(r.server.begin(99)).toBe(-1);
+    expect(hdr[6]).toBe(1);
+    // A server that finds slots cleared by the supervisor (and the magic kept) takes them all again.
+    new Float64Array(r.raw, 64).fill(0);
+    hdr[6] = 0;
+    const next = new Inflight(r.raw);
+    expect(next.begin(7)).toBe(0);
   });
 });

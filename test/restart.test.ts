@@ -1,4 +1,5 @@
-// A crashed read-only server comes back by itself (servers/supervisor.ts):
+// A crashed read-only server comes back by itself (the supervisor is the C
+// launcher, src/rumpuser/launch.c: one Node process per mount):
 // with RUMPFS_FAULT panicking a server, every file of an ISO 9660 image and
 // of a read-only FAT image still reads whole and right, ls -lR keeps
 // working, a file held open across the crash reads to its end, the log
@@ -62,6 +63,17 @@ function lsR(dir: string): string {
 }
 
 const mountProcs = mountProcesses;
+
+/** The Node processes whose command line names the mount point. */
+function nodeProcesses(mnt: string): number[] {
+  return readdirSync('/proc').filter(p => /^\d+$/.test(p)).map(Number).filter(pid => {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'node' && readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(mnt) && !processGone(pid);
+    } catch { return false; }
+  });
+}
+
+const rssKiB = (pid: number) => Number(/^VmRSS:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
 const started = new Set<string>();
 
@@ -146,8 +158,11 @@ describe.skipIf(SKIP_FUSE)('a crashed read-only server comes back by itself', ()
       const before = mountProcs(mnt);
       expect(before.supervisors).toHaveLength(1);
       expect(before.servers).toHaveLength(1);
-      // The supervisor holds the FUSE session, never the image.
+      // The supervisor holds the FUSE session, never the image; it is the small C launcher, the server the one Node.
       const sup = before.supervisors[0], image = c.args().at(-1)!;
+      expect(readFileSync(`/proc/${sup}/comm`, 'utf8').trim()).toBe('rumpfs_launch');
+      expect(nodeProcesses(mnt)).toEqual(before.servers);
+      expect(rssKiB(sup)).toBeLessThan(8 * 1024);
       const links = readdirSync(`/proc/${sup}/fd`).map(fd => { try { return readlinkSync(`/proc/${sup}/fd/${fd}`); } catch { return ''; } });
       expect(links).toContain('/dev/fuse');
       expect(links).not.toContain(image);
@@ -201,6 +216,20 @@ describe.skipIf(SKIP_FUSE)('a crashed read-only server comes back by itself', ()
     // Both handles: the file's and the directory's.
     expect(logText(log).match(/p2k: handle \d+ of node \d+, an earlier server's, opened again/g)?.length).toBeGreaterThanOrEqual(2);
     expect(panics(log)).toHaveLength(1);
+    await unmount(mnt);
+  }, 60_000);
+
+  it('a request in flight at the crash is answered EIO by the supervisor; the next one is served', async () => {
+    const mnt = tempDir('rumpfs-restart-m-'), log = path.join(dir, `${path.basename(mnt)}.log`);
+    // Direct I/O: the READ that panics is the caller's own (no read-ahead the kernel would retry).
+    mount('rump_cd9660', [iso], mnt, log, { RUMPFS_FAULT: 'panic:VOP_READ:1', P2K_NOCACHE_PAGE: '1' });
+    const small = path.join(mnt, 'small.txt');
+    const r = run('cat', [small], { timeout: 10_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/Input\/output error/);
+    await waitFor('the restart in the log', () => /supervisor: restart 1 of 3/.test(logText(log)));
+    expect(logText(log)).toMatch(/supervisor: [1-9]\d* requests? in flight answered EIO/);
+    expect(readFileSync(small, 'utf8')).toBe('small\n');
     await unmount(mnt);
   }, 60_000);
 

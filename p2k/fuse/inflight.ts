@@ -1,12 +1,15 @@
 // What a FUSE session shares with the supervisor that outlives it (read-only
-// mounts, servers/supervisor.ts): a small memory region (a memfd, mapped by
-// both) holding the INIT the kernel and the first server settled, and the
-// `unique` of every request the server has read and not yet answered. When
-// the server dies, the supervisor answers those EIO on the same /dev/fuse
-// descriptor (no caller waits forever) and starts a new server, which takes
-// the INIT from here (the kernel sends INIT only once per connection).
+// mounts; the supervisor is C: src/rumpuser/launch.c): a small memory region
+// (a memfd the first server makes and hands over, mapped by both) holding
+// the INIT the kernel and the first server settled, and the `unique` of
+// every request the server has read and not yet answered. When the server
+// dies, the supervisor answers those EIO on the same /dev/fuse descriptor
+// (no caller waits forever), clears the slots and the no-slot counter, and
+// starts a new server, which takes the INIT from here (the kernel sends
+// INIT only once per connection).
 //
-// Layout (little-endian, as the host):
+// Layout (little-endian, as the host). Kept in step with launch.c's
+// REGION_* constants, which read it (test/fuse-inflight.test.ts checks it):
 //   u32[0]  MAGIC
 //   u32[1]  1 once INIT is settled
 //   u32[2]  protocol minor   u32[3] INIT flags   u32[4] max_write   u32[5] max_readahead
@@ -69,36 +72,4 @@ export class Inflight {
     if (this.hdr[1] !== 1) return null;
     return { minor: this.hdr[2], flags: this.hdr[3], maxWrite: this.hdr[4], maxReadahead: this.hdr[5] };
   }
-
-  /** Requests that found no slot. */
-  get untracked(): number {
-    return this.hdr[6];
-  }
-
-  /**
-   * The supervisor, after the server died: every unique still in flight,
-   * and the slots freed. Only while no server runs.
-   */
-  takePending(): number[] {
-    const out: number[] = [];
-    for (let i = 0; i < SLOTS; i++) {
-      const u = this.slots[i];
-      // A server's memory: only what can be a unique is taken (a wrong one is refused by the kernel).
-      if (u !== 0 && Number.isSafeInteger(u) && u > 0) out.push(u);
-      this.slots[i] = 0;
-    }
-    this.free.length = 0;
-    for (let i = SLOTS - 1; i >= 0; i--) this.free.push(i);
-    this.hdr[6] = 0;
-    return out;
-  }
-}
-
-/** struct fuse_out_header answering unique with -errno (the supervisor's EIO replies). */
-export function errorReply(unique: number, errno: number): Buffer {
-  const b = Buffer.alloc(16);
-  b.writeUInt32LE(16, 0);
-  b.writeInt32LE(-Math.abs(errno), 4);
-  b.writeBigUInt64LE(BigInt(unique), 8);
-  return b;
 }

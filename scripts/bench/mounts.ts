@@ -60,7 +60,7 @@ function serverOf(mountpoint: string): number | null {
       if (fuse && !processGone(Number(name))) found.push({ pid: Number(name), ppid });
     } catch { /* gone meanwhile */ }
   }
-  // A read-only mount's supervisor holds /dev/fuse too (servers/supervisor.ts): it is the server's parent.
+  // A read-only mount's supervisor (the C launcher, launch.c) holds /dev/fuse too: it is the server's parent.
   const servers = found.filter(p => !found.some(q => q.ppid === p.pid)).map(p => p.pid);
   if (servers.length > 1) throw new Error(`${servers.length} servers found for ${mountpoint}: ${servers.join(' ')}`);
   return servers[0] ?? null;

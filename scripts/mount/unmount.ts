@@ -30,8 +30,9 @@ const UNMOUNTER_MARK = ': rumpfs-unmounter;';
 /**
  * The rump servers serving mountpoint. The launcher gives each server an
  * unmounter (`/bin/sh -c ': rumpfs-unmounter; ...' MOUNTPOINT PID`) that
- * lives as long as the server: its command line names both. The server must
- * hold /dev/fuse.
+ * lives as long as the server: its command line names both. PID is the
+ * server's, or for a read-only mount its supervisor's (the C launcher,
+ * which exits after its server). It must hold /dev/fuse.
  */
 export function serverPids(mountpoint: string): number[] {
   const pids: number[] = [];

@@ -42,6 +42,7 @@ interface Addon {
   writevFrom(fd: number, bufs: Uint8Array[]): number;
   socketpair(): [number, number];
   recvFd(sock: number): number;
+  sendFds(sock: number, fds: number[], text: string): void;
   mount(source: string, target: string, type: string, flags: number, data: string): void;
   umount2(target: string, flags: number): void;
   memfdShared(name: string, size: number): number;
@@ -242,6 +243,11 @@ export function recvFd(sock: number): number {
   return native().recvFd(sock);
 }
 
+/** Send text with descriptors over a unix socket (SCM_RIGHTS, at most 8): the receiver gets copies. */
+export function sendFds(sock: number, fds: number[], text: string): void {
+  native().sendFds(sock, fds, text);
+}
+
 export const MS_RDONLY = 1, MS_NOSUID = 2, MS_NODEV = 4, MS_NOEXEC = 8;
 export const MNT_DETACH = 2;
 
@@ -255,7 +261,7 @@ export function umount2(target: string, flags = 0): void {
   native().umount2(target, flags);
 }
 
-/** A zeroed memfd of size bytes (close-on-exec): memory a supervisor shares with the servers it starts. */
+/** A zeroed memfd of size bytes (close-on-exec, sealable): memory a server shares with its supervisor. */
 export function memfdShared(name: string, size: number): number {
   return native().memfdShared(name, size);
 }

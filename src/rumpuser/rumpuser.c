@@ -545,6 +545,43 @@ static napi_value js_recv_fd(napi_env env, napi_callback_info info) {
   return num(env, fd);
 }
 
+/* sendFds(sock, fds, text): one sendmsg of text with the descriptors (SCM_RIGHTS, at most 8); the rest of a short write written after. */
+static napi_value js_send_fds(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int32_t sock;
+  uint32_t nfds;
+  char text[4096];
+  bool isarr;
+  if (!get_args(env, info, 3, argv) || !arg_i32(env, argv[0], &sock) || napi_is_array(env, argv[1], &isarr) != napi_ok || !isarr ||
+      napi_get_array_length(env, argv[1], &nfds) != napi_ok || nfds < 1 || nfds > 8 || !arg_str(env, argv[2], text, sizeof text) || !text[0])
+    return throw_type(env, "sendFds(sock, fds, text)");
+  int fds[8];
+  for (uint32_t i = 0; i < nfds; i++) {
+    napi_value v;
+    if (napi_get_element(env, argv[1], i, &v) != napi_ok || !arg_i32(env, v, &fds[i]) || fds[i] < 0) return throw_type(env, "sendFds(sock, fds, text)");
+  }
+  size_t len = strlen(text);
+  union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int) * 8)]; } u;
+  memset(&u, 0, sizeof u);
+  struct iovec iov = { text, len };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = CMSG_SPACE(sizeof(int) * nfds) };
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+  memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, "sendmsg", errno);
+  for (size_t off = (size_t)n; off < len;) {
+    ssize_t w = send(sock, text + off, len - off, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return throw_errno(env, "send", errno);
+    off += (size_t)w;
+  }
+  return undefined(env);
+}
+
 /* mount(source, target, type, flags, data): mount(2). Root only. */
 static napi_value js_mount(napi_env env, napi_callback_info info) {
   napi_value argv[5];
@@ -570,14 +607,14 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
 
 /* ---------- memory shared with a supervisor ---------- */
 
-/* memfdShared(name, size): memfd_create(MFD_CLOEXEC) of size bytes (zeroed). */
+/* memfdShared(name, size): memfd_create(MFD_CLOEXEC | MFD_ALLOW_SEALING) of size bytes (zeroed); the supervisor seals its size. */
 static napi_value js_memfd_shared(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   char name[64];
   int32_t size;
   if (!get_args(env, info, 2, argv) || !arg_str(env, argv[0], name, sizeof name) || !arg_i32(env, argv[1], &size) || size <= 0)
     return throw_type(env, "memfdShared(name, size)");
-  int fd = memfd_create(name, MFD_CLOEXEC);
+  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return throw_errno(env, "memfd_create", errno);
   if (ftruncate(fd, size) < 0) { int e = errno; close(fd); return throw_errno(env, "ftruncate", e); }
   return num(env, fd);
@@ -812,6 +849,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "writevFrom", js_writev_from },
     { "socketpair", js_socketpair },
     { "recvFd", js_recv_fd },
+    { "sendFds", js_send_fds },
     { "mount", js_mount },
     { "umount2", js_umount2 },
     { "memfdShared", js_memfd_shared },

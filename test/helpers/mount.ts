@@ -2,7 +2,7 @@
 // find its process, unmount in each of the ways a user can, wait for the
 // server to exit, and clean up whatever a failing test left behind.
 import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,12 +45,14 @@ export function tempDir(prefix = 'rumpfs-test-'): string {
 export { mountAt, type MountInfo as MountEntry } from '../../servers/mountinfo.js';
 
 /**
- * The processes of a mount started by a launcher: their command line names
- * it, their environment has P2K_READY_FD. A read-only mount's supervisor is
- * the parent of a server started with P2K_FUSE_FD (servers/supervisor.ts).
+ * The processes of a mount started by a launcher: the servers' command
+ * line names it, their environment has P2K_READY_FD. A read-only mount's
+ * supervisor is a server's parent that is the C launcher (rumpfs_launch,
+ * src/rumpuser/launch.c) and holds /dev/fuse; an unsupervised server's
+ * launcher is gone by the time the mount command returns.
  */
 export function mountProcesses(mountpoint: string): { supervisors: number[]; servers: number[] } {
-  const found: { pid: number; ppid: number; supervised: boolean }[] = [];
+  const servers: number[] = [], supervisors = new Set<number>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
@@ -59,12 +61,19 @@ export function mountProcesses(mountpoint: string): { supervisors: number[]; ser
       const env = readFileSync(`/proc/${name}/environ`, 'utf8').split('\0');
       if (!env.some(e => e.startsWith('P2K_READY_FD='))) continue;
       if (processGone(Number(name))) continue;
+      servers.push(Number(name));
       const ppid = Number(/^PPid:\s*(\d+)/m.exec(readFileSync(`/proc/${name}/status`, 'utf8'))?.[1] ?? 0);
-      found.push({ pid: Number(name), ppid, supervised: env.some(e => e.startsWith('P2K_FUSE_FD=')) });
+      if (readFileSync(`/proc/${ppid}/comm`, 'utf8').trim() === 'rumpfs_launch' && holdsDevFuse(ppid)) supervisors.add(ppid);
     } catch { /* gone meanwhile */ }
   }
-  const supervisors = new Set(found.filter(p => p.supervised).map(p => p.ppid));
-  return { supervisors: [...supervisors].filter(pid => found.some(p => p.pid === pid)), servers: found.filter(p => !supervisors.has(p.pid)).map(p => p.pid) };
+  return { supervisors: [...supervisors], servers };
+}
+
+/** Whether pid has /dev/fuse open. */
+export function holdsDevFuse(pid: number): boolean {
+  return readdirSync(`/proc/${pid}/fd`).some(fd => {
+    try { return readlinkSync(`/proc/${pid}/fd/${fd}`) === '/dev/fuse'; } catch { return false; }
+  });
 }
 
 /** Servers (not launchers, not supervisors) serving mountpoint. */
