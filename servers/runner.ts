@@ -23,7 +23,6 @@
 // answers a dead server's requests in flight EIO and starts a new server on
 // the same descriptor (fds 4, 5, 6: P2K_FUSE_FD, P2K_INFLIGHT_FD,
 // P2K_UNMOUNT_FD), a bounded number of times.
-import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, statSync, writeSync } from 'node:fs';
 import { constants, homedir } from 'node:os';
 import path from 'node:path';
@@ -38,6 +37,7 @@ import {
 } from '../src/kern/index.js';
 import { dup2, launcherPath, mapShared, memfdShared, openProcDir, sendFds, setCloexec } from '../src/rumpuser/native.js';
 import { rumpuser_logtag, rumpuser_putstr } from '../src/rumpuser/index.js';
+import { childProcess } from '../src/rumpuser/lazy.js';
 import { sandbox } from '../src/rumpuser/sandbox.js';
 import { checkWholeDisk } from './disk.js';
 import { escapeMount, mountAt } from './mountinfo.js';
@@ -131,7 +131,7 @@ function describe(e: unknown): string {
 // Run as `node rump_<fs>.js` (not through an installed command): the
 // launcher starts this program again as the server.
 function launch(): Promise<never> {
-  const child = spawn(launcherPath(), [process.execPath, ...SERVER_NODE_FLAGS, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+  const child = childProcess().spawn(launcherPath(), [process.execPath, ...SERVER_NODE_FLAGS, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) process.on(sig, () => child.kill(sig));
   return new Promise<never>(() => {
     child.on('error', e => { process.stderr.write(`cannot start the launcher: ${e.message}\n`); process.exit(EXIT_MOUNT_FAILURE); });
