@@ -329,6 +329,29 @@ function attrs(imp: IsoMount, key: number, type: VType, r: DirRecord, ri: RripIn
   };
 }
 
+function parsedNode(imp: IsoMount, key: number, known: { rec: DirRecord; ri: RripInfo }): IsoNode {
+  const n = attrs(imp, key, fileType(known.ri), known.rec, known.ri, false);
+  if (known.ri.zisofs && n.type === VType.VREG) n.zisofs = known.ri.zisofs;
+  n.extents.push({ start: recordStart(known.rec), length: known.rec.dataLength });
+  n.size = known.rec.dataLength;
+  return finish(n, key);
+}
+
+/**
+ * The node loadnode would build for key from the record its directory's walk
+ * parsed, without taking the record (readdir's attributes); null when the
+ * record is no longer kept (or the file has several extents).
+ */
+export function cd9660_parsednode(imp: IsoMount, key: number): IsoNode | null {
+  const known = imp.parsed.get(key);
+  if (!known) return null;
+  try {
+    return parsedNode(imp, key, known);
+  } catch {
+    return null; // a link without a target: loadnode says why
+  }
+}
+
 /** Build the node for key (cd9660_vget_internal). */
 export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNode> {
   const hint = imp.hints.get(key);
@@ -347,11 +370,7 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
   if (known) {
     // A single-extent file record its directory's walk just parsed (and checked).
     imp.parsed.delete(key);
-    const n = attrs(imp, key, fileType(known.ri), known.rec, known.ri, false);
-    if (known.ri.zisofs && n.type === VType.VREG) n.zisofs = known.ri.zisofs;
-    n.extents.push({ start: recordStart(known.rec), length: known.rec.dataLength });
-    n.size = known.rec.dataLength;
-    return finish(n, key);
+    return parsedNode(imp, key, known);
   }
   let n: IsoNode | null = null;
   let name: Uint8Array | null = null;
