@@ -2,7 +2,7 @@
 // records once and keeps the directory's names with its node, so looking up
 // every name of a large directory is not quadratic.
 import { kerr, vcache_get, VType, type Lwp, type Vnode } from '../../kern/index.js';
-import { cd9660_direntries, cd9660_entries, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode } from './cd9660_node.js';
+import { cd9660_direntries, cd9660_walkentries, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode } from './cd9660_node.js';
 
 /**
  * The entry called name. A directory with a damaged record is not cached:
@@ -18,10 +18,10 @@ async function cd9660_findname(imp: IsoMount, dir: IsoNode, name: string): Promi
     return names.get(name);
   }
   try {
-    for await (const e of cd9660_entries(imp, dir, 0)) {
+    await cd9660_walkentries(imp, dir, 0, e => {
       // The first of two records with one name wins, as a scan would find it.
       if (e.name !== '.' && e.name !== '..' && !names.has(e.name)) names.set(e.name, e);
-    }
+    });
   } catch (err) {
     if (names.has(name)) return names.get(name);
     throw err;
