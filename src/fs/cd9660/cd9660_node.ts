@@ -394,6 +394,10 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
     imp.parsed.delete(key);
     return parsedNode(imp, key, known);
   }
+  if (hint >= 0) {
+    const quick = await recordNode(imp, hint, key).catch(() => null);
+    if (quick) return quick;
+  }
   let n: IsoNode | null = null;
   let name: Uint8Array | null = null;
   let final = false;
@@ -422,6 +426,25 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
   if (!n) corrupt(`record at ${key}: not found in its directory`);
   if (!final) corrupt(`record at ${key}: multi-extent file has no final extent`);
   return finish(n, key);
+}
+
+/**
+ * A single-extent file's node from its own record (a lookup after the
+ * directory's parsed records were dropped), as the walk below builds it;
+ * null for anything else (the walk then decides, and says what is wrong).
+ */
+async function recordNode(imp: IsoMount, dirLoc: number, key: number): Promise<IsoNode | null> {
+  const size = (await cd9660_dirhead(imp, dirLoc)).size;
+  const off = key - dirLoc;
+  if (off < 0 || off >= size) return null;
+  const len = (await iso_read(imp, key, 1))[0];
+  if (len === 0 || (off % ISO_SECTOR) + len > ISO_SECTOR || off + len > size) return null;
+  const where = () => `directory at ${dirLoc}, record at ${off}`;
+  const r = parseDirRecord(await iso_read(imp, key, len), where);
+  if (isDotRecord(r) !== null || (r.flags & (ISO_FLAG_DIR | ISO_FLAG_MULTI))) return null;
+  const got = cd9660_rrip(imp, r, false, where);
+  const ri = got instanceof Promise ? await got : got;
+  return parsedNode(imp, key, { rec: r, ri });
 }
 
 /** What a file's size says once its records are read: zisofs's uncompressed size, a link's target length. */
