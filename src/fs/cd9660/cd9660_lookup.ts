@@ -30,14 +30,19 @@ async function cd9660_findname(imp: IsoMount, dir: IsoNode, name: string): Promi
   return names.get(name);
 }
 
-export async function cd9660_lookup(dvp: Vnode, name: string, _l: Lwp): Promise<Vnode> {
+export function cd9660_lookup(dvp: Vnode, name: string, _l: Lwp): Vnode | Promise<Vnode> {
   const imp = dvp.mount.priv<IsoMount>();
   const dir = dvp.node<IsoNode>();
   if (name === '..') {
     imp.hints.set(dir.parent, HINT_DIR);
     return vcache_get(dvp.mount, dir.parent);
   }
-  const e = await cd9660_findname(imp, dir, name);
+  // The directory's names are known after its first lookup: no wait for them.
+  if (dir.names) return found(dvp, imp, dir, dir.names.get(name));
+  return cd9660_findname(imp, dir, name).then(e => found(dvp, imp, dir, e));
+}
+
+function found(dvp: Vnode, imp: IsoMount, dir: IsoNode, e: IsoEntry | undefined): Promise<Vnode> {
   if (!e) throw kerr('ENOENT');
   imp.hints.set(e.key, e.type === VType.VDIR ? HINT_DIR : dir.key);
   return vcache_get(dvp.mount, e.key);
