@@ -559,11 +559,20 @@ export class P2k implements FuseFilesystem {
         room -= size;
         fit.push(batch.entries[i]);
       }
-      const vps = out.plus ? await vn_lookupmany(l, h.fp.vp, fit.map(e => e.name)) : null;
+      // With stable ids, an entry whose attributes readdir gave needs no vnode: its node id is its file id,
+      // and a later request for it loads the vnode (revive). Not a node known already: it counts lookups.
+      const quick = out.plus && this.stable ? fit.map(e => e.attr !== undefined && !this.nodes.has(e.fileid + STABLE_BIAS)) : null;
+      const vps = out.plus ? await vn_lookupmany(l, h.fp.vp, fit.map((e, k) => quick?.[k] ? null : e.name)) : null;
       let k = 0;
       try {
         for (; k < fit.length; k++) {
           const e = fit[k], vp = vps?.[k] ?? null;
+          if (quick?.[k]) {
+            out.add(e.name, e.fileid, vtypeToIfmt(e.attr!.type) | e.attr!.mode, e.cookie, {
+              nodeid: e.fileid + STABLE_BIAS, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(e.attr!),
+            });
+            continue;
+          }
           if (vp === null) {
             // Without attributes: `.` and `..`, READDIR, or a name removed since the batch was read.
             if (!vps || e.name === '.' || e.name === '..') out.add(e.name, e.fileid, vtypeToIfmt(e.type), e.cookie);

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mount, type Ukfs } from '../src/ukfs/index.js';
 import {
-  blkdev_open, Cred, Lwp, O_DIRECTORY, sys_open, vcache_get, vfs_mount, vfs_unmount, vn_close, vn_readdir, vrele, VType,
+  blkdev_open, Cred, Lwp, O_DIRECTORY, sys_open, vcache_get, vfs_mount, vfs_unmount, vn_close, vn_readdir, vn_stat, vrele, VType,
   type Dirent as KDirent,
 } from '../src/kern/index.js';
 import '../src/fs/cd9660/index.js';
@@ -264,6 +264,47 @@ describe('cd9660: the kernel interface', () => {
     } finally {
       await vfs_unmount(mp);
       await dev.close();
+    }
+  });
+
+  it("readdir's attributes of a file are what stat of its vnode says (FUSE readdirplus answers from them)", async () => {
+    for (const v of variants) {
+      const dev = await blkdev_open(path.join(tmp, imgName(v)), { readOnly: true });
+      const mp = await vfs_mount('cd9660', { dev, from: 'img', flags: 0, options: {} });
+      try {
+        const l = new Lwp(Cred.root, mp.rootvp);
+        let withAttr = 0;
+        const walk = async (dir: string): Promise<void> => {
+          const fp = await sys_open(l, dir, O_DIRECTORY);
+          try {
+            for (let cookie = 0; ;) {
+              const { entries, eof } = await vn_readdir(l, fp, cookie);
+              for (const e of entries) {
+                if (e.name === '.' || e.name === '..') continue;
+                const p = dir === '/' ? `/${e.name}` : `${dir}/${e.name}`;
+                if (e.type === VType.VDIR) await walk(p);
+                if (!e.attr) continue;
+                withAttr++;
+                const vp = await vcache_get(mp, e.fileid);
+                try {
+                  expect({ p: `${imgName(v)} ${p}`, attr: e.attr }).toEqual({ p: `${imgName(v)} ${p}`, attr: await vn_stat(l, vp) });
+                } finally {
+                  await vrele(vp);
+                }
+              }
+              if (eof || entries.length === 0) break;
+              cookie = entries[entries.length - 1].cookie;
+            }
+          } finally {
+            await vn_close(l, fp);
+          }
+        };
+        await walk('/');
+        expect(withAttr, `${imgName(v)}: files with attributes from readdir`).toBeGreaterThan(300);
+      } finally {
+        await vfs_unmount(mp);
+        await dev.close();
+      }
     }
   });
 

@@ -83,6 +83,13 @@ export interface Dirent {
   type: VType;
   /** Cookie to pass to VOP_READDIR to continue after this entry. */
   cookie: number;
+  /**
+   * The entry's attributes, exactly as VOP_GETATTR of its vnode gives them,
+   * where the driver has them at hand without loading the vnode (a read-only
+   * medium's directory records). Optional: a caller that needs attributes
+   * (FUSE readdirplus) may use them instead of a lookup per entry.
+   */
+  attr?: Vattr;
 }
 
 /** statvfs(2) */

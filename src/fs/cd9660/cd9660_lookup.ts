@@ -2,7 +2,7 @@
 // records once and keeps the directory's names with its node, so looking up
 // every name of a large directory is not quadratic.
 import { kerr, vcache_get, VType, type Lwp, type Vnode } from '../../kern/index.js';
-import { cd9660_direntries, cd9660_entries, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode } from './cd9660_node.js';
+import { cd9660_direntries, cd9660_walkentries, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode } from './cd9660_node.js';
 
 /**
  * The entry called name. A directory with a damaged record is not cached:
@@ -18,10 +18,10 @@ async function cd9660_findname(imp: IsoMount, dir: IsoNode, name: string): Promi
     return names.get(name);
   }
   try {
-    for await (const e of cd9660_entries(imp, dir, 0)) {
+    await cd9660_walkentries(imp, dir, 0, e => {
       // The first of two records with one name wins, as a scan would find it.
       if (e.name !== '.' && e.name !== '..' && !names.has(e.name)) names.set(e.name, e);
-    }
+    });
   } catch (err) {
     if (names.has(name)) return names.get(name);
     throw err;
@@ -30,14 +30,19 @@ async function cd9660_findname(imp: IsoMount, dir: IsoNode, name: string): Promi
   return names.get(name);
 }
 
-export async function cd9660_lookup(dvp: Vnode, name: string, _l: Lwp): Promise<Vnode> {
+export function cd9660_lookup(dvp: Vnode, name: string, _l: Lwp): Vnode | Promise<Vnode> {
   const imp = dvp.mount.priv<IsoMount>();
   const dir = dvp.node<IsoNode>();
   if (name === '..') {
     imp.hints.set(dir.parent, HINT_DIR);
     return vcache_get(dvp.mount, dir.parent);
   }
-  const e = await cd9660_findname(imp, dir, name);
+  // The directory's names are known after its first lookup: no wait for them.
+  if (dir.names) return found(dvp, imp, dir, dir.names.get(name));
+  return cd9660_findname(imp, dir, name).then(e => found(dvp, imp, dir, e));
+}
+
+function found(dvp: Vnode, imp: IsoMount, dir: IsoNode, e: IsoEntry | undefined): Promise<Vnode> {
   if (!e) throw kerr('ENOENT');
   imp.hints.set(e.key, e.type === VType.VDIR ? HINT_DIR : dir.key);
   return vcache_get(dvp.mount, e.key);

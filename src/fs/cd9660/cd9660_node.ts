@@ -13,7 +13,7 @@ import {
   ISO_FLAG_ASSOC, ISO_FLAG_DIR, ISO_FLAG_MULTI, ISO_SECTOR, isDotRecord, parseDirRecord,
   type DirRecord,
 } from './iso.js';
-import { cd9660_rrip_analyze, type RripInfo, type Zisofs } from './cd9660_rrip.js';
+import { cd9660_rrip_analyze, type RripInfo, type Where, type Zisofs } from './cd9660_rrip.js';
 import { isofntrans, jolietfntrans, type IsoMapping } from './cd9660_util.js';
 
 /** A directory larger than this is taken as corrupt (the largest real ones are a few MiB). */
@@ -162,8 +162,8 @@ export async function* cd9660_dirwalk(imp: IsoMount, start: number, size: number
 }
 
 /** The Rock Ridge entries of a record (empty when Rock Ridge is not in use). */
-export function cd9660_rrip(imp: IsoMount, r: DirRecord, rootDot: boolean, where: string): Promise<RripInfo> {
-  if (!imp.rrip) return Promise.resolve({ present: false, er: false, relocated: false });
+export function cd9660_rrip(imp: IsoMount, r: DirRecord, rootDot: boolean, where: Where): RripInfo | Promise<RripInfo> {
+  if (!imp.rrip) return { present: false, er: false, relocated: false };
   // The root's `.` record holds the SP entry itself; every other record skips suspSkip bytes.
   const su = rootDot ? r.systemUse : r.systemUse.subarray(Math.min(imp.suspSkip, r.systemUse.length));
   return cd9660_rrip_analyze(su, (off, len) => iso_read(imp, off, len), where);
@@ -242,47 +242,69 @@ function fileType(ri: RripInfo): VType {
 }
 
 /**
- * The visible entries of directory `dir` from offset `from`, `.` and `..` included: associated files, relocated originals (RE)
- * and the continuation records of multi-extent files left out.
+ * The visible entries of directory `dir` from offset `from`, `.` and `..`
+ * included, each handed to `emit` (true: stop): associated files, relocated
+ * originals (RE) and the continuation records of multi-extent files left
+ * out. The entries before a damaged record are emitted before its EIO is
+ * thrown. A sector's records are taken at once; only a sector read, a
+ * continuation area or a relocation check waits.
  */
-export async function* cd9660_entries(imp: IsoMount, dir: IsoNode, from: number): AsyncGenerator<IsoEntry> {
+export async function cd9660_walkentries(imp: IsoMount, dir: IsoNode, from: number, emit: (e: IsoEntry) => boolean | void): Promise<void> {
   let pending: { name: string; key: number; type: VType } | null = null;
-  for await (const d of cd9660_dirwalk(imp, dir.key, dir.size, from)) {
-    const r = d.rec;
-    if (pending) {
-      // A continuation record of a multi-extent file: the entry ends with its final extent.
-      if (!(r.flags & ISO_FLAG_MULTI)) {
-        yield { ...pending, next: d.next };
-        pending = null;
+  const start = dir.key, size = dir.size;
+  for (let off = from; off < size;) {
+    const secOff = off - (off % ISO_SECTOR);
+    const sector = await iso_read(imp, start + secOff, ISO_SECTOR);
+    let p = off - secOff;
+    while (p < ISO_SECTOR && secOff + p < size) {
+      const len = sector[p];
+      if (len === 0) break;
+      const offset = secOff + p, next = offset + len;
+      const where = () => `directory at ${start}, record at ${offset}`;
+      if (p + len > ISO_SECTOR) corrupt(`${where()}: record of ${len} bytes crosses a sector boundary`);
+      if (next > size) corrupt(`${where()}: record runs past the directory's end (${size})`);
+      const r = parseDirRecord(sector.subarray(p, p + len), where);
+      p += len;
+      if (pending) {
+        // A continuation record of a multi-extent file: the entry ends with its final extent.
+        if (!(r.flags & ISO_FLAG_MULTI)) {
+          const done = emit({ name: pending.name, key: pending.key, type: pending.type, next });
+          pending = null;
+          if (done) return;
+        }
+        continue;
       }
-      continue;
+      const dot = isDotRecord(r);
+      if (dot !== null) {
+        let e: IsoEntry;
+        if (offset === 0 && dot === 0) e = { name: '.', key: dir.key, type: VType.VDIR, next };
+        else if (offset === 0 || dot === 0) corrupt(`directory at ${dir.key}: '.' or '..' record at ${offset}`);
+        else e = { name: '..', key: dir.parent, type: VType.VDIR, next };
+        if (emit(e)) return;
+        continue;
+      }
+      if (r.flags & ISO_FLAG_ASSOC) continue;
+      const got = cd9660_rrip(imp, r, false, where);
+      const ri = got instanceof Promise ? await got : got;
+      if (ri.relocated) continue;
+      const name = cd9660_name(imp, r, ri);
+      if (name === '' || name === '.' || name === '..') continue;
+      let e: IsoEntry;
+      if (ri.childLink !== undefined) {
+        const target = ri.childLink * ISO_SECTOR;
+        await cd9660_checkreloc(imp, dir.key, target);
+        e = { name, key: target, type: VType.VDIR, next };
+      } else if (r.flags & ISO_FLAG_DIR) {
+        e = { name, key: recordStart(r), type: VType.VDIR, next };
+      } else {
+        const abs = start + offset;
+        e = { name, key: abs, type: fileType(ri), next };
+        if (!(r.flags & ISO_FLAG_MULTI)) keepParsed(imp, abs, r, ri);
+      }
+      if (r.flags & ISO_FLAG_MULTI && !(r.flags & ISO_FLAG_DIR)) pending = e;
+      else if (emit(e)) return;
     }
-    const dot = isDotRecord(r);
-    if (dot !== null) {
-      if (d.offset === 0 && dot === 0) yield { name: '.', key: dir.key, type: VType.VDIR, next: d.next };
-      else if (d.offset === 0 || dot === 0) corrupt(`directory at ${dir.key}: '.' or '..' record at ${d.offset}`);
-      else yield { name: '..', key: dir.parent, type: VType.VDIR, next: d.next };
-      continue;
-    }
-    if (r.flags & ISO_FLAG_ASSOC) continue;
-    const where = `directory at ${dir.key}, record at ${d.offset}`;
-    const ri = await cd9660_rrip(imp, r, false, where);
-    if (ri.relocated) continue;
-    const name = cd9660_name(imp, r, ri);
-    if (name === '' || name === '.' || name === '..') continue;
-    let e: { name: string; key: number; type: VType };
-    if (ri.childLink !== undefined) {
-      const target = ri.childLink * ISO_SECTOR;
-      await cd9660_checkreloc(imp, dir.key, target);
-      e = { name, key: target, type: VType.VDIR };
-    } else if (r.flags & ISO_FLAG_DIR) {
-      e = { name, key: recordStart(r), type: VType.VDIR };
-    } else {
-      e = { name, key: d.abs, type: fileType(ri) };
-      if (!(r.flags & ISO_FLAG_MULTI)) keepParsed(imp, d.abs, r, ri);
-    }
-    if (r.flags & ISO_FLAG_MULTI && !(r.flags & ISO_FLAG_DIR)) pending = e;
-    else yield { ...e, next: d.next };
+    off = secOff + ISO_SECTOR;
   }
   if (pending) corrupt(`directory at ${dir.key}: multi-extent file '${pending.name}' has no final extent`);
 }
@@ -301,7 +323,7 @@ export async function cd9660_direntries(imp: IsoMount, dir: IsoNode): Promise<Is
   if (dir.entries) return dir.entries;
   const all: IsoEntry[] = [];
   try {
-    for await (const e of cd9660_entries(imp, dir, 0)) all.push(e);
+    await cd9660_walkentries(imp, dir, 0, e => { all.push(e); });
   } catch {
     return null;
   }
@@ -329,6 +351,29 @@ function attrs(imp: IsoMount, key: number, type: VType, r: DirRecord, ri: RripIn
   };
 }
 
+function parsedNode(imp: IsoMount, key: number, known: { rec: DirRecord; ri: RripInfo }): IsoNode {
+  const n = attrs(imp, key, fileType(known.ri), known.rec, known.ri, false);
+  if (known.ri.zisofs && n.type === VType.VREG) n.zisofs = known.ri.zisofs;
+  n.extents.push({ start: recordStart(known.rec), length: known.rec.dataLength });
+  n.size = known.rec.dataLength;
+  return finish(n, key);
+}
+
+/**
+ * The node loadnode would build for key from the record its directory's walk
+ * parsed, without taking the record (readdir's attributes); null when the
+ * record is no longer kept (or the file has several extents).
+ */
+export function cd9660_parsednode(imp: IsoMount, key: number): IsoNode | null {
+  const known = imp.parsed.get(key);
+  if (!known) return null;
+  try {
+    return parsedNode(imp, key, known);
+  } catch {
+    return null; // a link without a target: loadnode says why
+  }
+}
+
 /** Build the node for key (cd9660_vget_internal). */
 export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNode> {
   const hint = imp.hints.get(key);
@@ -347,11 +392,11 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
   if (known) {
     // A single-extent file record its directory's walk just parsed (and checked).
     imp.parsed.delete(key);
-    const n = attrs(imp, key, fileType(known.ri), known.rec, known.ri, false);
-    if (known.ri.zisofs && n.type === VType.VREG) n.zisofs = known.ri.zisofs;
-    n.extents.push({ start: recordStart(known.rec), length: known.rec.dataLength });
-    n.size = known.rec.dataLength;
-    return finish(n, key);
+    return parsedNode(imp, key, known);
+  }
+  if (hint >= 0) {
+    const quick = await recordNode(imp, hint, key).catch(() => null);
+    if (quick) return quick;
   }
   let n: IsoNode | null = null;
   let name: Uint8Array | null = null;
@@ -381,6 +426,25 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
   if (!n) corrupt(`record at ${key}: not found in its directory`);
   if (!final) corrupt(`record at ${key}: multi-extent file has no final extent`);
   return finish(n, key);
+}
+
+/**
+ * A single-extent file's node from its own record (a lookup after the
+ * directory's parsed records were dropped), as the walk below builds it;
+ * null for anything else (the walk then decides, and says what is wrong).
+ */
+async function recordNode(imp: IsoMount, dirLoc: number, key: number): Promise<IsoNode | null> {
+  const size = (await cd9660_dirhead(imp, dirLoc)).size;
+  const off = key - dirLoc;
+  if (off < 0 || off >= size) return null;
+  const len = (await iso_read(imp, key, 1))[0];
+  if (len === 0 || (off % ISO_SECTOR) + len > ISO_SECTOR || off + len > size) return null;
+  const where = () => `directory at ${dirLoc}, record at ${off}`;
+  const r = parseDirRecord(await iso_read(imp, key, len), where);
+  if (isDotRecord(r) !== null || (r.flags & (ISO_FLAG_DIR | ISO_FLAG_MULTI))) return null;
+  const got = cd9660_rrip(imp, r, false, where);
+  const ri = got instanceof Promise ? await got : got;
+  return parsedNode(imp, key, { rec: r, ri });
 }
 
 /** What a file's size says once its records are read: zisofs's uncompressed size, a link's target length. */

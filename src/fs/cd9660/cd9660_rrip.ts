@@ -60,149 +60,179 @@ export function cd9660_susp_sp(su: Uint8Array): number | null {
   return null;
 }
 
-function corrupt(where: string, what: string): never {
-  log(`cd9660: ${where}: Rock Ridge: ${what}`);
-  throw kerr('EIO', `${where}: Rock Ridge: ${what}`);
+/** Where a record is, for messages: a string, or made only when there is something to say. */
+export type Where = string | (() => string);
+
+function corrupt(where: Where, what: string): never {
+  const w = typeof where === 'string' ? where : where();
+  log(`cd9660: ${w}: Rock Ridge: ${what}`);
+  throw kerr('EIO', `${w}: Rock Ridge: ${what}`);
 }
 
-/** Analyse the system use area `su` (after the SP skip) of the record at `where`. */
-export async function cd9660_rrip_analyze(su: Uint8Array, read: AreaReader, where: string): Promise<RripInfo> {
-  const info: RripInfo = { present: false, er: false, relocated: false };
-  const name: Uint8Array[] = [];
-  let nameDone = false;
-  let link = '';
-  let linkGlue = false;
-  let linkDone = false;
-  const seen = new Set<number>();
-  let ceBytes = 0;
-  let area: Uint8Array | null = su;
-  while (area) {
-    let next: { offset: number; length: number } | null = null;
-    for (let p = 0; p + 4 <= area.length;) {
-      const s1 = area[p], s2 = area[p + 1], len = area[p + 2];
-      if (s1 === 0 && s2 === 0) break; // padding
-      if (len < 4 || p + len > area.length) corrupt(where, `entry ${String.fromCharCode(s1, s2)} length ${len} at ${p} exceeds its area (${area.length})`);
-      const e = area.subarray(p, p + len);
-      p += len;
-      const sig = String.fromCharCode(s1, s2);
-      switch (sig) {
-        case 'CE':
-          if (len < 28) corrupt(where, `CE entry length ${len}`);
-          next = { offset: isonum_733(e, 4) * ISO_SECTOR + isonum_733(e, 12), length: isonum_733(e, 20) };
-          break;
-        case 'ST':
-          p = area.length;
-          break;
-        case 'ER': {
-          if (len < 8 || 8 + e[4] > len) corrupt(where, 'ER entry too short');
-          info.er ||= RRIP_IDS.has(String.fromCharCode(...e.subarray(8, 8 + e[4])));
-          break;
-        }
-        case 'RR':
-          info.present = true;
-          break;
-        case 'PX':
-          if (len < 36) corrupt(where, `PX entry length ${len}`);
-          info.present = true;
-          info.mode = isonum_733(e, 4);
-          info.nlink = isonum_733(e, 12);
-          info.uid = isonum_733(e, 20);
-          info.gid = isonum_733(e, 28);
-          break;
-        case 'PN': {
-          if (len < 20) corrupt(where, `PN entry length ${len}`);
-          info.present = true;
-          const high = isonum_733(e, 4), low = isonum_733(e, 12);
-          // One 32-bit dev_t in the low word (genisoimage), or major and minor (libisofs).
-          info.rdev = high === 0 ? low : makedev(high, low);
-          break;
-        }
-        case 'NM': {
-          if (len < 5) corrupt(where, `NM entry length ${len}`);
-          info.present = true;
-          const flags = e[4];
-          if (nameDone || (flags & (NM_CURRENT | NM_PARENT))) break;
-          name.push(e.subarray(5));
-          nameDone = !(flags & NM_CONTINUE);
-          break;
-        }
-        case 'SL': {
-          if (len < 5) corrupt(where, `SL entry length ${len}`);
-          info.present = true;
-          if (linkDone) break;
-          for (let c = 5; c < len;) {
-            if (c + 2 > len || c + 2 + e[c + 1] > len) corrupt(where, 'SL component runs past its entry');
-            const cflags = e[c], text = e.subarray(c + 2, c + 2 + e[c + 1]);
-            c += 2 + e[c + 1];
-            if (cflags & SL_ROOT) {
-              link += '/';
-              linkGlue = true;
-              continue;
-            }
-            const piece = cflags & SL_CURRENT ? '.' : cflags & SL_PARENT ? '..' : rripfntrans(text);
-            if (!linkGlue && link !== '') link += '/';
-            link += piece;
-            linkGlue = (cflags & SL_CONTINUE) !== 0;
-          }
-          linkDone = !(e[4] & 1);
-          break;
-        }
-        case 'TF': {
-          if (len < 5) corrupt(where, `TF entry length ${len}`);
-          info.present = true;
-          const flags = e[4];
-          const size = flags & 0x80 ? 17 : 7;
-          let at = 5;
-          for (let bit = 0; bit < 7; bit++) {
-            if (!(flags & (1 << bit))) continue;
-            if (at + size > len) corrupt(where, 'TF entry shorter than its flags say');
-            const t = size === 17 ? isoDate17(e, at) : isoDate7(e, at);
-            at += size;
-            if (bit === 0) info.birthtime = t;
-            else if (bit === 1) info.mtime = t;
-            else if (bit === 2) info.atime = t;
-            else if (bit === 3) info.ctime = t;
-          }
-          break;
-        }
-        case 'CL':
-          if (len < 12) corrupt(where, `CL entry length ${len}`);
-          info.present = true;
-          info.childLink = isonum_733(e, 4);
-          break;
-        case 'PL':
-          if (len < 12) corrupt(where, `PL entry length ${len}`);
-          info.present = true;
-          info.parentLink = isonum_733(e, 4);
-          break;
-        case 'RE':
-          info.present = true;
-          info.relocated = true;
-          break;
-        case 'ZF':
-          if (len < 16) corrupt(where, `ZF entry length ${len}`);
-          // Other algorithms (zisofs2 "PZ") are left alone: the data reads as recorded.
-          if (e[4] === 0x70 && e[5] === 0x7a) info.zisofs = { headerSize: e[6] * 4, blockShift: e[7], size: isonum_733(e, 8) };
-          break;
-        default:
-          break; // SP, PD, ES, AA/AL (xattrs), SF...: not interpreted
+/** Two-letter signatures as numbers (first letter in the high byte). */
+const sig = (s: string) => (s.charCodeAt(0) << 8) | s.charCodeAt(1);
+const CE = sig('CE'), ST = sig('ST'), ER = sig('ER'), RR = sig('RR'), PX = sig('PX'), PN = sig('PN'), NM = sig('NM'),
+  SL = sig('SL'), TF = sig('TF'), CL = sig('CL'), PL = sig('PL'), RE = sig('RE'), ZF = sig('ZF');
+
+/** What the areas of one record have said so far. */
+interface Gathered {
+  info: RripInfo;
+  name: Uint8Array[] | null;
+  nameDone: boolean;
+  link: string;
+  linkGlue: boolean;
+  linkDone: boolean;
+}
+
+/** The entries of one area into g; the continuation area it names, if any. */
+function scanArea(area: Uint8Array, g: Gathered, where: Where): { offset: number; length: number } | null {
+  const info = g.info;
+  let next: { offset: number; length: number } | null = null;
+  for (let p = 0; p + 4 <= area.length;) {
+    const s1 = area[p], s2 = area[p + 1], len = area[p + 2];
+    if (s1 === 0 && s2 === 0) break; // padding
+    if (len < 4 || p + len > area.length) corrupt(where, `entry ${String.fromCharCode(s1, s2)} length ${len} at ${p} exceeds its area (${area.length})`);
+    // The entry is area[q .. q + len).
+    const q = p;
+    p += len;
+    switch ((s1 << 8) | s2) {
+      case CE:
+        if (len < 28) corrupt(where, `CE entry length ${len}`);
+        next = { offset: isonum_733(area, q + 4) * ISO_SECTOR + isonum_733(area, q + 12), length: isonum_733(area, q + 20) };
+        break;
+      case ST:
+        p = area.length;
+        break;
+      case ER: {
+        if (len < 8 || 8 + area[q + 4] > len) corrupt(where, 'ER entry too short');
+        info.er ||= RRIP_IDS.has(String.fromCharCode(...area.subarray(q + 8, q + 8 + area[q + 4])));
+        break;
       }
-    }
-    area = null;
-    if (next) {
-      if (seen.has(next.offset) || seen.size >= RRIP_MAX_CE) corrupt(where, 'continuation areas loop or are too many');
-      seen.add(next.offset);
-      ceBytes += next.length;
-      if (next.length === 0 || ceBytes > RRIP_MAX_CE_BYTES) corrupt(where, `continuation area of ${next.length} bytes`);
-      area = await read(next.offset, next.length);
+      case RR:
+        info.present = true;
+        break;
+      case PX:
+        if (len < 36) corrupt(where, `PX entry length ${len}`);
+        info.present = true;
+        info.mode = isonum_733(area, q + 4);
+        info.nlink = isonum_733(area, q + 12);
+        info.uid = isonum_733(area, q + 20);
+        info.gid = isonum_733(area, q + 28);
+        break;
+      case PN: {
+        if (len < 20) corrupt(where, `PN entry length ${len}`);
+        info.present = true;
+        const high = isonum_733(area, q + 4), low = isonum_733(area, q + 12);
+        info.rdev = high === 0 ? low : makedev(high, low);
+        break;
+      }
+      case NM: {
+        if (len < 5) corrupt(where, `NM entry length ${len}`);
+        info.present = true;
+        const flags = area[q + 4];
+        if (g.nameDone || (flags & (NM_CURRENT | NM_PARENT))) break;
+        (g.name ??= []).push(area.subarray(q + 5, q + len));
+        g.nameDone = !(flags & NM_CONTINUE);
+        break;
+      }
+      case SL: {
+        if (len < 5) corrupt(where, `SL entry length ${len}`);
+        info.present = true;
+        if (g.linkDone) break;
+        for (let c = 5; c < len;) {
+          if (c + 2 > len || c + 2 + area[q + c + 1] > len) corrupt(where, 'SL component runs past its entry');
+          const cflags = area[q + c], text = area.subarray(q + c + 2, q + c + 2 + area[q + c + 1]);
+          c += 2 + area[q + c + 1];
+          if (cflags & SL_ROOT) {
+            g.link += '/';
+            g.linkGlue = true;
+            continue;
+          }
+          const piece = cflags & SL_CURRENT ? '.' : cflags & SL_PARENT ? '..' : rripfntrans(text);
+          if (!g.linkGlue && g.link !== '') g.link += '/';
+          g.link += piece;
+          g.linkGlue = (cflags & SL_CONTINUE) !== 0;
+        }
+        g.linkDone = !(area[q + 4] & 1);
+        break;
+      }
+      case TF: {
+        if (len < 5) corrupt(where, `TF entry length ${len}`);
+        info.present = true;
+        const flags = area[q + 4];
+        const size = flags & 0x80 ? 17 : 7;
+        let at = 5;
+        for (let bit = 0; bit < 7; bit++) {
+          if (!(flags & (1 << bit))) continue;
+          if (at + size > len) corrupt(where, 'TF entry shorter than its flags say');
+          const t = size === 17 ? isoDate17(area, q + at) : isoDate7(area, q + at);
+          at += size;
+          if (bit === 0) info.birthtime = t;
+          else if (bit === 1) info.mtime = t;
+          else if (bit === 2) info.atime = t;
+          else if (bit === 3) info.ctime = t;
+        }
+        break;
+      }
+      case CL:
+        if (len < 12) corrupt(where, `CL entry length ${len}`);
+        info.present = true;
+        info.childLink = isonum_733(area, q + 4);
+        break;
+      case PL:
+        if (len < 12) corrupt(where, `PL entry length ${len}`);
+        info.present = true;
+        info.parentLink = isonum_733(area, q + 4);
+        break;
+      case RE:
+        info.present = true;
+        info.relocated = true;
+        break;
+      case ZF:
+        if (len < 16) corrupt(where, `ZF entry length ${len}`);
+        // Other algorithms (zisofs2 "PZ") are left alone: the data reads as recorded.
+        if (area[q + 4] === 0x70 && area[q + 5] === 0x7a) info.zisofs = { headerSize: area[q + 6] * 4, blockShift: area[q + 7], size: isonum_733(area, q + 8) };
+        break;
+      default:
+        break; // SP, PD, ES, AA/AL (xattrs), SF...: not interpreted
     }
   }
-  if (name.length) {
-    const all = new Uint8Array(name.reduce((n, a) => n + a.length, 0));
-    let o = 0;
-    for (const a of name) { all.set(a, o); o += a.length; }
+  return next;
+}
+
+function gathered(g: Gathered): RripInfo {
+  const info = g.info, name = g.name;
+  if (name) {
+    let all = name[0];
+    if (name.length > 1) {
+      all = new Uint8Array(name.reduce((n, a) => n + a.length, 0));
+      let o = 0;
+      for (const a of name) { all.set(a, o); o += a.length; }
+    }
     info.name = rripfntrans(all);
   }
-  if (link !== '') info.symlink = link;
+  if (g.link !== '') info.symlink = g.link;
   return info;
+}
+
+/**
+ * Analyse the system use area `su` (after the SP skip) of the record at
+ * `where`: at once, unless a continuation area has to be read.
+ */
+export function cd9660_rrip_analyze(su: Uint8Array, read: AreaReader, where: Where): RripInfo | Promise<RripInfo> {
+  const g: Gathered = { info: { present: false, er: false, relocated: false }, name: null, nameDone: false, link: '', linkGlue: false, linkDone: false };
+  const next = scanArea(su, g, where);
+  if (!next) return gathered(g);
+  return (async () => {
+    const seen = new Set<number>();
+    let ceBytes = 0;
+    for (let ce: { offset: number; length: number } | null = next; ce;) {
+      if (seen.has(ce.offset) || seen.size >= RRIP_MAX_CE) corrupt(where, 'continuation areas loop or are too many');
+      seen.add(ce.offset);
+      ceBytes += ce.length;
+      if (ce.length === 0 || ceBytes > RRIP_MAX_CE_BYTES) corrupt(where, `continuation area of ${ce.length} bytes`);
+      ce = scanArea(await read(ce.offset, ce.length), g, where);
+    }
+    return gathered(g);
+  })();
 }

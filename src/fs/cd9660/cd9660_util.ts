@@ -35,5 +35,12 @@ export function jolietfntrans(raw: Uint8Array): string {
 
 /** A Rock Ridge NM name: bytes, shown as UTF-8. */
 export function rripfntrans(raw: Uint8Array): string {
+  // Nearly every name is ASCII without `/` or NUL: as is, without a decoder call.
+  let plain = raw.length <= 255;
+  for (let i = 0; plain && i < raw.length; i++) {
+    const c = raw[i];
+    plain = c !== 0 && c !== 0x2f && c < 0x80;
+  }
+  if (plain) return String.fromCharCode.apply(null, raw as unknown as number[]);
   return sanitize(utf8.decode(raw));
 }

@@ -5,7 +5,7 @@ import {
   type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { ISO_SECTOR } from './iso.js';
-import { cd9660_direntries, cd9660_entries, checkExtent, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode } from './cd9660_node.js';
+import { cd9660_direntries, cd9660_parsednode, cd9660_walkentries, checkExtent, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode } from './cd9660_node.js';
 import { cd9660_lookup } from './cd9660_lookup.js';
 import { zisofs_read } from './cd9660_zisofs.js';
 
@@ -18,8 +18,12 @@ async function cd9660_open(vp: Vnode, flags: number, _l: Lwp): Promise<void> {
       ((flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC))) throw kerr('EROFS');
 }
 
-async function cd9660_getattr(vp: Vnode, _l: Lwp): Promise<Vattr> {
-  const n = vp.node<IsoNode>();
+function cd9660_getattr(vp: Vnode, _l: Lwp): Vattr {
+  return isoVattr(vp.node<IsoNode>());
+}
+
+/** A node's attributes (getattr, and readdir's for entries whose records are at hand). */
+function isoVattr(n: IsoNode): Vattr {
   const bytes = n.extents.reduce((b, e) => b + Math.ceil(e.length / ISO_SECTOR) * ISO_SECTOR, 0);
   return {
     type: n.type, mode: n.mode, nlink: n.nlink, uid: n.uid, gid: n.gid, fileid: n.key,
@@ -101,16 +105,28 @@ async function cd9660_readdir(vp: Vnode, cookie: number, _l: Lwp): Promise<{ ent
   const n = vp.node<IsoNode>();
   const imp = vp.mount.priv<IsoMount>();
   const entries: Dirent[] = [];
-  const all = await cd9660_direntries(imp, n);
-  // From the kept entries, or by walking the records when the directory is damaged.
-  const source = all ? all.slice(firstAfter(all, cookie)) : cd9660_entries(imp, n, cookie);
-  for await (const e of source) {
-    entries.push({ name: e.name, fileid: e.key, type: e.type, cookie: e.next });
+  const add = (e: IsoEntry): boolean => {
+    const d: Dirent = { name: e.name, fileid: e.key, type: e.type, cookie: e.next };
+    // A file whose record the walk just parsed: its attributes without a vnode (FUSE readdirplus).
+    if (e.type !== VType.VDIR) {
+      const fn = cd9660_parsednode(imp, e.key);
+      if (fn) d.attr = isoVattr(fn);
+    }
+    entries.push(d);
     // A client may load a file by the id readdir gave (FUSE readdirplus).
     imp.hints.set(e.key, e.type === VType.VDIR ? HINT_DIR : n.key);
-    if (entries.length >= READDIR_BATCH) return { entries, eof: false };
+    return entries.length >= READDIR_BATCH;
+  };
+  const all = await cd9660_direntries(imp, n);
+  if (all) {
+    // From the kept entries.
+    for (let i = firstAfter(all, cookie); i < all.length; i++) if (add(all[i])) return { entries, eof: false };
+    return { entries, eof: true };
   }
-  return { entries, eof: true };
+  // A damaged directory: its records walked as far as they go.
+  let full = false;
+  await cd9660_walkentries(imp, n, cookie, e => (full = add(e)));
+  return { entries, eof: !full };
 }
 
 async function cd9660_readlink(vp: Vnode, _l: Lwp): Promise<string> {

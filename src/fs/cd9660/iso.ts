@@ -91,16 +91,18 @@ export interface DirRecord {
  * Parse the record at rec[0..]; rec holds at least rec[0] bytes. EIO for a
  * record shorter than its fixed part or a name running past the record.
  */
-export function parseDirRecord(rec: Uint8Array, where: string): DirRecord {
+export function parseDirRecord(rec: Uint8Array, where: string | (() => string)): DirRecord {
   const length = rec[0];
   if (length < ISO_DIRREC_MIN || length > rec.length) {
-    log(`cd9660: ${where}: directory record length ${length} is invalid`);
-    throw kerr('EIO', `${where}: bad directory record length ${length}`);
+    const w = typeof where === 'string' ? where : where();
+    log(`cd9660: ${w}: directory record length ${length} is invalid`);
+    throw kerr('EIO', `${w}: bad directory record length ${length}`);
   }
   const nameLen = rec[32];
   if (ISO_DIRREC_MIN + nameLen > length) {
-    log(`cd9660: ${where}: name length ${nameLen} runs past the record (${length} bytes)`);
-    throw kerr('EIO', `${where}: bad name length ${nameLen}`);
+    const w = typeof where === 'string' ? where : where();
+    log(`cd9660: ${w}: name length ${nameLen} runs past the record (${length} bytes)`);
+    throw kerr('EIO', `${w}: bad name length ${nameLen}`);
   }
   const suStart = ISO_DIRREC_MIN + nameLen + (nameLen & 1 ? 0 : 1);
   return {
@@ -128,7 +130,7 @@ function utc(year: number, month: number, day: number, h: number, m: number, s: 
 
 /** The 7-byte recording date of a directory record (and RRIP TF short form). */
 export function isoDate7(b: Uint8Array, off: number): Timespec {
-  const [y, mo, d, h, mi, s] = b.subarray(off, off + 6);
+  const y = b[off], mo = b[off + 1], d = b[off + 2], h = b[off + 3], mi = b[off + 4], s = b[off + 5];
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return { sec: 0, nsec: 0 };
   const tz = (b[off + 6] << 24) >> 24;
   return { sec: utc(1900 + y, mo, d, h, mi, s) - tz * 15 * 60, nsec: 0 };
