@@ -41,7 +41,7 @@ import { childProcess } from '../src/rumpuser/lazy.js';
 import { sandbox } from '../src/rumpuser/sandbox.js';
 import { checkWholeDisk } from './disk.js';
 import { escapeMount, mountAt } from './mountinfo.js';
-import { SERVER_NODE_FLAGS } from './programs.js';
+import { serverNodeFlags } from './programs.js';
 import { utabAdd } from './utab.js';
 import { UsageError } from './options.js';
 
@@ -100,7 +100,7 @@ export async function serverMain(prog: string, usage: string, parse: (argv: stri
     process.exit(EXIT_USAGE);
   }
   const readyFd = process.env.P2K_READY_FD;
-  if (readyFd === undefined) return launch();
+  if (readyFd === undefined) return launch(prog);
   // The server: what the launcher needs to know goes through the pipe.
   const fd = Number(readyFd);
   setCloexec(fd, true);
@@ -130,8 +130,8 @@ function describe(e: unknown): string {
 
 // Run as `node rump_<fs>.js` (not through an installed command): the
 // launcher starts this program again as the server.
-function launch(): Promise<never> {
-  const child = childProcess().spawn(launcherPath(), [process.execPath, ...SERVER_NODE_FLAGS, ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
+function launch(prog: string): Promise<never> {
+  const child = childProcess().spawn(launcherPath(), [process.execPath, ...serverNodeFlags(prog), ...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit' });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) process.on(sig, () => child.kill(sig));
   return new Promise<never>(() => {
     child.on('error', e => { process.stderr.write(`cannot start the launcher: ${e.message}\n`); process.exit(EXIT_MOUNT_FAILURE); });

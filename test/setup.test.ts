@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { serverNodeFlags } from '../servers/programs.js';
 import { ROOT, SKIP_FUSE, cleanupMounts, ensureBuilt, mountAt, rumpUnmount, run, serverPids, tempDir, waitFor } from './helpers/mount.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -61,7 +62,7 @@ describe.skipIf(!isRoot)('scripts/setup as root', () => {
     const shim = (bundle: string) => `#!/bin/sh\nunset NODE_EXTRA_CA_CERTS\nexec ${process.execPath} ${lib}/dist/bin/${bundle}.cjs "$@"\n`;
     // A server runs through its launcher (one Node start per mount).
     const serverShim = (bundle: string) =>
-      `#!/bin/sh\nunset NODE_EXTRA_CA_CERTS\nexec ${lib}/src/rumpuser/build/Release/rumpfs_launch ${process.execPath} --max-semi-space-size=1 --heap-growing-percent=20 ${lib}/dist/bin/${bundle}.cjs "$@"\n`;
+      `#!/bin/sh\nunset NODE_EXTRA_CA_CERTS\nexec ${lib}/src/rumpuser/build/Release/rumpfs_launch ${process.execPath} ${serverNodeFlags(bundle).join(' ')} ${lib}/dist/bin/${bundle}.cjs "$@"\n`;
     expect(readFileSync(path.join(root, 'sbin/mount.rump'), 'utf8')).toBe(shim('mount_rump'));
     for (const h of ['umount.rump', 'umount.fuse.msdos', 'umount.fuse.cd9660']) expect(readFileSync(path.join(root, 'sbin', h), 'utf8')).toBe(shim('umount_rump'));
     for (const cmd of ['rump_tmpfs', 'rump_msdos', 'rump_cd9660', 'rump_udf', 'rump_ntfs']) {
