@@ -89,7 +89,7 @@ export class Vnode {
   /** Resolved when the vnode has been reclaimed, while RECLAIMING. */
   reclaimed: Promise<void> | null = null;
   constructor(readonly mount: Mount, public key: number) {
-    this.lock = new RwLock(`vnode ${key}`);
+    this.lock = new RwLock(this);
   }
   /** The driver's private node, typed by the driver. */
   node<T>(): T { return this.data as T; }
