@@ -60,6 +60,9 @@ async function vcache_load(mp: Mount, key: number): Promise<Vnode> {
       mp.vnodes.delete(key);
       nvp.state = VnodeState.RECLAIMED;
       throw e;
+    } finally {
+      // Waiters took it while LOADING; kept, it would cost every cached vnode a promise.
+      loading.delete(nvp);
     }
     nvp.state = VnodeState.ACTIVE;
     return nvp;
