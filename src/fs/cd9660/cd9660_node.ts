@@ -139,6 +139,21 @@ export interface DirEntryRec {
 }
 
 /**
+ * The record at byte p of the directory sector at secOff (directory at
+ * start, size bytes), checked: it must end inside the sector and the
+ * directory. null where the sector's records end (a zero length byte).
+ */
+function recordAt(sector: Uint8Array, p: number, secOff: number, start: number, size: number): { r: DirRecord; len: number; where: () => string } | null {
+  const len = sector[p];
+  if (len === 0) return null;
+  const offset = secOff + p;
+  const where = () => `directory at ${start}, record at ${offset}`;
+  if (p + len > ISO_SECTOR) corrupt(`${where()}: record of ${len} bytes crosses a sector boundary`);
+  if (offset + len > size) corrupt(`${where()}: record runs past the directory's end (${size})`);
+  return { r: parseDirRecord(sector.subarray(p, p + len), where), len, where };
+}
+
+/**
  * The records of the directory at `start` (size bytes), from offset `from`.
  * A zero length byte ends the records of a sector; a record never crosses one.
  */
@@ -148,14 +163,10 @@ export async function* cd9660_dirwalk(imp: IsoMount, start: number, size: number
     const sector = await iso_read(imp, start + secOff, ISO_SECTOR);
     let p = off - secOff;
     while (p < ISO_SECTOR && secOff + p < size) {
-      const len = sector[p];
-      if (len === 0) break;
-      const where = `directory at ${start}, record at ${secOff + p}`;
-      if (p + len > ISO_SECTOR) corrupt(`${where}: record of ${len} bytes crosses a sector boundary`);
-      if (secOff + p + len > size) corrupt(`${where}: record runs past the directory's end (${size})`);
-      const rec = parseDirRecord(sector.subarray(p, p + len), where);
-      yield { offset: secOff + p, next: secOff + p + len, abs: start + secOff + p, rec };
-      p += len;
+      const at = recordAt(sector, p, secOff, start, size);
+      if (!at) break;
+      yield { offset: secOff + p, next: secOff + p + at.len, abs: start + secOff + p, rec: at.r };
+      p += at.len;
     }
     off = secOff + ISO_SECTOR;
   }
@@ -257,14 +268,10 @@ export async function cd9660_walkentries(imp: IsoMount, dir: IsoNode, from: numb
     const sector = await iso_read(imp, start + secOff, ISO_SECTOR);
     let p = off - secOff;
     while (p < ISO_SECTOR && secOff + p < size) {
-      const len = sector[p];
-      if (len === 0) break;
-      const offset = secOff + p, next = offset + len;
-      const where = () => `directory at ${start}, record at ${offset}`;
-      if (p + len > ISO_SECTOR) corrupt(`${where()}: record of ${len} bytes crosses a sector boundary`);
-      if (next > size) corrupt(`${where()}: record runs past the directory's end (${size})`);
-      const r = parseDirRecord(sector.subarray(p, p + len), where);
-      p += len;
+      const at = recordAt(sector, p, secOff, start, size);
+      if (!at) break;
+      const { r, where } = at, offset = secOff + p, next = offset + at.len;
+      p += at.len;
       if (pending) {
         // A continuation record of a multi-extent file: the entry ends with its final extent.
         if (!(r.flags & ISO_FLAG_MULTI)) {
