@@ -116,21 +116,20 @@ describe('bread', () => {
   });
 
   it('an evicted buffer\'s memory serves the next block of its size: zeroed for getblk, read over for bread', async () => {
+    const evictAll = () => { bufcache_setlimit(0); bufcache_setlimit(32 << 20); };
     const d = newdev();
     await d.mem.write(new Uint8Array(4096).fill(3), 8192);
     const first = await bread(d, 0, 4096);
     first.data.fill(0xee);
     const memory = first.data.buffer;
     brelse(first);
-    bufcache_setlimit(0);
-    bufcache_setlimit(32 << 20);
+    evictAll();
     const blank = await getblk(d, 4096, 4096);
     expect(blank.data.buffer).toBe(memory);
     expect(blank.data.every((x) => x === 0)).toBe(true);
     blank.data.fill(0xdd);
     brelse(blank);
-    bufcache_setlimit(0);
-    bufcache_setlimit(32 << 20);
+    evictAll();
     const read = await bread(d, 8192, 4096);
     expect(read.data.buffer).toBe(memory);
     expect(read.data.every((x) => x === 3)).toBe(true);
