@@ -13,8 +13,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { TREE_DIR, TREE_FILE_BYTES, treeFiles } from './bench/layout.js';
-import { cleanupAll } from './bench/mounts.js';
+import { cleanupAll, nodeStartMs } from './bench/mounts.js';
 import { benchResult, groupResult, markdownReport, svgChart, textReport } from './bench/report.js';
+import { summarize } from './bench/stats.js';
+import { serverNodeFlags } from '../servers/programs.js';
 import { buildC, GROUPS, type Context, type Options } from './bench/targets.js';
 import { abortWork, Aborted, session, WORKLOADS, type Outcome } from './bench/workloads.js';
 
@@ -80,8 +82,15 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 const loadStart = loadavg()[0];
 const work = mkdtempSync(path.join(tmpdir(), 'rumpfs-bench-'));
+/** Five Node starts in a row, as a server's (its flags): the mount latency's floor now. */
+const nodeStarts = async () => {
+  const ms: number[] = [];
+  for (let i = 0; i < 5; i++) ms.push(await nodeStartMs(work, serverNodeFlags('rump_msdos')));
+  return summarize(ms);
+};
 let status = 0;
 try {
+  const nodeStartFirst = await nodeStarts();
   const hostTree = path.join(work, 'host', TREE_DIR);
   for (const f of treeFiles(opts.tree)) {
     mkdirSync(path.join(hostTree, path.dirname(f)), { recursive: true });
@@ -116,7 +125,7 @@ try {
     }
     results.push(groupResult(g, WORKLOADS, opts, outcomes));
   }
-  const result = benchResult(opts, results, loadStart);
+  const result = benchResult(opts, results, loadStart, { start: nodeStartFirst, end: await nodeStarts() });
   const outDir = path.resolve(values.out ?? path.join(root, 'bench/results'));
   mkdirSync(outDir, { recursive: true });
   const stem = path.join(outDir, `bench-${result.date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}`);

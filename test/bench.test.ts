@@ -64,6 +64,12 @@ describe.skipIf(SKIP_FUSE)('bench --quick', () => {
     const doc = JSON.parse(readFileSync(file('.json'), 'utf8'));
     expect(doc.schema).toBe('rumpfs-bench/1');
     expect(doc.groups.map((g: { id: string }) => g.id)).toEqual(['tmpfs', 'fat', 'iso']);
+    // The mount latency's floor, measured in the same run: five Node starts at each end.
+    for (const at of ['start', 'end']) {
+      const n = doc.host.nodeStart[at];
+      expect(n.runs, at).toHaveLength(5);
+      expect(n.median > 0 && n.min <= n.median && n.median <= n.max, `${at}: ${JSON.stringify(n)}`).toBe(true);
+    }
     for (const g of doc.groups) {
       expect(g.workloads.map((w: { id: string }) => w.id)).toEqual(WORKLOADS.map(w => w.id));
       for (const w of g.workloads) {
@@ -87,6 +93,7 @@ describe.skipIf(SKIP_FUSE)('bench --quick', () => {
 
     // Markdown: a table per group, each row with as many cells as its header.
     const md = readFileSync(file('.md'), 'utf8').split('\n');
+    expect(md.join('\n')).toMatch(/Node alone \(an empty script, as servers are started\) took [\d.,]+ ms at start, [\d.,]+ ms at end/);
     const cells = (l: string) => l.replace(/\\\|/g, '').split('|').length;
     const heads = md.flatMap((l, i) => (l.startsWith('|') && !md[i - 1]?.startsWith('|') ? [i] : []));
     expect(heads).toHaveLength(3);

@@ -4,6 +4,7 @@
 // whatever is left.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 export const isRoot = process.geteuid?.() === 0;
 
@@ -76,6 +77,23 @@ function mountAnswers(dir: string, parentDev: number): boolean {
 }
 
 export interface MountResult { live: Live; ms: number }
+
+/**
+ * Milliseconds Node takes to start on an empty script and exit, spawned as
+ * mountWith spawns a command: the part of a server's mount latency that no
+ * server code can remove, on this machine at this moment.
+ */
+export async function nodeStartMs(work: string, flags: readonly string[]): Promise<number> {
+  const script = path.join(work, 'empty.cjs');
+  writeFileSync(script, '');
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const c = spawn(process.execPath, [...flags, script], { stdio: 'ignore' });
+    c.on('error', reject);
+    c.on('exit', () => resolve());
+  });
+  return performance.now() - t0;
+}
 
 /**
  * Run a target's mount command; resolves when the mount answers (a stat of

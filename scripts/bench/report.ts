@@ -35,7 +35,11 @@ export interface GroupResult {
 export interface BenchResult {
   schema: 'rumpfs-bench/1';
   date: string;
-  host: { cpus: number; cpuModel: string; memoryGiB: number; kernel: string; node: string; root: boolean; loadAverage: { start: number; end: number } };
+  host: {
+    cpus: number; cpuModel: string; memoryGiB: number; kernel: string; node: string; root: boolean; loadAverage: { start: number; end: number };
+    /** Node alone starting and ending on an empty script, as a server is started (ms, at the bench's start and end): the floor of a server's mount latency. */
+    nodeStart: { start: Summary; end: Summary };
+  };
   options: Options;
   groups: GroupResult[];
 }
@@ -84,14 +88,14 @@ export function groupResult(group: FsGroup, workloads: readonly Workload[], opts
 }
 
 /** loadStart: the 1-minute load average when the bench began (others' work on the machine skews figures). */
-export function benchResult(opts: Options, groups: GroupResult[], loadStart: number): BenchResult {
+export function benchResult(opts: Options, groups: GroupResult[], loadStart: number, nodeStart: BenchResult['host']['nodeStart']): BenchResult {
   return {
     schema: 'rumpfs-bench/1',
     date: new Date().toISOString(),
     host: {
       cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30),
       kernel: os.release(), node: process.version, root: process.geteuid?.() === 0,
-      loadAverage: { start: loadStart, end: os.loadavg()[0] },
+      loadAverage: { start: loadStart, end: os.loadavg()[0] }, nodeStart,
     },
     options: opts,
     groups,
@@ -149,8 +153,14 @@ export function textReport(r: BenchResult): string {
     out.push(`== ${g.title} ==`, line(t.head), widths.map(w => '-'.repeat(w)).join('  '), ...t.rows.map(line), ...t.notes.map(n => `  ${n}`), '');
   }
   out.push(LEGEND, `${r.options.runs} run(s); ${r.host.cpus} CPUs (${r.host.cpuModel}), Linux ${r.host.kernel}, Node ${r.host.node}; `
-    + `load average ${r.host.loadAverage.start.toFixed(1)} at start, ${r.host.loadAverage.end.toFixed(1)} at end.`);
+    + `load average ${r.host.loadAverage.start.toFixed(1)} at start, ${r.host.loadAverage.end.toFixed(1)} at end; ${nodeStartText(r)}.`);
   return out.join('\n') + '\n';
+}
+
+/** The floor under every server's mount latency on this machine, when the figures were taken. */
+function nodeStartText(r: BenchResult): string {
+  const { start, end } = r.host.nodeStart;
+  return `Node alone (an empty script, as servers are started) took ${fmt(start.median)} ms at start, ${fmt(end.median)} ms at end (medians of ${start.runs.length})`;
 }
 
 export function markdownReport(r: BenchResult): string {
@@ -164,7 +174,7 @@ export function markdownReport(r: BenchResult): string {
   }
   out.push(LEGEND, '', `${r.options.runs} run(s), ${r.date.slice(0, 10)}; ${r.host.cpus} CPUs (${r.host.cpuModel}), `
     + `${r.host.memoryGiB} GiB, Linux ${r.host.kernel}, Node ${r.host.node}; load average ${r.host.loadAverage.start.toFixed(1)} at start, `
-    + `${r.host.loadAverage.end.toFixed(1)} at end.`);
+    + `${r.host.loadAverage.end.toFixed(1)} at end; ${nodeStartText(r)}.`);
   return out.join('\n') + '\n';
 }
 
