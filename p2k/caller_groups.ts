@@ -5,6 +5,7 @@
 // descriptor is the only open left), and keeps each answer briefly.
 import { closeSync, readSync } from 'node:fs';
 import { openat } from '../src/rumpuser/native.js';
+import { rumpuser_clock_monotonic_ms } from '../src/rumpuser/index.js';
 
 /** How long one process's groups are trusted (ms): group changes of a running process are rare. */
 const TTL_MS = 2000;
@@ -20,7 +21,7 @@ export class CallerGroups {
   /** Supplementary groups of process pid; [] when it is gone or unreadable. */
   get(pid: number): readonly number[] {
     if (pid <= 0) return [];
-    const now = performance.now();
+    const now = rumpuser_clock_monotonic_ms();
     const hit = this.cache.get(pid);
     if (hit && now - hit.at < TTL_MS) return hit.groups;
     const groups = this.read(pid);

@@ -14,8 +14,8 @@ import {
   vn_setattr, vn_setxattr, vn_stat, vn_symlinkat, vn_unlinkat, vn_write, vref, vrele, vtypeToIfmt, VFS_VGET,
   type Dirent, type Mount, type Vattr, type VattrSet, type Vnode,
 } from '../src/kern/index.js';
-import { getHeapStatistics } from 'node:v8';
 import { rumpuser_putstr } from '../src/rumpuser/index.js';
+import { v8 } from '../src/rumpuser/lazy.js';
 import type { CallerGroups } from './caller_groups.js';
 import { FOPEN, FUSE_ROOT_ID, FUSE_WRITE_KILL_SUIDGID, INIT, RENAME_NOREPLACE } from './fuse/abi.js';
 import { direntSize, type AttrOut, type DirentWriter, type EntryOut, type FuseAttr, type OpenOut, type StatfsOut } from './fuse/codec.js';
@@ -704,7 +704,7 @@ export class P2k implements FuseFilesystem {
 /** Where a server's memory is, in MiB: the JS heap, memory outside it (array buffers: the buffer cache among them). */
 function memoryLine(): string {
   // Not process.memoryUsage(): its resident size reads /proc, which the sandbox closes.
-  const h = getHeapStatistics(), b = bufcache_stats();
+  const h = v8().getHeapStatistics(), b = bufcache_stats();
   const mib = (n: number) => (n / 1048576).toFixed(1);
   return `heap ${mib(h.used_heap_size)}/${mib(h.total_heap_size)}, external ${mib(h.external_memory)}, malloc ${mib(h.malloced_memory)}, ` +
     `buffer cache ${mib(b.bytes)}/${mib(b.limit)} in ${b.buffers} buffers`;
