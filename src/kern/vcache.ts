@@ -8,7 +8,9 @@ import { LK_EXCLUSIVE } from './lock.js';
 import { rumpuser_getenv } from '../rumpuser/index.js';
 import type { Mount } from './vfs.js';
 import { Vnode, VnodeState, type VnodeOps } from './vnode.js';
-import { VOP_INACTIVE, VOP_RECLAIM } from './vnode_if.js';
+import { vop_inactive, vop_reclaim, VOP_INACTIVE, VOP_RECLAIM } from './vnode_if.js';
+import type { MaybePromise } from './vnode_types.js';
+import type { Lwp } from './lwp.js';
 
 /** Unreferenced vnodes, oldest first (Map keeps insertion order). */
 const freelist = new Map<Vnode, true>();
@@ -92,8 +94,25 @@ export function vrele(vp: Vnode): void | Promise<void> {
   return vrele_last(vp);
 }
 
-async function vrele_last(vp: Vnode): Promise<void> {
+/** The last reference went: VOP_INACTIVE, then the free list (or reclaim). At once when nothing waits. */
+function vrele_last(vp: Vnode): void | Promise<void> {
   const l = kernel_lwp();
+  if (!vp.lock.tryLock(l, LK_EXCLUSIVE)) return vrele_last_waiting(vp, l);
+  let recycle: MaybePromise<boolean>;
+  try {
+    recycle = vp.usecount === 0 && vp.state === VnodeState.ACTIVE ? vop_inactive(vp, l) : false;
+  } catch (e) {
+    vp.lock.unlock(l);
+    throw e;
+  }
+  if (recycle instanceof Promise) {
+    return recycle.then(r => { vp.lock.unlock(l); return vrele_free(vp, r); }, e => { vp.lock.unlock(l); throw e; });
+  }
+  vp.lock.unlock(l);
+  return vrele_free(vp, recycle);
+}
+
+async function vrele_last_waiting(vp: Vnode, l: Lwp): Promise<void> {
   await vp.lock.lock(l, LK_EXCLUSIVE);
   let recycle = false;
   try {
@@ -101,32 +120,56 @@ async function vrele_last(vp: Vnode): Promise<void> {
   } finally {
     vp.lock.unlock(l);
   }
+  return vrele_free(vp, recycle);
+}
+
+/** After VOP_INACTIVE: reclaim, or onto the free list (reclaiming the oldest past the limit). */
+function vrele_free(vp: Vnode, recycle: boolean): void | Promise<void> {
   if (vp.usecount > 0 || vp.state !== VnodeState.ACTIVE) return;
-  if (recycle || vp.mount.unmounting) {
-    await vreclaim(vp);
-    return;
-  }
+  if (recycle || vp.mount.unmounting) return vreclaim(vp);
   freelist.set(vp, true);
+  return trimFreelist();
+}
+
+function trimFreelist(): void | Promise<void> {
   while (freelist.size > maxvnodes) {
-    const oldest = freelist.keys().next().value as Vnode;
-    await vreclaim(oldest);
+    const r = vreclaim(freelist.keys().next().value as Vnode);
+    if (r) return r.then(trimFreelist);
   }
 }
 
-/** Reclaim vp: the driver forgets it and the cache drops it. */
-export function vreclaim(vp: Vnode): Promise<void> {
-  if (vp.state !== VnodeState.ACTIVE) return vp.reclaimed ?? Promise.resolve();
+/** Reclaim vp: the driver forgets it and the cache drops it (at once when its lock is free and the driver answers at once). */
+export function vreclaim(vp: Vnode): void | Promise<void> {
+  if (vp.state !== VnodeState.ACTIVE) return vp.reclaimed ?? undefined;
   vp.state = VnodeState.RECLAIMING;
   freelist.delete(vp);
+  const l = kernel_lwp();
+  const done = () => {
+    vp.lock.unlock(l);
+    if (vp.mount.vnodes.get(vp.key) === vp) vp.mount.vnodes.delete(vp.key);
+    vp.state = VnodeState.RECLAIMED;
+  };
+  if (vp.lock.tryLock(l, LK_EXCLUSIVE)) {
+    let r: MaybePromise<void>;
+    try {
+      r = vop_reclaim(vp, l);
+    } catch (e) {
+      done();
+      throw e;
+    }
+    if (!(r instanceof Promise)) {
+      done();
+      return;
+    }
+    vp.reclaimed = r.finally(done);
+    return vp.reclaimed;
+  }
   vp.reclaimed = (async () => {
-    const l = kernel_lwp();
     await vp.lock.lock(l, LK_EXCLUSIVE);
     try {
       await VOP_RECLAIM(vp, l);
     } finally {
-      vp.lock.unlock(l);
-      if (vp.mount.vnodes.get(vp.key) === vp) vp.mount.vnodes.delete(vp.key);
-      vp.state = VnodeState.RECLAIMED;
+      done();
     }
   })();
   return vp.reclaimed;

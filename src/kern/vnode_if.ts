@@ -16,7 +16,12 @@
 // on exit without a microtask in between, and gives the answer the way it
 // came: callers on the kernel's hot paths (namei) take values as they are.
 // VOP_* are the same calls as Promises, for callers that chain them.
-import { kerr } from './errno.js';
+//
+// A driver's lookup may answer an absent name with null instead of throwing
+// ENOENT: a negative lookup (every create asks one first) then costs no
+// exception. vop_lookup turns null into ENOENT for the callers that want the
+// error; vop_lookup_or_null gives null for both spellings of "absent".
+import { isKernError, kerr } from './errno.js';
 import { LK_EXCLUSIVE, LockProtocolError } from './lock.js';
 import type { Lwp } from './lwp.js';
 import { panic } from './panic.js';
@@ -113,8 +118,33 @@ function promised<A extends unknown[], T>(f: (...a: A) => MaybePromise<T>): (...
 
 const enotsup = () => { throw kerr('ENOTSUP'); };
 
+/** f of r's value: at once when r is a value, else when it settles. */
+export function andThen<T, U>(r: MaybePromise<T>, f: (v: T) => MaybePromise<U>): MaybePromise<U> {
+  return r instanceof Promise ? r.then(f) : f(r);
+}
+
+const found = (vp: Vnode | null): Vnode => {
+  if (vp === null) throw kerr('ENOENT');
+  return vp;
+};
+const absent = (e: unknown): null => {
+  if (isKernError(e) && e.code === 'ENOENT') return null;
+  throw e;
+};
+
+/** name in dvp, referenced; ENOENT when absent. */
 export const vop_lookup = (dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode> =>
-  call('lookup', [dvp], l, () => dvp.ops.lookup(dvp, name, l));
+  andThen(call('lookup', [dvp], l, () => dvp.ops.lookup(dvp, name, l)), found);
+/** name in dvp, referenced; null when absent (a driver's null or its ENOENT). */
+export function vop_lookup_or_null(dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode | null> {
+  let r: MaybePromise<Vnode | null>;
+  try {
+    r = call('lookup', [dvp], l, () => dvp.ops.lookup(dvp, name, l));
+  } catch (e) {
+    return absent(e);
+  }
+  return r instanceof Promise ? r.catch(absent) : r;
+}
 export const vop_create = (dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode> =>
   returned('create', call('create', [dvp], l, () => dvp.ops.create(dvp, name, va, l)), l);
 export const vop_mkdir = (dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode> =>
@@ -165,6 +195,7 @@ export const vop_removexattr = (vp: Vnode, name: string, l: Lwp): MaybePromise<v
   call('removexattr', [vp], l, () => vp.ops.removexattr ? vp.ops.removexattr(vp, name, l) : enotsup());
 
 export const VOP_LOOKUP = promised(vop_lookup);
+export const VOP_LOOKUP_OR_NULL = promised(vop_lookup_or_null);
 export const VOP_CREATE = promised(vop_create);
 export const VOP_MKDIR = promised(vop_mkdir);
 export const VOP_SYMLINK = promised(vop_symlink);
