@@ -131,7 +131,8 @@ export function tmpfs_read_pages(node: TmpfsNode, buf: Uint8Array, offset: numbe
     const idx = Math.floor(off / P), inPage = off % P;
     const len = Math.min(P - inPage, n - done);
     const page = node.pages!.get(idx);
-    if (page) buf.set(page.subarray(inPage, inPage + len), done);
+    // A whole page is copied without a view of it (no object per page read).
+    if (page) buf.set(len === P ? page : page.subarray(inPage, inPage + len), done);
     else buf.fill(0, done, done + len);
     done += len;
   }

@@ -60,8 +60,8 @@ export const tmpfs_vnodeops: VnodeOps = {
     if (dnode.nlink === 0) throw kerr('ENOENT', 'directory was removed');
     if (name === '..') return vget(dvp.mount, dnode.dir!.parent.id);
     const de = tmpfs_dir_lookup(dnode, name);
-    if (!de) throw kerr('ENOENT');
-    return vget(dvp.mount, de.node.id);
+    // Absent: null, no exception (every create looks its name up first).
+    return de ? vget(dvp.mount, de.node.id) : null;
   },
 
   create(dvp, name, va, l) {
