@@ -39,6 +39,18 @@ export function vcache_get(mp: Mount, key: number): Promise<Vnode> {
   return vp ? Promise.resolve(vp) : vcache_load(mp, key);
 }
 
+/**
+ * vcache_get as it comes: the vnode at once when cached, or when nobody else
+ * is loading or reclaiming it and the driver's loadvnode answers at once
+ * (tmpfs: every new file's vnode); else a Promise.
+ */
+export function vcache_getm(mp: Mount, key: number): MaybePromise<Vnode> {
+  const vp = vcache_tryget(mp, key);
+  if (vp) return vp;
+  if (mp.vnodes.has(key) || mp.unmounting) return vcache_load(mp, key);
+  return vcache_new(mp, key);
+}
+
 async function vcache_load(mp: Mount, key: number): Promise<Vnode> {
   for (;;) {
     const vp = mp.vnodes.get(key);
@@ -52,23 +64,39 @@ async function vcache_load(mp: Mount, key: number): Promise<Vnode> {
       return vp;
     }
     if (mp.unmounting) throw kerr('EBUSY', 'unmount in progress');
-    const nvp = new Vnode(mp, key);
-    mp.vnodes.set(key, nvp);
-    const p = mp.op.loadvnode(mp, nvp, key);
-    loading.set(nvp, p);
-    try {
-      await p;
-    } catch (e) {
-      mp.vnodes.delete(key);
-      nvp.state = VnodeState.RECLAIMED;
-      throw e;
-    } finally {
-      // Waiters took it while LOADING; kept, it would cost every cached vnode a promise.
-      loading.delete(nvp);
-    }
+    return vcache_new(mp, key);
+  }
+}
+
+/** A new vnode for key (none cached), loaded by the driver: at once if it answers at once. */
+function vcache_new(mp: Mount, key: number): MaybePromise<Vnode> {
+  const nvp = new Vnode(mp, key);
+  mp.vnodes.set(key, nvp);
+  const failed = (e: unknown): never => {
+    mp.vnodes.delete(key);
+    nvp.state = VnodeState.RECLAIMED;
+    throw e;
+  };
+  let p: MaybePromise<void>;
+  try {
+    p = mp.op.loadvnode(mp, nvp, key);
+  } catch (e) {
+    return failed(e);
+  }
+  if (!(p instanceof Promise)) {
     nvp.state = VnodeState.ACTIVE;
     return nvp;
   }
+  loading.set(nvp, p);
+  // Waiters took the promise while LOADING; kept, it would cost every cached vnode a promise.
+  return p.then(() => {
+    loading.delete(nvp);
+    nvp.state = VnodeState.ACTIVE;
+    return nvp;
+  }, e => {
+    loading.delete(nvp);
+    return failed(e);
+  });
 }
 
 /** The file's key changed (msdosfs: its directory entry moved). */
