@@ -532,18 +532,17 @@ export class P2k implements FuseFilesystem {
     const l = this.lwp(req);
     const pooled = this.readBuffers.pop();
     const buf = pooled && pooled.length >= size ? pooled : Buffer.allocUnsafe(Math.max(size, READ_BUFFER));
-    const first = vn_readm(l, fp, size === buf.length ? buf : buf.subarray(0, size), offset);
-    const rest = async (n: number): Promise<Uint8Array> => {
-      let done = n;
-      while (done < size && n !== 0) {
-        n = await vn_readm(l, fp, buf.subarray(done, size), offset + done);
-        done += n;
-      }
-      return buf.subarray(0, done);
-    };
-    if (first instanceof Promise) return first.then(rest);
-    if (first === size || first === 0) return buf.subarray(0, first);
-    return rest(first);
+    // The driver's answers taken as they come: only one given later makes the rest wait.
+    for (let done = 0; ;) {
+      const n = vn_readm(l, fp, done === 0 && size === buf.length ? buf : buf.subarray(done, size), offset + done);
+      if (n instanceof Promise) return this.readMore(l, fp, buf, offset, size, done, n);
+      if (n === 0 || (done += n) >= size) return buf.subarray(0, done);
+    }
+  }
+
+  private async readMore(l: Lwp, fp: File, buf: Buffer, offset: number, size: number, done: number, n: Promise<number>): Promise<Uint8Array> {
+    for (let got = await n; got !== 0 && (done += got) < size;) got = await vn_readm(l, fp, buf.subarray(done, size), offset + done);
+    return buf.subarray(0, done);
   }
 
   readDone(data: Uint8Array): void {
@@ -555,18 +554,16 @@ export class P2k implements FuseFilesystem {
     const l = this.lwp(req), fp = this.handle(fh).fp;
     // With HANDLE_KILLPRIV_V2 the kernel says whether the writer may keep setuid/setgid.
     const killpriv = this.killprivByKernel ? (writeFlags & FUSE_WRITE_KILL_SUIDGID) !== 0 : !l.cred.isRoot();
-    const first = vn_writem(l, fp, data, offset, killpriv);
-    const rest = async (n: number): Promise<number> => {
-      let done = n;
-      while (done < data.length && n !== 0) {
-        n = await vn_writem(l, fp, data.subarray(done), offset + done, false);
-        done += n;
-      }
-      return done;
-    };
-    if (first instanceof Promise) return first.then(rest);
-    if (first === data.length || first === 0) return first;
-    return rest(first);
+    for (let done = 0; ;) {
+      const n = vn_writem(l, fp, done === 0 ? data : data.subarray(done), offset + done, killpriv && done === 0);
+      if (n instanceof Promise) return this.writeMore(l, fp, data, offset, done, n);
+      if (n === 0 || (done += n) >= data.length) return done;
+    }
+  }
+
+  private async writeMore(l: Lwp, fp: File, data: Buffer, offset: number, done: number, n: Promise<number>): Promise<number> {
+    for (let got = await n; got !== 0 && (done += got) < data.length;) got = await vn_writem(l, fp, data.subarray(done), offset + done, false);
+    return done;
   }
 
   /** close(2) of one descriptor: nothing to do, the data went with each write. */
