@@ -3,7 +3,7 @@
 // than maxvnodes sit unused (least recently used first).
 import { kerr } from './errno.js';
 import { kernel_lwp } from './lwp.js';
-import { KASSERT, panic } from './panic.js';
+import { panic } from './panic.js';
 import { LK_EXCLUSIVE } from './lock.js';
 import { rumpuser_getenv } from '../rumpuser/index.js';
 import type { Mount } from './vfs.js';
@@ -117,7 +117,8 @@ export function vref(vp: Vnode): void {
  * reclaims it). Only that last one waits: the others are done at once.
  */
 export function vrele(vp: Vnode): void | Promise<void> {
-  KASSERT(vp.usecount > 0, `vrele: ${vp} has no references`);
+  // Not KASSERT: its message would be made on every call.
+  if (vp.usecount <= 0) panic(`vrele: ${vp} has no references`);
   if (--vp.usecount > 0 || vp.state !== VnodeState.ACTIVE) return;
   return vrele_last(vp);
 }
