@@ -146,8 +146,8 @@ export class P2k implements FuseFilesystem {
 
   /** The request's context: its caller as a credential (with supplementary groups from /proc). */
   private lwp(req: FuseRequest): Lwp {
-    const cred = this.wizard ??
-      new Cred(req.uid, req.gid, req.uid === 0 || !this.opts.groups ? [] : this.opts.groups.get(req.pid));
+    const cred = this.wizard ?? (req.uid === 0 && req.gid === 0 ? Cred.root :
+      new Cred(req.uid, req.gid, req.uid === 0 || !this.opts.groups ? [] : this.opts.groups.get(req.pid)));
     return new Lwp(cred, this.root, this.root, 0, req.pid);
   }
 
