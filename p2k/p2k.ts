@@ -8,7 +8,7 @@
 // takes the declared locks. p2k knows no driver.
 import {
   andThen, Cred, File, FSYNC_DATAONLY, FSYNC_WAIT, KernError, LK_EXCLUSIVE, LK_SHARED, Lwp, O_CREAT, O_DIRECTORY, O_EXCL,
-  O_RDONLY, VType, bufcache_stats, errnos, ifmtToVtype, isKernError, kernel_lwp, nanotime, vcache_stats, vfs_unmount, vn_access,
+  O_RDONLY, VType, bufcache_stats, errnos, ifmtToVtype, kernel_lwp, nanotime, vcache_stats, vfs_unmount, vn_access,
   vn_close, vn_closem, vn_createat, vn_fsync, vn_getxattr, vn_killpriv, vn_linkat, vn_listxattr, vn_locked, vn_lookupat, vn_lookupat_or_null, vn_lookupmany,
   vn_mkdirat, vn_mknodat, vn_open, vn_openm, vn_readm, vn_readdir, vn_readlink, vn_removexattr, vn_renameat, vn_rmdirat,
   vn_setattr, vn_setxattr, vn_stat, vn_symlinkat, vn_unlinkat, vn_writem, vref, vrele, vtypeToIfmt, VFS_VGET,
