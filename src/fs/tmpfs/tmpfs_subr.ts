@@ -18,7 +18,8 @@ export function byteLength(s: string): number {
 export function tmpfs_checkname(name: string): void {
   if (name.length === 0 || name === '.' || name === '..') throw kerr('EINVAL', `bad name '${name}'`);
   if (name.includes('/') || name.includes('\0')) throw kerr('EINVAL', 'name contains / or NUL');
-  if (byteLength(name) > TMPFS_NAME_MAX) throw kerr('ENAMETOOLONG', name.slice(0, 32) + '...');
+  // At most 3 bytes per UTF-16 unit: a short name needs no encoding to be measured.
+  if (name.length * 3 > TMPFS_NAME_MAX && byteLength(name) > TMPFS_NAME_MAX) throw kerr('ENAMETOOLONG', name.slice(0, 32) + '...');
 }
 
 export interface NodeInit {
