@@ -7,12 +7,12 @@
 // credential and a request context (Lwp); the kernel checks permissions and
 // takes the declared locks. p2k knows no driver.
 import {
-  Cred, File, FSYNC_DATAONLY, FSYNC_WAIT, KernError, LK_EXCLUSIVE, LK_SHARED, Lwp, O_CREAT, O_DIRECTORY, O_EXCL,
-  O_RDONLY, VType, bufcache_stats, errnos, ifmtToVtype, isKernError, kernel_lwp, nanotime, vcache_stats, vfs_unmount, vn_access,
-  vn_close, vn_createat, vn_fsync, vn_getxattr, vn_killpriv, vn_linkat, vn_listxattr, vn_locked, vn_lookupat, vn_lookupmany,
-  vn_mkdirat, vn_mknodat, vn_open, vn_read, vn_readdir, vn_readlink, vn_removexattr, vn_renameat, vn_rmdirat,
-  vn_setattr, vn_setxattr, vn_stat, vn_symlinkat, vn_unlinkat, vn_write, vref, vrele, vtypeToIfmt, VFS_VGET,
-  type Dirent, type Mount, type Vattr, type VattrSet, type Vnode,
+  andThen, Cred, File, FSYNC_DATAONLY, FSYNC_WAIT, KernError, LK_EXCLUSIVE, LK_SHARED, Lwp, O_CREAT, O_DIRECTORY, O_EXCL,
+  O_RDONLY, VType, bufcache_stats, errnos, ifmtToVtype, kernel_lwp, nanotime, vcache_stats, vfs_unmount, vn_access,
+  vn_close, vn_closem, vn_createat, vn_fsync, vn_getxattr, vn_killpriv, vn_linkat, vn_listxattr, vn_locked, vn_lookupat, vn_lookupat_or_null, vn_lookupmany,
+  vn_mkdirat, vn_mknodat, vn_open, vn_openm, vn_readm, vn_readdir, vn_readlink, vn_removexattr, vn_renameat, vn_rmdirat,
+  vn_setattr, vn_setxattr, vn_stat, vn_symlinkat, vn_unlinkat, vn_writem, vref, vrele, vtypeToIfmt, VFS_VGET,
+  type Dirent, type MaybePromise, type Mount, type Vattr, type VattrSet, type Vnode,
 } from '../src/kern/index.js';
 import { rumpuser_putstr } from '../src/rumpuser/index.js';
 import { v8 } from '../src/rumpuser/lazy.js';
@@ -149,8 +149,8 @@ export class P2k implements FuseFilesystem {
 
   /** The request's context: its caller as a credential (with supplementary groups from /proc). */
   private lwp(req: FuseRequest): Lwp {
-    const cred = this.wizard ??
-      new Cred(req.uid, req.gid, req.uid === 0 || !this.opts.groups ? [] : this.opts.groups.get(req.pid));
+    const cred = this.wizard ?? (req.uid === 0 && req.gid === 0 ? Cred.root :
+      new Cred(req.uid, req.gid, req.uid === 0 || !this.opts.groups ? [] : this.opts.groups.get(req.pid)));
     return new Lwp(cred, this.root, this.root, 0, req.pid);
   }
 
@@ -289,23 +289,39 @@ export class P2k implements FuseFilesystem {
 
   /**
    * The host forgets thousands of nodes in one BATCH_FORGET (a dropped dentry
-   * cache, an unmount): their last vreles run one after another, not as
-   * thousands of async chains alive at once, whose frames were the server's
-   * peak memory (FAT: +20 MiB for 10,000 forgotten files).
+   * cache, an unmount). A last reference the kernel can release at once goes
+   * at once; one that waits (a lock, the driver's I/O) is queued, and those
+   * behind it are released one after another, not as thousands of async
+   * chains alive at once, whose frames were the server's peak memory (FAT:
+   * +20 MiB for 10,000 forgotten files).
    */
   private unreference(vp: Vnode, id: number): void {
+    if (this.releases.length > 0) {
+      this.releases.push({ vp, id });
+      return;
+    }
+    let r: void | Promise<void>;
+    try {
+      r = vrele(vp);
+    } catch (e) {
+      forgetFailed(id, e);
+      return;
+    }
+    if (!r) return;
     this.releases.push({ vp, id });
-    if (this.releases.length === 1) this.releasing = this.drainReleases();
+    this.releasing = this.drainReleases(r);
   }
 
-  private async drainReleases(): Promise<void> {
+  /** The first queued release is under way (`first`); then the others, in turn. */
+  private async drainReleases(first: Promise<void>): Promise<void> {
     const q = this.releases;
-    for (let i = 0; i < q.length; i++) {
+    await first.catch(e => forgetFailed(q[0].id, e));
+    for (let i = 1; i < q.length; i++) {
       try {
-        const p = vrele(q[i].vp);
-        if (p) await p;
+        const r = vrele(q[i].vp);
+        if (r) await r;
       } catch (e) {
-        rumpuser_putstr(`p2k: forget ${q[i].id}: ${String(e)}\n`);
+        forgetFailed(q[i].id, e);
       }
     }
     q.length = 0;
@@ -313,19 +329,27 @@ export class P2k implements FuseFilesystem {
 
   // Names
 
-  async lookup(req: FuseRequest, parent: number, name: string): Promise<EntryOut> {
-    const l = this.lwp(req), dvp = this.known(parent) ?? await this.revive(parent);
-    let vp: Vnode;
-    try {
-      vp = await vn_lookupat(l, dvp, name);
-    } catch (e) {
-      // An absent name is cached as absent: every change comes through this
-      // mount. Not where names fold case: the kernel would keep "README"
-      // absent after "readme" is created.
-      if (isKernError(e) && e.code === 'ENOENT' && this.opts.entryTimeout > 0 && !this.mp.op.caseInsensitive) return this.absent();
-      throw e;
-    }
-    return this.entryFor(l, vp, name);
+  /** Answered at once when the kernel answers at once (a cached name, a driver without I/O). */
+  lookup(req: FuseRequest, parent: number, name: string): MaybePromise<EntryOut> {
+    const dvp = this.known(parent);
+    if (!dvp) return this.revive(parent).then(vp => this.lookupIn(req, vp, name));
+    return this.lookupIn(req, dvp, name);
+  }
+
+  private lookupIn(req: FuseRequest, dvp: Vnode, name: string): MaybePromise<EntryOut> {
+    const l = this.lwp(req);
+    const r = vn_lookupat_or_null(l, dvp, name);
+    if (r instanceof Promise) return r.then(vp => this.found(l, vp, name));
+    return this.found(l, r, name);
+  }
+
+  private found(l: Lwp, vp: Vnode | null, name: string): MaybePromise<EntryOut> {
+    if (vp) return this.entryFor(l, vp, name);
+    // An absent name is cached as absent: every change comes through this
+    // mount. Not where names fold case: the kernel would keep "README"
+    // absent after "readme" is created.
+    if (this.opts.entryTimeout > 0 && !this.mp.op.caseInsensitive) return this.absent();
+    throw new KernError(errnos.ENOENT);
   }
 
   private absent(): EntryOut {
@@ -363,7 +387,7 @@ export class P2k implements FuseFilesystem {
     return this.entryFor(l, vp, newName);
   }
 
-  unlink(req: FuseRequest, parent: number, name: string): Promise<void> {
+  unlink(req: FuseRequest, parent: number, name: string): MaybePromise<void> {
     return vn_unlinkat(this.lwp(req), this.vnode(parent), name);
   }
 
@@ -384,8 +408,10 @@ export class P2k implements FuseFilesystem {
 
   // Attributes
 
-  async getattr(req: FuseRequest, ino: number): Promise<AttrOut> {
-    return this.attrOut(ino, await vn_stat(this.lwp(req), this.known(ino) ?? await this.revive(ino)));
+  getattr(req: FuseRequest, ino: number): MaybePromise<AttrOut> {
+    const vp = this.known(ino);
+    if (!vp) return this.revive(ino).then(v => vn_stat(this.lwp(req), v)).then(va => this.attrOut(ino, va));
+    return andThen(vn_stat(this.lwp(req), vp), va => this.attrOut(ino, va));
   }
 
   async setattr(req: FuseRequest, ino: number, set: SetattrIn): Promise<AttrOut> {
@@ -461,25 +487,37 @@ export class P2k implements FuseFilesystem {
     return h;
   }
 
-  async open(req: FuseRequest, ino: number, flags: number): Promise<OpenOut> {
-    const l = this.lwp(req), vp = this.known(ino) ?? await this.revive(ino);
-    vref(vp);
-    const fp = await vn_open(l, vp, flags & ~(O_CREAT | O_EXCL));
-    return { fh: this.addHandle(fp), openFlags: this.spelledTwice(ino) ? 0 : this.openFlags };
+  open(req: FuseRequest, ino: number, flags: number): MaybePromise<OpenOut> {
+    const vp = this.known(ino);
+    if (!vp) return this.revive(ino).then(v => this.openVnode(req, ino, v, flags));
+    return this.openVnode(req, ino, vp, flags);
   }
 
-  async create(req: FuseRequest, parent: number, name: string, mode: number, flags: number): Promise<{ entry: EntryOut; open: OpenOut }> {
+  private openVnode(req: FuseRequest, ino: number, vp: Vnode, flags: number): MaybePromise<OpenOut> {
+    vref(vp);
+    return andThen(vn_openm(this.lwp(req), vp, flags & ~(O_CREAT | O_EXCL)),
+      fp => ({ fh: this.addHandle(fp), openFlags: this.spelledTwice(ino) ? 0 : this.openFlags }));
+  }
+
+  create(req: FuseRequest, parent: number, name: string, mode: number, flags: number): MaybePromise<{ entry: EntryOut; open: OpenOut }> {
     const l = this.lwp(req);
-    const fp = await vn_createat(l, this.vnode(parent), name, flags, mode & 0o7777);
+    const r = vn_createat(l, this.vnode(parent), name, flags, mode & 0o7777);
+    if (r instanceof Promise) return r.then(fp => this.created(l, fp, name));
+    return this.created(l, r, name);
+  }
+
+  private created(l: Lwp, fp: File, name: string): MaybePromise<{ entry: EntryOut; open: OpenOut }> {
     vref(fp.vp);
-    let entry: EntryOut;
+    const opened = (entry: EntryOut) => ({ entry, open: { fh: this.addHandle(fp), openFlags: this.openFlags } });
+    const failed = (e: unknown) => andThen(vn_closem(l, fp), () => { throw e; });
+    let entry: MaybePromise<EntryOut>;
     try {
-      entry = await this.entryFor(l, fp.vp, name);
+      entry = this.entryFor(l, fp.vp, name);
     } catch (e) {
-      await vn_close(l, fp);
-      throw e;
+      return failed(e);
     }
-    return { entry, open: { fh: this.addHandle(fp), openFlags: this.openFlags } };
+    if (entry instanceof Promise) return entry.then(opened, failed);
+    return opened(entry);
   }
 
   async opendir(req: FuseRequest, ino: number): Promise<OpenOut> {
@@ -490,14 +528,13 @@ export class P2k implements FuseFilesystem {
     return { fh: this.addHandle(fp), openFlags: this.opts.readOnly ? FOPEN.CACHE_DIR | FOPEN.KEEP_CACHE : 0 };
   }
 
-  private async close(fh: number): Promise<void> {
+  private close(fh: number): MaybePromise<void> {
     const i = fh - this.fhBase, h = this.handles[i];
     if (!h) {
       const r = this.reopened.get(fh);
       if (r) {
         this.reopened.delete(fh);
-        await vn_close(kernel_lwp(), r.fp);
-        return;
+        return vn_closem(kernel_lwp(), r.fp);
       }
       // An earlier server's handle, unused since: nothing is open here.
       if (this.stable && fh < this.fhBase) return;
@@ -505,14 +542,14 @@ export class P2k implements FuseFilesystem {
     }
     this.handles[i] = undefined;
     this.freeHandles.push(i);
-    await vn_close(kernel_lwp(), h.fp);
+    return vn_closem(kernel_lwp(), h.fp);
   }
 
-  release(req: FuseRequest, ino: number, fh: number): Promise<void> {
+  release(req: FuseRequest, ino: number, fh: number): MaybePromise<void> {
     return this.close(fh);
   }
 
-  releasedir(req: FuseRequest, ino: number, fh: number): Promise<void> {
+  releasedir(req: FuseRequest, ino: number, fh: number): MaybePromise<void> {
     return this.close(fh);
   }
 
@@ -521,16 +558,27 @@ export class P2k implements FuseFilesystem {
    * ends. Buffers come from a small pool: a fresh 128 KiB-1 MiB one per
    * request is external memory that makes V8 collect far more often.
    */
-  async read(req: FuseRequest, ino: number, fh: number, offset: number, size: number): Promise<Uint8Array> {
-    const l = this.lwp(req), fp = (this.handles[fh - this.fhBase] ?? await this.reopen(fh, ino)).fp;
+  read(req: FuseRequest, ino: number, fh: number, offset: number, size: number): MaybePromise<Uint8Array> {
+    const h = this.handles[fh - this.fhBase];
+    if (!h) return this.reopen(fh, ino).then(r => this.readFile(req, r.fp, offset, size));
+    return this.readFile(req, h.fp, offset, size);
+  }
+
+  /** A read the driver answers at once (at once here too), or as many as it takes. */
+  private readFile(req: FuseRequest, fp: File, offset: number, size: number): MaybePromise<Uint8Array> {
+    const l = this.lwp(req);
     const pooled = this.readBuffers.pop();
     const buf = pooled && pooled.length >= size ? pooled : Buffer.allocUnsafe(Math.max(size, READ_BUFFER));
-    let done = 0;
-    while (done < size) {
-      const n = await vn_read(l, fp, buf.subarray(done, size), offset + done);
-      if (n === 0) break;
-      done += n;
+    // The driver's answers taken as they come: only one given later makes the rest wait.
+    for (let done = 0; ;) {
+      const n = vn_readm(l, fp, done === 0 && size === buf.length ? buf : buf.subarray(done, size), offset + done);
+      if (n instanceof Promise) return this.readMore(l, fp, buf, offset, size, done, n);
+      if (n === 0 || (done += n) >= size) return buf.subarray(0, done);
     }
+  }
+
+  private async readMore(l: Lwp, fp: File, buf: Buffer, offset: number, size: number, done: number, n: Promise<number>): Promise<Uint8Array> {
+    for (let got = await n; got !== 0 && (done += got) < size;) got = await vn_readm(l, fp, buf.subarray(done, size), offset + done);
     return buf.subarray(0, done);
   }
 
@@ -539,16 +587,19 @@ export class P2k implements FuseFilesystem {
     if (whole.length >= READ_BUFFER && this.readBuffers.length < READ_POOL) this.readBuffers.push(whole);
   }
 
-  async write(req: FuseRequest, ino: number, fh: number, offset: number, data: Buffer, writeFlags: number): Promise<number> {
+  write(req: FuseRequest, ino: number, fh: number, offset: number, data: Buffer, writeFlags: number): MaybePromise<number> {
     const l = this.lwp(req), fp = this.handle(fh).fp;
     // With HANDLE_KILLPRIV_V2 the kernel says whether the writer may keep setuid/setgid.
     const killpriv = this.killprivByKernel ? (writeFlags & FUSE_WRITE_KILL_SUIDGID) !== 0 : !l.cred.isRoot();
-    let done = 0;
-    while (done < data.length) {
-      const n = await vn_write(l, fp, data.subarray(done), offset + done, killpriv && done === 0);
-      if (n === 0) break;
-      done += n;
+    for (let done = 0; ;) {
+      const n = vn_writem(l, fp, done === 0 ? data : data.subarray(done), offset + done, killpriv && done === 0);
+      if (n instanceof Promise) return this.writeMore(l, fp, data, offset, done, n);
+      if (n === 0 || (done += n) >= data.length) return done;
     }
+  }
+
+  private async writeMore(l: Lwp, fp: File, data: Buffer, offset: number, done: number, n: Promise<number>): Promise<number> {
+    for (let got = await n; got !== 0 && (done += got) < data.length;) got = await vn_writem(l, fp, data.subarray(done), offset + done, false);
     return done;
   }
 
@@ -702,6 +753,10 @@ export class P2k implements FuseFilesystem {
 }
 
 /** Where a server's memory is, in MiB: the JS heap, memory outside it (array buffers: the buffer cache among them). */
+function forgetFailed(id: number, e: unknown): void {
+  rumpuser_putstr(`p2k: forget ${id}: ${String(e)}\n`);
+}
+
 function memoryLine(): string {
   // Not process.memoryUsage(): its resident size reads /proc, which the sandbox closes.
   const h = v8().getHeapStatistics(), b = bufcache_stats();

@@ -9,7 +9,7 @@ import { LK_EXCLUSIVE, LK_SHARED } from './lock.js';
 import type { Lwp } from './lwp.js';
 import { vref, vrele } from './vcache.js';
 import { vn_lock, type Vnode } from './vnode.js';
-import { vop_getattr, vop_lookup, VOP_READLINK } from './vnode_if.js';
+import { vop_getattr, vop_lookup, vop_lookup_or_null, VOP_READLINK } from './vnode_if.js';
 import { VType, type MaybePromise } from './vnode_types.js';
 import { vaccess, VEXEC } from './kauth.js';
 
@@ -51,17 +51,7 @@ function searchable(dir: Vnode, l: Lwp): void | Promise<void> {
 
 /** The next component's vnode; a missing last one is null when the caller wants the parent. */
 function lookupStep(dir: Vnode, comp: string, missingOk: boolean, l: Lwp): MaybePromise<Vnode | null> {
-  const missing = (e: unknown): null => {
-    if (!(missingOk && isKernError(e) && e.code === 'ENOENT')) throw e;
-    return null;
-  };
-  let r: MaybePromise<Vnode>;
-  try {
-    r = vop_lookup(dir, comp, l);
-  } catch (e) {
-    return missing(e);
-  }
-  return r instanceof Promise ? r.catch(missing) : r;
+  return missingOk ? vop_lookup_or_null(dir, comp, l) : vop_lookup(dir, comp, l);
 }
 
 export async function namei(l: Lwp, path: string, opts: NameiOpts): Promise<NameiResult> {
@@ -155,15 +145,14 @@ export async function namei(l: Lwp, path: string, opts: NameiOpts): Promise<Name
   }
 }
 
-/** Release what namei returned: unlock and release dvp, release vp. */
-export async function namei_done(l: Lwp, nd: NameiResult): Promise<void> {
+/** Release what namei returned: unlock and release dvp, release vp (at once unless a release waits). */
+export function namei_done(l: Lwp, nd: NameiResult): void | Promise<void> {
+  const vp = nd.vp;
+  let rr: void | Promise<void> = undefined;
   if (nd.dvp) {
     nd.dvp.lock.unlock(l);
-    const rr = vrele(nd.dvp);
-    if (rr) await rr;
+    rr = vrele(nd.dvp);
   }
-  if (nd.vp) {
-    const rr = vrele(nd.vp);
-    if (rr) await rr;
-  }
+  if (!vp) return rr;
+  return rr ? rr.then(() => vrele(vp)) : vrele(vp);
 }

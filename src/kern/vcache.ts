@@ -3,12 +3,14 @@
 // than maxvnodes sit unused (least recently used first).
 import { kerr } from './errno.js';
 import { kernel_lwp } from './lwp.js';
-import { KASSERT, panic } from './panic.js';
+import { panic } from './panic.js';
 import { LK_EXCLUSIVE } from './lock.js';
 import { rumpuser_getenv } from '../rumpuser/index.js';
 import type { Mount } from './vfs.js';
 import { Vnode, VnodeState, type VnodeOps } from './vnode.js';
-import { VOP_INACTIVE, VOP_RECLAIM } from './vnode_if.js';
+import { vop_inactive, vop_reclaim, VOP_INACTIVE, VOP_RECLAIM } from './vnode_if.js';
+import type { MaybePromise } from './vnode_types.js';
+import type { Lwp } from './lwp.js';
 
 /** Unreferenced vnodes, oldest first (Map keeps insertion order). */
 const freelist = new Map<Vnode, true>();
@@ -37,6 +39,18 @@ export function vcache_get(mp: Mount, key: number): Promise<Vnode> {
   return vp ? Promise.resolve(vp) : vcache_load(mp, key);
 }
 
+/**
+ * vcache_get as it comes: the vnode at once when cached, or when nobody else
+ * is loading or reclaiming it and the driver's loadvnode answers at once
+ * (tmpfs: every new file's vnode); else a Promise.
+ */
+export function vcache_getm(mp: Mount, key: number): MaybePromise<Vnode> {
+  const vp = vcache_tryget(mp, key);
+  if (vp) return vp;
+  if (mp.vnodes.has(key) || mp.unmounting) return vcache_load(mp, key);
+  return vcache_new(mp, key);
+}
+
 async function vcache_load(mp: Mount, key: number): Promise<Vnode> {
   for (;;) {
     const vp = mp.vnodes.get(key);
@@ -50,23 +64,39 @@ async function vcache_load(mp: Mount, key: number): Promise<Vnode> {
       return vp;
     }
     if (mp.unmounting) throw kerr('EBUSY', 'unmount in progress');
-    const nvp = new Vnode(mp, key);
-    mp.vnodes.set(key, nvp);
-    const p = mp.op.loadvnode(mp, nvp, key);
-    loading.set(nvp, p);
-    try {
-      await p;
-    } catch (e) {
-      mp.vnodes.delete(key);
-      nvp.state = VnodeState.RECLAIMED;
-      throw e;
-    } finally {
-      // Waiters took it while LOADING; kept, it would cost every cached vnode a promise.
-      loading.delete(nvp);
-    }
+    return vcache_new(mp, key);
+  }
+}
+
+/** A new vnode for key (none cached), loaded by the driver: at once if it answers at once. */
+function vcache_new(mp: Mount, key: number): MaybePromise<Vnode> {
+  const nvp = new Vnode(mp, key);
+  mp.vnodes.set(key, nvp);
+  const failed = (e: unknown): never => {
+    mp.vnodes.delete(key);
+    nvp.state = VnodeState.RECLAIMED;
+    throw e;
+  };
+  let p: MaybePromise<void>;
+  try {
+    p = mp.op.loadvnode(mp, nvp, key);
+  } catch (e) {
+    return failed(e);
+  }
+  if (!(p instanceof Promise)) {
     nvp.state = VnodeState.ACTIVE;
     return nvp;
   }
+  loading.set(nvp, p);
+  // Waiters took the promise while LOADING; kept, it would cost every cached vnode a promise.
+  return p.then(() => {
+    loading.delete(nvp);
+    nvp.state = VnodeState.ACTIVE;
+    return nvp;
+  }, e => {
+    loading.delete(nvp);
+    return failed(e);
+  });
 }
 
 /** The file's key changed (msdosfs: its directory entry moved). */
@@ -87,13 +117,31 @@ export function vref(vp: Vnode): void {
  * reclaims it). Only that last one waits: the others are done at once.
  */
 export function vrele(vp: Vnode): void | Promise<void> {
-  KASSERT(vp.usecount > 0, `vrele: ${vp} has no references`);
+  // Not KASSERT: its message would be made on every call.
+  if (vp.usecount <= 0) panic(`vrele: ${vp} has no references`);
   if (--vp.usecount > 0 || vp.state !== VnodeState.ACTIVE) return;
   return vrele_last(vp);
 }
 
-async function vrele_last(vp: Vnode): Promise<void> {
+/** The last reference went: VOP_INACTIVE, then the free list (or reclaim). At once when nothing waits. */
+function vrele_last(vp: Vnode): void | Promise<void> {
   const l = kernel_lwp();
+  if (!vp.lock.tryLock(l, LK_EXCLUSIVE)) return vrele_last_waiting(vp, l);
+  let recycle: MaybePromise<boolean>;
+  try {
+    recycle = vp.usecount === 0 && vp.state === VnodeState.ACTIVE ? vop_inactive(vp, l) : false;
+  } catch (e) {
+    vp.lock.unlock(l);
+    throw e;
+  }
+  if (recycle instanceof Promise) {
+    return recycle.then(r => { vp.lock.unlock(l); return vrele_free(vp, r); }, e => { vp.lock.unlock(l); throw e; });
+  }
+  vp.lock.unlock(l);
+  return vrele_free(vp, recycle);
+}
+
+async function vrele_last_waiting(vp: Vnode, l: Lwp): Promise<void> {
   await vp.lock.lock(l, LK_EXCLUSIVE);
   let recycle = false;
   try {
@@ -101,32 +149,56 @@ async function vrele_last(vp: Vnode): Promise<void> {
   } finally {
     vp.lock.unlock(l);
   }
+  return vrele_free(vp, recycle);
+}
+
+/** After VOP_INACTIVE: reclaim, or onto the free list (reclaiming the oldest past the limit). */
+function vrele_free(vp: Vnode, recycle: boolean): void | Promise<void> {
   if (vp.usecount > 0 || vp.state !== VnodeState.ACTIVE) return;
-  if (recycle || vp.mount.unmounting) {
-    await vreclaim(vp);
-    return;
-  }
+  if (recycle || vp.mount.unmounting) return vreclaim(vp);
   freelist.set(vp, true);
+  return trimFreelist();
+}
+
+function trimFreelist(): void | Promise<void> {
   while (freelist.size > maxvnodes) {
-    const oldest = freelist.keys().next().value as Vnode;
-    await vreclaim(oldest);
+    const r = vreclaim(freelist.keys().next().value as Vnode);
+    if (r) return r.then(trimFreelist);
   }
 }
 
-/** Reclaim vp: the driver forgets it and the cache drops it. */
-export function vreclaim(vp: Vnode): Promise<void> {
-  if (vp.state !== VnodeState.ACTIVE) return vp.reclaimed ?? Promise.resolve();
+/** Reclaim vp: the driver forgets it and the cache drops it (at once when its lock is free and the driver answers at once). */
+export function vreclaim(vp: Vnode): void | Promise<void> {
+  if (vp.state !== VnodeState.ACTIVE) return vp.reclaimed ?? undefined;
   vp.state = VnodeState.RECLAIMING;
   freelist.delete(vp);
+  const l = kernel_lwp();
+  const done = () => {
+    vp.lock.unlock(l);
+    if (vp.mount.vnodes.get(vp.key) === vp) vp.mount.vnodes.delete(vp.key);
+    vp.state = VnodeState.RECLAIMED;
+  };
+  if (vp.lock.tryLock(l, LK_EXCLUSIVE)) {
+    let r: MaybePromise<void>;
+    try {
+      r = vop_reclaim(vp, l);
+    } catch (e) {
+      done();
+      throw e;
+    }
+    if (!(r instanceof Promise)) {
+      done();
+      return;
+    }
+    vp.reclaimed = r.finally(done);
+    return vp.reclaimed;
+  }
   vp.reclaimed = (async () => {
-    const l = kernel_lwp();
     await vp.lock.lock(l, LK_EXCLUSIVE);
     try {
       await VOP_RECLAIM(vp, l);
     } finally {
-      vp.lock.unlock(l);
-      if (vp.mount.vnodes.get(vp.key) === vp) vp.mount.vnodes.delete(vp.key);
-      vp.state = VnodeState.RECLAIMED;
+      done();
     }
   })();
   return vp.reclaimed;

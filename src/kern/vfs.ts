@@ -7,7 +7,7 @@ import { RwLock } from './lock.js';
 import { vcache_flush, vcache_setmax, vrele } from './vcache.js';
 import { rumpuser_getenv } from '../rumpuser/index.js';
 import type { Vnode } from './vnode.js';
-import { MNT_RDONLY, MNT_SYNCHRONOUS, type Statvfs } from './vnode_types.js';
+import { MNT_RDONLY, MNT_SYNCHRONOUS, type MaybePromise, type Statvfs } from './vnode_types.js';
 
 /** Options of one mount: parsed by the client, checked by the driver. */
 export type MountOptions = Record<string, string | number | boolean>;
@@ -39,8 +39,8 @@ export interface VfsOps {
   statvfs(mp: Mount): Promise<Statvfs>;
   /** Write everything dirty the driver holds (metadata, FSInfo, ...) to the buffer cache or device. */
   sync(mp: Mount): Promise<void>;
-  /** Fill vp (type, ops, data) for the file named by key; ENOENT/EIO if it cannot. */
-  loadvnode(mp: Mount, vp: Vnode, key: number): Promise<void>;
+  /** Fill vp (type, ops, data) for the file named by key; ENOENT/EIO if it cannot. At once or later. */
+  loadvnode(mp: Mount, vp: Vnode, key: number): MaybePromise<void>;
   /**
    * NetBSD's VFS_VGET: the vnode (referenced, unlocked) of the file whose
    * file id (st_ino) a mount of this medium handed out, given nothing but

@@ -11,13 +11,16 @@ import type { Lwp } from './lwp.js';
 import { NAME_MAX, namei, namei_done, type NameiResult } from './namei.js';
 import { vfs_sync } from './vfs.js';
 import {
-  File, vn_access, vn_close, vn_getxattr, vn_listxattr, vn_locked, vn_open, vn_readdir, vn_readlink,
+  File, vn_access, vn_close, vn_getxattr, vn_listxattr, vn_locked, vn_locking, vn_open, vn_openm, vn_readdir, vn_readlink,
   vn_removexattr, vn_setattr, vn_setxattr, vn_stat,
 } from './vfs_vnops.js';
 import { vref, vrele } from './vcache.js';
 import type { Vnode } from './vnode.js';
-import { vop_lookup, VOP_CREATE, VOP_GETATTR, VOP_LINK, VOP_LOOKUP, VOP_MKDIR, VOP_REMOVE, VOP_RENAME, VOP_RMDIR, VOP_SYMLINK } from './vnode_if.js';
-import { O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, VType, type Dirent, type Statvfs, type Vattr, type VattrSet } from './vnode_types.js';
+import {
+  andThen, vop_create, vop_getattr, vop_lookup_or_null, vop_remove, VOP_CREATE, VOP_LINK, VOP_LOOKUP, VOP_LOOKUP_OR_NULL,
+  VOP_MKDIR, VOP_RENAME, VOP_RMDIR, VOP_SYMLINK,
+} from './vnode_if.js';
+import { O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, VType, type Dirent, type MaybePromise, type Statvfs, type Vattr, type VattrSet } from './vnode_types.js';
 
 // Resolving: a path (namei), or one name in a directory vnode
 
@@ -34,17 +37,25 @@ function checkName(dvp: Vnode, name: string): void {
 /**
  * lookup: name in dvp (referenced by the caller), with search permission;
  * `.` is dvp and `..` never leaves l.root. The vnode comes back referenced.
+ * As it comes: a value when nothing waited (see vfs_vnops.ts).
  */
-export function vn_lookupat(l: Lwp, dvp: Vnode, name: string): Promise<Vnode> {
+export function vn_lookupat(l: Lwp, dvp: Vnode, name: string): MaybePromise<Vnode> {
+  return andThen(vn_lookupat_or_null(l, dvp, name), vp => {
+    if (vp === null) throw kerr('ENOENT');
+    return vp;
+  });
+}
+
+/** vn_lookupat, with null for an absent name (no exception where the driver throws none). */
+export function vn_lookupat_or_null(l: Lwp, dvp: Vnode, name: string): MaybePromise<Vnode | null> {
   checkName(dvp, name);
-  return vn_locked(dvp, LK_SHARED, l, async () => {
-    await vn_access(dvp, VEXEC, l);
+  return vn_locking(dvp, LK_SHARED, l, () => andThen(vn_access(dvp, VEXEC, l), () => {
     if (name === '.' || (name === '..' && dvp === l.root)) {
       vref(dvp);
       return dvp;
     }
-    return VOP_LOOKUP(dvp, name, l);
-  });
+    return vop_lookup_or_null(dvp, name, l);
+  }));
 }
 
 /**
@@ -60,13 +71,8 @@ export function vn_lookupmany(l: Lwp, dvp: Vnode, names: readonly (string | null
     try {
       for (const name of names) {
         if (name === null || name === '.' || name === '..') { found.push(null); continue; }
-        try {
-          const r = vop_lookup(dvp, name, l);
-          found.push(r instanceof Promise ? await r : r);
-        } catch (e) {
-          if (!(isKernError(e) && e.code === 'ENOENT')) throw e;
-          found.push(null);
-        }
+        const r = vop_lookup_or_null(dvp, name, l);
+        found.push(r instanceof Promise ? await r : r);
       }
     } catch (e) {
       for (const vp of found) if (vp) await vrele(vp);
@@ -77,25 +83,26 @@ export function vn_lookupmany(l: Lwp, dvp: Vnode, names: readonly (string | null
 }
 
 /** namei's parent mode for one name in dvp: the same result, dvp now referenced and locked exclusive. */
-async function parentAt(l: Lwp, dvp: Vnode, name: string): Promise<NameiResult> {
+function parentAt(l: Lwp, dvp: Vnode, name: string): MaybePromise<NameiResult> {
   checkName(dvp, name);
-  if (name === '.' || name === '..') return { dvp: null, vp: await vn_lookupat(l, dvp, name), name, trailingSlash: false };
+  if (name === '.' || name === '..') return andThen(vn_lookupat(l, dvp, name), vp => ({ dvp: null, vp, name, trailingSlash: false }));
   vref(dvp);
-  await dvp.lock.lock(l, LK_EXCLUSIVE);
-  try {
-    await vn_access(dvp, VEXEC, l);
-    let vp: Vnode | null = null;
-    try {
-      vp = await VOP_LOOKUP(dvp, name, l);
-    } catch (e) {
-      if (!(isKernError(e) && e.code === 'ENOENT')) throw e;
-    }
-    return { dvp, vp, name, trailingSlash: false };
-  } catch (e) {
+  const failed = (e: unknown): MaybePromise<never> => {
     dvp.lock.unlock(l);
-    await vrele(dvp);
-    throw e;
-  }
+    return andThen(vrele(dvp), () => { throw e; });
+  };
+  const locked = (): MaybePromise<NameiResult> => {
+    let r: MaybePromise<Vnode | null>;
+    try {
+      r = andThen(vn_access(dvp, VEXEC, l), () => vop_lookup_or_null(dvp, name, l));
+    } catch (e) {
+      return failed(e);
+    }
+    if (r instanceof Promise) return r.then(vp => ({ dvp, vp, name, trailingSlash: false }), failed);
+    return { dvp, vp: r, name, trailingSlash: false };
+  };
+  if (dvp.lock.tryLock(l, LK_EXCLUSIVE)) return locked();
+  return dvp.lock.lock(l, LK_EXCLUSIVE).then(locked);
 }
 
 const parentPath = (l: Lwp, path: string) => namei(l, path, { follow: false, parent: true });
@@ -217,33 +224,43 @@ export async function vn_linkat(l: Lwp, vp: Vnode, dvp: Vnode, name: string): Pr
 // Removing names
 
 /** Write and search permission on the locked directory, and the sticky rule for vp. */
-async function checkRemove(l: Lwp, dvp: Vnode, vp: Vnode): Promise<void> {
-  await vn_access(dvp, VWRITE | VEXEC, l);
-  const dva = await VOP_GETATTR(dvp, l);
-  if (dva.mode & 0o1000) {
-    const va = vp.lock.heldBy(l) ? await VOP_GETATTR(vp, l) : await vn_locked(vp, LK_SHARED, l, () => VOP_GETATTR(vp, l));
-    genfs_can_sticky(l.cred, dva.mode, dva.uid, va.uid);
-  }
+function checkRemove(l: Lwp, dvp: Vnode, vp: Vnode): MaybePromise<void> {
+  return andThen(vn_access(dvp, VWRITE | VEXEC, l), () => andThen(vop_getattr(dvp, l), dva => {
+    if (!(dva.mode & 0o1000)) return;
+    const va = vp.lock.heldBy(l) ? vop_getattr(vp, l) : vn_locking(vp, LK_SHARED, l, () => vop_getattr(vp, l));
+    return andThen(va, a => genfs_can_sticky(l.cred, dva.mode, dva.uid, a.uid));
+  }));
 }
 
-async function unlinkIn(l: Lwp, nd: NameiResult): Promise<void> {
+/** Run fn with what namei resolved; nd is released after, on every path (as it comes). */
+function withNd<T>(l: Lwp, nd: NameiResult, fn: () => MaybePromise<T>): MaybePromise<T> {
+  let r: MaybePromise<T>;
   try {
+    r = fn();
+  } catch (e) {
+    return andThen(namei_done(l, nd), () => { throw e; });
+  }
+  if (r instanceof Promise) return r.then(v => andThen(namei_done(l, nd), () => v), e => andThen(namei_done(l, nd), () => { throw e; }));
+  return andThen(namei_done(l, nd), () => r as T);
+}
+
+function unlinkIn(l: Lwp, nd: NameiResult): MaybePromise<void> {
+  return withNd(l, nd, () => {
     if (!nd.dvp) throw kerr('EISDIR');
     if (!nd.vp) throw kerr('ENOENT');
     if (nd.vp.type === VType.VDIR) throw kerr('EISDIR');
-    await checkRemove(l, nd.dvp, nd.vp);
-    await vn_locked(nd.vp, LK_EXCLUSIVE, l, () => VOP_REMOVE(nd.dvp!, nd.vp!, nd.name, l));
-  } finally {
-    await namei_done(l, nd);
-  }
+    const dvp = nd.dvp, vp = nd.vp;
+    return andThen(checkRemove(l, dvp, vp), () => vn_locking(vp, LK_EXCLUSIVE, l, () => vop_remove(dvp, vp, nd.name, l)));
+  });
 }
 
 export async function sys_unlink(l: Lwp, path: string): Promise<void> {
   return unlinkIn(l, await parentPath(l, path));
 }
 
-export async function vn_unlinkat(l: Lwp, dvp: Vnode, name: string): Promise<void> {
-  return unlinkIn(l, await parentAt(l, dvp, name));
+/** unlink of name in dvp, as it comes (FUSE's UNLINK). */
+export function vn_unlinkat(l: Lwp, dvp: Vnode, name: string): MaybePromise<void> {
+  return andThen(parentAt(l, dvp, name), nd => unlinkIn(l, nd));
 }
 
 async function rmdirIn(l: Lwp, nd: NameiResult): Promise<void> {
@@ -273,25 +290,23 @@ export async function vn_rmdirat(l: Lwp, dvp: Vnode, name: string): Promise<void
  * open(2) with O_CREAT on a resolved name: the existing file (EEXIST with
  * O_EXCL) or a new one (mode less the umask). Takes over nd.
  */
-async function createFileIn(l: Lwp, nd: NameiResult, flags: number, mode: number): Promise<File> {
-  let vp: Vnode;
+function createFileIn(l: Lwp, nd: NameiResult, flags: number, mode: number): MaybePromise<File> {
   let created = false;
-  try {
+  const got = withNd(l, nd, (): MaybePromise<Vnode> => {
     if (nd.vp) {
       if (flags & O_EXCL) throw kerr('EEXIST');
-      vp = nd.vp;
+      const vp = nd.vp;
       nd.vp = null;
-    } else {
-      if (!nd.dvp) throw kerr('EISDIR');
-      if (nd.trailingSlash) throw kerr('EISDIR');
-      await vn_access(nd.dvp, VWRITE | VEXEC, l);
-      vp = await VOP_CREATE(nd.dvp, nd.name, { type: VType.VREG, mode: mode & ~l.umask & 0o7777 }, l);
-      created = true;
+      return vp;
     }
-  } finally {
-    await namei_done(l, nd);
-  }
-  return vn_open(l, vp, flags, created);
+    if (!nd.dvp) throw kerr('EISDIR');
+    if (nd.trailingSlash) throw kerr('EISDIR');
+    const dvp = nd.dvp;
+    return andThen(vn_access(dvp, VWRITE | VEXEC, l), () => andThen(
+      vop_create(dvp, nd.name, { type: VType.VREG, mode: mode & ~l.umask & 0o7777 }, l),
+      vp => { created = true; return vp; }));
+  });
+  return andThen(got, vp => vn_openm(l, vp, flags, created));
 }
 
 /**
@@ -307,9 +322,9 @@ export async function sys_open(l: Lwp, path: string, flags: number, mode = 0o666
   return vn_open(l, vp!, flags);
 }
 
-/** open(2) with O_CREAT of name in dvp (FUSE's CREATE). */
-export async function vn_createat(l: Lwp, dvp: Vnode, name: string, flags: number, mode: number): Promise<File> {
-  return createFileIn(l, await parentAt(l, dvp, name), flags | O_CREAT, mode);
+/** open(2) with O_CREAT of name in dvp (FUSE's CREATE), as it comes. */
+export function vn_createat(l: Lwp, dvp: Vnode, name: string, flags: number, mode: number): MaybePromise<File> {
+  return andThen(parentAt(l, dvp, name), nd => createFileIn(l, nd, flags | O_CREAT, mode));
 }
 
 /** Every entry of a directory, `.` and `..` included. */
@@ -356,7 +371,7 @@ async function isAncestor(l: Lwp, a: Vnode, b: Vnode): Promise<boolean> {
 /** A resolved name for rename: the directory referenced but not locked (rename orders its locks itself). */
 type RenameResolve = () => Promise<NameiResult>;
 
-function unlockedParent(resolve: () => Promise<NameiResult>, l: Lwp): RenameResolve {
+function unlockedParent(resolve: () => MaybePromise<NameiResult>, l: Lwp): RenameResolve {
   return async () => {
     const nd = await resolve();
     nd.dvp?.lock.unlock(l);
@@ -437,13 +452,8 @@ export function vn_renameat(l: Lwp, fdvp: Vnode, fname: string, tdvp: Vnode, tna
 
 /** Does name in the locked directory dvp still refer to vp (null: to nothing)? */
 async function stillNames(l: Lwp, dvp: Vnode, name: string, vp: Vnode | null): Promise<boolean> {
-  let cur: Vnode | null = null;
-  try {
-    cur = await VOP_LOOKUP(dvp, name, l);
-  } catch (e) {
-    if (isKernError(e) && e.code === 'ENOENT') return vp === null;
-    throw e;
-  }
+  const cur = await VOP_LOOKUP_OR_NULL(dvp, name, l);
+  if (cur === null) return vp === null;
   // Every vnode this rename holds is referenced by it, so this release never inactivates one.
   const same = cur === vp;
   await vrele(cur);

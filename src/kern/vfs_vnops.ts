@@ -1,31 +1,70 @@
 // Operations on vnodes that callers share: permission checks, attribute
 // changes with the ownership rules, and open files (struct file).
 import { kerr } from './errno.js';
-import { genfs_can_chmod, genfs_can_chown, genfs_can_utimes, genfs_killpriv_mode, vaccess, VWRITE, VREAD } from './kauth.js';
+import { genfs_can_chmod, genfs_can_chown, genfs_can_utimes, genfs_killpriv_mode, vaccess, VEXEC, VWRITE, VREAD } from './kauth.js';
 import { LK_EXCLUSIVE, LK_SHARED, type LockMode } from './lock.js';
 import type { Lwp } from './lwp.js';
 import { vrele } from './vcache.js';
 import type { Vnode } from './vnode.js';
 import {
-  vop_getattr, VOP_CLOSE, VOP_FSYNC, VOP_GETATTR, VOP_GETXATTR, VOP_LISTXATTR, VOP_OPEN, VOP_READ, VOP_READDIR, VOP_READLINK,
-  VOP_REMOVEXATTR, VOP_SETATTR, VOP_SETXATTR, VOP_WRITE,
+  andThen, vop_close, vop_getattr, vop_open, vop_read, vop_setattr, vop_write, VOP_FSYNC, VOP_GETATTR, VOP_GETXATTR,
+  VOP_LISTXATTR, VOP_READDIR, VOP_READLINK, VOP_REMOVEXATTR, VOP_SETATTR, VOP_SETXATTR,
 } from './vnode_if.js';
 import {
   FSYNC_WAIT, IO_APPEND, IO_SYNC, O_ACCMODE, O_APPEND, O_DIRECTORY, O_RDONLY, O_RDWR, O_SYNC, O_TRUNC, O_WRONLY,
-  VType, type Dirent, type Vattr, type VattrSet,
+  VType, type Dirent, type MaybePromise, type Vattr, type VattrSet,
 } from './vnode_types.js';
 
+// The *m functions (vn_openm, vn_readm, ...) are the calls as they come:
+// a value when nothing had to wait (a free lock, a driver that answered at
+// once), else a Promise, and a synchronous throw for an error found at
+// once. The names without m are the same calls as Promises (a throw becomes
+// a rejection), for callers that chain them (ukfs, tests).
+
 /** Run fn with vp locked as asked; the lock goes on every path. */
-export async function vn_locked<T>(vp: Vnode, mode: LockMode, l: Lwp, fn: () => Promise<T>): Promise<T> {
+export async function vn_locked<T>(vp: Vnode, mode: LockMode, l: Lwp, fn: () => MaybePromise<T>): Promise<T> {
   await vp.lock.lock(l, mode);
   try { return await fn(); } finally { vp.lock.unlock(l); }
 }
 
-/** access(2) on a locked vnode: EROFS for writes on a read-only mount, then the mode bits. */
-export async function vn_access(vp: Vnode, accmode: number, l: Lwp): Promise<void> {
+/**
+ * vn_locked as it comes: a free lock is taken at once, and when fn answers
+ * at once, so does this (the lock released before returning).
+ */
+export function vn_locking<T>(vp: Vnode, mode: LockMode, l: Lwp, fn: () => MaybePromise<T>): MaybePromise<T> {
+  if (!vp.lock.tryLock(l, mode)) return vn_locked(vp, mode, l, fn);
+  let r: MaybePromise<T>;
+  try {
+    r = fn();
+  } catch (e) {
+    vp.lock.unlock(l);
+    throw e;
+  }
+  if (r instanceof Promise) return r.then(v => { vp.lock.unlock(l); return v; }, e => { vp.lock.unlock(l); throw e; });
+  vp.lock.unlock(l);
+  return r;
+}
+
+/** The same as a Promise: a synchronous throw becomes a rejection. */
+function promise<T>(f: () => MaybePromise<T>): Promise<T> {
+  try {
+    const r = f();
+    return r instanceof Promise ? r : Promise.resolve(r);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+/**
+ * access(2) on a locked vnode: EROFS for writes on a read-only mount, then
+ * the mode bits. Root needs no attributes except to execute a non-directory.
+ */
+export function vn_access(vp: Vnode, accmode: number, l: Lwp): void | Promise<void> {
   if ((accmode & VWRITE) && vp.mount.readOnly &&
       (vp.type === VType.VREG || vp.type === VType.VDIR || vp.type === VType.VLNK)) throw kerr('EROFS');
-  const va = await VOP_GETATTR(vp, l);
+  if (l.cred.isRoot() && !((accmode & VEXEC) && vp.type !== VType.VDIR)) return;
+  const va = vop_getattr(vp, l);
+  if (va instanceof Promise) return va.then(a => vaccess(vp.type, a.mode, a.uid, a.gid, accmode, l.cred));
   vaccess(vp.type, va.mode, va.uid, va.gid, accmode, l.cred);
 }
 
@@ -62,10 +101,11 @@ export async function vn_setattr(vp: Vnode, va: VattrSet, l: Lwp, openForWrite =
 }
 
 /** A write by an unprivileged caller: clear setuid/setgid as Linux does. vp locked exclusive. */
-export async function vn_killpriv(vp: Vnode, l: Lwp): Promise<void> {
-  const { mode } = await VOP_GETATTR(vp, l);
-  const kept = genfs_killpriv_mode(mode);
-  if (kept !== mode) await VOP_SETATTR(vp, { mode: kept }, l);
+export function vn_killpriv(vp: Vnode, l: Lwp): void | Promise<void> {
+  return andThen(vop_getattr(vp, l), ({ mode }) => {
+    const kept = genfs_killpriv_mode(mode);
+    if (kept !== mode) return vop_setattr(vp, { mode: kept }, l);
+  });
 }
 
 /**
@@ -93,28 +133,35 @@ export function vn_readlink(l: Lwp, vp: Vnode): Promise<string> {
   return vn_locked(vp, LK_SHARED, l, () => VOP_READLINK(vp, l));
 }
 
-/**
- * open(2) of a vnode the caller holds: checks the type and the access the
- * flags want (unless the caller just created it), truncates with O_TRUNC,
- * VOP_OPEN. The File takes over the caller's reference (released on failure).
- */
-export async function vn_open(l: Lwp, vp: Vnode, flags: number, created = false): Promise<File> {
+/** vn_open as it comes (see above). */
+export function vn_openm(l: Lwp, vp: Vnode, flags: number, created = false): MaybePromise<File> {
+  const failed = (e: unknown): MaybePromise<never> => andThen(vrele(vp), () => { throw e; });
+  let r: MaybePromise<void>;
   try {
     if (vp.type === VType.VLNK) throw kerr('ELOOP');
     if ((flags & O_DIRECTORY) && vp.type !== VType.VDIR) throw kerr('ENOTDIR');
     const accmode = openAccmode(flags) | (flags & O_TRUNC ? VWRITE : 0);
     if (vp.type === VType.VDIR && (accmode & VWRITE)) throw kerr('EISDIR');
     const trunc = (flags & O_TRUNC) !== 0 && vp.type === VType.VREG && !created;
-    await vn_locked(vp, trunc ? LK_EXCLUSIVE : LK_SHARED, l, async () => {
-      if (!created) await vn_access(vp, accmode, l);
-      if (trunc) await vn_setattr(vp, { size: 0 }, l, true);
-      await VOP_OPEN(vp, flags, l);
+    r = vn_locking(vp, trunc ? LK_EXCLUSIVE : LK_SHARED, l, () => {
+      const checked = created ? undefined : vn_access(vp, accmode, l);
+      const truncated = trunc ? andThen(checked, () => vn_setattr(vp, { size: 0 }, l, true)) : checked;
+      return andThen(truncated, () => vop_open(vp, flags, l));
     });
-    return new File(vp, flags);
   } catch (e) {
-    await vrele(vp);
-    throw e;
+    return failed(e);
   }
+  if (r instanceof Promise) return r.then(() => new File(vp, flags), failed);
+  return new File(vp, flags);
+}
+
+/**
+ * open(2) of a vnode the caller holds: checks the type and the access the
+ * flags want (unless the caller just created it), truncates with O_TRUNC,
+ * VOP_OPEN. The File takes over the caller's reference (released on failure).
+ */
+export function vn_open(l: Lwp, vp: Vnode, flags: number, created = false): Promise<File> {
+  return promise(() => vn_openm(l, vp, flags, created));
 }
 
 export function vn_getxattr(l: Lwp, vp: Vnode, name: string): Promise<Uint8Array> {
@@ -153,12 +200,16 @@ function live(fp: File): Vnode {
   return fp.vp;
 }
 
-export async function vn_read(l: Lwp, fp: File, buf: Uint8Array, offset: number): Promise<number> {
+export function vn_readm(l: Lwp, fp: File, buf: Uint8Array, offset: number): MaybePromise<number> {
   const vp = live(fp);
   if (!fp.readable) throw kerr('EBADF');
   if (vp.type === VType.VDIR) throw kerr('EISDIR');
   if (offset < 0) throw kerr('EINVAL');
-  return vn_locked(vp, LK_SHARED, l, () => VOP_READ(vp, buf, offset, 0, l));
+  return vn_locking(vp, LK_SHARED, l, () => vop_read(vp, buf, offset, 0, l));
+}
+
+export function vn_read(l: Lwp, fp: File, buf: Uint8Array, offset: number): Promise<number> {
+  return promise(() => vn_readm(l, fp, buf, offset));
 }
 
 /**
@@ -166,16 +217,18 @@ export async function vn_read(l: Lwp, fp: File, buf: Uint8Array, offset: number)
  * not root; FUSE says per request, since with write-back caching the
  * kernel's writer is not the caller).
  */
-export async function vn_write(l: Lwp, fp: File, buf: Uint8Array, offset: number, killpriv = !l.cred.isRoot()): Promise<number> {
+export function vn_writem(l: Lwp, fp: File, buf: Uint8Array, offset: number, killpriv = !l.cred.isRoot()): MaybePromise<number> {
   const vp = live(fp);
   if (!fp.writable) throw kerr('EBADF');
   if (offset < 0) throw kerr('EINVAL');
   const ioflag = (fp.flags & O_APPEND ? IO_APPEND : 0) |
     ((fp.flags & O_SYNC) === O_SYNC ? IO_SYNC : 0);
-  return vn_locked(vp, LK_EXCLUSIVE, l, async () => {
-    if (killpriv && vp.type === VType.VREG) await vn_killpriv(vp, l);
-    return VOP_WRITE(vp, buf, offset, ioflag, l);
-  });
+  return vn_locking(vp, LK_EXCLUSIVE, l, () =>
+    andThen(killpriv && vp.type === VType.VREG ? vn_killpriv(vp, l) : undefined, () => vop_write(vp, buf, offset, ioflag, l)));
+}
+
+export function vn_write(l: Lwp, fp: File, buf: Uint8Array, offset: number, killpriv = !l.cred.isRoot()): Promise<number> {
+  return promise(() => vn_writem(l, fp, buf, offset, killpriv));
 }
 
 export async function vn_fstat(l: Lwp, fp: File): Promise<Vattr> {
@@ -201,14 +254,21 @@ export async function vn_readdir(l: Lwp, fp: File, cookie: number): Promise<{ en
   return vn_locked(vp, LK_SHARED, l, () => VOP_READDIR(vp, cookie, l));
 }
 
-export async function vn_close(l: Lwp, fp: File): Promise<void> {
+export function vn_closem(l: Lwp, fp: File): MaybePromise<void> {
   const vp = live(fp);
   fp.closed = true;
+  let r: MaybePromise<void>;
   try {
-    await vn_locked(vp, LK_SHARED, l, () => VOP_CLOSE(vp, fp.flags, l));
-  } finally {
-    await vrele(vp);
+    r = vn_locking(vp, LK_SHARED, l, () => vop_close(vp, fp.flags, l));
+  } catch (e) {
+    return andThen(vrele(vp), () => { throw e; });
   }
+  if (r instanceof Promise) return r.then(() => vrele(vp), e => andThen(vrele(vp), () => { throw e; }));
+  return vrele(vp);
+}
+
+export function vn_close(l: Lwp, fp: File): Promise<void> {
+  return promise(() => vn_closem(l, fp));
 }
 
 /** Access wanted for open(2) flags. */

@@ -14,8 +14,11 @@ import type { Dirent, MaybePromise, VType, Vattr, VattrCreate, VattrSet } from '
  * what only they know (read-only media, ENOTEMPTY, name rules, limits).
  */
 export interface VnodeOps {
-  /** Find `name` in directory dvp; `..` included, `.` never asked. ENOENT if absent. */
-  lookup(dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode>;
+  /**
+   * Find `name` in directory dvp; `..` included, `.` never asked. Absent:
+   * null (no exception: the cheap answer to every create's first lookup) or ENOENT.
+   */
+  lookup(dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode | null>;
   /** Create a regular file (va.type VREG), or a device/FIFO/socket (mknod). */
   create(dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode>;
   mkdir(dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode>;

@@ -16,7 +16,12 @@
 // on exit without a microtask in between, and gives the answer the way it
 // came: callers on the kernel's hot paths (namei) take values as they are.
 // VOP_* are the same calls as Promises, for callers that chain them.
-import { kerr } from './errno.js';
+//
+// A driver's lookup may answer an absent name with null instead of throwing
+// ENOENT: a negative lookup (every create asks one first) then costs no
+// exception. vop_lookup turns null into ENOENT for the callers that want the
+// error; vop_lookup_or_null gives null for both spellings of "absent".
+import { isKernError, kerr } from './errno.js';
 import { LK_EXCLUSIVE, LockProtocolError } from './lock.js';
 import type { Lwp } from './lwp.js';
 import { panic } from './panic.js';
@@ -54,17 +59,23 @@ export const vnode_if = {
 
 export type VopName = keyof typeof vnode_if;
 
-function check(op: VopName, when: string, vps: readonly (Vnode | null)[], l: Lwp): void {
-  const needs = vnode_if[op] as readonly Need[];
-  for (let i = 0; i < needs.length; i++) {
-    const vp = vps[i];
-    if (!vp || needs[i] === '-') continue;
-    const held = vp.lock.heldBy(l);
-    if (held === 0 || (needs[i] === 'E' && held !== LK_EXCLUSIVE)) {
-      throw new LockProtocolError(
-        `VOP_${op.toUpperCase()}: ${vp} must be locked ${needs[i] === 'E' ? 'exclusive' : ''} by ${l} on ${when}, is ${held === 0 ? 'not locked by it' : 'shared'}`);
-    }
+/** The lock vnode argument i of op needs, checked on entry or exit. */
+function need(op: VopName, i: number, vp: Vnode | null | undefined, when: string, l: Lwp): void {
+  const n = (vnode_if[op] as readonly Need[])[i];
+  if (!vp || n === '-') return;
+  const held = vp.lock.heldBy(l);
+  if (held === 0 || (n === 'E' && held !== LK_EXCLUSIVE)) {
+    throw new LockProtocolError(
+      `VOP_${op.toUpperCase()}: ${vp} must be locked ${n === 'E' ? 'exclusive' : ''} by ${l} on ${when}, is ${held === 0 ? 'not locked by it' : 'shared'}`);
   }
+}
+
+// The vnode arguments are passed one by one (no array, no closure per call: a VOP is on every request's path).
+function check(op: VopName, when: string, l: Lwp, a: Vnode, b?: Vnode | null, c?: Vnode | null, d?: Vnode | null): void {
+  need(op, 0, a, when, l);
+  if (b !== undefined) need(op, 1, b, when, l);
+  if (c !== undefined) need(op, 2, c, when, l);
+  if (d !== undefined) need(op, 3, d, when, l);
 }
 
 /** A new file's vnode comes back unlocked. */
@@ -82,17 +93,17 @@ const fault = (() => {
   return m ? { op: m[1].toLowerCase(), n: Number(m[2]), seen: 0 } : null;
 })();
 
-function exitChecked<T>(op: VopName, vps: readonly (Vnode | null)[], l: Lwp, r: MaybePromise<T>): MaybePromise<T> {
-  if (r instanceof Promise) return r.then(v => { check(op, 'exit', vps, l); return v; });
-  check(op, 'exit', vps, l);
-  return r;
+/** Entry check (and the injected fault); the driver is called after it. */
+function enter(op: VopName, l: Lwp, a: Vnode, b?: Vnode | null, c?: Vnode | null, d?: Vnode | null): void {
+  check(op, 'entry', l, a, b, c, d);
+  if (fault && fault.op === op && ++fault.seen === fault.n) panic(`RUMPFS_FAULT: injected at VOP_${op.toUpperCase()} call ${fault.n}`);
 }
 
-/** Entry check, the driver's call, exit check; a driver's synchronous throw passes through. */
-function call<T>(op: VopName, vps: readonly (Vnode | null)[], l: Lwp, fn: () => MaybePromise<T>): MaybePromise<T> {
-  check(op, 'entry', vps, l);
-  if (fault && fault.op === op && ++fault.seen === fault.n) panic(`RUMPFS_FAULT: injected at VOP_${op.toUpperCase()} call ${fault.n}`);
-  return exitChecked(op, vps, l, fn());
+/** Exit check of the driver's answer r, given at once or later; a driver's synchronous throw passes by it. */
+function leave<T>(op: VopName, l: Lwp, r: MaybePromise<T>, a: Vnode, b?: Vnode | null, c?: Vnode | null, d?: Vnode | null): MaybePromise<T> {
+  if (r instanceof Promise) return r.then(v => { check(op, 'exit', l, a, b, c, d); return v; });
+  check(op, 'exit', l, a, b, c, d);
+  return r;
 }
 
 function returned(op: VopName, r: MaybePromise<Vnode>, l: Lwp): MaybePromise<Vnode> {
@@ -113,58 +124,132 @@ function promised<A extends unknown[], T>(f: (...a: A) => MaybePromise<T>): (...
 
 const enotsup = () => { throw kerr('ENOTSUP'); };
 
-export const vop_lookup = (dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode> =>
-  call('lookup', [dvp], l, () => dvp.ops.lookup(dvp, name, l));
-export const vop_create = (dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode> =>
-  returned('create', call('create', [dvp], l, () => dvp.ops.create(dvp, name, va, l)), l);
-export const vop_mkdir = (dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode> =>
-  returned('mkdir', call('mkdir', [dvp], l, () => dvp.ops.mkdir(dvp, name, va, l)), l);
-export const vop_symlink = (dvp: Vnode, name: string, va: VattrCreate, target: string, l: Lwp): MaybePromise<Vnode> =>
-  returned('symlink', call('symlink', [dvp], l, () => dvp.ops.symlink(dvp, name, va, target, l)), l);
-export const vop_link = (dvp: Vnode, vp: Vnode, name: string, l: Lwp): MaybePromise<void> =>
-  call('link', [dvp, vp], l, () => dvp.ops.link(dvp, vp, name, l));
-export const vop_remove = (dvp: Vnode, vp: Vnode, name: string, l: Lwp): MaybePromise<void> =>
-  call('remove', [dvp, vp], l, () => dvp.ops.remove(dvp, vp, name, l));
-export const vop_rmdir = (dvp: Vnode, vp: Vnode, name: string, l: Lwp): MaybePromise<void> =>
-  call('rmdir', [dvp, vp], l, () => dvp.ops.rmdir(dvp, vp, name, l));
-/** The mount's rename lock is checked before anything: a caller's bug, thrown at once. */
-export const vop_rename = (fdvp: Vnode, fvp: Vnode, fname: string, tdvp: Vnode, tvp: Vnode | null, tname: string, l: Lwp): MaybePromise<void> => {
-  if (fdvp.mount.renameLock.heldBy(l) !== LK_EXCLUSIVE) throw new LockProtocolError('VOP_RENAME: the mount\'s rename lock is not held');
-  return call('rename', [fdvp, fvp, tdvp, tvp], l, () => fdvp.ops.rename(fdvp, fvp, fname, tdvp, tvp, tname, l));
+/** f of r's value: at once when r is a value, else when it settles. */
+export function andThen<T, U>(r: MaybePromise<T>, f: (v: T) => MaybePromise<U>): MaybePromise<U> {
+  return r instanceof Promise ? r.then(f) : f(r);
+}
+
+const found = (vp: Vnode | null): Vnode => {
+  if (vp === null) throw kerr('ENOENT');
+  return vp;
 };
-export const vop_open = (vp: Vnode, flags: number, l: Lwp): MaybePromise<void> =>
-  call('open', [vp], l, () => vp.ops.open(vp, flags, l));
-export const vop_close = (vp: Vnode, flags: number, l: Lwp): MaybePromise<void> =>
-  call('close', [vp], l, () => vp.ops.close(vp, flags, l));
-export const vop_getattr = (vp: Vnode, l: Lwp): MaybePromise<Vattr> =>
-  call('getattr', [vp], l, () => vp.ops.getattr(vp, l));
-export const vop_setattr = (vp: Vnode, va: VattrSet, l: Lwp): MaybePromise<void> =>
-  call('setattr', [vp], l, () => vp.ops.setattr(vp, va, l));
-export const vop_read = (vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): MaybePromise<number> =>
-  call('read', [vp], l, () => vp.ops.read(vp, buf, offset, ioflag, l));
-export const vop_write = (vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): MaybePromise<number> =>
-  call('write', [vp], l, () => vp.ops.write(vp, buf, offset, ioflag, l));
-export const vop_readdir = (vp: Vnode, cookie: number, l: Lwp): MaybePromise<{ entries: Dirent[]; eof: boolean }> =>
-  call('readdir', [vp], l, () => vp.ops.readdir(vp, cookie, l));
-export const vop_readlink = (vp: Vnode, l: Lwp): MaybePromise<string> =>
-  call('readlink', [vp], l, () => vp.ops.readlink(vp, l));
-export const vop_fsync = (vp: Vnode, flags: number, l: Lwp): MaybePromise<void> =>
-  call('fsync', [vp], l, () => vp.ops.fsync(vp, flags, l));
-export const vop_inactive = (vp: Vnode, l: Lwp): MaybePromise<boolean> =>
-  call('inactive', [vp], l, () => vp.ops.inactive(vp, l));
-export const vop_reclaim = (vp: Vnode, l: Lwp): MaybePromise<void> =>
-  call('reclaim', [vp], l, () => vp.ops.reclaim(vp, l));
+const absent = (e: unknown): null => {
+  if (isKernError(e) && e.code === 'ENOENT') return null;
+  throw e;
+};
+
+/** The driver's lookup: its answer as it came (null or ENOENT for an absent name). */
+function lookup1(dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode | null> {
+  enter('lookup', l, dvp);
+  return leave('lookup', l, dvp.ops.lookup(dvp, name, l), dvp);
+}
+
+/** name in dvp, referenced; ENOENT when absent. */
+export const vop_lookup = (dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode> => andThen(lookup1(dvp, name, l), found);
+/** name in dvp, referenced; null when absent (a driver's null or its ENOENT). */
+export function vop_lookup_or_null(dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode | null> {
+  let r: MaybePromise<Vnode | null>;
+  try {
+    r = lookup1(dvp, name, l);
+  } catch (e) {
+    return absent(e);
+  }
+  return r instanceof Promise ? r.catch(absent) : r;
+}
+export function vop_create(dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode> {
+  enter('create', l, dvp);
+  return returned('create', leave('create', l, dvp.ops.create(dvp, name, va, l), dvp), l);
+}
+export function vop_mkdir(dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode> {
+  enter('mkdir', l, dvp);
+  return returned('mkdir', leave('mkdir', l, dvp.ops.mkdir(dvp, name, va, l), dvp), l);
+}
+export function vop_symlink(dvp: Vnode, name: string, va: VattrCreate, target: string, l: Lwp): MaybePromise<Vnode> {
+  enter('symlink', l, dvp);
+  return returned('symlink', leave('symlink', l, dvp.ops.symlink(dvp, name, va, target, l), dvp), l);
+}
+export function vop_link(dvp: Vnode, vp: Vnode, name: string, l: Lwp): MaybePromise<void> {
+  enter('link', l, dvp, vp);
+  return leave('link', l, dvp.ops.link(dvp, vp, name, l), dvp, vp);
+}
+export function vop_remove(dvp: Vnode, vp: Vnode, name: string, l: Lwp): MaybePromise<void> {
+  enter('remove', l, dvp, vp);
+  return leave('remove', l, dvp.ops.remove(dvp, vp, name, l), dvp, vp);
+}
+export function vop_rmdir(dvp: Vnode, vp: Vnode, name: string, l: Lwp): MaybePromise<void> {
+  enter('rmdir', l, dvp, vp);
+  return leave('rmdir', l, dvp.ops.rmdir(dvp, vp, name, l), dvp, vp);
+}
+/** The mount's rename lock is checked before anything: a caller's bug, thrown at once. */
+export function vop_rename(fdvp: Vnode, fvp: Vnode, fname: string, tdvp: Vnode, tvp: Vnode | null, tname: string, l: Lwp): MaybePromise<void> {
+  if (fdvp.mount.renameLock.heldBy(l) !== LK_EXCLUSIVE) throw new LockProtocolError('VOP_RENAME: the mount\'s rename lock is not held');
+  enter('rename', l, fdvp, fvp, tdvp, tvp);
+  return leave('rename', l, fdvp.ops.rename(fdvp, fvp, fname, tdvp, tvp, tname, l), fdvp, fvp, tdvp, tvp);
+}
+export function vop_open(vp: Vnode, flags: number, l: Lwp): MaybePromise<void> {
+  enter('open', l, vp);
+  return leave('open', l, vp.ops.open(vp, flags, l), vp);
+}
+export function vop_close(vp: Vnode, flags: number, l: Lwp): MaybePromise<void> {
+  enter('close', l, vp);
+  return leave('close', l, vp.ops.close(vp, flags, l), vp);
+}
+export function vop_getattr(vp: Vnode, l: Lwp): MaybePromise<Vattr> {
+  enter('getattr', l, vp);
+  return leave('getattr', l, vp.ops.getattr(vp, l), vp);
+}
+export function vop_setattr(vp: Vnode, va: VattrSet, l: Lwp): MaybePromise<void> {
+  enter('setattr', l, vp);
+  return leave('setattr', l, vp.ops.setattr(vp, va, l), vp);
+}
+export function vop_read(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): MaybePromise<number> {
+  enter('read', l, vp);
+  return leave('read', l, vp.ops.read(vp, buf, offset, ioflag, l), vp);
+}
+export function vop_write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): MaybePromise<number> {
+  enter('write', l, vp);
+  return leave('write', l, vp.ops.write(vp, buf, offset, ioflag, l), vp);
+}
+export function vop_readdir(vp: Vnode, cookie: number, l: Lwp): MaybePromise<{ entries: Dirent[]; eof: boolean }> {
+  enter('readdir', l, vp);
+  return leave('readdir', l, vp.ops.readdir(vp, cookie, l), vp);
+}
+export function vop_readlink(vp: Vnode, l: Lwp): MaybePromise<string> {
+  enter('readlink', l, vp);
+  return leave('readlink', l, vp.ops.readlink(vp, l), vp);
+}
+export function vop_fsync(vp: Vnode, flags: number, l: Lwp): MaybePromise<void> {
+  enter('fsync', l, vp);
+  return leave('fsync', l, vp.ops.fsync(vp, flags, l), vp);
+}
+export function vop_inactive(vp: Vnode, l: Lwp): MaybePromise<boolean> {
+  enter('inactive', l, vp);
+  return leave('inactive', l, vp.ops.inactive(vp, l), vp);
+}
+export function vop_reclaim(vp: Vnode, l: Lwp): MaybePromise<void> {
+  enter('reclaim', l, vp);
+  return leave('reclaim', l, vp.ops.reclaim(vp, l), vp);
+}
 // Extended attributes are optional for a driver: ENOTSUP where absent.
-export const vop_getxattr = (vp: Vnode, name: string, l: Lwp): MaybePromise<Uint8Array> =>
-  call('getxattr', [vp], l, () => vp.ops.getxattr ? vp.ops.getxattr(vp, name, l) : enotsup());
-export const vop_setxattr = (vp: Vnode, name: string, value: Uint8Array, flags: number, l: Lwp): MaybePromise<void> =>
-  call('setxattr', [vp], l, () => vp.ops.setxattr ? vp.ops.setxattr(vp, name, value, flags, l) : enotsup());
-export const vop_listxattr = (vp: Vnode, l: Lwp): MaybePromise<string[]> =>
-  call('listxattr', [vp], l, () => vp.ops.listxattr ? vp.ops.listxattr(vp, l) : []);
-export const vop_removexattr = (vp: Vnode, name: string, l: Lwp): MaybePromise<void> =>
-  call('removexattr', [vp], l, () => vp.ops.removexattr ? vp.ops.removexattr(vp, name, l) : enotsup());
+export function vop_getxattr(vp: Vnode, name: string, l: Lwp): MaybePromise<Uint8Array> {
+  enter('getxattr', l, vp);
+  return leave('getxattr', l, vp.ops.getxattr ? vp.ops.getxattr(vp, name, l) : enotsup(), vp);
+}
+export function vop_setxattr(vp: Vnode, name: string, value: Uint8Array, flags: number, l: Lwp): MaybePromise<void> {
+  enter('setxattr', l, vp);
+  return leave('setxattr', l, vp.ops.setxattr ? vp.ops.setxattr(vp, name, value, flags, l) : enotsup(), vp);
+}
+export function vop_listxattr(vp: Vnode, l: Lwp): MaybePromise<string[]> {
+  enter('listxattr', l, vp);
+  return leave('listxattr', l, vp.ops.listxattr ? vp.ops.listxattr(vp, l) : [], vp);
+}
+export function vop_removexattr(vp: Vnode, name: string, l: Lwp): MaybePromise<void> {
+  enter('removexattr', l, vp);
+  return leave('removexattr', l, vp.ops.removexattr ? vp.ops.removexattr(vp, name, l) : enotsup(), vp);
+}
 
 export const VOP_LOOKUP = promised(vop_lookup);
+export const VOP_LOOKUP_OR_NULL = promised(vop_lookup_or_null);
 export const VOP_CREATE = promised(vop_create);
 export const VOP_MKDIR = promised(vop_mkdir);
 export const VOP_SYMLINK = promised(vop_symlink);

@@ -55,8 +55,8 @@ export interface TmpfsNode {
   birthtime: Timespec;
   /** VBLK/VCHR device number. */
   rdev: number;
-  /** VREG: data pages by page index; missing pages read as zeros. */
-  readonly pages: Map<number, Uint8Array> | null;
+  /** VREG: data pages by page index (null until the first write); missing pages read as zeros. */
+  pages: Map<number, Uint8Array> | null;
   /** VDIR */
   readonly dir: TmpfsDir | null;
   /** VLNK */

@@ -18,7 +18,8 @@ export function byteLength(s: string): number {
 export function tmpfs_checkname(name: string): void {
   if (name.length === 0 || name === '.' || name === '..') throw kerr('EINVAL', `bad name '${name}'`);
   if (name.includes('/') || name.includes('\0')) throw kerr('EINVAL', 'name contains / or NUL');
-  if (byteLength(name) > TMPFS_NAME_MAX) throw kerr('ENAMETOOLONG', name.slice(0, 32) + '...');
+  // At most 3 bytes per UTF-16 unit: a short name needs no encoding to be measured.
+  if (name.length * 3 > TMPFS_NAME_MAX && byteLength(name) > TMPFS_NAME_MAX) throw kerr('ENAMETOOLONG', name.slice(0, 32) + '...');
 }
 
 export interface NodeInit {
@@ -42,7 +43,7 @@ export function tmpfs_alloc_node(tm: TmpfsMount, init: NodeInit): TmpfsNode {
     size: init.target !== undefined ? byteLength(init.target) : 0,
     atime: now, mtime: now, ctime: now, birthtime: now,
     rdev: init.type === VType.VBLK || init.type === VType.VCHR ? init.rdev ?? 0 : 0,
-    pages: init.type === VType.VREG ? new Map() : null,
+    pages: null, // made by the first write: an empty file costs no Map
     dir: null, target: init.type === VType.VLNK ? init.target ?? '' : null,
   };
   if (init.type === VType.VDIR) {
@@ -130,8 +131,9 @@ export function tmpfs_read_pages(node: TmpfsNode, buf: Uint8Array, offset: numbe
     const off = offset + done;
     const idx = Math.floor(off / P), inPage = off % P;
     const len = Math.min(P - inPage, n - done);
-    const page = node.pages!.get(idx);
-    if (page) buf.set(page.subarray(inPage, inPage + len), done);
+    const page = node.pages?.get(idx);
+    // A whole page is copied without a view of it (no object per page read).
+    if (page) buf.set(len === P ? page : page.subarray(inPage, inPage + len), done);
     else buf.fill(0, done, done + len);
     done += len;
   }
@@ -145,7 +147,7 @@ export function tmpfs_read_pages(node: TmpfsNode, buf: Uint8Array, offset: numbe
 export function tmpfs_write_pages(tm: TmpfsMount, node: TmpfsNode, buf: Uint8Array, offset: number): void {
   const end = offset + buf.length;
   if (end > TMPFS_MAXFILESIZE) throw kerr('EFBIG');
-  const pages = node.pages!;
+  const pages = node.pages ??= new Map();
   const first = Math.floor(offset / P), last = Math.floor((end - 1) / P);
   let missing = 0;
   for (let i = first; i <= last; i++) if (!pages.has(i)) missing++;
@@ -171,7 +173,7 @@ export function tmpfs_write_pages(tm: TmpfsMount, node: TmpfsNode, buf: Uint8Arr
 export function tmpfs_truncate(tm: TmpfsMount, node: TmpfsNode, size: number): void {
   if (size > TMPFS_MAXFILESIZE) throw kerr('EFBIG');
   if (size < node.size) {
-    const pages = node.pages!;
+    const pages = node.pages ?? new Map<number, Uint8Array>();
     const keep = Math.ceil(size / P);
     for (const idx of pages.keys()) {
       if (idx >= keep) {

@@ -3,7 +3,7 @@
 // the change, keep link counts and time stamps as POSIX asks, and enforce
 // the mount's limits and the name rules.
 import {
-  IO_APPEND, kerr, nanotime, vcache_get, vcache_tryget, VType,
+  IO_APPEND, kerr, nanotime, vcache_getm, VType,
   type Dirent, type Lwp, type MaybePromise, type Mount, type Vattr, type VattrCreate, type VattrSet, type Vnode,
   type VnodeOps,
 } from '../../kern/index.js';
@@ -20,8 +20,8 @@ import {
 // Every operation answers at once: nothing here waits for I/O, so the
 // kernel's callers take the answer without a microtask.
 
-/** A cached vnode at once; one being loaded or reclaimed later. */
-const vget = (mp: Mount, id: number): MaybePromise<Vnode> => vcache_tryget(mp, id) ?? vcache_get(mp, id);
+/** A cached or new vnode at once; one being loaded or reclaimed later. */
+const vget = (mp: Mount, id: number): MaybePromise<Vnode> => vcache_getm(mp, id);
 
 /** Entries one VOP_READDIR returns at most: large directories are read in several calls. */
 const READDIR_BATCH = 128;
@@ -42,8 +42,8 @@ function makeNode(dvp: Vnode, name: string, va: VattrCreate, l: Lwp, target?: st
   const tm = tmpfs(dvp), dnode = node(dvp);
   checkNewEntry(dnode, name, va.type === VType.VDIR);
   if (target !== undefined) tmpfs_check_target(target);
-  const owner = tmpfs_init_owner(dnode, va.type, va.mode, l.cred);
-  const nnode = tmpfs_alloc_node(tm, { ...owner, type: va.type, rdev: va.rdev, target, parent: dnode });
+  const { uid, gid, mode } = tmpfs_init_owner(dnode, va.type, va.mode, l.cred);
+  const nnode = tmpfs_alloc_node(tm, { uid, gid, mode, type: va.type, rdev: va.rdev, target, parent: dnode });
   if (nnode.dir) nnode.nlink = 1; // its own `.`; the entry in dnode adds the other
   tmpfs_dir_attach(dnode, name, nnode);
   tmpfs_update(dnode, TM_MTIME | TM_CTIME, nnode.ctime);
@@ -60,8 +60,8 @@ export const tmpfs_vnodeops: VnodeOps = {
     if (dnode.nlink === 0) throw kerr('ENOENT', 'directory was removed');
     if (name === '..') return vget(dvp.mount, dnode.dir!.parent.id);
     const de = tmpfs_dir_lookup(dnode, name);
-    if (!de) throw kerr('ENOENT');
-    return vget(dvp.mount, de.node.id);
+    // Absent: null, no exception (every create looks its name up first).
+    return de ? vget(dvp.mount, de.node.id) : null;
   },
 
   create(dvp, name, va, l) {
