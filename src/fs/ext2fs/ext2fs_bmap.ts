@@ -17,6 +17,27 @@ export async function ext2fs_bmaprun(ip: E2node, lbn: number): Promise<{ pbn: nu
   return ip.extents ? extentBmap(ip, lbn) : indirBmap(ip, lbn);
 }
 
+/** `len` logical blocks from `lbn` at physical blocks `pbn` onwards; pbn 0: a hole (or unwritten), zeroes. */
+export interface BlockRun { lbn: number; pbn: number; len: number }
+
+/**
+ * The mapping of logical blocks [lbn, lbn + count) as runs, in file order:
+ * physically contiguous blocks are one run, a hole is one run. An indirect
+ * block is read once for all the pointers it holds in the range, an
+ * extent once for all its blocks.
+ */
+export async function ext2fs_bmapruns(ip: E2node, lbn: number, count: number): Promise<BlockRun[]> {
+  const runs: BlockRun[] = [];
+  const end = lbn + count;
+  const add = (pbn: number, len: number): void => {
+    const last = runs[runs.length - 1];
+    if (last && (last.pbn === 0 ? pbn === 0 : pbn !== 0 && last.pbn + last.len === pbn)) last.len += len;
+    else runs.push({ lbn: last ? last.lbn + last.len : lbn, pbn, len });
+  };
+  for (let at = lbn; at < end;) at = ip.extents ? await extentRun(ip, at, end, add) : await indirRun(ip, at, end, add);
+  return runs;
+}
+
 // ---- extent trees ----
 
 const EXT4_EXT_MAGIC = 0xf30a;
@@ -31,6 +52,23 @@ async function extentBmap(ip: E2node, lbn: number): Promise<{ pbn: number; next:
     e = ip.lastExtent = found;
   }
   return e.uninit ? { pbn: 0, next: e.lblk + e.len } : { pbn: e.pblk + (lbn - e.lblk), next: lbn + 1 };
+}
+
+/** Map from lbn (before end) through its extent or hole; the next block to map. */
+async function extentRun(ip: E2node, lbn: number, end: number, add: (pbn: number, len: number) => void): Promise<number> {
+  let e = ip.lastExtent;
+  if (!e || lbn < e.lblk || lbn >= e.lblk + e.len) {
+    const found = await extentFind(ip, lbn);
+    if ('hole' in found) {
+      const to = Math.min(end, found.hole);
+      add(0, to - lbn);
+      return to;
+    }
+    e = ip.lastExtent = found;
+  }
+  const to = Math.min(end, e.lblk + e.len);
+  add(e.uninit ? 0 : e.pblk + (lbn - e.lblk), to - lbn);
+  return to;
 }
 
 /** The leaf extent holding lbn, or a hole up to the next extent. */
@@ -132,6 +170,57 @@ async function indirBmap(ip: E2node, lbn: number): Promise<{ pbn: number; next: 
   }
   if (pbn !== 0 && !ump.validBlock(pbn)) throw ump.corrupt(`inode ${ip.ino}: block ${pbn} (logical ${lbn}) is outside the file system`);
   return { pbn, next: lbn + 1 };
+}
+
+/**
+ * Map from lbn (before end): a direct block, or every pointer of lbn's
+ * last-level indirect block up to end, or a hole to the end of the subtree
+ * that is missing; the next block to map.
+ */
+async function indirRun(ip: E2node, lbn: number, end: number, add: (pbn: number, len: number) => void): Promise<number> {
+  const ump = ip.ump, apb = ump.bsize / 4;
+  const path = indirPath(apb, lbn);
+  if (!path) {
+    add(0, end - lbn);
+    return end;
+  }
+  const check = (pbn: number, l: number): number => {
+    if (pbn !== 0 && !ump.validBlock(pbn)) throw ump.corrupt(`inode ${ip.ino}: block ${pbn} (logical ${l}) is outside the file system`);
+    return pbn;
+  };
+  let pbn = ip.di.blockAt(path.slot);
+  if (path.idx.length === 0) {
+    add(check(pbn, lbn), 1);
+    return lbn + 1;
+  }
+  let span = apb ** path.idx.length;
+  let start = lbn - path.idx.reduce((rel, i, k) => rel + i * apb ** (path.idx.length - 1 - k), 0);
+  for (let level = 0; ; level++) {
+    if (pbn === 0) {
+      const to = Math.min(end, start + span);
+      add(0, to - lbn);
+      return to;
+    }
+    if (!ump.validBlock(pbn)) throw ump.corrupt(`inode ${ip.ino}: indirect block ${pbn} is outside the file system`);
+    const i = path.idx[level];
+    const bp = await ump.bread(pbn);
+    const dv = new DataView(bp.data.buffer, bp.data.byteOffset, bp.data.byteLength);
+    if (level < path.idx.length - 1) {
+      pbn = dv.getUint32(i * 4, true);
+      brelse(bp);
+      span /= apb;
+      start += i * span;
+      continue;
+    }
+    // The last level: its pointers are the data blocks.
+    let at = lbn;
+    try {
+      for (let j = i; j < apb && at < end; j++, at++) add(check(dv.getUint32(j * 4, true), at), 1);
+    } finally {
+      brelse(bp);
+    }
+    return at;
+  }
 }
 
 /** A new zeroed metadata block (an indirect block) near goal. */

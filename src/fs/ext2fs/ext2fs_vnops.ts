@@ -1,13 +1,13 @@
 // Vnode operations (NetBSD ext2fs_vnops.c, ext2fs_readwrite.c,
 // ext2fs_inode.c): what the kernel asks of an ext2/3/4 file or directory.
 import {
-  brelse, bwrite, getblk, IO_APPEND, IO_SYNC, kerr, log, makedev, mount_bwrite, nanotime, O_ACCMODE, O_RDONLY,
+  bread_cluster, brelse, bwrite, getblk, IO_APPEND, IO_SYNC, kerr, log, makedev, mount_bwrite, nanotime, O_ACCMODE, O_RDONLY,
   O_TRUNC, vcache_get, vflushbuf, vtypeToIfmt, VType, major, minor,
-  type Dirent, type Lwp, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
+  type BlockRef, type Dirent, type Lwp, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { LINK_MAX, MAXNAMLEN, RO_COMPAT } from './ext2fs.js';
 import { ext2fs_blkfree, ext2fs_ialloc, ext2fs_ifree } from './ext2fs_alloc.js';
-import { ext2fs_balloc, ext2fs_bmap, ext2fs_bmaprun, ext2fs_indirtrunc, indirMaxBlocks } from './ext2fs_bmap.js';
+import { ext2fs_balloc, ext2fs_bmap, ext2fs_bmapruns, ext2fs_indirtrunc, indirMaxBlocks } from './ext2fs_bmap.js';
 import { Dinode } from './ext2fs_dinode.js';
 import { E2node } from './ext2fs_inode.js';
 import {
@@ -125,46 +125,77 @@ async function freeFile(ip: E2node): Promise<void> {
   await ext2fs_ifree(ump, ip.ino, ip.isDir);
 }
 
+/** Blocks mapped and read at once by one request (1 MiB of 4 KiB blocks). */
+const READ_WINDOW = 256;
+/** Blocks read ahead of a sequential reader, issued in halves. */
+const READ_AHEAD = 64;
+
 /**
  * Read the file's bytes [offset, offset + buf.length) below its size, holes
- * as zeroes. A mount that was read-only from the start holds no dirty
- * buffers, so each physically contiguous run is read from the device
- * straight into buf with one read; otherwise through the buffer cache, a
- * window of blocks at once.
+ * as zeroes, mapping a window of blocks at once into physically contiguous
+ * runs. A mount that was read-only from the start holds no dirty buffers,
+ * so each run is read from the device straight into buf with one read;
+ * otherwise through the buffer cache, each run of missing blocks with one
+ * read (bread_cluster), and a sequential reader's next blocks are read
+ * ahead (mapped here, under the vnode's lock; only the data reads run on).
  */
 async function readData(ip: E2node, buf: Uint8Array, offset: number, owner: object): Promise<number> {
   const size = ip.size, bs = ip.bsize, ump = ip.ump;
   if (offset >= size || buf.length === 0) return 0;
-  const n = Math.min(buf.length, size - offset);
-  // [device offset, bytes, offset in buf] of the mapped pieces, in file order.
-  const pieces: [number, number, number][] = [];
-  for (let done = 0; done < n;) {
-    const pos = offset + done, lbn = Math.floor(pos / bs), within = pos % bs;
-    const { pbn, next } = await ext2fs_bmaprun(ip, lbn);
-    if (!pbn) {
-      // A hole: zeroes up to where data may start again.
-      const len = Math.min(n - done, next * bs - pos);
-      buf.fill(0, done, done + len);
-      done += len;
-      continue;
+  const n = Math.min(buf.length, size - offset), stop = offset + n;
+  const first = Math.floor(offset / bs), end = Math.ceil(stop / bs);
+  const sequential = first === ip.raNext || first + 1 === ip.raNext || offset === 0;
+  ip.raNext = end;
+  for (let w = first; w < end; w += READ_WINDOW) {
+    const runs = await ext2fs_bmapruns(ip, w, Math.min(end, w + READ_WINDOW) - w);
+    const refs: BlockRef[] = [];
+    const reads: Promise<void>[] = [];
+    for (const r of runs) {
+      // The run's bytes within the request, as offsets in the file.
+      const from = Math.max(offset, r.lbn * bs), to = Math.min(stop, (r.lbn + r.len) * bs);
+      if (r.pbn === 0) buf.fill(0, from - offset, to - offset);
+      else if (ump.directReads) reads.push(ump.dev.read(buf.subarray(from - offset, to - offset), r.pbn * bs + (from - r.lbn * bs)));
+      else for (let k = 0; k < r.len; k++) refs.push({ offset: (r.pbn + k) * bs, size: bs });
     }
-    const len = Math.min(bs - within, n - done);
-    const last = pieces[pieces.length - 1];
-    if (ump.directReads && last && last[0] + last[1] === pbn * bs + within && last[2] + last[1] === done) last[1] += len;
-    else pieces.push([pbn * bs + within, len, done]);
-    done += len;
+    if (reads.length) {
+      const settled = await Promise.allSettled(reads);
+      for (const x of settled) if (x.status === 'rejected') throw x.reason;
+    }
+    if (!refs.length) continue;
+    const got = bread_cluster(ump.dev, refs, owner);
+    const bufs = got instanceof Promise ? await got : got;
+    let i = 0;
+    for (const r of runs) {
+      if (r.pbn === 0) continue;
+      for (let k = 0; k < r.len; k++, i++) {
+        const lo = (r.lbn + k) * bs, from = Math.max(offset, lo), to = Math.min(stop, lo + bs);
+        buf.set(bufs[i].data.subarray(from - lo, to - lo), from - offset);
+        brelse(bufs[i]);
+      }
+    }
   }
-  for (let i = 0; i < pieces.length; i += IO_WINDOW) {
-    const settled = await Promise.allSettled(pieces.slice(i, i + IO_WINDOW).map(async ([at, len, to]) => {
-      if (ump.directReads) return ump.dev.read(buf.subarray(to, to + len), at);
-      const within = at % bs;
-      const bp = await ump.bread((at - within) / bs, owner);
-      buf.set(bp.data.subarray(within, within + len), to);
-      brelse(bp);
-    }));
-    for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  if (!ump.directReads) {
+    if (!sequential) ip.raEnd = end;
+    else await readAhead(ip, end, owner);
   }
   return n;
+}
+
+/** Start reading the blocks from ip.raEnd (at least `from`) to READ_AHEAD past `from`, when half of that is due. */
+async function readAhead(ip: E2node, from: number, owner: object): Promise<void> {
+  const bs = ip.bsize, ump = ip.ump;
+  const start = Math.max(from, ip.raEnd), to = Math.min(Math.ceil(ip.size / bs), from + READ_AHEAD);
+  if (to - start < READ_AHEAD / 2) return;
+  ip.raEnd = to;
+  const refs: BlockRef[] = [];
+  for (const r of await ext2fs_bmapruns(ip, start, to - start)) {
+    if (r.pbn) for (let k = 0; k < r.len; k++) refs.push({ offset: (r.pbn + k) * bs, size: bs });
+  }
+  if (!refs.length) return;
+  // Not waited for: the blocks are in the cache, or being read, when asked for.
+  const got = bread_cluster(ump.dev, refs, owner);
+  if (!(got instanceof Promise)) got.forEach(brelse);
+  else got.then(bufs => bufs.forEach(brelse), () => { ip.raEnd = 0; });
 }
 
 interface Piece { pbn: number; fresh: boolean; within: number; len: number; at: number }
