@@ -4,7 +4,7 @@
 // pointer files for the writer.
 import { brelse, getblk, kerr, mount_bwrite } from '../../kern/index.js';
 import { NDADDR, NIADDR } from './ext2fs.js';
-import { ext2fs_blkalloc, ext2fs_blkfree } from './ext2fs_alloc.js';
+import { ext2fs_blkalloc, ext2fs_blkallocrun, ext2fs_blkfree } from './ext2fs_alloc.js';
 import type { E2node, Extent } from './ext2fs_inode.js';
 
 /** Where a logical block is: 0 for a hole (and an unwritten extent), which reads as zeroes. */
@@ -239,42 +239,119 @@ async function newIndirect(ip: E2node, goal: number): Promise<number> {
  * is a hole. `fresh` says the data block is new, so the caller need not read it.
  */
 export async function ext2fs_balloc(ip: E2node, lbn: number, goal: number): Promise<{ pbn: number; fresh: boolean }> {
+  return (await ext2fs_ballocrun(ip, lbn, 1, goal))[0];
+}
+
+/** A file's block for a write: where it is, and whether it is new (the caller need not read it). */
+export interface AllocatedBlock { pbn: number; fresh: boolean }
+
+/**
+ * The blocks for lbn, lbn + 1, ... (up to count of them, at least one, not
+ * past the direct blocks or the last-level indirect block lbn is in),
+ * holes allocated as contiguous runs from goal on (with the indirect
+ * blocks on their way): the pointers of one indirect block are read and
+ * written once for all of them. A volume that fills up gives fewer blocks,
+ * or ENOSPC when there is none.
+ */
+export async function ext2fs_ballocrun(ip: E2node, lbn: number, count: number, goal: number): Promise<AllocatedBlock[]> {
   const ump = ip.ump;
   const path = indirPath(ump.bsize / 4, lbn);
   if (!path) throw kerr('EFBIG');
+  const out: AllocatedBlock[] = [];
+  const bad = (pbn: number) => ump.corrupt(`inode ${ip.ino}: block ${pbn} is outside the file system`);
+  if (!path.idx.length) {
+    const end = Math.min(NDADDR, lbn + count);
+    try {
+      for (let l = lbn; l < end;) {
+        const p = ip.di.blockAt(l);
+        if (p) {
+          if (!ump.validBlock(p)) throw bad(p);
+          out.push({ pbn: p, fresh: false });
+          goal = p + 1;
+          l++;
+          continue;
+        }
+        let holes = 1;
+        while (l + holes < end && ip.di.blockAt(l + holes) === 0) holes++;
+        const { pbn, n } = await ext2fs_blkallocrun(ump, ip.ino, goal, holes);
+        for (let k = 0; k < n; k++) {
+          ip.di.setBlockAt(l + k, pbn + k);
+          out.push({ pbn: pbn + k, fresh: true });
+        }
+        ip.addBlocks(n);
+        goal = pbn + n;
+        l += n;
+      }
+    } catch (e) {
+      if (!(out.length && (e as { code?: string }).code === 'ENOSPC')) throw e;
+    }
+    return out;
+  }
   let pbn = ip.di.blockAt(path.slot);
   if (pbn === 0) {
-    pbn = path.idx.length ? await newIndirect(ip, goal) : await ext2fs_blkalloc(ump, ip.ino, goal);
-    if (!path.idx.length) ip.addBlocks(1);
+    pbn = await newIndirect(ip, goal);
     ip.di.setBlockAt(path.slot, pbn);
     ip.dirty = true;
-    if (!path.idx.length) return { pbn, fresh: true };
   } else if (!ump.validBlock(pbn)) {
-    throw ump.corrupt(`inode ${ip.ino}: block ${pbn} is outside the file system`);
+    throw bad(pbn);
   }
-  let fresh = false;
-  for (let level = 0; level < path.idx.length; level++) {
-    const i = path.idx[level], leaf = level === path.idx.length - 1;
+  const leafLevel = path.idx.length - 1;
+  for (let level = 0; level < leafLevel; level++) {
+    const i = path.idx[level];
     const bp = await ump.bread(pbn);
-    const dv = new DataView(bp.data.buffer, bp.data.byteOffset);
+    const dv = new DataView(bp.data.buffer, bp.data.byteOffset, bp.data.byteLength);
     let next = dv.getUint32(i * 4, true);
     if (next === 0) {
       try {
-        next = leaf ? await ext2fs_blkalloc(ump, ip.ino, goal) : await newIndirect(ip, goal);
+        next = await newIndirect(ip, goal);
       } catch (e) {
         brelse(bp);
         throw e;
       }
-      if (leaf) { ip.addBlocks(1); fresh = true; }
       dv.setUint32(i * 4, next, true);
       await mount_bwrite(ump.mp, bp);
     } else {
       brelse(bp);
-      if (!ump.validBlock(next)) throw ump.corrupt(`inode ${ip.ino}: block ${next} is outside the file system`);
+      if (!ump.validBlock(next)) throw bad(next);
     }
     pbn = next;
   }
-  return { pbn, fresh };
+  // The last-level indirect block: its pointers from lbn's on are the data blocks.
+  const apb = ump.bsize / 4, end = Math.min(apb, path.idx[leafLevel] + count);
+  const bp = await ump.bread(pbn);
+  const dv = new DataView(bp.data.buffer, bp.data.byteOffset, bp.data.byteLength);
+  let changed = false, failure: unknown = null;
+  for (let j = path.idx[leafLevel]; j < end;) {
+    const p = dv.getUint32(j * 4, true);
+    if (p) {
+      if (!ump.validBlock(p)) { failure = bad(p); break; }
+      out.push({ pbn: p, fresh: false });
+      goal = p + 1;
+      j++;
+      continue;
+    }
+    let holes = 1;
+    while (j + holes < end && dv.getUint32((j + holes) * 4, true) === 0) holes++;
+    let got: { pbn: number; n: number };
+    try {
+      got = await ext2fs_blkallocrun(ump, ip.ino, goal, holes);
+    } catch (e) {
+      if (!(out.length && (e as { code?: string }).code === 'ENOSPC')) failure = e;
+      break;
+    }
+    for (let k = 0; k < got.n; k++) {
+      dv.setUint32((j + k) * 4, got.pbn + k, true);
+      out.push({ pbn: got.pbn + k, fresh: true });
+    }
+    ip.addBlocks(got.n);
+    changed = true;
+    goal = got.pbn + got.n;
+    j += got.n;
+  }
+  if (changed) await mount_bwrite(ump.mp, bp);
+  else brelse(bp);
+  if (failure) throw failure;
+  return out;
 }
 
 /**

@@ -1,13 +1,13 @@
 // Vnode operations (NetBSD ext2fs_vnops.c, ext2fs_readwrite.c,
 // ext2fs_inode.c): what the kernel asks of an ext2/3/4 file or directory.
 import {
-  bread_cluster, brelse, bwrite, getblk, IO_APPEND, IO_SYNC, kerr, log, makedev, mount_bwrite, nanotime, O_ACCMODE, O_RDONLY,
+  bread_cluster, brelse, bwrite_cluster, getblk, IO_APPEND, IO_SYNC, kerr, log, makedev, mount_bwrite, nanotime, O_ACCMODE, O_RDONLY,
   O_TRUNC, vcache_get, vflushbuf, vtypeToIfmt, VType, major, minor,
   type BlockRef, type Dirent, type Lwp, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { LINK_MAX, MAXNAMLEN, RO_COMPAT } from './ext2fs.js';
 import { ext2fs_blkfree, ext2fs_ialloc, ext2fs_ifree } from './ext2fs_alloc.js';
-import { ext2fs_balloc, ext2fs_bmap, ext2fs_bmapruns, ext2fs_indirtrunc, indirMaxBlocks } from './ext2fs_bmap.js';
+import { ext2fs_ballocrun, ext2fs_bmap, ext2fs_bmapruns, ext2fs_indirtrunc, indirMaxBlocks } from './ext2fs_bmap.js';
 import { Dinode } from './ext2fs_dinode.js';
 import { E2node } from './ext2fs_inode.js';
 import {
@@ -202,12 +202,12 @@ interface Piece { pbn: number; fresh: boolean; within: number; len: number; at: 
 
 /**
  * Write the pieces (block, offset in it, length, offset in buf) into their
- * blocks' buffers, then each run of physically adjacent blocks to the
- * device with one write: the buffers stay cached, and clean. A buffer that
- * was already dirty or being written stays a delayed write, so an older
- * write-back cannot win.
+ * blocks' buffers (whole and new blocks are not read first), then through
+ * to the device, each run of physically adjacent blocks with one write
+ * (bwrite_cluster, which waits for any older write-back of them): the
+ * buffers stay cached and clean. A failure comes back at once.
  */
-async function writePieces(ip: E2node, buf: Uint8Array, pieces: Piece[], owner: object, sync: boolean): Promise<void> {
+async function writePieces(ip: E2node, buf: Uint8Array, pieces: Piece[], owner: object): Promise<void> {
   const ump = ip.ump, bs = ip.bsize;
   const got = await Promise.allSettled(pieces.map(p =>
     p.len === bs || p.fresh ? getblk(ump.dev, p.pbn * bs, bs, owner) : ump.bread(p.pbn, owner)));
@@ -221,56 +221,58 @@ async function writePieces(ip: E2node, buf: Uint8Array, pieces: Piece[], owner: 
     if (p.fresh && p.len < bs) bufs[i].data.fill(0);
     bufs[i].data.set(buf.subarray(p.at, p.at + p.len), p.within);
   });
-  let ok = true;
-  for (let i = 0; i < pieces.length;) {
-    let j = i + 1;
-    while (j < pieces.length && pieces[j].pbn === pieces[j - 1].pbn + 1) j++;
-    const run = new Uint8Array((j - i) * bs);
-    for (let k = i; k < j; k++) run.set(bufs[k].data, (k - i) * bs);
-    try {
-      await ump.dev.write(run, pieces[i].pbn * bs);
-    } catch (e) {
-      // Kept as delayed writes: the failure comes back from their write-back.
-      log(`ext2fs: ${ump.path}: inode ${ip.ino}: write failed: ${String(e)}`);
-      ok = false;
-    }
-    i = j;
-  }
-  await Promise.all(bufs.map(async (bp) => {
-    if (ok && !bp.dirty && !bp.writing) brelse(bp);
-    else if (sync) await bwrite(bp);
-    else await mount_bwrite(ump.mp, bp);
-  }));
+  await bwrite_cluster(bufs);
 }
 
 /**
- * Write buf at offset, allocating blocks, a window of blocks at a time; a
- * volume that fills up mid-way gives a short write (ENOSPC if nothing was
- * written).
+ * Write buf at offset, a window of blocks at a time: the window's holes are
+ * allocated as contiguous runs following the file's previous block, then
+ * written with one device write per run. A volume that fills up mid-way
+ * gives a short write (ENOSPC if nothing was written); so does a device
+ * write that fails after some windows were written (else its error), the
+ * blocks the failed window added past the end of the file freed again.
  */
-async function writeData(ip: E2node, buf: Uint8Array, offset: number, owner: object, sync: boolean): Promise<number> {
+async function writeData(ip: E2node, buf: Uint8Array, offset: number, owner: object): Promise<number> {
   const ump = ip.ump, bs = ip.bsize;
   if (offset + buf.length > maxSize(ump)) throw kerr('EFBIG');
-  let done = 0, goal = 0, full = false;
-  while (done < buf.length && !full) {
-    const pieces: Piece[] = [];
-    try {
-      while (done < buf.length && pieces.length < IO_WINDOW) {
-        const pos = offset + done, lbn = Math.floor(pos / bs), within = pos % bs, len = Math.min(bs - within, buf.length - done);
-        if (!goal && lbn > 0) {
-          const prev = await ext2fs_bmap(ip, lbn - 1);
-          if (prev) goal = prev + 1;
-        }
-        const { pbn, fresh } = await ext2fs_balloc(ip, lbn, goal);
-        goal = pbn + 1;
-        pieces.push({ pbn, fresh, within, len, at: done });
-        done += len;
-      }
-    } catch (e) {
-      if (!(done > 0 && (e as { code?: string }).code === 'ENOSPC')) throw e;
-      full = true;
+  const last = Math.floor((offset + buf.length - 1) / bs);
+  let done = 0, goal = 0;
+  while (done < buf.length) {
+    const pos = offset + done, lbn = Math.floor(pos / bs);
+    if (!goal && lbn > 0) {
+      const prev = await ext2fs_bmap(ip, lbn - 1);
+      if (prev) goal = prev + 1;
     }
-    await writePieces(ip, buf, pieces, owner, sync);
+    let blocks;
+    try {
+      blocks = await ext2fs_ballocrun(ip, lbn, Math.min(IO_WINDOW, last - lbn + 1), goal);
+    } catch (e) {
+      if (done > 0 && (e as { code?: string }).code === 'ENOSPC') break;
+      throw e;
+    }
+    const pieces: Piece[] = [];
+    let at = done;
+    blocks.forEach((b, k) => {
+      const within = k === 0 ? pos % bs : 0, len = Math.min(bs - within, buf.length - at);
+      pieces.push({ pbn: b.pbn, fresh: b.fresh, within, len, at });
+      at += len;
+    });
+    goal = blocks[blocks.length - 1].pbn + 1;
+    try {
+      await writePieces(ip, buf, pieces, owner);
+    } catch (e) {
+      // Blocks past the end of the file hold nothing: give them back.
+      if (lbn + blocks.length > Math.ceil(ip.size / bs)) {
+        try {
+          await ext2fs_indirtrunc(ip, Math.ceil(ip.size / bs));
+        } catch (e2) {
+          log(`ext2fs: ${ump.path}: inode ${ip.ino}: blocks past its end not freed: ${String(e2)}`);
+        }
+      }
+      if (done > 0) break;
+      throw e;
+    }
+    done = at;
     if (offset + done > ip.size) ip.di.size = offset + done;
     ip.dirty = true;
   }
@@ -382,7 +384,7 @@ async function ext2fs_write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: 
   if (ip.type !== VType.VREG) throw kerr('EINVAL');
   if (ioflag & IO_APPEND) offset = ip.size;
   if (buf.length === 0) return 0;
-  const n = await writeData(ip, buf, offset, vp, (ioflag & IO_SYNC) !== 0);
+  const n = await writeData(ip, buf, offset, vp);
   ip.touch('mtime', 'ctime');
   await ip.update();
   await ip.ump.flushMeta();
@@ -445,7 +447,7 @@ export const ext2fs_vnodeops: VnodeOps = {
       if (tb.length < MAXSYMLINKLEN) {
         ip.di.iblock.set(tb);
         ip.di.size = tb.length;
-      } else if (await writeData(ip, tb, 0, ip.ump.meta, false) !== tb.length) {
+      } else if (await writeData(ip, tb, 0, ip.ump.meta) !== tb.length) {
         throw kerr('ENOSPC');
       }
     });
