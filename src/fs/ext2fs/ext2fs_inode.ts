@@ -13,9 +13,6 @@ export class E2node {
   dirty = false;
   /** The last extent a lookup found (files are mostly read in order). */
   lastExtent: Extent | null = null;
-  /** Read-ahead: the block after the last read, and the end of what was read ahead. */
-  raNext = 0;
-  raEnd = 0;
   /** The file is gone (links 0, blocks and inode freed). */
   freed = false;
   /**

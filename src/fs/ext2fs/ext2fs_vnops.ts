@@ -1,9 +1,9 @@
 // Vnode operations (NetBSD ext2fs_vnops.c, ext2fs_readwrite.c,
 // ext2fs_inode.c): what the kernel asks of an ext2/3/4 file or directory.
 import {
-  bread_cluster, brelse, bwrite_cluster, getblk, IO_APPEND, IO_SYNC, kerr, log, makedev, mount_bwrite, nanotime, O_ACCMODE, O_RDONLY,
+  brelse, bwrite_cluster, getblk, IO_APPEND, IO_SYNC, kerr, log, makedev, mount_bwrite, nanotime, O_ACCMODE, O_RDONLY,
   O_TRUNC, vcache_get, vflushbuf, vtypeToIfmt, VType, major, minor,
-  type BlockRef, type Dirent, type Lwp, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
+  type Dirent, type Lwp, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { LINK_MAX, MAXNAMLEN, RO_COMPAT } from './ext2fs.js';
 import { ext2fs_blkfree, ext2fs_ialloc, ext2fs_ifree } from './ext2fs_alloc.js';
@@ -125,77 +125,43 @@ async function freeFile(ip: E2node): Promise<void> {
   await ext2fs_ifree(ump, ip.ino, ip.isDir);
 }
 
-/** Blocks mapped and read at once by one request (1 MiB of 4 KiB blocks). */
+/** Blocks mapped at once by one request (1 MiB of 4 KiB blocks). */
 const READ_WINDOW = 256;
-/** Blocks read ahead of a sequential reader, issued in halves. */
-const READ_AHEAD = 64;
 
 /**
  * Read the file's bytes [offset, offset + buf.length) below its size, holes
- * as zeroes, mapping a window of blocks at once into physically contiguous
- * runs. A mount that was read-only from the start holds no dirty buffers,
- * so each run is read from the device straight into buf with one read;
- * otherwise through the buffer cache, each run of missing blocks with one
- * read (bread_cluster), and a sequential reader's next blocks are read
- * ahead (mapped here, under the vnode's lock; only the data reads run on).
+ * as zeroes: a window of blocks is mapped at once into physically
+ * contiguous runs, and each run is read from the device straight into buf
+ * with one read, around the buffer cache. That is coherent because no
+ * buffer of a file's data block is ever dirty once the operation that
+ * wrote it returns: data is written through (writePieces, truncate's
+ * partial block), and a block new to a file is written before the write
+ * that allocated it returns, under the vnode's exclusive lock, so no read
+ * of the file sees it mapped before. (A read-only mount has no dirty
+ * buffer at all.) The host's page cache reads ahead of a sequential reader.
  */
-async function readData(ip: E2node, buf: Uint8Array, offset: number, owner: object): Promise<number> {
+async function readData(ip: E2node, buf: Uint8Array, offset: number): Promise<number> {
   const size = ip.size, bs = ip.bsize, ump = ip.ump;
   if (offset >= size || buf.length === 0) return 0;
   const n = Math.min(buf.length, size - offset), stop = offset + n;
   const first = Math.floor(offset / bs), end = Math.ceil(stop / bs);
-  const sequential = first === ip.raNext || first + 1 === ip.raNext || offset === 0;
-  ip.raNext = end;
   for (let w = first; w < end; w += READ_WINDOW) {
     const runs = await ext2fs_bmapruns(ip, w, Math.min(end, w + READ_WINDOW) - w);
-    const refs: BlockRef[] = [];
     const reads: Promise<void>[] = [];
     for (const r of runs) {
       // The run's bytes within the request, as offsets in the file.
       const from = Math.max(offset, r.lbn * bs), to = Math.min(stop, (r.lbn + r.len) * bs);
       if (r.pbn === 0) buf.fill(0, from - offset, to - offset);
-      else if (ump.directReads) reads.push(ump.dev.read(buf.subarray(from - offset, to - offset), r.pbn * bs + (from - r.lbn * bs)));
-      else for (let k = 0; k < r.len; k++) refs.push({ offset: (r.pbn + k) * bs, size: bs });
+      else reads.push(ump.dev.read(buf.subarray(from - offset, to - offset), r.pbn * bs + (from - r.lbn * bs)));
     }
-    if (reads.length) {
+    if (reads.length === 1) {
+      await reads[0];
+    } else if (reads.length) {
       const settled = await Promise.allSettled(reads);
       for (const x of settled) if (x.status === 'rejected') throw x.reason;
     }
-    if (!refs.length) continue;
-    const got = bread_cluster(ump.dev, refs, owner);
-    const bufs = got instanceof Promise ? await got : got;
-    let i = 0;
-    for (const r of runs) {
-      if (r.pbn === 0) continue;
-      for (let k = 0; k < r.len; k++, i++) {
-        const lo = (r.lbn + k) * bs, from = Math.max(offset, lo), to = Math.min(stop, lo + bs);
-        buf.set(bufs[i].data.subarray(from - lo, to - lo), from - offset);
-        brelse(bufs[i]);
-      }
-    }
-  }
-  if (!ump.directReads) {
-    if (!sequential) ip.raEnd = end;
-    else await readAhead(ip, end, owner);
   }
   return n;
-}
-
-/** Start reading the blocks from ip.raEnd (at least `from`) to READ_AHEAD past `from`, when half of that is due. */
-async function readAhead(ip: E2node, from: number, owner: object): Promise<void> {
-  const bs = ip.bsize, ump = ip.ump;
-  const start = Math.max(from, ip.raEnd), to = Math.min(Math.ceil(ip.size / bs), from + READ_AHEAD);
-  if (to - start < READ_AHEAD / 2) return;
-  ip.raEnd = to;
-  const refs: BlockRef[] = [];
-  for (const r of await ext2fs_bmapruns(ip, start, to - start)) {
-    if (r.pbn) for (let k = 0; k < r.len; k++) refs.push({ offset: (r.pbn + k) * bs, size: bs });
-  }
-  if (!refs.length) return;
-  // Not waited for: the blocks are in the cache, or being read, when asked for.
-  const got = bread_cluster(ump.dev, refs, owner);
-  if (!(got instanceof Promise)) got.forEach(brelse);
-  else got.then(bufs => bufs.forEach(brelse), () => { ip.raEnd = 0; });
 }
 
 interface Piece { pbn: number; fresh: boolean; within: number; len: number; at: number }
@@ -280,7 +246,7 @@ async function writeData(ip: E2node, buf: Uint8Array, offset: number, owner: obj
 }
 
 /** Set the size: blocks past it freed, the kept last block's tail zeroed; growing leaves a hole. */
-async function truncate(ip: E2node, size: number): Promise<void> {
+async function truncate(ip: E2node, size: number, owner: object): Promise<void> {
   const ump = ip.ump, bs = ip.bsize;
   if (size > maxSize(ump)) throw kerr('EFBIG');
   if (size < ip.size) {
@@ -288,9 +254,10 @@ async function truncate(ip: E2node, size: number): Promise<void> {
     if (size % bs) {
       const pbn = await ext2fs_bmap(ip, Math.floor(size / bs));
       if (pbn) {
-        const bp = await ump.bread(pbn);
+        // Written through, as all file data (readData reads around the cache).
+        const bp = await ump.bread(pbn, owner);
         bp.data.fill(0, size % bs);
-        await mount_bwrite(ump.mp, bp);
+        await bwrite_cluster([bp]);
       }
     }
   }
@@ -357,7 +324,7 @@ async function ext2fs_setattr(vp: Vnode, va: VattrSet): Promise<void> {
   const ip = VTOI(vp), di = ip.di;
   if (va.size !== undefined) {
     if (ip.type !== VType.VREG) throw kerr(ip.isDir ? 'EISDIR' : 'EINVAL');
-    await truncate(ip, va.size);
+    await truncate(ip, va.size, vp);
   }
   if (va.mode !== undefined) di.mode = (di.mode & 0o170000) | (va.mode & 0o7777);
   if (va.uid !== undefined) di.uid = va.uid;
@@ -374,7 +341,7 @@ async function ext2fs_read(vp: Vnode, buf: Uint8Array, offset: number): Promise<
   const ip = VTOI(vp);
   if (ip.isDir) throw kerr('EISDIR');
   if (ip.type !== VType.VREG) throw kerr('EINVAL');
-  return readData(ip, buf, offset, vp);
+  return readData(ip, buf, offset);
 }
 
 async function ext2fs_write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, _l: Lwp): Promise<number> {
@@ -423,7 +390,7 @@ async function ext2fs_readlink(vp: Vnode): Promise<string> {
     return nameString(ip.di.iblock.subarray(0, size));
   }
   const buf = new Uint8Array(size);
-  const n = await readData(ip, buf, 0, vp);
+  const n = await readData(ip, buf, 0);
   return nameString(buf.subarray(0, n));
 }
 

@@ -28,8 +28,6 @@ export class E2fsMount {
   readonly sbWithin: number;
   /** Mounted read-write although the volume was not clean: leave it so at unmount, for e2fsck. */
   wasDirty = false;
-  /** Read-only since mount: no buffer of this device is ever dirty, so file data may be read around the cache. */
-  directReads = false;
   /** Goal for the next new directory's inode group (spreads directories, as Orlov does). */
   nextDirGroup = 0;
 
