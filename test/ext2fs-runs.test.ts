@@ -144,6 +144,37 @@ describe('ext2: runs of blocks written and read', () => {
   }
 });
 
+describe('ext2: data written around the cache over freed metadata', () => {
+  it('blocks of a removed directory and freed indirect blocks, reused at once by a new file, keep its data', async () => {
+    const img = path.join(tmp, 'reuse.img');
+    // One block group: the directory's blocks are in the same group as the files'.
+    execFileSync('mke2fs', ['-q', '-F', '-t', 'ext2', '-b', '1024', img, '8M'], { stdio: 'pipe' });
+    const data = pattern(4 * 1024 * 1024 + 123, 42);
+    const fs = await mount('ext2fs', img);
+    try {
+      // Directory blocks and indirect blocks changed (delayed writes), then freed before any sync.
+      await fs.mkdir('/d');
+      for (let i = 0; i < 1500; i++) await fs.writeFile(`/d/${'n'.repeat(100)}-${i}`, '');
+      await fs.writeFile('/big', pattern(3 * 1024 * 1024, 5));
+      await fs.truncate('/big', 5000);
+      await fs.rm('/d', { recursive: true });
+      await fs.unlink('/big');
+      // The new files take the lowest free blocks: those just freed (one block
+      // first, so that the new file's data lands where indirect blocks were).
+      await fs.writeFile('/shift', 'x');
+      const fh = await fs.open('/new', 'w');
+      for (let at = 0; at < data.length; at += 65536) await fh.write(data, at, Math.min(65536, data.length - at), at);
+      await fh.close();
+      await readsBack(fs, '/new', data, 1024);
+    } finally {
+      // Unmount writes every delayed write left: none may land on the new file's blocks.
+      await fs.unmount();
+    }
+    fsckClean(img);
+    expect(Buffer.compare(dump(img, '/new'), data)).toBe(0);
+  }, 60_000);
+});
+
 describe('ext4 (read-only): extent trees', () => {
   it('a file of several extents, and a sparse one, read back as debugfs dumps them', async () => {
     const src = path.join(tmp, 'ext4-src');

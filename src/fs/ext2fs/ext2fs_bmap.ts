@@ -378,9 +378,15 @@ export async function ext2fs_indirtrunc(ip: E2node, keep: number): Promise<void>
   ip.dirty = true;
 }
 
-async function freeData(ip: E2node, b: number): Promise<void> {
+/**
+ * Free block b of the file: metadata (a directory's block, an indirect
+ * block) may still have a delayed write in the cache, so the data writer
+ * must not write around the cache there (ump.dirtyFreed).
+ */
+async function freeData(ip: E2node, b: number, meta = ip.isDir): Promise<void> {
   if (!ip.ump.validBlock(b)) throw ip.ump.corrupt(`inode ${ip.ino}: block ${b} is outside the file system`);
   await ext2fs_blkfree(ip.ump, b);
+  if (meta) ip.ump.dirtyFreed.add(b);
   ip.addBlocks(-1);
 }
 
@@ -404,7 +410,7 @@ async function truncTree(ip: E2node, b: number, level: number, base: number, kee
     changed = true;
   }
   if (keep <= base) {
-    await freeData(ip, b);
+    await freeData(ip, b, true);
     return true;
   }
   if (changed) {

@@ -111,6 +111,7 @@ async function freeFile(ip: E2node): Promise<void> {
       } else {
         brelse(bp);
         await ext2fs_blkfree(ump, acl);
+        ump.dirtyFreed.add(acl);
       }
       ip.addBlocks(-1);
     }
@@ -132,13 +133,14 @@ const READ_WINDOW = 256;
  * Read the file's bytes [offset, offset + buf.length) below its size, holes
  * as zeroes: a window of blocks is mapped at once into physically
  * contiguous runs, and each run is read from the device straight into buf
- * with one read, around the buffer cache. That is coherent because no
- * buffer of a file's data block is ever dirty once the operation that
- * wrote it returns: data is written through (writePieces, truncate's
- * partial block), and a block new to a file is written before the write
- * that allocated it returns, under the vnode's exclusive lock, so no read
- * of the file sees it mapped before. (A read-only mount has no dirty
- * buffer at all.) The host's page cache reads ahead of a sequential reader.
+ * with one read, around the buffer cache. That is coherent because file
+ * data is on the device once the operation that wrote it returns: it is
+ * written to the device at once (writePieces, truncate's partial block),
+ * never left as a delayed write, and a block new to a file is written
+ * before the write that allocated it returns, under the vnode's exclusive
+ * lock, so no read of the file sees it mapped before. (A read-only mount
+ * has no dirty buffer at all.) The host's page cache reads ahead of a
+ * sequential reader.
  */
 async function readData(ip: E2node, buf: Uint8Array, offset: number): Promise<number> {
   const size = ip.size, bs = ip.bsize, ump = ip.ump;
@@ -167,13 +169,51 @@ async function readData(ip: E2node, buf: Uint8Array, offset: number): Promise<nu
 interface Piece { pbn: number; fresh: boolean; within: number; len: number; at: number }
 
 /**
- * Write the pieces (block, offset in it, length, offset in buf) into their
- * blocks' buffers (whole and new blocks are not read first), then through
- * to the device, each run of physically adjacent blocks with one write
- * (bwrite_cluster, which waits for any older write-back of them): the
- * buffers stay cached and clean. A failure comes back at once.
+ * Write the pieces (block, offset in it, length, offset in buf) to the
+ * device around the buffer cache, each run of physically adjacent blocks
+ * with one write: whole blocks straight from buf, a run with a partial
+ * block through a copy (the rest of an existing block read from the
+ * device, of a new one zeroes). Around the cache is coherent because no
+ * data is read through it (readData reads around it too, and so do the
+ * partial blocks here and in truncate): a cached buffer of a data block is
+ * never used again, except for blocks freed as metadata (directory,
+ * indirect, attribute blocks), whose buffer may still be a delayed write
+ * that would land over the data: those (ump.dirtyFreed) are written
+ * through the cache (writeCached), which overwrites that buffer.
  */
 async function writePieces(ip: E2node, buf: Uint8Array, pieces: Piece[], owner: object): Promise<void> {
+  const ump = ip.ump, bs = ip.bsize;
+  if (ump.dirtyFreed.size && pieces.some(p => ump.dirtyFreed.has(p.pbn))) return writeCached(ip, buf, pieces, owner);
+  for (let i = 0; i < pieces.length;) {
+    let j = i + 1;
+    while (j < pieces.length && pieces[j].pbn === pieces[j - 1].pbn + 1) j++;
+    let whole = true;
+    for (let k = i; k < j; k++) if (pieces[k].len !== bs) whole = false;
+    let data: Uint8Array;
+    if (whole) {
+      data = buf.subarray(pieces[i].at, pieces[i].at + (j - i) * bs);
+    } else {
+      data = new Uint8Array((j - i) * bs);
+      for (let k = i; k < j; k++) {
+        const p = pieces[k], slot = data.subarray((k - i) * bs, (k - i + 1) * bs);
+        if (p.len < bs && !p.fresh) await ump.dev.read(slot, p.pbn * bs);
+        slot.set(buf.subarray(p.at, p.at + p.len), p.within);
+      }
+    }
+    await ump.dev.write(data, pieces[i].pbn * bs);
+    i = j;
+  }
+}
+
+/**
+ * writePieces through the buffer cache: the pieces go into their blocks'
+ * buffers (whole and new blocks not read first), then each run of adjacent
+ * blocks to the device with one write (bwrite_cluster, which waits for any
+ * older write-back of them; the buffers stay cached and clean, or are
+ * dropped if the write fails). Either way no delayed write of theirs is
+ * left, so they leave ump.dirtyFreed.
+ */
+async function writeCached(ip: E2node, buf: Uint8Array, pieces: Piece[], owner: object): Promise<void> {
   const ump = ip.ump, bs = ip.bsize;
   const got = await Promise.allSettled(pieces.map(p =>
     p.len === bs || p.fresh ? getblk(ump.dev, p.pbn * bs, bs, owner) : ump.bread(p.pbn, owner)));
@@ -187,7 +227,11 @@ async function writePieces(ip: E2node, buf: Uint8Array, pieces: Piece[], owner: 
     if (p.fresh && p.len < bs) bufs[i].data.fill(0);
     bufs[i].data.set(buf.subarray(p.at, p.at + p.len), p.within);
   });
-  await bwrite_cluster(bufs);
+  try {
+    await bwrite_cluster(bufs);
+  } finally {
+    for (const p of pieces) ump.dirtyFreed.delete(p.pbn);
+  }
 }
 
 /**
@@ -254,10 +298,11 @@ async function truncate(ip: E2node, size: number, owner: object): Promise<void> 
     if (size % bs) {
       const pbn = await ext2fs_bmap(ip, Math.floor(size / bs));
       if (pbn) {
-        // Written through, as all file data (readData reads around the cache).
-        const bp = await ump.bread(pbn, owner);
-        bp.data.fill(0, size % bs);
-        await bwrite_cluster([bp]);
+        // Around the cache, as all file data (writePieces).
+        const blk = new Uint8Array(bs);
+        await ump.dev.read(blk, pbn * bs);
+        blk.fill(0, size % bs);
+        await writePieces(ip, blk, [{ pbn, fresh: false, within: 0, len: bs, at: 0 }], owner);
       }
     }
   }
