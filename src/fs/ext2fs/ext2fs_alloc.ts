@@ -19,6 +19,15 @@ function findClear(map: Uint8Array, from: number, to: number): number {
 }
 
 export async function ext2fs_blkalloc(ump: E2fsMount, ino: number, goal: number): Promise<number> {
+  return (await ext2fs_blkallocrun(ump, ino, goal, 1)).pbn;
+}
+
+/**
+ * Up to max contiguous free blocks, the first one at or after goal where
+ * there is one (else near the inode's group): one bitmap read and write for
+ * all of them. At least one, or ENOSPC.
+ */
+export async function ext2fs_blkallocrun(ump: E2fsMount, ino: number, goal: number, max: number): Promise<{ pbn: number; n: number }> {
   const sb = ump.sb;
   if (sb.freeBlocks === 0) throw kerr('ENOSPC');
   if (!ump.validBlock(goal)) goal = sb.groupStart(Math.floor((ino - 1) / sb.ipg));
@@ -29,19 +38,25 @@ export async function ext2fs_blkalloc(ump: E2fsMount, ino: number, goal: number)
     if (gd.freeBlocks === 0) continue;
     const n = sb.groupBlocks(g);
     const bp = await ump.bread(gd.blockBitmap);
-    let bit = findClear(bp.data, start, n);
-    if (bit < 0 && start > 0) bit = findClear(bp.data, 0, start);
+    const map = bp.data;
+    let bit = findClear(map, start, n);
+    if (bit < 0 && start > 0) bit = findClear(map, 0, start);
     if (bit < 0) {
       brelse(bp);
       ump.corrupt(`group ${g}: descriptor counts ${gd.freeBlocks} free blocks, its bitmap none`);
       continue;
     }
-    bp.data[bit >> 3] |= 1 << (bit & 7);
-    gd.freeBlocks--;
-    sb.freeBlocks--;
+    const most = Math.min(max, gd.freeBlocks, sb.freeBlocks, n - bit);
+    let got = 0;
+    while (got < most && !(map[(bit + got) >> 3] & (1 << ((bit + got) & 7)))) {
+      map[(bit + got) >> 3] |= 1 << ((bit + got) & 7);
+      got++;
+    }
+    gd.freeBlocks -= got;
+    sb.freeBlocks -= got;
     ump.gdChanged(g);
     await mount_bwrite(ump.mp, bp);
-    return sb.groupStart(g) + bit;
+    return { pbn: sb.groupStart(g) + bit, n: got };
   }
   throw kerr('ENOSPC');
 }

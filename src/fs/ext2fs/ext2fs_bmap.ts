@@ -4,7 +4,7 @@
 // pointer files for the writer.
 import { brelse, getblk, kerr, mount_bwrite } from '../../kern/index.js';
 import { NDADDR, NIADDR } from './ext2fs.js';
-import { ext2fs_blkalloc, ext2fs_blkfree } from './ext2fs_alloc.js';
+import { ext2fs_blkalloc, ext2fs_blkallocrun, ext2fs_blkfree } from './ext2fs_alloc.js';
 import type { E2node, Extent } from './ext2fs_inode.js';
 
 /** Where a logical block is: 0 for a hole (and an unwritten extent), which reads as zeroes. */
@@ -15,6 +15,27 @@ export async function ext2fs_bmap(ip: E2node, lbn: number): Promise<number> {
 /** Where a logical block is, and for a hole the first logical block past it that may be mapped. */
 export async function ext2fs_bmaprun(ip: E2node, lbn: number): Promise<{ pbn: number; next: number }> {
   return ip.extents ? extentBmap(ip, lbn) : indirBmap(ip, lbn);
+}
+
+/** `len` logical blocks from `lbn` at physical blocks `pbn` onwards; pbn 0: a hole (or unwritten), zeroes. */
+export interface BlockRun { lbn: number; pbn: number; len: number }
+
+/**
+ * The mapping of logical blocks [lbn, lbn + count) as runs, in file order:
+ * physically contiguous blocks are one run, a hole is one run. An indirect
+ * block is read once for all the pointers it holds in the range, an
+ * extent once for all its blocks.
+ */
+export async function ext2fs_bmapruns(ip: E2node, lbn: number, count: number): Promise<BlockRun[]> {
+  const runs: BlockRun[] = [];
+  const end = lbn + count;
+  const add = (pbn: number, len: number): void => {
+    const last = runs[runs.length - 1];
+    if (last && (last.pbn === 0 ? pbn === 0 : pbn !== 0 && last.pbn + last.len === pbn)) last.len += len;
+    else runs.push({ lbn: last ? last.lbn + last.len : lbn, pbn, len });
+  };
+  for (let at = lbn; at < end;) at = ip.extents ? await extentRun(ip, at, end, add) : await indirRun(ip, at, end, add);
+  return runs;
 }
 
 // ---- extent trees ----
@@ -31,6 +52,23 @@ async function extentBmap(ip: E2node, lbn: number): Promise<{ pbn: number; next:
     e = ip.lastExtent = found;
   }
   return e.uninit ? { pbn: 0, next: e.lblk + e.len } : { pbn: e.pblk + (lbn - e.lblk), next: lbn + 1 };
+}
+
+/** Map from lbn (before end) through its extent or hole; the next block to map. */
+async function extentRun(ip: E2node, lbn: number, end: number, add: (pbn: number, len: number) => void): Promise<number> {
+  let e = ip.lastExtent;
+  if (!e || lbn < e.lblk || lbn >= e.lblk + e.len) {
+    const found = await extentFind(ip, lbn);
+    if ('hole' in found) {
+      const to = Math.min(end, found.hole);
+      add(0, to - lbn);
+      return to;
+    }
+    e = ip.lastExtent = found;
+  }
+  const to = Math.min(end, e.lblk + e.len);
+  add(e.uninit ? 0 : e.pblk + (lbn - e.lblk), to - lbn);
+  return to;
 }
 
 /** The leaf extent holding lbn, or a hole up to the next extent. */
@@ -134,6 +172,57 @@ async function indirBmap(ip: E2node, lbn: number): Promise<{ pbn: number; next: 
   return { pbn, next: lbn + 1 };
 }
 
+/**
+ * Map from lbn (before end): a direct block, or every pointer of lbn's
+ * last-level indirect block up to end, or a hole to the end of the subtree
+ * that is missing; the next block to map.
+ */
+async function indirRun(ip: E2node, lbn: number, end: number, add: (pbn: number, len: number) => void): Promise<number> {
+  const ump = ip.ump, apb = ump.bsize / 4;
+  const path = indirPath(apb, lbn);
+  if (!path) {
+    add(0, end - lbn);
+    return end;
+  }
+  const check = (pbn: number, l: number): number => {
+    if (pbn !== 0 && !ump.validBlock(pbn)) throw ump.corrupt(`inode ${ip.ino}: block ${pbn} (logical ${l}) is outside the file system`);
+    return pbn;
+  };
+  let pbn = ip.di.blockAt(path.slot);
+  if (path.idx.length === 0) {
+    add(check(pbn, lbn), 1);
+    return lbn + 1;
+  }
+  let span = apb ** path.idx.length;
+  let start = lbn - path.idx.reduce((rel, i, k) => rel + i * apb ** (path.idx.length - 1 - k), 0);
+  for (let level = 0; ; level++) {
+    if (pbn === 0) {
+      const to = Math.min(end, start + span);
+      add(0, to - lbn);
+      return to;
+    }
+    if (!ump.validBlock(pbn)) throw ump.corrupt(`inode ${ip.ino}: indirect block ${pbn} is outside the file system`);
+    const i = path.idx[level];
+    const bp = await ump.bread(pbn);
+    const dv = new DataView(bp.data.buffer, bp.data.byteOffset, bp.data.byteLength);
+    if (level < path.idx.length - 1) {
+      pbn = dv.getUint32(i * 4, true);
+      brelse(bp);
+      span /= apb;
+      start += i * span;
+      continue;
+    }
+    // The last level: its pointers are the data blocks.
+    let at = lbn;
+    try {
+      for (let j = i; j < apb && at < end; j++, at++) add(check(dv.getUint32(j * 4, true), at), 1);
+    } finally {
+      brelse(bp);
+    }
+    return at;
+  }
+}
+
 /** A new zeroed metadata block (an indirect block) near goal. */
 async function newIndirect(ip: E2node, goal: number): Promise<number> {
   const ump = ip.ump;
@@ -150,42 +239,119 @@ async function newIndirect(ip: E2node, goal: number): Promise<number> {
  * is a hole. `fresh` says the data block is new, so the caller need not read it.
  */
 export async function ext2fs_balloc(ip: E2node, lbn: number, goal: number): Promise<{ pbn: number; fresh: boolean }> {
+  return (await ext2fs_ballocrun(ip, lbn, 1, goal))[0];
+}
+
+/** A file's block for a write: where it is, and whether it is new (the caller need not read it). */
+export interface AllocatedBlock { pbn: number; fresh: boolean }
+
+/**
+ * The blocks for lbn, lbn + 1, ... (up to count of them, at least one, not
+ * past the direct blocks or the last-level indirect block lbn is in),
+ * holes allocated as contiguous runs from goal on (with the indirect
+ * blocks on their way): the pointers of one indirect block are read and
+ * written once for all of them. A volume that fills up gives fewer blocks,
+ * or ENOSPC when there is none.
+ */
+export async function ext2fs_ballocrun(ip: E2node, lbn: number, count: number, goal: number): Promise<AllocatedBlock[]> {
   const ump = ip.ump;
   const path = indirPath(ump.bsize / 4, lbn);
   if (!path) throw kerr('EFBIG');
+  const out: AllocatedBlock[] = [];
+  const bad = (pbn: number) => ump.corrupt(`inode ${ip.ino}: block ${pbn} is outside the file system`);
+  if (!path.idx.length) {
+    const end = Math.min(NDADDR, lbn + count);
+    try {
+      for (let l = lbn; l < end;) {
+        const p = ip.di.blockAt(l);
+        if (p) {
+          if (!ump.validBlock(p)) throw bad(p);
+          out.push({ pbn: p, fresh: false });
+          goal = p + 1;
+          l++;
+          continue;
+        }
+        let holes = 1;
+        while (l + holes < end && ip.di.blockAt(l + holes) === 0) holes++;
+        const { pbn, n } = await ext2fs_blkallocrun(ump, ip.ino, goal, holes);
+        for (let k = 0; k < n; k++) {
+          ip.di.setBlockAt(l + k, pbn + k);
+          out.push({ pbn: pbn + k, fresh: true });
+        }
+        ip.addBlocks(n);
+        goal = pbn + n;
+        l += n;
+      }
+    } catch (e) {
+      if (!(out.length && (e as { code?: string }).code === 'ENOSPC')) throw e;
+    }
+    return out;
+  }
   let pbn = ip.di.blockAt(path.slot);
   if (pbn === 0) {
-    pbn = path.idx.length ? await newIndirect(ip, goal) : await ext2fs_blkalloc(ump, ip.ino, goal);
-    if (!path.idx.length) ip.addBlocks(1);
+    pbn = await newIndirect(ip, goal);
     ip.di.setBlockAt(path.slot, pbn);
     ip.dirty = true;
-    if (!path.idx.length) return { pbn, fresh: true };
   } else if (!ump.validBlock(pbn)) {
-    throw ump.corrupt(`inode ${ip.ino}: block ${pbn} is outside the file system`);
+    throw bad(pbn);
   }
-  let fresh = false;
-  for (let level = 0; level < path.idx.length; level++) {
-    const i = path.idx[level], leaf = level === path.idx.length - 1;
+  const leafLevel = path.idx.length - 1;
+  for (let level = 0; level < leafLevel; level++) {
+    const i = path.idx[level];
     const bp = await ump.bread(pbn);
-    const dv = new DataView(bp.data.buffer, bp.data.byteOffset);
+    const dv = new DataView(bp.data.buffer, bp.data.byteOffset, bp.data.byteLength);
     let next = dv.getUint32(i * 4, true);
     if (next === 0) {
       try {
-        next = leaf ? await ext2fs_blkalloc(ump, ip.ino, goal) : await newIndirect(ip, goal);
+        next = await newIndirect(ip, goal);
       } catch (e) {
         brelse(bp);
         throw e;
       }
-      if (leaf) { ip.addBlocks(1); fresh = true; }
       dv.setUint32(i * 4, next, true);
       await mount_bwrite(ump.mp, bp);
     } else {
       brelse(bp);
-      if (!ump.validBlock(next)) throw ump.corrupt(`inode ${ip.ino}: block ${next} is outside the file system`);
+      if (!ump.validBlock(next)) throw bad(next);
     }
     pbn = next;
   }
-  return { pbn, fresh };
+  // The last-level indirect block: its pointers from lbn's on are the data blocks.
+  const apb = ump.bsize / 4, end = Math.min(apb, path.idx[leafLevel] + count);
+  const bp = await ump.bread(pbn);
+  const dv = new DataView(bp.data.buffer, bp.data.byteOffset, bp.data.byteLength);
+  let changed = false, failure: unknown = null;
+  for (let j = path.idx[leafLevel]; j < end;) {
+    const p = dv.getUint32(j * 4, true);
+    if (p) {
+      if (!ump.validBlock(p)) { failure = bad(p); break; }
+      out.push({ pbn: p, fresh: false });
+      goal = p + 1;
+      j++;
+      continue;
+    }
+    let holes = 1;
+    while (j + holes < end && dv.getUint32((j + holes) * 4, true) === 0) holes++;
+    let got: { pbn: number; n: number };
+    try {
+      got = await ext2fs_blkallocrun(ump, ip.ino, goal, holes);
+    } catch (e) {
+      if (!(out.length && (e as { code?: string }).code === 'ENOSPC')) failure = e;
+      break;
+    }
+    for (let k = 0; k < got.n; k++) {
+      dv.setUint32((j + k) * 4, got.pbn + k, true);
+      out.push({ pbn: got.pbn + k, fresh: true });
+    }
+    ip.addBlocks(got.n);
+    changed = true;
+    goal = got.pbn + got.n;
+    j += got.n;
+  }
+  if (changed) await mount_bwrite(ump.mp, bp);
+  else brelse(bp);
+  if (failure) throw failure;
+  return out;
 }
 
 /**
@@ -212,9 +378,15 @@ export async function ext2fs_indirtrunc(ip: E2node, keep: number): Promise<void>
   ip.dirty = true;
 }
 
-async function freeData(ip: E2node, b: number): Promise<void> {
+/**
+ * Free block b of the file: metadata (a directory's block, an indirect
+ * block) may still have a delayed write in the cache, so the data writer
+ * must not write around the cache there (ump.dirtyFreed).
+ */
+async function freeData(ip: E2node, b: number, meta = ip.isDir): Promise<void> {
   if (!ip.ump.validBlock(b)) throw ip.ump.corrupt(`inode ${ip.ino}: block ${b} is outside the file system`);
   await ext2fs_blkfree(ip.ump, b);
+  if (meta) ip.ump.dirtyFreed.add(b);
   ip.addBlocks(-1);
 }
 
@@ -238,7 +410,7 @@ async function truncTree(ip: E2node, b: number, level: number, base: number, kee
     changed = true;
   }
   if (keep <= base) {
-    await freeData(ip, b);
+    await freeData(ip, b, true);
     return true;
   }
   if (changed) {

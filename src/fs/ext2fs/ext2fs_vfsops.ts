@@ -109,7 +109,6 @@ async function ext2fs_mount(mp: Mount, margs: MountArgs): Promise<void> {
       log(`${what}: group ${g}: descriptor checksum does not match`);
     }
   }
-  ump.directReads = mp.readOnly;
   const root = await E2node.load(ump, ROOTINO).catch((e) => bad(`root directory: ${String(e)}`));
   if (!root.isDir) bad('root inode is not a directory');
   if (!mp.readOnly) {

@@ -1,13 +1,13 @@
 // Vnode operations (NetBSD ext2fs_vnops.c, ext2fs_readwrite.c,
 // ext2fs_inode.c): what the kernel asks of an ext2/3/4 file or directory.
 import {
-  brelse, bwrite, getblk, IO_APPEND, IO_SYNC, kerr, log, makedev, mount_bwrite, nanotime, O_ACCMODE, O_RDONLY,
+  brelse, bwrite_cluster, getblk, IO_APPEND, IO_SYNC, kerr, log, makedev, mount_bwrite, nanotime, O_ACCMODE, O_RDONLY,
   O_TRUNC, vcache_get, vflushbuf, vtypeToIfmt, VType, major, minor,
   type Dirent, type Lwp, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { LINK_MAX, MAXNAMLEN, RO_COMPAT } from './ext2fs.js';
 import { ext2fs_blkfree, ext2fs_ialloc, ext2fs_ifree } from './ext2fs_alloc.js';
-import { ext2fs_balloc, ext2fs_bmap, ext2fs_bmaprun, ext2fs_indirtrunc, indirMaxBlocks } from './ext2fs_bmap.js';
+import { ext2fs_ballocrun, ext2fs_bmap, ext2fs_bmapruns, ext2fs_indirtrunc, indirMaxBlocks } from './ext2fs_bmap.js';
 import { Dinode } from './ext2fs_dinode.js';
 import { E2node } from './ext2fs_inode.js';
 import {
@@ -111,6 +111,7 @@ async function freeFile(ip: E2node): Promise<void> {
       } else {
         brelse(bp);
         await ext2fs_blkfree(ump, acl);
+        ump.dirtyFreed.add(acl);
       }
       ip.addBlocks(-1);
     }
@@ -125,44 +126,42 @@ async function freeFile(ip: E2node): Promise<void> {
   await ext2fs_ifree(ump, ip.ino, ip.isDir);
 }
 
+/** Blocks mapped at once by one request (1 MiB of 4 KiB blocks). */
+const READ_WINDOW = 256;
+
 /**
  * Read the file's bytes [offset, offset + buf.length) below its size, holes
- * as zeroes. A mount that was read-only from the start holds no dirty
- * buffers, so each physically contiguous run is read from the device
- * straight into buf with one read; otherwise through the buffer cache, a
- * window of blocks at once.
+ * as zeroes: a window of blocks is mapped at once into physically
+ * contiguous runs, and each run is read from the device straight into buf
+ * with one read, around the buffer cache. That is coherent because file
+ * data is on the device once the operation that wrote it returns: it is
+ * written to the device at once (writePieces, truncate's partial block),
+ * never left as a delayed write, and a block new to a file is written
+ * before the write that allocated it returns, under the vnode's exclusive
+ * lock, so no read of the file sees it mapped before. (A read-only mount
+ * has no dirty buffer at all.) The host's page cache reads ahead of a
+ * sequential reader.
  */
-async function readData(ip: E2node, buf: Uint8Array, offset: number, owner: object): Promise<number> {
+async function readData(ip: E2node, buf: Uint8Array, offset: number): Promise<number> {
   const size = ip.size, bs = ip.bsize, ump = ip.ump;
   if (offset >= size || buf.length === 0) return 0;
-  const n = Math.min(buf.length, size - offset);
-  // [device offset, bytes, offset in buf] of the mapped pieces, in file order.
-  const pieces: [number, number, number][] = [];
-  for (let done = 0; done < n;) {
-    const pos = offset + done, lbn = Math.floor(pos / bs), within = pos % bs;
-    const { pbn, next } = await ext2fs_bmaprun(ip, lbn);
-    if (!pbn) {
-      // A hole: zeroes up to where data may start again.
-      const len = Math.min(n - done, next * bs - pos);
-      buf.fill(0, done, done + len);
-      done += len;
-      continue;
+  const n = Math.min(buf.length, size - offset), stop = offset + n;
+  const first = Math.floor(offset / bs), end = Math.ceil(stop / bs);
+  for (let w = first; w < end; w += READ_WINDOW) {
+    const runs = await ext2fs_bmapruns(ip, w, Math.min(end, w + READ_WINDOW) - w);
+    const reads: Promise<void>[] = [];
+    for (const r of runs) {
+      // The run's bytes within the request, as offsets in the file.
+      const from = Math.max(offset, r.lbn * bs), to = Math.min(stop, (r.lbn + r.len) * bs);
+      if (r.pbn === 0) buf.fill(0, from - offset, to - offset);
+      else reads.push(ump.dev.read(buf.subarray(from - offset, to - offset), r.pbn * bs + (from - r.lbn * bs)));
     }
-    const len = Math.min(bs - within, n - done);
-    const last = pieces[pieces.length - 1];
-    if (ump.directReads && last && last[0] + last[1] === pbn * bs + within && last[2] + last[1] === done) last[1] += len;
-    else pieces.push([pbn * bs + within, len, done]);
-    done += len;
-  }
-  for (let i = 0; i < pieces.length; i += IO_WINDOW) {
-    const settled = await Promise.allSettled(pieces.slice(i, i + IO_WINDOW).map(async ([at, len, to]) => {
-      if (ump.directReads) return ump.dev.read(buf.subarray(to, to + len), at);
-      const within = at % bs;
-      const bp = await ump.bread((at - within) / bs, owner);
-      buf.set(bp.data.subarray(within, within + len), to);
-      brelse(bp);
-    }));
-    for (const r of settled) if (r.status === 'rejected') throw r.reason;
+    if (reads.length === 1) {
+      await reads[0];
+    } else if (reads.length) {
+      const settled = await Promise.allSettled(reads);
+      for (const x of settled) if (x.status === 'rejected') throw x.reason;
+    }
   }
   return n;
 }
@@ -170,13 +169,51 @@ async function readData(ip: E2node, buf: Uint8Array, offset: number, owner: obje
 interface Piece { pbn: number; fresh: boolean; within: number; len: number; at: number }
 
 /**
- * Write the pieces (block, offset in it, length, offset in buf) into their
- * blocks' buffers, then each run of physically adjacent blocks to the
- * device with one write: the buffers stay cached, and clean. A buffer that
- * was already dirty or being written stays a delayed write, so an older
- * write-back cannot win.
+ * Write the pieces (block, offset in it, length, offset in buf) to the
+ * device around the buffer cache, each run of physically adjacent blocks
+ * with one write: whole blocks straight from buf, a run with a partial
+ * block through a copy (the rest of an existing block read from the
+ * device, of a new one zeroes). Around the cache is coherent because no
+ * data is read through it (readData reads around it too, and so do the
+ * partial blocks here and in truncate): a cached buffer of a data block is
+ * never used again, except for blocks freed as metadata (directory,
+ * indirect, attribute blocks), whose buffer may still be a delayed write
+ * that would land over the data: those (ump.dirtyFreed) are written
+ * through the cache (writeCached), which overwrites that buffer.
  */
-async function writePieces(ip: E2node, buf: Uint8Array, pieces: Piece[], owner: object, sync: boolean): Promise<void> {
+async function writePieces(ip: E2node, buf: Uint8Array, pieces: Piece[], owner: object): Promise<void> {
+  const ump = ip.ump, bs = ip.bsize;
+  if (ump.dirtyFreed.size && pieces.some(p => ump.dirtyFreed.has(p.pbn))) return writeCached(ip, buf, pieces, owner);
+  for (let i = 0; i < pieces.length;) {
+    let j = i + 1;
+    while (j < pieces.length && pieces[j].pbn === pieces[j - 1].pbn + 1) j++;
+    let whole = true;
+    for (let k = i; k < j; k++) if (pieces[k].len !== bs) whole = false;
+    let data: Uint8Array;
+    if (whole) {
+      data = buf.subarray(pieces[i].at, pieces[i].at + (j - i) * bs);
+    } else {
+      data = new Uint8Array((j - i) * bs);
+      for (let k = i; k < j; k++) {
+        const p = pieces[k], slot = data.subarray((k - i) * bs, (k - i + 1) * bs);
+        if (p.len < bs && !p.fresh) await ump.dev.read(slot, p.pbn * bs);
+        slot.set(buf.subarray(p.at, p.at + p.len), p.within);
+      }
+    }
+    await ump.dev.write(data, pieces[i].pbn * bs);
+    i = j;
+  }
+}
+
+/**
+ * writePieces through the buffer cache: the pieces go into their blocks'
+ * buffers (whole and new blocks not read first), then each run of adjacent
+ * blocks to the device with one write (bwrite_cluster, which waits for any
+ * older write-back of them; the buffers stay cached and clean, or are
+ * dropped if the write fails). Either way no delayed write of theirs is
+ * left, so they leave ump.dirtyFreed.
+ */
+async function writeCached(ip: E2node, buf: Uint8Array, pieces: Piece[], owner: object): Promise<void> {
   const ump = ip.ump, bs = ip.bsize;
   const got = await Promise.allSettled(pieces.map(p =>
     p.len === bs || p.fresh ? getblk(ump.dev, p.pbn * bs, bs, owner) : ump.bread(p.pbn, owner)));
@@ -190,56 +227,62 @@ async function writePieces(ip: E2node, buf: Uint8Array, pieces: Piece[], owner: 
     if (p.fresh && p.len < bs) bufs[i].data.fill(0);
     bufs[i].data.set(buf.subarray(p.at, p.at + p.len), p.within);
   });
-  let ok = true;
-  for (let i = 0; i < pieces.length;) {
-    let j = i + 1;
-    while (j < pieces.length && pieces[j].pbn === pieces[j - 1].pbn + 1) j++;
-    const run = new Uint8Array((j - i) * bs);
-    for (let k = i; k < j; k++) run.set(bufs[k].data, (k - i) * bs);
-    try {
-      await ump.dev.write(run, pieces[i].pbn * bs);
-    } catch (e) {
-      // Kept as delayed writes: the failure comes back from their write-back.
-      log(`ext2fs: ${ump.path}: inode ${ip.ino}: write failed: ${String(e)}`);
-      ok = false;
-    }
-    i = j;
+  try {
+    await bwrite_cluster(bufs);
+  } finally {
+    for (const p of pieces) ump.dirtyFreed.delete(p.pbn);
   }
-  await Promise.all(bufs.map(async (bp) => {
-    if (ok && !bp.dirty && !bp.writing) brelse(bp);
-    else if (sync) await bwrite(bp);
-    else await mount_bwrite(ump.mp, bp);
-  }));
 }
 
 /**
- * Write buf at offset, allocating blocks, a window of blocks at a time; a
- * volume that fills up mid-way gives a short write (ENOSPC if nothing was
- * written).
+ * Write buf at offset, a window of blocks at a time: the window's holes are
+ * allocated as contiguous runs following the file's previous block, then
+ * written with one device write per run. A volume that fills up mid-way
+ * gives a short write (ENOSPC if nothing was written); so does a device
+ * write that fails after some windows were written (else its error), the
+ * blocks the failed window added past the end of the file freed again.
  */
-async function writeData(ip: E2node, buf: Uint8Array, offset: number, owner: object, sync: boolean): Promise<number> {
+async function writeData(ip: E2node, buf: Uint8Array, offset: number, owner: object): Promise<number> {
   const ump = ip.ump, bs = ip.bsize;
   if (offset + buf.length > maxSize(ump)) throw kerr('EFBIG');
-  let done = 0, goal = 0, full = false;
-  while (done < buf.length && !full) {
-    const pieces: Piece[] = [];
-    try {
-      while (done < buf.length && pieces.length < IO_WINDOW) {
-        const pos = offset + done, lbn = Math.floor(pos / bs), within = pos % bs, len = Math.min(bs - within, buf.length - done);
-        if (!goal && lbn > 0) {
-          const prev = await ext2fs_bmap(ip, lbn - 1);
-          if (prev) goal = prev + 1;
-        }
-        const { pbn, fresh } = await ext2fs_balloc(ip, lbn, goal);
-        goal = pbn + 1;
-        pieces.push({ pbn, fresh, within, len, at: done });
-        done += len;
-      }
-    } catch (e) {
-      if (!(done > 0 && (e as { code?: string }).code === 'ENOSPC')) throw e;
-      full = true;
+  const last = Math.floor((offset + buf.length - 1) / bs);
+  let done = 0, goal = 0;
+  while (done < buf.length) {
+    const pos = offset + done, lbn = Math.floor(pos / bs);
+    if (!goal && lbn > 0) {
+      const prev = await ext2fs_bmap(ip, lbn - 1);
+      if (prev) goal = prev + 1;
     }
-    await writePieces(ip, buf, pieces, owner, sync);
+    let blocks;
+    try {
+      blocks = await ext2fs_ballocrun(ip, lbn, Math.min(IO_WINDOW, last - lbn + 1), goal);
+    } catch (e) {
+      if (done > 0 && (e as { code?: string }).code === 'ENOSPC') break;
+      throw e;
+    }
+    const pieces: Piece[] = [];
+    let at = done;
+    blocks.forEach((b, k) => {
+      const within = k === 0 ? pos % bs : 0, len = Math.min(bs - within, buf.length - at);
+      pieces.push({ pbn: b.pbn, fresh: b.fresh, within, len, at });
+      at += len;
+    });
+    goal = blocks[blocks.length - 1].pbn + 1;
+    try {
+      await writePieces(ip, buf, pieces, owner);
+    } catch (e) {
+      // Blocks past the end of the file hold nothing: give them back.
+      if (lbn + blocks.length > Math.ceil(ip.size / bs)) {
+        try {
+          await ext2fs_indirtrunc(ip, Math.ceil(ip.size / bs));
+        } catch (e2) {
+          log(`ext2fs: ${ump.path}: inode ${ip.ino}: blocks past its end not freed: ${String(e2)}`);
+        }
+      }
+      if (done > 0) break;
+      throw e;
+    }
+    done = at;
     if (offset + done > ip.size) ip.di.size = offset + done;
     ip.dirty = true;
   }
@@ -247,7 +290,7 @@ async function writeData(ip: E2node, buf: Uint8Array, offset: number, owner: obj
 }
 
 /** Set the size: blocks past it freed, the kept last block's tail zeroed; growing leaves a hole. */
-async function truncate(ip: E2node, size: number): Promise<void> {
+async function truncate(ip: E2node, size: number, owner: object): Promise<void> {
   const ump = ip.ump, bs = ip.bsize;
   if (size > maxSize(ump)) throw kerr('EFBIG');
   if (size < ip.size) {
@@ -255,9 +298,11 @@ async function truncate(ip: E2node, size: number): Promise<void> {
     if (size % bs) {
       const pbn = await ext2fs_bmap(ip, Math.floor(size / bs));
       if (pbn) {
-        const bp = await ump.bread(pbn);
-        bp.data.fill(0, size % bs);
-        await mount_bwrite(ump.mp, bp);
+        // Around the cache, as all file data (writePieces).
+        const blk = new Uint8Array(bs);
+        await ump.dev.read(blk, pbn * bs);
+        blk.fill(0, size % bs);
+        await writePieces(ip, blk, [{ pbn, fresh: false, within: 0, len: bs, at: 0 }], owner);
       }
     }
   }
@@ -324,7 +369,7 @@ async function ext2fs_setattr(vp: Vnode, va: VattrSet): Promise<void> {
   const ip = VTOI(vp), di = ip.di;
   if (va.size !== undefined) {
     if (ip.type !== VType.VREG) throw kerr(ip.isDir ? 'EISDIR' : 'EINVAL');
-    await truncate(ip, va.size);
+    await truncate(ip, va.size, vp);
   }
   if (va.mode !== undefined) di.mode = (di.mode & 0o170000) | (va.mode & 0o7777);
   if (va.uid !== undefined) di.uid = va.uid;
@@ -341,7 +386,7 @@ async function ext2fs_read(vp: Vnode, buf: Uint8Array, offset: number): Promise<
   const ip = VTOI(vp);
   if (ip.isDir) throw kerr('EISDIR');
   if (ip.type !== VType.VREG) throw kerr('EINVAL');
-  return readData(ip, buf, offset, vp);
+  return readData(ip, buf, offset);
 }
 
 async function ext2fs_write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, _l: Lwp): Promise<number> {
@@ -351,7 +396,7 @@ async function ext2fs_write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: 
   if (ip.type !== VType.VREG) throw kerr('EINVAL');
   if (ioflag & IO_APPEND) offset = ip.size;
   if (buf.length === 0) return 0;
-  const n = await writeData(ip, buf, offset, vp, (ioflag & IO_SYNC) !== 0);
+  const n = await writeData(ip, buf, offset, vp);
   ip.touch('mtime', 'ctime');
   await ip.update();
   await ip.ump.flushMeta();
@@ -390,7 +435,7 @@ async function ext2fs_readlink(vp: Vnode): Promise<string> {
     return nameString(ip.di.iblock.subarray(0, size));
   }
   const buf = new Uint8Array(size);
-  const n = await readData(ip, buf, 0, vp);
+  const n = await readData(ip, buf, 0);
   return nameString(buf.subarray(0, n));
 }
 
@@ -414,7 +459,7 @@ export const ext2fs_vnodeops: VnodeOps = {
       if (tb.length < MAXSYMLINKLEN) {
         ip.di.iblock.set(tb);
         ip.di.size = tb.length;
-      } else if (await writeData(ip, tb, 0, ip.ump.meta, false) !== tb.length) {
+      } else if (await writeData(ip, tb, 0, ip.ump.meta) !== tb.length) {
         throw kerr('ENOSPC');
       }
     });

@@ -28,8 +28,12 @@ export class E2fsMount {
   readonly sbWithin: number;
   /** Mounted read-write although the volume was not clean: leave it so at unmount, for e2fsck. */
   wasDirty = false;
-  /** Read-only since mount: no buffer of this device is ever dirty, so file data may be read around the cache. */
-  directReads = false;
+  /**
+   * Blocks freed as metadata (directory, indirect, attribute blocks) since
+   * they were last written as file data: their buffer may still be a
+   * delayed write, so file data is written to them through the cache.
+   */
+  readonly dirtyFreed = new Set<number>();
   /** Goal for the next new directory's inode group (spreads directories, as Orlov does). */
   nextDirGroup = 0;
 
