@@ -17,6 +17,7 @@ import {
 import { getHeapStatistics } from 'node:v8';
 import { rumpuser_putstr } from '../src/rumpuser/index.js';
 import type { CallerGroups } from './caller_groups.js';
+import { PlusPolicy } from './plus_policy.js';
 import { FOPEN, FUSE_ROOT_ID, FUSE_WRITE_KILL_SUIDGID, INIT, RENAME_NOREPLACE } from './fuse/abi.js';
 import { direntSize, type AttrOut, type DirentWriter, type EntryOut, type FuseAttr, type OpenOut, type StatfsOut } from './fuse/codec.js';
 import type { FuseConnInfo, FuseFilesystem, FuseRequest, SetattrIn } from './fuse/session.js';
@@ -124,6 +125,8 @@ export class P2k implements FuseFilesystem {
   private readonly fhBase: number;
   /** Handles of earlier servers, re-opened from their node ids, by fh. */
   private readonly reopened = new Map<number, Handle>();
+  /** Which READDIRPLUS entries go with a node (readdir; lookup tells it what the host asks). */
+  private readonly plus = new PlusPolicy();
 
   constructor(readonly mp: Mount, private readonly opts: P2kOptions) {
     if (!mp.rootvp) throw new Error('p2k: the mount has no root vnode');
@@ -288,6 +291,7 @@ export class P2k implements FuseFilesystem {
 
   async lookup(req: FuseRequest, parent: number, name: string): Promise<EntryOut> {
     const l = this.lwp(req), dvp = this.known(parent) ?? await this.revive(parent);
+    this.plus.looked(parent, name);
     let vp: Vnode;
     try {
       vp = await vn_lookupat(l, dvp, name);
@@ -539,11 +543,14 @@ export class P2k implements FuseFilesystem {
 
   /**
    * Entries from the kernel's offset (the cookie after the last entry it got)
-   * until the reply is full. READDIRPLUS looks each name up, so the kernel
-   * needs no LOOKUP per entry afterwards; `.` and `..` go without.
+   * until the reply is full. READDIRPLUS looks each directory up, and each
+   * other name when the host wants their attributes (PlusPolicy), so the
+   * kernel needs no LOOKUP for them afterwards; `.`, `..` and the names
+   * answered bare go without (node id 0).
    */
   async readdir(req: FuseRequest, ino: number, fh: number, offset: number, out: DirentWriter): Promise<void> {
     const l = this.lwp(req), h = this.handles[fh - this.fhBase] ?? await this.reopen(fh, ino);
+    const light = out.plus && this.plus.begin(ino, offset);
     let i = position(h, offset);
     if (i < 0) {
       h.batch = { from: offset, ...(await vn_readdir(l, h.fp, offset)) };
@@ -559,14 +566,21 @@ export class P2k implements FuseFilesystem {
         room -= size;
         fit.push(batch.entries[i]);
       }
+      // Bare: a name the host has shown no interest in the attributes of, not a directory (PlusPolicy).
+      const bare = light ? fit.map(e => e.type !== VType.VDIR && e.type !== VType.VNON) : null;
       // With stable ids, an entry whose attributes readdir gave needs no vnode: its node id is its file id,
       // and a later request for it loads the vnode (revive). Not a node known already: it counts lookups.
       const quick = out.plus && this.stable ? fit.map(e => e.attr !== undefined && !this.nodes.has(e.fileid + STABLE_BIAS)) : null;
-      const vps = out.plus ? await vn_lookupmany(l, h.fp.vp, fit.map((e, k) => quick?.[k] ? null : e.name)) : null;
+      const vps = out.plus ? await vn_lookupmany(l, h.fp.vp, fit.map((e, k) => bare?.[k] || quick?.[k] ? null : e.name)) : null;
       let k = 0;
       try {
         for (; k < fit.length; k++) {
           const e = fit[k], vp = vps?.[k] ?? null;
+          if (bare?.[k] && e.name !== '.' && e.name !== '..') {
+            out.add(e.name, e.fileid, vtypeToIfmt(e.type), e.cookie);
+            this.plus.answeredBare(ino, e.name);
+            continue;
+          }
           if (quick?.[k]) {
             out.add(e.name, e.fileid, vtypeToIfmt(e.attr!.type) | e.attr!.mode, e.cookie, {
               nodeid: e.fileid + STABLE_BIAS, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(e.attr!),
