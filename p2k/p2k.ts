@@ -570,7 +570,9 @@ export class P2k implements FuseFilesystem {
       const bare = light ? fit.map(e => e.type !== VType.VDIR && e.type !== VType.VNON) : null;
       // With stable ids, an entry whose attributes readdir gave needs no vnode: its node id is its file id,
       // and a later request for it loads the vnode (revive). Not a node known already: it counts lookups.
-      const quick = out.plus && this.stable ? fit.map(e => e.attr !== undefined && !this.nodes.has(e.fileid + STABLE_BIAS)) : null;
+      // (A driver may build `attr` when asked: asked once, and not for bare entries.)
+      const quick = out.plus && this.stable
+        ? fit.map((e, k) => bare?.[k] || this.nodes.has(e.fileid + STABLE_BIAS) ? undefined : e.attr) : null;
       const vps = out.plus ? await vn_lookupmany(l, h.fp.vp, fit.map((e, k) => bare?.[k] || quick?.[k] ? null : e.name)) : null;
       let k = 0;
       try {
@@ -581,9 +583,10 @@ export class P2k implements FuseFilesystem {
             this.plus.answeredBare(ino, e.name);
             continue;
           }
-          if (quick?.[k]) {
-            out.add(e.name, e.fileid, vtypeToIfmt(e.attr!.type) | e.attr!.mode, e.cookie, {
-              nodeid: e.fileid + STABLE_BIAS, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(e.attr!),
+          const va = quick?.[k];
+          if (va) {
+            out.add(e.name, e.fileid, vtypeToIfmt(va.type) | va.mode, e.cookie, {
+              nodeid: e.fileid + STABLE_BIAS, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(va),
             });
             continue;
           }

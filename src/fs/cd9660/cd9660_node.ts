@@ -59,7 +59,7 @@ export interface IsoMount {
    * the vnode that readdirplus or lookup asks for next (taken by loadnode;
    * bounded).
    */
-  parsed: Map<number, { rec: DirRecord; ri: RripInfo }>;
+  parsed: Map<number, ParsedRecord>;
 }
 
 /** How many parsed records wait for their vnode before the oldest are dropped. */
@@ -358,7 +358,7 @@ function attrs(imp: IsoMount, key: number, type: VType, r: DirRecord, ri: RripIn
   };
 }
 
-function parsedNode(imp: IsoMount, key: number, known: { rec: DirRecord; ri: RripInfo }): IsoNode {
+function parsedNode(imp: IsoMount, key: number, known: ParsedRecord): IsoNode {
   const n = attrs(imp, key, fileType(known.ri), known.rec, known.ri, false);
   if (known.ri.zisofs && n.type === VType.VREG) n.zisofs = known.ri.zisofs;
   n.extents.push({ start: recordStart(known.rec), length: known.rec.dataLength });
@@ -366,14 +366,20 @@ function parsedNode(imp: IsoMount, key: number, known: { rec: DirRecord; ri: Rri
   return finish(n, key);
 }
 
+/** A file's record and Rock Ridge as its directory's walk parsed them. */
+export interface ParsedRecord { rec: DirRecord; ri: RripInfo }
+
+/** The record the walk parsed for key, while it is kept (not for a file of several extents). */
+export function cd9660_parsedrecord(imp: IsoMount, key: number): ParsedRecord | undefined {
+  return imp.parsed.get(key);
+}
+
 /**
  * The node loadnode would build for key from the record its directory's walk
- * parsed, without taking the record (readdir's attributes); null when the
- * record is no longer kept (or the file has several extents).
+ * parsed (cd9660_parsedrecord), without taking the record (readdir's
+ * attributes); null when it cannot be built.
  */
-export function cd9660_parsednode(imp: IsoMount, key: number): IsoNode | null {
-  const known = imp.parsed.get(key);
-  if (!known) return null;
+export function cd9660_parsednode(imp: IsoMount, key: number, known: ParsedRecord): IsoNode | null {
   try {
     return parsedNode(imp, key, known);
   } catch {
