@@ -108,10 +108,12 @@ export function dir_name(e: DirSlot, mode: ShortnameMode, cp: Codepage): string 
 }
 
 export function shortname_display(name: Uint8Array, ntcase: number, mode: ShortnameMode, cp: Codepage): string {
-  const n = name.slice();
-  if (n[0] === SLOT_E5) n[0] = SLOT_DELETED;
-  let base = cp.decode(n.subarray(0, 8)).replace(/ +$/, '');
-  let ext = cp.decode(n.subarray(8, 11)).replace(/ +$/, '');
+  // Trailing spaces pad base and extension (only the byte 0x20 shows as a space).
+  let be = 8, ee = 11;
+  while (be > 0 && name[be - 1] === 0x20) be--;
+  while (ee > 8 && name[ee - 1] === 0x20) ee--;
+  let base = be > 0 && name[0] === SLOT_E5 ? cp.char(SLOT_DELETED) + cp.decode(name, 1, be) : cp.decode(name, 0, be);
+  let ext = cp.decode(name, 8, ee);
   if (mode === 'lower') {
     base = base.toLowerCase();
     ext = ext.toLowerCase();
@@ -122,10 +124,15 @@ export function shortname_display(name: Uint8Array, ntcase: number, mode: Shortn
   return ext ? `${base}.${ext}` : base;
 }
 
-/** The keys an entry is found by: its long name and its short name, folded. */
+/**
+ * The keys an entry is found by: its long name and its short name, folded.
+ * A long name another system stored with trailing dots or spaces is found
+ * as lookups ask for it (without them, as vfat_checkname makes names):
+ * else readdir lists a name that no lookup finds.
+ */
 function nameKeys(longName: string | null, short: Uint8Array, cp: Codepage): string[] {
   const k = name_fold(shortname_display(short, 0, 'win95', cp));
-  return longName !== null ? [name_fold(longName), k] : [k];
+  return longName !== null ? [name_fold(vfat_striptail(longName) || longName), k] : [k];
 }
 
 /**
