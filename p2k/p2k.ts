@@ -17,6 +17,7 @@ import {
 import { rumpuser_putstr } from '../src/rumpuser/index.js';
 import { v8 } from '../src/rumpuser/lazy.js';
 import type { CallerGroups } from './caller_groups.js';
+import { PlusPolicy } from './plus_policy.js';
 import { FOPEN, FUSE_ROOT_ID, FUSE_WRITE_KILL_SUIDGID, INIT, RENAME_NOREPLACE } from './fuse/abi.js';
 import { direntSize, type AttrOut, type DirentWriter, type EntryOut, type FuseAttr, type OpenOut, type StatfsOut } from './fuse/codec.js';
 import type { FuseConnInfo, FuseFilesystem, FuseRequest, SetattrIn } from './fuse/session.js';
@@ -127,6 +128,8 @@ export class P2k implements FuseFilesystem {
   private readonly fhBase: number;
   /** Handles of earlier servers, re-opened from their node ids, by fh. */
   private readonly reopened = new Map<number, Handle>();
+  /** Which READDIRPLUS entries go with a node (readdir; lookup tells it what the host asks). */
+  private readonly plus = new PlusPolicy();
 
   constructor(readonly mp: Mount, private readonly opts: P2kOptions) {
     if (!mp.rootvp) throw new Error('p2k: the mount has no root vnode');
@@ -331,6 +334,7 @@ export class P2k implements FuseFilesystem {
 
   /** Answered at once when the kernel answers at once (a cached name, a driver without I/O). */
   lookup(req: FuseRequest, parent: number, name: string): MaybePromise<EntryOut> {
+    this.plus.looked(parent, name);
     const dvp = this.known(parent);
     if (!dvp) return this.revive(parent).then(vp => this.lookupIn(req, vp, name));
     return this.lookupIn(req, dvp, name);
@@ -617,11 +621,14 @@ export class P2k implements FuseFilesystem {
 
   /**
    * Entries from the kernel's offset (the cookie after the last entry it got)
-   * until the reply is full. READDIRPLUS looks each name up, so the kernel
-   * needs no LOOKUP per entry afterwards; `.` and `..` go without.
+   * until the reply is full. READDIRPLUS looks each directory up, and each
+   * other name when the host wants their attributes (PlusPolicy), so the
+   * kernel needs no LOOKUP for them afterwards; `.`, `..` and the names
+   * answered bare go without (node id 0).
    */
   async readdir(req: FuseRequest, ino: number, fh: number, offset: number, out: DirentWriter): Promise<void> {
     const l = this.lwp(req), h = this.handles[fh - this.fhBase] ?? await this.reopen(fh, ino);
+    const light = out.plus && this.plus.begin(ino, offset);
     let i = position(h, offset);
     if (i < 0) {
       h.batch = { from: offset, ...(await vn_readdir(l, h.fp, offset)) };
@@ -637,17 +644,27 @@ export class P2k implements FuseFilesystem {
         room -= size;
         fit.push(batch.entries[i]);
       }
+      // Bare: a name the host has shown no interest in the attributes of, not a directory (PlusPolicy).
+      const bare = light ? fit.map(e => e.type !== VType.VDIR && e.type !== VType.VNON) : null;
       // With stable ids, an entry whose attributes readdir gave needs no vnode: its node id is its file id,
       // and a later request for it loads the vnode (revive). Not a node known already: it counts lookups.
-      const quick = out.plus && this.stable ? fit.map(e => e.attr !== undefined && !this.nodes.has(e.fileid + STABLE_BIAS)) : null;
-      const vps = out.plus ? await vn_lookupmany(l, h.fp.vp, fit.map((e, k) => quick?.[k] ? null : e.name)) : null;
+      // (A driver may build `attr` when asked: asked once, and not for bare entries.)
+      const quick = out.plus && this.stable
+        ? fit.map((e, k) => bare?.[k] || this.nodes.has(e.fileid + STABLE_BIAS) ? undefined : e.attr) : null;
+      const vps = out.plus ? await vn_lookupmany(l, h.fp.vp, fit.map((e, k) => bare?.[k] || quick?.[k] ? null : e.name)) : null;
       let k = 0;
       try {
         for (; k < fit.length; k++) {
           const e = fit[k], vp = vps?.[k] ?? null;
-          if (quick?.[k]) {
-            out.add(e.name, e.fileid, vtypeToIfmt(e.attr!.type) | e.attr!.mode, e.cookie, {
-              nodeid: e.fileid + STABLE_BIAS, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(e.attr!),
+          if (bare?.[k] && e.name !== '.' && e.name !== '..') {
+            out.add(e.name, e.fileid, vtypeToIfmt(e.type), e.cookie);
+            this.plus.answeredBare(ino, e.name);
+            continue;
+          }
+          const va = quick?.[k];
+          if (va) {
+            out.add(e.name, e.fileid, vtypeToIfmt(va.type) | va.mode, e.cookie, {
+              nodeid: e.fileid + STABLE_BIAS, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(va),
             });
             continue;
           }

@@ -203,10 +203,11 @@ export class DirentWriter {
     const nameLen = Buffer.byteLength(name);
     const size = direntSize(nameLen, this.plus);
     if (this.pos + size > this.buf.length) return false;
+    // The buffer starts zeroed and each byte is written once at most: a bare
+    // entry's entry_out and the name's padding stay zero (no fill per entry).
     let at = this.pos;
     if (this.plus) {
       if (entry) encodeEntry(this.buf, at, entry);
-      else this.buf.fill(0, at, at + ENTRY_OUT_SIZE);
       at += ENTRY_OUT_SIZE;
     }
     putU64(this.buf, at, ino);
@@ -214,7 +215,6 @@ export class DirentWriter {
     this.buf.writeUInt32LE(nameLen, at + 16);
     this.buf.writeUInt32LE(direntType(mode), at + 20);
     this.buf.write(name, at + DIRENT_SIZE, nameLen, 'utf8');
-    this.buf.fill(0, at + DIRENT_SIZE + nameLen, this.pos + size);
     this.pos += size;
     return true;
   }

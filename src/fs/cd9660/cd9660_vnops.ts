@@ -5,7 +5,10 @@ import {
   type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { ISO_SECTOR } from './iso.js';
-import { cd9660_direntries, cd9660_parsednode, cd9660_walkentries, checkExtent, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode } from './cd9660_node.js';
+import {
+  cd9660_direntries, cd9660_parsednode, cd9660_parsedrecord, cd9660_walkentries, checkExtent, HINT_DIR, type IsoEntry, type IsoMount,
+  type IsoNode, type ParsedRecord,
+} from './cd9660_node.js';
 import { cd9660_lookup } from './cd9660_lookup.js';
 import { zisofs_read } from './cd9660_zisofs.js';
 
@@ -90,6 +93,34 @@ async function cd9660_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: 
   return cd9660_rawread(imp, n, buf, offset);
 }
 
+/**
+ * An entry whose file's record the directory's walk parsed: its attributes
+ * (what getattr of its vnode gives) are built from the record the first
+ * time they are asked for, not for every entry listed (find asks for none).
+ */
+class ParsedDirent implements Dirent {
+  readonly name: string;
+  readonly fileid: number;
+  readonly type: VType;
+  readonly cookie: number;
+  private va: Vattr | null | undefined;
+
+  constructor(private readonly imp: IsoMount, e: IsoEntry, private readonly known: ParsedRecord) {
+    this.name = e.name;
+    this.fileid = e.key;
+    this.type = e.type;
+    this.cookie = e.next;
+  }
+
+  get attr(): Vattr | undefined {
+    if (this.va === undefined) {
+      const n = cd9660_parsednode(this.imp, this.fileid, this.known);
+      this.va = n ? isoVattr(n) : null;
+    }
+    return this.va ?? undefined;
+  }
+}
+
 /** The first entry not yet returned at cookie (the `next` of the last one returned): `next` grows along the directory. */
 function firstAfter(all: readonly IsoEntry[], cookie: number): number {
   let lo = 0, hi = all.length;
@@ -106,13 +137,9 @@ async function cd9660_readdir(vp: Vnode, cookie: number, _l: Lwp): Promise<{ ent
   const imp = vp.mount.priv<IsoMount>();
   const entries: Dirent[] = [];
   const add = (e: IsoEntry): boolean => {
-    const d: Dirent = { name: e.name, fileid: e.key, type: e.type, cookie: e.next };
-    // A file whose record the walk just parsed: its attributes without a vnode (FUSE readdirplus).
-    if (e.type !== VType.VDIR) {
-      const fn = cd9660_parsednode(imp, e.key);
-      if (fn) d.attr = isoVattr(fn);
-    }
-    entries.push(d);
+    // A file whose record the walk just parsed: its attributes without a vnode (FUSE readdirplus), when asked.
+    const known = e.type !== VType.VDIR ? cd9660_parsedrecord(imp, e.key) : undefined;
+    entries.push(known ? new ParsedDirent(imp, e, known) : { name: e.name, fileid: e.key, type: e.type, cookie: e.next });
     // A client may load a file by the id readdir gave (FUSE readdirplus).
     imp.hints.set(e.key, e.type === VType.VDIR ? HINT_DIR : n.key);
     return entries.length >= READDIR_BATCH;

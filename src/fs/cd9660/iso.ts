@@ -123,9 +123,23 @@ export function isDotRecord(r: DirRecord): 0 | 1 | null {
   return r.name[0] as 0 | 1;
 }
 
-/** Seconds since the epoch for a UTC calendar date; NaN-free for any input. */
+/**
+ * Seconds since the epoch for a UTC calendar date; NaN-free for any input.
+ * As Date.UTC (a day, hour, minute or second past its range carries over),
+ * by arithmetic: every record has dates, and Date.UTC costs a call into the
+ * runtime each. month is 1-12 (callers check).
+ */
 function utc(year: number, month: number, day: number, h: number, m: number, s: number): number {
-  return Math.floor(Date.UTC(year, month - 1, day, h, m, s) / 1000);
+  // Date.UTC's two-digit years.
+  if (year >= 0 && year <= 99) year += 1900;
+  // Days from 1970-01-01 to the first of the month (Hinnant's days_from_civil).
+  const y = month <= 2 ? year - 1 : year;
+  const era = Math.floor(y / 400);
+  const yoe = y - era * 400;
+  const doy = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5);
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  const days = era * 146097 + doe - 719468;
+  return (days + day - 1) * 86400 + h * 3600 + m * 60 + s;
 }
 
 /** The 7-byte recording date of a directory record (and RRIP TF short form). */

@@ -34,22 +34,24 @@ function dv(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
+const u16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
+
 export function direntry_decode(b: Uint8Array, off: number, fat32: boolean): Direntry {
-  const v = dv(b);
+  // Bytes read as they are (no DataView per entry: a directory scan decodes thousands).
   return {
     // A copy from Node's shared pool: a name of its own ArrayBuffer costs a cached file ~110 bytes more.
     name: Buffer.from(b.subarray(off, off + 11)),
     attr: b[off + 11],
     ntcase: b[off + 12],
     crtTenth: b[off + 13],
-    crtTime: v.getUint16(off + 14, true),
-    crtDate: v.getUint16(off + 16, true),
-    accDate: v.getUint16(off + 18, true),
-    mTime: v.getUint16(off + 22, true),
-    mDate: v.getUint16(off + 24, true),
+    crtTime: u16(b, off + 14),
+    crtDate: u16(b, off + 16),
+    accDate: u16(b, off + 18),
+    mTime: u16(b, off + 22),
+    mDate: u16(b, off + 24),
     // The high half is only meaningful on FAT32 (OS/2 EA handles elsewhere).
-    cluster: (fat32 ? v.getUint16(off + 20, true) * 0x10000 : 0) + v.getUint16(off + 26, true),
-    size: v.getUint32(off + 28, true),
+    cluster: (fat32 ? u16(b, off + 20) * 0x10000 : 0) + u16(b, off + 26),
+    size: u16(b, off + 28) + u16(b, off + 30) * 0x10000,
   };
 }
 
@@ -77,10 +79,12 @@ export function winChksum(name: Uint8Array): number {
   return s;
 }
 
-/** The 13 UTF-16 units of a long-name entry (0x0000 ends the name, 0xFFFF pads). */
-export function lfn_chars(b: Uint8Array, off: number): number[] {
-  const v = dv(b);
-  return LFN_OFFS.map(o => v.getUint16(off + o, true));
+/** Long-name entries of one name at most (20 x 13 = 260 units: 255 and the terminator fit). */
+export const LFN_MAX_PIECES = 20;
+
+/** The 13 UTF-16 units of the long-name entry at b[off], into units[at..at+13). */
+export function lfn_units(b: Uint8Array, off: number, units: Uint16Array, at: number): void {
+  for (let i = 0; i < LFN_CHARS; i++) units[at + i] = u16(b, off + LFN_OFFS[i]);
 }
 
 /** Long-name entry number `ord` (1-based) of the UTF-16 name, at b[off]. */

@@ -19,10 +19,14 @@ export class Codepage {
       if (!this.fromUni.has(c)) this.fromUni.set(c, i);
     }
   }
-  decode(b: Uint8Array): string {
+  decode(b: Uint8Array, from = 0, to = b.length): string {
     let s = '';
-    for (const x of b) s += this.toUni[x];
+    for (let i = from; i < to; i++) s += this.toUni[b[i]];
     return s;
+  }
+  /** The character of one byte. */
+  char(x: number): string {
+    return this.toUni[x];
   }
   /** The byte for a character, or -1 when the codepage lacks it. */
   encodeChar(c: string): number {

@@ -6,7 +6,7 @@ import { brelse, bread, kerr, log, type Buf } from '../../kern/index.js';
 import { Denode } from './denode.js';
 import {
   ATTR_DIRECTORY, ATTR_LFN, ATTR_VOLUME, CASE_LOWER_BASE, CASE_LOWER_EXT, DIRENT_SIZE, LFN_CHARS, LFN_LAST,
-  SLOT_DELETED, SLOT_E5, SLOT_EMPTY, direntry_decode, direntry_encode, lfn_chars, lfn_count, lfn_encode, winChksum,
+  SLOT_DELETED, SLOT_E5, SLOT_EMPTY, direntry_decode, direntry_encode, lfn_count, lfn_encode, lfn_units, LFN_MAX_PIECES, winChksum,
   type Direntry,
 } from './direntry.js';
 import { name_fold, vfat_striptail, type Codepage } from './msdosfs_conv.js';
@@ -47,7 +47,9 @@ export async function dir_scan(dep: Denode, visit: ((e: DirSlot) => boolean | vo
   const per = blocks[0].size / DIRENT_SIZE;
   const total = blocks.length * per;
   const from = opts.from ?? 0;
-  let lfn: { chk: number; next: number; units: number[]; first: number } | null = null;
+  // The long name being assembled: its checksum, the piece expected next, its UTF-16 units (in `units`), its first slot.
+  let lfn: { chk: number; next: number; len: number; first: number } | null = null;
+  const units = visit ? new Uint16Array(LFN_MAX_PIECES * LFN_CHARS) : null;
   for (let bi = Math.floor(from / per); bi < blocks.length; bi++) {
     const bp = await bread(dmp.dev, blocks[bi].off, blocks[bi].size, dmp.meta);
     try {
@@ -65,11 +67,11 @@ export async function dir_scan(dep: Denode, visit: ((e: DirSlot) => boolean | vo
         const attr = d[o + 11];
         if ((attr & 0x3f) === ATTR_LFN) {
           const ord = c & 0x3f;
-          if ((c & LFN_LAST) && ord >= 1 && ord <= 20) {
-            lfn = { chk: d[o + 13], next: ord - 1, units: new Array<number>(ord * LFN_CHARS).fill(0), first: slot };
-            lfn.units.splice((ord - 1) * LFN_CHARS, LFN_CHARS, ...lfn_chars(d, o));
+          if ((c & LFN_LAST) && ord >= 1 && ord <= LFN_MAX_PIECES) {
+            lfn = { chk: d[o + 13], next: ord - 1, len: ord * LFN_CHARS, first: slot };
+            lfn_units(d, o, units!, (ord - 1) * LFN_CHARS);
           } else if (lfn && ord === lfn.next && ord >= 1 && d[o + 13] === lfn.chk) {
-            lfn.units.splice((ord - 1) * LFN_CHARS, LFN_CHARS, ...lfn_chars(d, o));
+            lfn_units(d, o, units!, (ord - 1) * LFN_CHARS);
             lfn.next--;
           } else {
             lfn = null;
@@ -84,8 +86,9 @@ export async function dir_scan(dep: Denode, visit: ((e: DirSlot) => boolean | vo
         const de = direntry_decode(d, o, dmp.fat32);
         let longName: string | null = null;
         if (lfn && lfn.next === 0 && winChksum(de.name) === lfn.chk) {
-          const z = lfn.units.indexOf(0);
-          longName = String.fromCharCode(...(z >= 0 ? lfn.units.slice(0, z) : lfn.units));
+          let z = 0;
+          while (z < lfn.len && units![z] !== 0) z++;
+          longName = String.fromCharCode.apply(null, units!.subarray(0, z) as unknown as number[]);
           if (longName.length === 0) longName = null;
         }
         const first = longName !== null ? lfn!.first : slot;
@@ -105,10 +108,12 @@ export function dir_name(e: DirSlot, mode: ShortnameMode, cp: Codepage): string 
 }
 
 export function shortname_display(name: Uint8Array, ntcase: number, mode: ShortnameMode, cp: Codepage): string {
-  const n = name.slice();
-  if (n[0] === SLOT_E5) n[0] = SLOT_DELETED;
-  let base = cp.decode(n.subarray(0, 8)).replace(/ +$/, '');
-  let ext = cp.decode(n.subarray(8, 11)).replace(/ +$/, '');
+  // Trailing spaces pad base and extension (only the byte 0x20 shows as a space).
+  let be = 8, ee = 11;
+  while (be > 0 && name[be - 1] === 0x20) be--;
+  while (ee > 8 && name[ee - 1] === 0x20) ee--;
+  let base = be > 0 && name[0] === SLOT_E5 ? cp.char(SLOT_DELETED) + cp.decode(name, 1, be) : cp.decode(name, 0, be);
+  let ext = cp.decode(name, 8, ee);
   if (mode === 'lower') {
     base = base.toLowerCase();
     ext = ext.toLowerCase();
@@ -119,10 +124,15 @@ export function shortname_display(name: Uint8Array, ntcase: number, mode: Shortn
   return ext ? `${base}.${ext}` : base;
 }
 
-/** The keys an entry is found by: its long name and its short name, folded. */
+/**
+ * The keys an entry is found by: its long name and its short name, folded.
+ * A long name another system stored with trailing dots or spaces is found
+ * as lookups ask for it (without them, as vfat_checkname makes names):
+ * else readdir lists a name that no lookup finds.
+ */
 function nameKeys(longName: string | null, short: Uint8Array, cp: Codepage): string[] {
   const k = name_fold(shortname_display(short, 0, 'win95', cp));
-  return longName !== null ? [name_fold(longName), k] : [k];
+  return longName !== null ? [name_fold(vfat_striptail(longName) || longName), k] : [k];
 }
 
 /**
@@ -165,12 +175,27 @@ export async function dir_findoff(dep: Denode, off: number): Promise<DirSlot | n
 
 /** Entries other than `.` and `..`: whether any, and how many are directories. */
 export async function dir_contents(dep: Denode): Promise<{ entries: number; subdirs: number }> {
+  // The entries dir_scan would visit, counted from their bytes alone (a directory's load counts its subdirectories).
+  const dmp = dep.dmp;
+  const blocks = dep.dirBlocks();
+  if (blocks.length === 0) throw kerr('EIO', `${dep.describe()}: directory without clusters`);
   let entries = 0, subdirs = 0;
-  await dir_scan(dep, (e) => {
-    if (isDot(e.de)) return;
-    entries++;
-    if (e.de.attr & ATTR_DIRECTORY) subdirs++;
-  });
+  for (const blk of blocks) {
+    const bp = await bread(dmp.dev, blk.off, blk.size, dmp.meta);
+    try {
+      const d = bp.data;
+      for (let o = 0; o < blk.size; o += DIRENT_SIZE) {
+        const c = d[o], attr = d[o + 11];
+        if (c === SLOT_EMPTY) return { entries, subdirs };
+        if (c === SLOT_DELETED || (attr & 0x3f) === ATTR_LFN || (attr & ATTR_VOLUME)) continue;
+        if (c === 0x2e && (d[o + 1] === 0x20 || (d[o + 1] === 0x2e && d[o + 2] === 0x20))) continue;
+        entries++;
+        if (attr & ATTR_DIRECTORY) subdirs++;
+      }
+    } finally {
+      brelse(bp);
+    }
+  }
   return { entries, subdirs };
 }
 
