@@ -355,6 +355,44 @@ export async function ext2fs_ballocrun(ip: E2node, lbn: number, count: number, g
 }
 
 /**
+ * Make logical block lbn a hole again if it is pbn, and free pbn: a write
+ * that failed gives back the blocks it had put into the file's holes, which
+ * would otherwise read as whatever the disk held there (data is read from
+ * the device, not from the cache).
+ */
+export async function ext2fs_bunalloc(ip: E2node, lbn: number, pbn: number): Promise<void> {
+  const ump = ip.ump;
+  const path = indirPath(ump.bsize / 4, lbn);
+  if (!path) return;
+  if (!path.idx.length) {
+    if (ip.di.blockAt(lbn) !== pbn) return;
+    ip.di.setBlockAt(lbn, 0);
+  } else {
+    let b = ip.di.blockAt(path.slot);
+    for (let level = 0; b && level < path.idx.length; level++) {
+      if (!ump.validBlock(b)) throw ump.corrupt(`inode ${ip.ino}: indirect block ${b} is outside the file system`);
+      const bp = await ump.bread(b);
+      const dv = new DataView(bp.data.buffer, bp.data.byteOffset, bp.data.byteLength);
+      const at = path.idx[level] * 4;
+      if (level < path.idx.length - 1) {
+        b = dv.getUint32(at, true);
+        brelse(bp);
+        continue;
+      }
+      if (dv.getUint32(at, true) !== pbn) {
+        brelse(bp);
+        return;
+      }
+      dv.setUint32(at, 0, true);
+      await mount_bwrite(ump.mp, bp);
+    }
+    if (!b) return;
+  }
+  await freeData(ip, pbn, false);
+  ip.dirty = true;
+}
+
+/**
  * Free the blocks from logical block `keep` on (NetBSD ext2fs_truncate's
  * ext2fs_indirtrunc), and the indirect blocks left with nothing in them.
  */

@@ -7,7 +7,7 @@ import {
 } from '../../kern/index.js';
 import { LINK_MAX, MAXNAMLEN, RO_COMPAT } from './ext2fs.js';
 import { ext2fs_blkfree, ext2fs_ialloc, ext2fs_ifree } from './ext2fs_alloc.js';
-import { ext2fs_ballocrun, ext2fs_bmap, ext2fs_bmapruns, ext2fs_indirtrunc, indirMaxBlocks } from './ext2fs_bmap.js';
+import { ext2fs_ballocrun, ext2fs_bmap, ext2fs_bmapruns, ext2fs_bunalloc, ext2fs_indirtrunc, indirMaxBlocks } from './ext2fs_bmap.js';
 import { Dinode } from './ext2fs_dinode.js';
 import { E2node } from './ext2fs_inode.js';
 import {
@@ -240,7 +240,7 @@ async function writeCached(ip: E2node, buf: Uint8Array, pieces: Piece[], owner: 
  * written with one device write per run. A volume that fills up mid-way
  * gives a short write (ENOSPC if nothing was written); so does a device
  * write that fails after some windows were written (else its error), the
- * blocks the failed window added past the end of the file freed again.
+ * blocks the failed window added freed again (its holes stay holes).
  */
 async function writeData(ip: E2node, buf: Uint8Array, offset: number, owner: object): Promise<number> {
   const ump = ip.ump, bs = ip.bsize;
@@ -271,8 +271,18 @@ async function writeData(ip: E2node, buf: Uint8Array, offset: number, owner: obj
     try {
       await writePieces(ip, buf, pieces, owner);
     } catch (e) {
+      // The blocks this window put into the file's holes hold what the disk held there: holes again.
+      const inside = Math.ceil(ip.size / bs);
+      for (let k = 0; k < blocks.length && lbn + k < inside; k++) {
+        if (!blocks[k].fresh) continue;
+        try {
+          await ext2fs_bunalloc(ip, lbn + k, blocks[k].pbn);
+        } catch (e2) {
+          log(`ext2fs: ${ump.path}: inode ${ip.ino}: block ${lbn + k} of a failed write not given back: ${String(e2)}`);
+        }
+      }
       // Blocks past the end of the file hold nothing: give them back.
-      if (lbn + blocks.length > Math.ceil(ip.size / bs)) {
+      if (lbn + blocks.length > inside) {
         try {
           await ext2fs_indirtrunc(ip, Math.ceil(ip.size / bs));
         } catch (e2) {
