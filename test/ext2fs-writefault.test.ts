@@ -7,27 +7,11 @@ import path from 'node:path';
 import { expect, it } from 'vitest';
 import '../src/fs/ext2fs/index.js';
 import {
-  blkdev_open, Cred, isKernError, kerr, Lwp, O_CREAT, O_RDONLY, O_WRONLY, sys_open, sys_unlink, vfs_mount, vfs_unmount,
-  vn_close, vn_fsync, vn_read, vn_write, type BlockDevice,
+  blkdev_open, Cred, isKernError, Lwp, O_CREAT, O_RDONLY, O_WRONLY, sys_open, sys_unlink, vfs_mount, vfs_unmount,
+  vn_close, vn_fsync, vn_read, vn_write,
 } from '../src/kern/index.js';
+import { FaultDevice } from './helpers/faultdev.js';
 import { tempDir } from './helpers/mount.js';
-
-/** The image's device, whose writes fail while armed. */
-class FaultDevice implements BlockDevice {
-  armed = false;
-  constructor(private readonly dev: BlockDevice) {}
-  get path() { return this.dev.path; }
-  get sectorSize() { return this.dev.sectorSize; }
-  get size() { return this.dev.size; }
-  get readOnly() { return this.dev.readOnly; }
-  read(buf: Uint8Array, offset: number) { return this.dev.read(buf, offset); }
-  async write(buf: Uint8Array, offset: number) {
-    if (this.armed) throw kerr('EIO', `${this.path}: injected`);
-    return this.dev.write(buf, offset);
-  }
-  flush() { return this.dev.flush(); }
-  close() { return this.dev.close(); }
-}
 
 it('a write into a hole that the device refuses leaves the hole reading zeroes, and e2fsck clean', async () => {
   const img = path.join(tempDir('ext2-fault-'), 'e2.img');
@@ -50,7 +34,7 @@ it('a write into a hole that the device refuses leaves the hole reading zeroes, 
   await write('/sparse', Buffer.alloc(4096, 'a'), 0);
   await write('/sparse', Buffer.alloc(4096, 'z'), 4 << 20);
 
-  dev.armed = true;
+  dev.armed = { code: 'EIO', from: 0 };
   const fp = await sys_open(l, '/sparse', O_WRONLY, 0);
   let failed = '';
   try {
@@ -58,7 +42,7 @@ it('a write into a hole that the device refuses leaves the hole reading zeroes, 
   } catch (e) {
     failed = isKernError(e) ? e.code : String(e);
   }
-  dev.armed = false;
+  dev.armed = null;
   await vn_close(l, fp);
   expect(failed).toBe('EIO');
 

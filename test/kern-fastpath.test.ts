@@ -7,23 +7,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   blkdev_memory, bread, bread_cluster, brelse, binvalall, Cred, getblk, isKernError, kerr, LK_EXCLUSIVE, LK_SHARED,
   LockProtocolError, Lwp, O_CREAT, O_RDWR, sys_link, sys_mkdir, sys_open, sys_readdir, sys_readlink, sys_rename,
-  sys_rmdir, sys_setattr, sys_stat, sys_symlink, sys_unlink, vcache_get, vcache_tryget, vfs_mount, vfs_register,
+  sys_rmdir, sys_setattr, sys_stat, sys_symlink, sys_unlink, vcache_get, vcache_tryget, vfs_mount,
   vfs_unmount, vn_close, vn_lock, vn_read, vn_write, vop_create, vop_getattr, vop_lookup, VOP_CREATE, VOP_GETATTR,
-  VOP_LOOKUP, vrele, type Mount, type Vnode, type VnodeOps,
+  VOP_LOOKUP, vrele, type Mount, type Vnode,
 } from '../src/kern/index.js';
-import { tmpfs_vfsops, tmpfs_vnodeops } from '../src/fs/tmpfs/index.js';
-
-/** tmpfs with every operation answered through a Promise, as a driver doing I/O does. */
-const asyncOps = Object.fromEntries(Object.entries(tmpfs_vnodeops).map(([k, f]) =>
-  [k, k === 'pathconf' ? f : async (...a: unknown[]) => (f as (...x: unknown[]) => unknown)(...a)])) as unknown as VnodeOps;
-vfs_register({
-  ...tmpfs_vfsops,
-  name: 'tmpfs-async',
-  async loadvnode(mp, vp, key) {
-    await tmpfs_vfsops.loadvnode(mp, vp, key);
-    vp.ops = asyncOps;
-  },
-});
+import '../src/fs/tmpfs/index.js';
+import './helpers/tmpfs-async.js';
 
 const mounts: Mount[] = [];
 afterEach(async () => {

@@ -8,27 +8,12 @@ import { FUSE_ROOT_ID } from '../p2k/fuse/abi.js';
 import type { EntryOut } from '../p2k/fuse/codec.js';
 import { P2k } from '../p2k/p2k.js';
 import {
-  Cred, kerr, LK_EXCLUSIVE, LK_SHARED, LockProtocolError, Lwp, O_CREAT, O_EXCL, O_RDONLY, O_RDWR, vcache_getm, vcache_setmax,
-  vcache_stats, vfs_mount, vfs_register, vfs_unmount, vn_locking, vn_lookupat_or_null, vop_lookup, vop_lookup_or_null,
-  vop_create, vreclaim, vrele, VnodeState, type Mount, type Vnode, type VnodeOps,
+  Cred, LK_EXCLUSIVE, LK_SHARED, LockProtocolError, Lwp, O_CREAT, O_EXCL, O_RDONLY, O_RDWR, vcache_getm, vcache_setmax,
+  vcache_stats, vfs_mount, vfs_unmount, vn_locking, vn_lookupat_or_null, vop_lookup, vop_lookup_or_null,
+  vop_create, vreclaim, vrele, VnodeState, type Mount, type Vnode,
 } from '../src/kern/index.js';
-import { tmpfs_vfsops, tmpfs_vnodeops } from '../src/fs/tmpfs/index.js';
-
-/** tmpfs answering through Promises, absent names as ENOENT (the older contract). */
-const asyncOps = Object.fromEntries(Object.entries(tmpfs_vnodeops).map(([k, f]) =>
-  [k, k === 'pathconf' ? f : async (...a: unknown[]) => {
-    const r = await (f as (...x: unknown[]) => unknown)(...a);
-    if (k === 'lookup' && r === null) throw kerr('ENOENT');
-    return r;
-  }])) as unknown as VnodeOps;
-vfs_register({
-  ...tmpfs_vfsops,
-  name: 'tmpfs-async2',
-  async loadvnode(mp, vp, key) {
-    await tmpfs_vfsops.loadvnode(mp, vp, key);
-    vp.ops = asyncOps;
-  },
-});
+import '../src/fs/tmpfs/index.js';
+import './helpers/tmpfs-async.js';
 
 const mounts: Mount[] = [];
 afterEach(async () => {
@@ -52,7 +37,7 @@ const shape = (e: EntryOut) => ({ ...e, nodeid: e.nodeid === 0 ? 0 : 'node', att
 describe('p2k on a driver that answers at once', () => {
   it('lookup, create, open, write, read, getattr, release, unlink answer at once, the same as through Promises', async () => {
     const results: Record<string, { sync: boolean[]; values: unknown[] }> = {};
-    for (const type of ['tmpfs', 'tmpfs-async2']) {
+    for (const type of ['tmpfs', 'tmpfs-async']) {
       const mp = await mount(type);
       const p = new P2k(mp, { readOnly: false, groups: null, entryTimeout: 1, attrTimeout: 1, directIo: false });
       const sync: boolean[] = [], values: unknown[] = [];
@@ -91,8 +76,8 @@ describe('p2k on a driver that answers at once', () => {
     }
     expect(results["tmpfs"].sync.map((s, i) => s ? "" : String(i)).join("")).toBe("");
     // Through Promises: every kernel answer but the errors found before the driver (permission, existence).
-    expect(results['tmpfs-async2'].sync.filter(Boolean).length).toBeLessThan(results['tmpfs'].sync.length);
-    expect(results['tmpfs-async2'].values).toEqual(results['tmpfs'].values);
+    expect(results['tmpfs-async'].sync.filter(Boolean).length).toBeLessThan(results['tmpfs'].sync.length);
+    expect(results['tmpfs-async'].values).toEqual(results['tmpfs'].values);
     expect(results['tmpfs'].values).toContain('EEXIST');
     expect(results['tmpfs'].values).toContain('EACCES');
     expect(results['tmpfs'].values).toContain('ENOENT');
@@ -101,7 +86,7 @@ describe('p2k on a driver that answers at once', () => {
 
 describe('the kernel underneath', () => {
   it('an absent name: null from vop_lookup_or_null for a null and an ENOENT driver; vop_lookup throws ENOENT', async () => {
-    for (const type of ['tmpfs', 'tmpfs-async2']) {
+    for (const type of ['tmpfs', 'tmpfs-async']) {
       const mp = await mount(type);
       const root = mp.rootvp!, l = new Lwp(Cred.root, root);
       root.lock.tryLock(l, LK_SHARED);
@@ -156,7 +141,7 @@ describe('the kernel underneath', () => {
     await p.release(req, c.entry.nodeid, c.open.fh);
     p.forget(c.entry.nodeid, 1);
     expect(vcache_stats().free).toBeGreaterThan(0);
-    const amp = await mount('tmpfs-async2');
+    const amp = await mount('tmpfs-async');
     const aroot = amp.rootvp!;
     const ap = new P2k(amp, { readOnly: false, groups: null, entryTimeout: 1, attrTimeout: 1, directIo: false });
     const ac = await ap.create(req, FUSE_ROOT_ID, 'x', 0o644, O_RDWR | O_CREAT);

@@ -11,13 +11,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
-  blkdev_open, bufcache_setsyncdelay, Cred, errnos, isKernError, kerr, Lwp, O_CREAT, O_RDONLY, O_WRONLY, sys_open,
-  sys_stat, sys_unlink, vfs_mount, vfs_unmount, vn_close, vn_fsync, vn_read, vn_write, type BlockDevice, type Mount,
+  blkdev_open, bufcache_setsyncdelay, Cred, errnos, isKernError, Lwp, O_CREAT, O_RDONLY, O_WRONLY, sys_open,
+  sys_stat, sys_unlink, vfs_mount, vfs_unmount, vn_close, vn_fsync, vn_read, vn_write, type Mount,
 } from '../src/kern/index.js';
 import '../src/fs/msdosfs/index.js';
 import {
   SKIP_FUSE, cleanupMounts, ensureBuilt, kernelTmpfs, pattern, rumpMount, rumpUnmount, run, sh, tempDir,
 } from './helpers/mount.js';
+import { FaultDevice } from './helpers/faultdev.js';
 
 const env = { ...process.env, MTOOLS_SKIP_CHECK: '1', TZ: 'UTC', LC_ALL: 'C.UTF-8' };
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -33,29 +34,6 @@ function fsck(img: string): { status: number | null; complaints: string[] } {
   const r = run('fsck.fat', ['-n', img], { env });
   const complaints = (r.stdout + r.stderr).split('\n').filter(l => l && !/^fsck\.fat |files, .* clusters$/.test(l));
   return { status: r.status, complaints };
-}
-
-/** The image's device, whose writes fail once armed: all of them, or those at or past `from` (unwritten space). */
-class FaultDevice implements BlockDevice {
-  armed: { code: 'ENOSPC' | 'EIO'; from: number } | null = null;
-  attempts = 0;
-  failures = 0;
-  constructor(private readonly dev: BlockDevice) {}
-  get path() { return this.dev.path; }
-  get sectorSize() { return this.dev.sectorSize; }
-  get size() { return this.dev.size; }
-  get readOnly() { return this.dev.readOnly; }
-  read(buf: Uint8Array, offset: number) { return this.dev.read(buf, offset); }
-  async write(buf: Uint8Array, offset: number) {
-    this.attempts++;
-    if (this.armed && offset + buf.length > this.armed.from) {
-      this.failures++;
-      throw kerr(this.armed.code, `${this.path}: injected`);
-    }
-    return this.dev.write(buf, offset);
-  }
-  flush() { return this.dev.flush(); }
-  close() { return this.dev.close(); }
 }
 
 /** Device writes in 2.5 s once the syncer has had its one try at what failed: 0 when nothing retries. */
