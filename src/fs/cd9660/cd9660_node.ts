@@ -128,16 +128,6 @@ export function checkExtent(imp: IsoMount, start: number, length: number, where:
   }
 }
 
-export interface DirEntryRec {
-  /** Offset of the record in the directory. */
-  offset: number;
-  /** Offset just past it: where the next record is looked for. */
-  next: number;
-  /** Byte offset of the record on the medium. */
-  abs: number;
-  rec: DirRecord;
-}
-
 /**
  * The record at byte p of the directory sector at secOff (directory at
  * start, size bytes), checked: it must end inside the sector and the
@@ -153,11 +143,17 @@ function recordAt(sector: Uint8Array, p: number, secOff: number, start: number, 
   return { r: parseDirRecord(sector.subarray(p, p + len), where), len, where };
 }
 
+/** A directory walk's callback, per record: true stops the walk; a Promise is waited for. */
+type RecordVisit = (r: DirRecord, offset: number, next: number, where: () => string) => boolean | void | Promise<boolean | void>;
+
 /**
- * The records of the directory at `start` (size bytes), from offset `from`.
- * A zero length byte ends the records of a sector; a record never crosses one.
+ * The records of the directory at `start` (size bytes), from offset `from`,
+ * each handed to `visit` with its offset in the directory and the offset
+ * just past it. A zero length byte ends the records of a sector; a record
+ * never crosses one. A sector's records are taken at once: only a sector
+ * read or a visit that answers with a Promise waits.
  */
-export async function* cd9660_dirwalk(imp: IsoMount, start: number, size: number, from: number): AsyncGenerator<DirEntryRec> {
+async function cd9660_walkrecords(imp: IsoMount, start: number, size: number, from: number, visit: RecordVisit): Promise<void> {
   for (let off = from; off < size;) {
     const secOff = off - (off % ISO_SECTOR);
     const sector = await iso_read(imp, start + secOff, ISO_SECTOR);
@@ -165,8 +161,10 @@ export async function* cd9660_dirwalk(imp: IsoMount, start: number, size: number
     while (p < ISO_SECTOR && secOff + p < size) {
       const at = recordAt(sector, p, secOff, start, size);
       if (!at) break;
-      yield { offset: secOff + p, next: secOff + p + at.len, abs: start + secOff + p, rec: at.r };
+      const offset = secOff + p;
       p += at.len;
+      const stop = visit(at.r, offset, offset + at.len, at.where);
+      if (stop instanceof Promise ? await stop : stop) return;
     }
     off = secOff + ISO_SECTOR;
   }
@@ -279,58 +277,44 @@ function fileType(ri: RripInfo): VType {
  * continuation area or a relocation check waits.
  */
 export async function cd9660_walkentries(imp: IsoMount, dir: IsoNode, from: number, emit: (e: IsoEntry) => boolean | void): Promise<void> {
-  let pending: { name: string; key: number; type: VType } | null = null;
-  const start = dir.key, size = dir.size;
-  for (let off = from; off < size;) {
-    const secOff = off - (off % ISO_SECTOR);
-    const sector = await iso_read(imp, start + secOff, ISO_SECTOR);
-    let p = off - secOff;
-    while (p < ISO_SECTOR && secOff + p < size) {
-      const at = recordAt(sector, p, secOff, start, size);
-      if (!at) break;
-      const { r, where } = at, offset = secOff + p, next = offset + at.len;
-      p += at.len;
-      if (pending) {
-        // A continuation record of a multi-extent file: the entry ends with its final extent.
-        if (!(r.flags & ISO_FLAG_MULTI)) {
-          const done = emit({ name: pending.name, key: pending.key, type: pending.type, next });
-          pending = null;
-          if (done) return;
-        }
-        continue;
-      }
-      const dot = isDotRecord(r);
-      if (dot !== null) {
-        let e: IsoEntry;
-        if (offset === 0 && dot === 0) e = { name: '.', key: dir.key, type: VType.VDIR, next };
-        else if (offset === 0 || dot === 0) corrupt(`directory at ${dir.key}: '.' or '..' record at ${offset}`);
-        else e = { name: '..', key: dir.parent, type: VType.VDIR, next };
-        if (emit(e)) return;
-        continue;
-      }
-      if (r.flags & ISO_FLAG_ASSOC) continue;
-      const got = cd9660_rrip(imp, r, false, where);
-      const ri = got instanceof Promise ? await got : got;
-      if (ri.relocated) continue;
-      const name = cd9660_name(imp, r, ri);
-      if (name === '' || name === '.' || name === '..') continue;
-      let e: IsoEntry;
-      if (ri.childLink !== undefined) {
-        const target = ri.childLink * ISO_SECTOR;
-        await cd9660_checkreloc(imp, dir.key, target);
-        e = { name, key: target, type: VType.VDIR, next };
-      } else if (r.flags & ISO_FLAG_DIR) {
-        e = { name, key: recordStart(r), type: VType.VDIR, next };
-      } else {
-        const abs = start + offset;
-        e = { name, key: abs, type: fileType(ri), next };
-        if (!(r.flags & ISO_FLAG_MULTI)) keepParsed(imp, abs, r, ri);
-      }
-      if (r.flags & ISO_FLAG_MULTI && !(r.flags & ISO_FLAG_DIR)) pending = e;
-      else if (emit(e)) return;
+  // A multi-extent file's entry, until its final extent.
+  let pending = null as IsoEntry | null;
+  const entry = (r: DirRecord, e: IsoEntry): boolean | void => {
+    if (r.flags & ISO_FLAG_MULTI && !(r.flags & ISO_FLAG_DIR)) pending = e;
+    else return emit(e);
+  };
+  // A record's entry, once its Rock Ridge is known.
+  const named = (r: DirRecord, ri: RripInfo, offset: number, next: number): boolean | void | Promise<boolean | void> => {
+    if (ri.relocated) return;
+    const name = cd9660_name(imp, r, ri);
+    if (name === '' || name === '.' || name === '..') return;
+    if (ri.childLink !== undefined) {
+      const target = ri.childLink * ISO_SECTOR;
+      return cd9660_checkreloc(imp, dir.key, target).then(() => entry(r, { name, key: target, type: VType.VDIR, next }));
     }
-    off = secOff + ISO_SECTOR;
-  }
+    if (r.flags & ISO_FLAG_DIR) return entry(r, { name, key: recordStart(r), type: VType.VDIR, next });
+    const abs = dir.key + offset;
+    if (!(r.flags & ISO_FLAG_MULTI)) keepParsed(imp, abs, r, ri);
+    return entry(r, { name, key: abs, type: fileType(ri), next });
+  };
+  await cd9660_walkrecords(imp, dir.key, dir.size, from, (r, offset, next, where) => {
+    if (pending) {
+      // A continuation record of a multi-extent file: the entry ends with its final extent.
+      if (r.flags & ISO_FLAG_MULTI) return;
+      const e = { name: pending.name, key: pending.key, type: pending.type, next };
+      pending = null;
+      return emit(e);
+    }
+    const dot = isDotRecord(r);
+    if (dot !== null) {
+      if (offset === 0 && dot === 0) return emit({ name: '.', key: dir.key, type: VType.VDIR, next });
+      if (offset === 0 || dot === 0) corrupt(`directory at ${dir.key}: '.' or '..' record at ${offset}`);
+      return emit({ name: '..', key: dir.parent, type: VType.VDIR, next });
+    }
+    if (r.flags & ISO_FLAG_ASSOC) return;
+    const ri = cd9660_rrip(imp, r, false, where);
+    return ri instanceof Promise ? ri.then(x => named(r, x, offset, next)) : named(r, ri, offset, next);
+  });
   if (pending) corrupt(`directory at ${dir.key}: multi-extent file '${pending.name}' has no final extent`);
 }
 
@@ -435,11 +419,10 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
   // A record found by its key alone: its directory is bounded only by the largest one.
   const start = hint === HINT_RECORD ? key - (key % ISO_SECTOR) : hint;
   const dirSize = hint === HINT_RECORD ? CD9660_MAXDIRSIZE : (await cd9660_dirhead(imp, hint)).size;
-  for await (const d of cd9660_dirwalk(imp, start, dirSize, key - start)) {
-    const r = d.rec;
-    const where = `directory at ${start}, record at ${d.offset}`;
+  await cd9660_walkrecords(imp, start, dirSize, key - start, async (r, offset) => {
+    const where = `directory at ${start}, record at ${offset}`;
     if (!n) {
-      if (d.abs !== key || isDotRecord(r) !== null || (r.flags & ISO_FLAG_DIR)) corrupt(`${where}: not a file record`);
+      if (start + offset !== key || isDotRecord(r) !== null || (r.flags & ISO_FLAG_DIR)) corrupt(`${where}: not a file record`);
       const ri = await cd9660_rrip(imp, r, false, where);
       n = attrs(imp, key, fileType(ri), r, ri, false);
       if (ri.zisofs && n.type === VType.VREG) n.zisofs = ri.zisofs;
@@ -449,11 +432,9 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
     }
     n.extents.push({ start: recordStart(r), length: r.dataLength });
     n.size += r.dataLength;
-    if (!(r.flags & ISO_FLAG_MULTI)) {
-      final = true;
-      break;
-    }
-  }
+    final = !(r.flags & ISO_FLAG_MULTI);
+    return final;
+  });
   if (!n) corrupt(`record at ${key}: not found in its directory`);
   if (!final) corrupt(`record at ${key}: multi-extent file has no final extent`);
   return finish(n, key);
