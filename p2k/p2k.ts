@@ -342,9 +342,7 @@ export class P2k implements FuseFilesystem {
 
   private lookupIn(req: FuseRequest, dvp: Vnode, name: string): MaybePromise<EntryOut> {
     const l = this.lwp(req);
-    const r = vn_lookupat_or_null(l, dvp, name);
-    if (r instanceof Promise) return r.then(vp => this.found(l, vp, name));
-    return this.found(l, r, name);
+    return andThen(vn_lookupat_or_null(l, dvp, name), vp => this.found(l, vp, name));
   }
 
   private found(l: Lwp, vp: Vnode | null, name: string): MaybePromise<EntryOut> {
@@ -505,9 +503,7 @@ export class P2k implements FuseFilesystem {
 
   create(req: FuseRequest, parent: number, name: string, mode: number, flags: number): MaybePromise<{ entry: EntryOut; open: OpenOut }> {
     const l = this.lwp(req);
-    const r = vn_createat(l, this.vnode(parent), name, flags, mode & 0o7777);
-    if (r instanceof Promise) return r.then(fp => this.created(l, fp, name));
-    return this.created(l, r, name);
+    return andThen(vn_createat(l, this.vnode(parent), name, flags, mode & 0o7777), fp => this.created(l, fp, name));
   }
 
   private created(l: Lwp, fp: File, name: string): MaybePromise<{ entry: EntryOut; open: OpenOut }> {
@@ -568,22 +564,12 @@ export class P2k implements FuseFilesystem {
     return this.readFile(req, h.fp, offset, size);
   }
 
-  /** A read the driver answers at once (at once here too), or as many as it takes. */
   private readFile(req: FuseRequest, fp: File, offset: number, size: number): MaybePromise<Uint8Array> {
     const l = this.lwp(req);
     const pooled = this.readBuffers.pop();
     const buf = pooled && pooled.length >= size ? pooled : Buffer.allocUnsafe(Math.max(size, READ_BUFFER));
-    // The driver's answers taken as they come: only one given later makes the rest wait.
-    for (let done = 0; ;) {
-      const n = vn_readm(l, fp, done === 0 && size === buf.length ? buf : buf.subarray(done, size), offset + done);
-      if (n instanceof Promise) return this.readMore(l, fp, buf, offset, size, done, n);
-      if (n === 0 || (done += n) >= size) return buf.subarray(0, done);
-    }
-  }
-
-  private async readMore(l: Lwp, fp: File, buf: Buffer, offset: number, size: number, done: number, n: Promise<number>): Promise<Uint8Array> {
-    for (let got = await n; got !== 0 && (done += got) < size;) got = await vn_readm(l, fp, buf.subarray(done, size), offset + done);
-    return buf.subarray(0, done);
+    return andThen(transfer(size, done => vn_readm(l, fp, done === 0 && size === buf.length ? buf : buf.subarray(done, size), offset + done)),
+      done => buf.subarray(0, done));
   }
 
   readDone(data: Uint8Array): void {
@@ -595,16 +581,7 @@ export class P2k implements FuseFilesystem {
     const l = this.lwp(req), fp = this.handle(fh).fp;
     // With HANDLE_KILLPRIV_V2 the kernel says whether the writer may keep setuid/setgid.
     const killpriv = this.killprivByKernel ? (writeFlags & FUSE_WRITE_KILL_SUIDGID) !== 0 : !l.cred.isRoot();
-    for (let done = 0; ;) {
-      const n = vn_writem(l, fp, done === 0 ? data : data.subarray(done), offset + done, killpriv && done === 0);
-      if (n instanceof Promise) return this.writeMore(l, fp, data, offset, done, n);
-      if (n === 0 || (done += n) >= data.length) return done;
-    }
-  }
-
-  private async writeMore(l: Lwp, fp: File, data: Buffer, offset: number, done: number, n: Promise<number>): Promise<number> {
-    for (let got = await n; got !== 0 && (done += got) < data.length;) got = await vn_writem(l, fp, data.subarray(done), offset + done, false);
-    return done;
+    return transfer(data.length, done => vn_writem(l, fp, done === 0 ? data : data.subarray(done), offset + done, killpriv && done === 0));
   }
 
   /** close(2) of one descriptor: nothing to do, the data went with each write. */
@@ -769,11 +746,29 @@ export class P2k implements FuseFilesystem {
   }
 }
 
-/** Where a server's memory is, in MiB: the JS heap, memory outside it (array buffers: the buffer cache among them). */
 function forgetFailed(id: number, e: unknown): void {
   rumpuser_putstr(`p2k: forget ${id}: ${String(e)}\n`);
 }
 
+/**
+ * Bytes moved by step (given how many are done so far) until `size` are or
+ * one step moves none (end of file). The driver's answers are taken as they
+ * come: only one given later makes the rest of the request wait.
+ */
+function transfer(size: number, step: (done: number) => MaybePromise<number>): MaybePromise<number> {
+  for (let done = 0; ;) {
+    const n = step(done);
+    if (n instanceof Promise) return transferLater(size, step, done, n);
+    if (n === 0 || (done += n) >= size) return done;
+  }
+}
+
+async function transferLater(size: number, step: (done: number) => MaybePromise<number>, done: number, n: Promise<number>): Promise<number> {
+  for (let got = await n; got !== 0 && (done += got) < size;) got = await step(done);
+  return done;
+}
+
+/** Where a server's memory is, in MiB: the JS heap, memory outside it (array buffers: the buffer cache among them). */
 function memoryLine(): string {
   // Not process.memoryUsage(): its resident size reads /proc, which the sandbox closes.
   const h = v8().getHeapStatistics(), b = bufcache_stats();
