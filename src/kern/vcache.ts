@@ -8,7 +8,7 @@ import { LK_EXCLUSIVE } from './lock.js';
 import { rumpuser_getenv } from '../rumpuser/index.js';
 import type { Mount } from './vfs.js';
 import { Vnode, VnodeState, type VnodeOps } from './vnode.js';
-import { vop_inactive, vop_reclaim, VOP_INACTIVE, VOP_RECLAIM } from './vnode_if.js';
+import { vop_inactive, vop_reclaim, VOP_INACTIVE } from './vnode_if.js';
 import type { MaybePromise } from './vnode_types.js';
 import type { Lwp } from './lwp.js';
 
@@ -126,7 +126,12 @@ export function vrele(vp: Vnode): void | Promise<void> {
 /** The last reference went: VOP_INACTIVE, then the free list (or reclaim). At once when nothing waits. */
 function vrele_last(vp: Vnode): void | Promise<void> {
   const l = kernel_lwp();
-  if (!vp.lock.tryLock(l, LK_EXCLUSIVE)) return vrele_last_waiting(vp, l);
+  if (!vp.lock.tryLock(l, LK_EXCLUSIVE)) return vp.lock.lock(l, LK_EXCLUSIVE).then(() => vrele_locked(vp, l));
+  return vrele_locked(vp, l);
+}
+
+/** vrele_last with vp locked by l: the lock goes once VOP_INACTIVE has answered. */
+function vrele_locked(vp: Vnode, l: Lwp): void | Promise<void> {
   let recycle: MaybePromise<boolean>;
   try {
     recycle = vp.usecount === 0 && vp.state === VnodeState.ACTIVE ? vop_inactive(vp, l) : false;
@@ -138,17 +143,6 @@ function vrele_last(vp: Vnode): void | Promise<void> {
     return recycle.then(r => { vp.lock.unlock(l); return vrele_free(vp, r); }, e => { vp.lock.unlock(l); throw e; });
   }
   vp.lock.unlock(l);
-  return vrele_free(vp, recycle);
-}
-
-async function vrele_last_waiting(vp: Vnode, l: Lwp): Promise<void> {
-  await vp.lock.lock(l, LK_EXCLUSIVE);
-  let recycle = false;
-  try {
-    if (vp.usecount === 0 && vp.state === VnodeState.ACTIVE) recycle = await VOP_INACTIVE(vp, l);
-  } finally {
-    vp.lock.unlock(l);
-  }
   return vrele_free(vp, recycle);
 }
 
@@ -178,7 +172,8 @@ export function vreclaim(vp: Vnode): void | Promise<void> {
     if (vp.mount.vnodes.get(vp.key) === vp) vp.mount.vnodes.delete(vp.key);
     vp.state = VnodeState.RECLAIMED;
   };
-  if (vp.lock.tryLock(l, LK_EXCLUSIVE)) {
+  // With the lock held: VOP_RECLAIM, then done, however it ends.
+  const reclaim = (): void | Promise<void> => {
     let r: MaybePromise<void>;
     try {
       r = vop_reclaim(vp, l);
@@ -186,22 +181,12 @@ export function vreclaim(vp: Vnode): void | Promise<void> {
       done();
       throw e;
     }
-    if (!(r instanceof Promise)) {
-      done();
-      return;
-    }
-    vp.reclaimed = r.finally(done);
-    return vp.reclaimed;
-  }
-  vp.reclaimed = (async () => {
-    await vp.lock.lock(l, LK_EXCLUSIVE);
-    try {
-      await VOP_RECLAIM(vp, l);
-    } finally {
-      done();
-    }
-  })();
-  return vp.reclaimed;
+    if (r instanceof Promise) return r.finally(done);
+    done();
+  };
+  const r = vp.lock.tryLock(l, LK_EXCLUSIVE) ? reclaim() : vp.lock.lock(l, LK_EXCLUSIVE).then(reclaim);
+  if (r) vp.reclaimed = r;
+  return r;
 }
 
 /**
