@@ -31,16 +31,20 @@ export interface ScanEnd {
   total: number;
 }
 
-export const isDot = (de: Direntry) => de.name[0] === 0x2e && (de.name[1] === 0x20 || (de.name[1] === 0x2e && de.name[2] === 0x20));
+/** Whether the 11-byte name at b[o] is `.` or `..`. */
+const isDotName = (b: Uint8Array, o: number) => b[o] === 0x2e && (b[o + 1] === 0x20 || (b[o + 1] === 0x2e && b[o + 2] === 0x20));
+export const isDot = (de: Direntry) => isDotName(de.name, 0);
 
 /**
  * Call visit for every live file entry (dot entries included, volume labels
  * and long-name pieces not) from slot `from` on, until it returns true.
  * onFree sees deleted slots. Without visit, only the free slots and the end
- * are found (no entry is decoded).
+ * are found, and onBytes sees each live file entry's 32 bytes at d[o] (no
+ * entry is decoded).
  */
 export async function dir_scan(dep: Denode, visit: ((e: DirSlot) => boolean | void) | null,
-  opts: { from?: number; onFree?: (slot: number) => void; onLabel?: (de: Direntry) => void } = {}): Promise<ScanEnd> {
+  opts: { from?: number; onFree?: (slot: number) => void; onLabel?: (de: Direntry) => void; onBytes?: (d: Uint8Array, o: number) => void } = {},
+): Promise<ScanEnd> {
   const dmp = dep.dmp;
   const blocks = dep.dirBlocks();
   if (blocks.length === 0) throw kerr('EIO', `${dep.describe()}: directory without clusters`);
@@ -63,8 +67,11 @@ export async function dir_scan(dep: Denode, visit: ((e: DirSlot) => boolean | vo
           opts.onFree?.(slot);
           continue;
         }
-        if (!visit) continue;
         const attr = d[o + 11];
+        if (!visit) {
+          if (opts.onBytes && (attr & 0x3f) !== ATTR_LFN && !(attr & ATTR_VOLUME)) opts.onBytes(d, o);
+          continue;
+        }
         if ((attr & 0x3f) === ATTR_LFN) {
           const ord = c & 0x3f;
           if ((c & LFN_LAST) && ord >= 1 && ord <= LFN_MAX_PIECES) {
@@ -175,27 +182,15 @@ export async function dir_findoff(dep: Denode, off: number): Promise<DirSlot | n
 
 /** Entries other than `.` and `..`: whether any, and how many are directories. */
 export async function dir_contents(dep: Denode): Promise<{ entries: number; subdirs: number }> {
-  // The entries dir_scan would visit, counted from their bytes alone (a directory's load counts its subdirectories).
-  const dmp = dep.dmp;
-  const blocks = dep.dirBlocks();
-  if (blocks.length === 0) throw kerr('EIO', `${dep.describe()}: directory without clusters`);
+  // Counted from the entries' bytes (a directory's load counts its subdirectories): nothing decoded.
   let entries = 0, subdirs = 0;
-  for (const blk of blocks) {
-    const bp = await bread(dmp.dev, blk.off, blk.size, dmp.meta);
-    try {
-      const d = bp.data;
-      for (let o = 0; o < blk.size; o += DIRENT_SIZE) {
-        const c = d[o], attr = d[o + 11];
-        if (c === SLOT_EMPTY) return { entries, subdirs };
-        if (c === SLOT_DELETED || (attr & 0x3f) === ATTR_LFN || (attr & ATTR_VOLUME)) continue;
-        if (c === 0x2e && (d[o + 1] === 0x20 || (d[o + 1] === 0x2e && d[o + 2] === 0x20))) continue;
-        entries++;
-        if (attr & ATTR_DIRECTORY) subdirs++;
-      }
-    } finally {
-      brelse(bp);
-    }
-  }
+  await dir_scan(dep, null, {
+    onBytes: (d, o) => {
+      if (isDotName(d, o)) return;
+      entries++;
+      if (d[o + 11] & ATTR_DIRECTORY) subdirs++;
+    },
+  });
   return { entries, subdirs };
 }
 
