@@ -282,6 +282,35 @@ describe('msdosfs: writing, judged by fsck.fat and mtools', () => {
     }
   });
 
+  it.each([configs.fat16s1, configs.fat32s1])('counts the free clusters of a fragmented FAT as a count of every entry does ($name)', async ({ kb, args }) => {
+    const img = mkfs(kb, args);
+    // Files of 1..40 clusters, every other one deleted, then one that fills the holes:
+    // used and free entries on both sides of the driver's 4 KiB FAT blocks.
+    const src = join(dir, 'frag.bin');
+    for (let i = 0; i < 120; i++) {
+      writeFileSync(src, randomBytes(512 * (1 + (i * 7) % 40)));
+      mt('mcopy', ['-i', img, src, `::F${i}.BIN`]);
+    }
+    for (let i = 0; i < 120; i += 2) mt('mdel', ['-i', img, `::F${i}.BIN`]);
+    writeFileSync(src, randomBytes(512 * 900));
+    mt('mcopy', ['-i', img, src, '::FILL.BIN']);
+    const b = readFileSync(img);
+    const bps = b.readUInt16LE(11), spc = b[13], reserved = b.readUInt16LE(14), fats = b[16];
+    const rootSecs = Math.ceil(b.readUInt16LE(17) * 32 / bps);
+    const fatSecs = b.readUInt16LE(22) || b.readUInt32LE(36);
+    const totSecs = b.readUInt16LE(19) || b.readUInt32LE(32);
+    const clusters = Math.floor((totSecs - reserved - fats * fatSecs - rootSecs) / spc);
+    const fat32 = b.readUInt16LE(22) === 0;
+    let free = 0;
+    for (let c = 2; c < clusters + 2; c++) {
+      const v = fat32 ? b.readUInt32LE(reserved * bps + 4 * c) & 0x0fffffff : b.readUInt16LE(reserved * bps + 2 * c);
+      if (v === 0) free++;
+    }
+    expect(free).toBeLessThan(clusters - 900);
+    const fs = await mnt(img, {}, true);
+    expect((await fs.statfs()).bfree).toBe(free);
+  });
+
   it('keeps FAT32 FSInfo right', async () => {
     const img = mkfs(configs.fat32s1.kb, configs.fat32s1.args);
     const fs = await mnt(img);
