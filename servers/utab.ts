@@ -8,7 +8,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { flock } from '../src/rumpuser/native.js';
-import { escapeMount } from './mountinfo.js';
+import { escapeMount, readMountinfo } from './mountinfo.js';
 
 const UTAB = '/run/mount/utab';
 
@@ -41,8 +41,11 @@ export function utabAdd(source: string, target: string, options: string): void {
     withUtabLock(() => {
       let text = '';
       try { text = readFileSync(UTAB, 'utf8'); } catch { /* the first note */ }
-      if (text !== '' && !text.endsWith('\n')) text += '\n';
-      text += `SRC=${escapeMount(source)} TARGET=${escapeMount(target)} ROOT=/ OPTS=${escapeMount(options)}\n`;
+      // Read under the lock: a mount noted meanwhile by someone else is mounted already.
+      const here = escapeMount(target);
+      const mounted = new Set(readMountinfo().map(m => escapeMount(m.target)));
+      mounted.delete(here); // a note left there by an earlier mount is not ours
+      text = utabPrune(text, mounted) + `SRC=${escapeMount(source)} TARGET=${here} ROOT=/ OPTS=${escapeMount(options)}\n`;
       // A new file renamed over the old, as libmount does: readers never see half of it.
       const tmp = `${UTAB}.rumpfs.${process.pid}`;
       writeFileSync(tmp, text, { mode: 0o644 });
@@ -51,4 +54,18 @@ export function utabAdd(source: string, target: string, options: string): void {
   } catch {
     // Without the note umount still unmounts; it only returns before the server has flushed.
   }
+}
+
+/**
+ * utab without the notes on mounts that are gone (by TARGET, escaped as in
+ * utab; mounted: the escaped mount points now): a server that died, or was
+ * unmounted with fusermount, leaves its note behind, and nothing else takes
+ * it away. Lines that name no target stay.
+ */
+export function utabPrune(text: string, mounted: ReadonlySet<string>): string {
+  const kept = text.split('\n').filter(line => {
+    const target = / TARGET=(\S+)/.exec(' ' + line)?.[1];
+    return line !== '' && (target === undefined || mounted.has(target));
+  });
+  return kept.map(l => l + '\n').join('');
 }
