@@ -359,6 +359,7 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
   process.on('SIGUSR1', () => rumpuser_putstr(p2k.dumpVnodes()));
   process.on('SIGUSR2', () => { p2k.dumpStatus(mountpoint, session.counts).then(rumpuser_putstr, e => rumpuser_putstr(`${describe(e)}\n`)); });
 
+  saveCodeCache();
   try {
     sandbox({ procDirFd: procDirFd >= 0 ? procDirFd : undefined, user: spec.sandboxUser, ids: serverIds(spec) });
   } catch (e) {
@@ -378,6 +379,15 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
   } else if (log) detach(log, spec.prog);
   // (A supervised server's supervisor says it: it may still be writing to the user's terminal.)
   if (log?.file && !supervising) rumpuser_putstr(`serving ${spec.from} on ${mountpoint}${readOnly ? ' (read-only)' : ''}\n`);
+}
+
+/**
+ * A server's loader (scripts/bundle.mjs) that found no code cache it could
+ * use leaves this hook: the cache is written now, with what a mount runs
+ * compiled, while the server may still write files.
+ */
+function saveCodeCache(): void {
+  (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for('rumpfs.saveCodeCache')]?.();
 }
 
 /** First uid of the range that servers take one each of (uid = base + pid). */

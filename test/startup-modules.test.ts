@@ -3,15 +3,20 @@
 // performance.now() brings perf_hooks, node:fs/promises its readline and
 // watchers (together ~20 ms of a server's start-up CPU, measured). The
 // kernel, a driver, p2k and the runner load them only where they are used.
-import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+// And what a mount compiles is compiled once: a server's loader keeps V8's
+// code cache of it (scripts/bundle.mjs).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, expect, it } from 'vitest';
+import { afterAll, afterEach, expect, it } from 'vitest';
+import { serverNodeFlags } from '../servers/programs.js';
+import { launcherPath } from '../src/rumpuser/native.js';
 import { mkfs } from './helpers/fat.js';
-import { ensureBuilt, ROOT, tempDir } from './helpers/mount.js';
+import { cleanupMounts, ensureBuilt, mountAt, processGone, ROOT, run, SKIP_FUSE, serverPids, tempDir, waitFor } from './helpers/mount.js';
 
 const tmp = tempDir('rumpfs-startup-');
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterEach(cleanupMounts);
 
 const HEAVY = ['fs/promises', 'v8', 'perf_hooks', 'child_process', 'stream', 'net'];
 
@@ -47,4 +52,34 @@ it('mounting an image and serving it loads none of ' + HEAVY.join(', '), () => {
   const baseline = new Set(modules(`import { writeSync } from 'node:fs'; writeSync(1, JSON.stringify(process.moduleLoadList));`));
   const added = modules(script).filter(m => !baseline.has(m));
   expect(added.filter(m => HEAVY.includes(m))).toEqual([]);
+});
+
+it.skipIf(SKIP_FUSE)('a server writes its code cache at its first mount, the next mounts use it, and one V8 refuses is replaced', async () => {
+  ensureBuilt();
+  const stub = path.join(ROOT, 'dist/bin/rump_tmpfs.cjs'), cache = path.join(ROOT, 'dist/bin/rump_tmpfs.cache');
+  if (!existsSync(stub) || statSync(stub).mtimeMs < statSync(path.join(ROOT, 'dist/servers/rump_tmpfs.js')).mtimeMs) {
+    execFileSync(process.execPath, [path.join(ROOT, 'scripts/bundle.mjs')]);
+  }
+  // As servers/programs.ts serverCommand starts it from dist/.
+  const [cmd, ...args] = [launcherPath(), process.execPath, ...serverNodeFlags('rump_tmpfs'), stub];
+  const mnt = path.join(tmp, 'mnt');
+  mkdirSync(mnt, { recursive: true });
+  const mountOnce = async () => {
+    const r = run(cmd, [...args, 'tmpfs', mnt]);
+    expect(r.status, r.stderr).toBe(0);
+    writeFileSync(path.join(mnt, 'f'), 'x');
+    const [pid] = serverPids(mnt);
+    execFileSync('umount', [mnt]);
+    await waitFor('the server to exit', () => processGone(pid));
+    expect(mountAt(mnt)).toBeNull();
+  };
+  rmSync(cache, { force: true });
+  await mountOnce();
+  const first = statSync(cache);
+  expect(first.size).toBeGreaterThan(10_000);
+  await mountOnce();
+  expect(statSync(cache).ino).toBe(first.ino); // accepted: not written again
+  writeFileSync(cache, 'not a code cache');
+  await mountOnce();
+  expect(readFileSync(cache).length).toBeGreaterThan(10_000);
 });
