@@ -164,7 +164,7 @@ function checkMountpoint(mountpoint: string): string {
   let real: string;
   try {
     if (!statSync(mountpoint).isDirectory()) throw new MountFailure(`mount point ${mountpoint} is not a directory`);
-    real = realpathSync(mountpoint);
+    real = realpathSync.native(mountpoint);
   } catch (e) {
     if (e instanceof MountFailure) throw e;
     const code = (e as NodeJS.ErrnoException).code;
