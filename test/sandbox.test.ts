@@ -192,6 +192,14 @@ describe.skipIf(!isRoot)('sandbox as root', () => {
     expect(await r.finish()).toBe(3);
   });
 
+  it('refuses to serve when a thread keeps a capability (root taken for an ordinary user)', async () => {
+    const r = await run({ options: { root: false } });
+    expect(r.out.error).toMatch(/^sandbox: capability check failed: thread \d+: CapEff is [0-9a-f]{16}$/);
+    expect(r.out.error).not.toContain(ZERO);
+    expect(r.out.report).toBeUndefined();
+    expect(await r.finish()).toBe(3);
+  });
+
   it('refuses to start without UV_USE_IO_URING=0', async () => {
     const env = { ...process.env };
     delete env.UV_USE_IO_URING;

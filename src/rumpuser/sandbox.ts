@@ -95,9 +95,14 @@ function lookupUser(name: string): Passwd | undefined {
 }
 
 /** "Key:\tvalue" of a /proc status text. */
-function field(status: string, key: string): string {
-  const m = new RegExp(`^${key}:[ \\t]*(.*)$`, "m").exec(status);
-  return m ? m[1].trim() : '';
+/** The "Key: value" lines of a /proc status file (one pass: a RegExp per field cost the check ~1 ms). */
+function statusFields(status: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of status.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) out.set(line.slice(0, colon), line.slice(colon + 1).trim());
+  }
+  return out;
 }
 
 const ZERO_CAPS = '0000000000000000';
@@ -107,13 +112,15 @@ function checkThreads(taskFd: number, ids?: { uid: number; gid: number }): numbe
   const threads = native.threadFiles(taskFd, 'status');
   check(threads.length > 0, 'no threads listed');
   for (const [tid, s] of threads) {
+    const f = statusFields(s);
+    const field = (k: string) => f.get(k) ?? '';
     if (ids) {
       for (const [k, v] of [['Uid', ids.uid], ['Gid', ids.gid]] as const)
-        check(field(s, k).split(/\s+/).every((x) => Number(x) === v), `thread ${tid}: ${k} is ${field(s, k)}, want ${v}`);
-      check(field(s, 'Groups') === '', `thread ${tid}: supplementary groups ${field(s, 'Groups')}`);
+        check(field(k).split(/\s+/).every((x) => Number(x) === v), `thread ${tid}: ${k} is ${field(k)}, want ${v}`);
+      check(field('Groups') === '', `thread ${tid}: supplementary groups ${field('Groups')}`);
     }
     for (const k of ['CapEff', 'CapPrm', 'CapInh', 'CapAmb'])
-      check(field(s, k) === ZERO_CAPS, `thread ${tid}: ${k} is ${field(s, k)}`);
+      check(field(k) === ZERO_CAPS, `thread ${tid}: ${k} is ${field(k)}`);
   }
   return threads.length;
 }
