@@ -252,12 +252,13 @@ export class Fat {
         const off = blocks[i] * FLUSH_BLOCK;
         const len = Math.min(FLUSH_BLOCK, this.raw.length - off);
         try {
-          for (const copy of this.copies) {
+          // The copies of a block are written together.
+          await Promise.all(this.copies.map(async copy => {
             const bp = await getblk(this.dev, this.bpb.fatOffset + copy * this.bpb.fatBytes + off, len, this.meta);
             bp.data.set(this.raw.subarray(off, off + len));
             if (sync) await bwrite(bp);
             else await mount_bwrite(this.mp, bp);
-          }
+          }));
         } catch (e) {
           // Still to be written: the next flush tries again.
           for (const b of blocks.slice(i)) this.dirtyBlocks.add(b);

@@ -103,11 +103,12 @@ export const msdosfs_vfsops: VfsOps = {
     mp.data = dmp;
     if (!mp.readOnly) {
       const wasDirty = !fat.isClean();
-      if (await bootDirty(dmp, true) || wasDirty) {
+      fat.setClean(false);
+      // Both marks at once: the boot sector's and FAT[1]'s.
+      const [bootWasDirty] = await Promise.all([bootDirty(dmp, true), fat.flush(true)]);
+      if (bootWasDirty || wasDirty) {
         log(`msdosfs: ${dev.path}: Volume was not properly unmounted. Some data may be corrupt. Please run fsck.`);
       }
-      fat.setClean(false);
-      await fat.flush(true);
     }
   },
 
