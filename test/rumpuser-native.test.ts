@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { flock, blkdevSize, blkdevSectorSize, getrlimit, capget, threadTest } from '../src/rumpuser/native.js';
+import { flock, blkdevSize, blkdevSectorSize, getrlimit, capget, preadNowait, threadTest } from '../src/rumpuser/native.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const addon = path.join(here, '..', 'src', 'rumpuser', 'build', 'Release', 'rumpuser.node');
@@ -133,5 +133,32 @@ describe('other wrappers', () => {
     expect(typeof caps.effective).toBe('bigint');
     if (process.geteuid?.() === 0) expect(caps.effective).not.toBe(0n);
     expect(threadTest()).toBe(true);
+  });
+});
+
+describe('preadNowait', () => {
+  it('reads what the page cache holds; 0 at the end; -1 for data not in memory; errors throw', () => {
+    // In the checkout's build/ (gitignored), not /tmp: a tmpfs /tmp cannot drop a file's pages.
+    fs.mkdirSync(path.join(here, '..', 'build'), { recursive: true });
+    const f = path.join(here, '..', 'build', `pread-nowait-${process.pid}`);
+    const data = Buffer.alloc(3 << 20);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32LE(i, i);
+    fs.writeFileSync(f, data);
+    const fd = fs.openSync(f, 'r');
+    try {
+      const buf = new Uint8Array(1 << 20);
+      expect(preadNowait(fd, buf, 1 << 20)).toBe(buf.length); // just written: in the page cache
+      expect(Buffer.from(buf).equals(data.subarray(1 << 20, 2 << 20))).toBe(true);
+      expect(preadNowait(fd, buf.subarray(0, 10), data.length)).toBe(0);
+      // Dropped from the page cache (POSIX_FADV_DONTNEED, after a flush): would wait.
+      execFileSync('sync');
+      execFileSync('python3', ['-c', `import os; fd = os.open(${JSON.stringify(f)}, os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)`]);
+      expect(preadNowait(fd, buf, 0)).toBe(-1);
+      expect(errorOf(() => preadNowait(-1, buf, 0)).code).toBe('EBADF');
+      expect(() => preadNowait(fd, Buffer.alloc(1) as unknown as Uint8Array, -1)).toThrow(TypeError);
+    } finally {
+      fs.closeSync(fd);
+      fs.rmSync(f);
+    }
   });
 });

@@ -39,6 +39,7 @@ interface Addon {
   pollStart(fd: number, cb: (events: number) => void): PollHandle;
   pollStop(h: PollHandle): void;
   readInto(fd: number, buf: Uint8Array): number;
+  preadNowait(fd: number, buf: Uint8Array, offset: number): number;
   writevFrom(fd: number, bufs: Uint8Array[]): number;
   socketpair(): [number, number];
   recvFd(sock: number): number;
@@ -226,6 +227,11 @@ export function pollStop(h: PollHandle): void {
 /** read(2) into buf: bytes read, or -errno (EAGAIN on an empty non-blocking fd is not thrown). */
 export function readInto(fd: number, buf: Uint8Array): number {
   return native().readInto(fd, buf);
+}
+
+/** A pread of what the host's page cache holds (RWF_NOWAIT): bytes read (0 at the end), or -1 when it would wait. */
+export function preadNowait(fd: number, buf: Uint8Array, offset: number): number {
+  return native().preadNowait(fd, buf, offset);
 }
 
 /** One writev(2) of up to 8 buffers: bytes written, or -errno. */

@@ -485,6 +485,33 @@ static napi_value js_read_into(napi_env env, napi_callback_info info) {
   return num(env, n < 0 ? -errno : (double)n);
 }
 
+/*
+ * preadNowait(fd, buffer, offset): one preadv2(2) with RWF_NOWAIT: what the
+ * host's page cache holds, without waiting for the device; bytes read (0 at
+ * the end of the file), or -1 when that would wait (or the file or kernel
+ * cannot tell: EOPNOTSUPP, ENOSYS). Other errors throw.
+ */
+static napi_value js_pread_nowait(napi_env env, napi_callback_info info) {
+  napi_value argv[3], ab;
+  int32_t fd;
+  double offset;
+  void *data;
+  size_t len, off;
+  napi_typedarray_type t;
+  if (!get_args(env, info, 3, argv) || !arg_i32(env, argv[0], &fd) ||
+      napi_get_typedarray_info(env, argv[1], &t, &len, &data, &ab, &off) != napi_ok || t != napi_uint8_array ||
+      napi_get_value_double(env, argv[2], &offset) != napi_ok || offset < 0)
+    return throw_type(env, "preadNowait(fd, Uint8Array, offset)");
+  struct iovec iov = { data, len };
+  ssize_t n;
+  do n = preadv2(fd, &iov, 1, (off_t)offset, RWF_NOWAIT); while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EOPNOTSUPP || errno == ENOSYS) return num(env, -1);
+    return throw_errno(env, "preadv2", errno);
+  }
+  return num(env, (double)n);
+}
+
 /* writevFrom(fd, buffers): one writev(2); bytes written or -errno. */
 static napi_value js_writev_from(napi_env env, napi_callback_info info) {
   napi_value argv[2], el;
@@ -829,6 +856,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "isRootDir", js_is_root_dir },
     { "openat", js_openat },
     { "threadFiles", js_thread_files },
+    { "preadNowait", js_pread_nowait },
     { "unshareNet", js_unshare_net },
     { "setgroups", js_setgroups },
     { "setresuid", js_setresuid },
