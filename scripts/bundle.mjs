@@ -75,7 +75,9 @@ const file = __dirname + '/${s}.bundle.cjs', cache = __dirname + '/${s}.cache';
 let cachedData;
 try { cachedData = fs.readFileSync(cache); } catch {}
 const script = new (require('node:vm').Script)('(function (exports, require, module, __filename, __dirname) {' + fs.readFileSync(file, 'latin1') + '\\n})', { filename: file, cachedData });
-if (cachedData === undefined || script.cachedDataRejected) {
+const stale = cachedData === undefined || script.cachedDataRejected;
+cachedData = undefined; // not kept for the server's life
+if (stale) {
   globalThis[Symbol.for('rumpfs.saveCodeCache')] = () => {
     const tmp = cache + '.' + process.pid;
     try {
