@@ -80,10 +80,14 @@ cachedData = undefined; // not kept for the server's life
 if (stale) {
   globalThis[Symbol.for('rumpfs.saveCodeCache')] = () => {
     const tmp = cache + '.' + process.pid;
+    let fd;
+    try { fd = fs.openSync(tmp, 'wx', 0o644); } catch { return; } // not ours to write: no cache made for nothing
     try {
-      fs.writeFileSync(tmp, script.createCachedData(), { mode: 0o644 });
+      fs.writeFileSync(fd, script.createCachedData());
+      fs.closeSync(fd);
       fs.renameSync(tmp, cache);
     } catch {
+      try { fs.closeSync(fd); } catch {}
       try { fs.unlinkSync(tmp); } catch {}
     }
   };
