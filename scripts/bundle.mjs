@@ -5,9 +5,9 @@
 // under 100 ms). The native addon stays a file of its own (see native.ts).
 // CommonJS, not ESM: Node reaches the first line of a CommonJS file ~20 ms
 // sooner (measured here: 62 against 82 ms), as its ESM loader does more.
-// Whitespace and syntax minified (a third smaller: ~4 ms less to read and
-// parse at each start, measured), names kept: a panic's stack still names
-// its functions.
+// Whitespace minified (a quarter smaller: a few ms less to read and parse
+// at each start), code and names as written: a panic's stack still names its
+// functions.
 //
 // A server's bundle is <name>.bundle.cjs, started by <name>.cjs, a loader
 // that runs it with V8's code cache of a whole mount (<name>.cache): the
@@ -41,7 +41,6 @@ await build({
   // ASCII only (esbuild's default, said here because the loader reads it as latin1, the cheaper way).
   charset: 'ascii',
   minifyWhitespace: true,
-  minifySyntax: true,
   logLevel: 'warning',
   // node:module's createRequire is the bundle's own require (CommonJS):
   // loading node:module costs a start ~2 ms (it brings the ES module loader).
