@@ -113,6 +113,15 @@ export function bread(dev: BlockDevice, offset: number, size: number, owner?: ob
   return bp ? Promise.resolve(bp) : lookup(dev, offset, size, owner, true);
 }
 
+/**
+ * bread as it comes: the held block at once when it is cached (no Promise,
+ * no wait), else a Promise as bread's. Drivers whose metadata is mostly
+ * cached (a read-only medium's directories) answer lookups at once with it.
+ */
+export function breadm(dev: BlockDevice, offset: number, size: number, owner?: object): MaybePromise<Buf> {
+  return incore(dev, offset, size, owner) ?? lookup(dev, offset, size, owner, true);
+}
+
 /** The block without reading it: the caller overwrites all of it (zeroes if not cached). */
 export function getblk(dev: BlockDevice, offset: number, size: number, owner?: object): Promise<Buf> {
   const bp = incore(dev, offset, size, owner);
