@@ -13,7 +13,7 @@ import {
   checkDirRecord, ISO_FLAG_ASSOC, ISO_FLAG_DIR, ISO_FLAG_MULTI, ISO_SECTOR, isDotRecord, isoDate7, parseDirRecord, recDataLength,
   recDot, recFlags, recNameLen, recStart, recSuStart, type DirRecord,
 } from './iso.js';
-import { cd9660_rrip_analyze, type RripInfo, type Where, type Zisofs } from './cd9660_rrip.js';
+import { cd9660_rrip_analyze, RRIP_ATTRS, RRIP_NAME, type AreaReader, type RripInfo, type Where, type Zisofs } from './cd9660_rrip.js';
 import { isofntrans, jolietfntrans, type IsoMapping } from './cd9660_util.js';
 
 /** A directory larger than this is taken as corrupt (the largest real ones are a few MiB). */
@@ -54,6 +54,8 @@ export interface IsoMount {
   relocOk: Set<string>;
   /** The medium never changes: each directory's head is read once. */
   dirHeads: Map<number, DirHead>;
+  /** Reads Rock Ridge continuation areas (iso_read). */
+  readArea: AreaReader;
 }
 
 export interface Extent { start: number; length: number }
@@ -170,18 +172,15 @@ function iso_sector(imp: IsoMount, at: number): Buf | Promise<Buf> {
   return breadm(imp.dev, at, ISO_SECTOR);
 }
 
-/** Reads a continuation area for Rock Ridge. */
-const areaReader = (imp: IsoMount) => (off: number, len: number) => iso_read(imp, off, len);
-
 /**
  * The Rock Ridge entries of the checked record at b[p..] (empty when Rock
- * Ridge is not in use); light: only what a walk needs (cd9660_rrip_analyze).
+ * Ridge is not in use); want: what to decode (cd9660_rrip_analyze).
  */
-export function cd9660_rripat(imp: IsoMount, b: Uint8Array, p: number, light: boolean, where: Where): RripInfo | Promise<RripInfo> {
+export function cd9660_rripat(imp: IsoMount, b: Uint8Array, p: number, want: number, where: Where): RripInfo | Promise<RripInfo> {
   if (!imp.rrip) return { present: false, er: false, relocated: false };
   const end = p + b[p];
   const su = Math.min(end, recSuStart(b, p) + imp.suspSkip);
-  return cd9660_rrip_analyze(b, su, end, areaReader(imp), where, light);
+  return cd9660_rrip_analyze(b, su, end, imp.readArea, where, want);
 }
 
 /** The Rock Ridge entries of a record (empty when Rock Ridge is not in use). */
@@ -189,7 +188,7 @@ export function cd9660_rrip(imp: IsoMount, r: DirRecord, rootDot: boolean, where
   if (!imp.rrip) return { present: false, er: false, relocated: false };
   // The root's `.` record holds the SP entry itself; every other record skips suspSkip bytes.
   const su = r.systemUse;
-  return cd9660_rrip_analyze(su, rootDot ? 0 : Math.min(imp.suspSkip, su.length), su.length, areaReader(imp), where);
+  return cd9660_rrip_analyze(su, rootDot ? 0 : Math.min(imp.suspSkip, su.length), su.length, imp.readArea, where);
 }
 
 /** The name the record at b[p..] shows under this mount's naming (Rock Ridge, Joliet, or ISO with map=). */
@@ -326,7 +325,7 @@ export async function cd9660_walkentries(imp: IsoMount, dir: IsoNode, from: numb
       return emit({ name: '..', key: dir.parent, type: VType.VDIR, next });
     }
     if (flags & ISO_FLAG_ASSOC) return;
-    const ri = cd9660_rripat(imp, b, p, true, where);
+    const ri = cd9660_rripat(imp, b, p, RRIP_NAME, where);
     return ri instanceof Promise ? ri.then(x => named(b, p, x, offset, next)) : named(b, p, ri, offset, next);
   });
   if (pending) corrupt(`directory at ${dir.key}: multi-extent file '${pending.name}' has no final extent`);
@@ -408,7 +407,7 @@ export function cd9660_quicknode(imp: IsoMount, dirLoc: number, key: number): Is
     const where = () => `directory at ${dirLoc}, record at ${off}`;
     checkDirRecord(b, within, where);
     if (recDot(b, within) !== null || (recFlags(b, within) & (ISO_FLAG_DIR | ISO_FLAG_MULTI))) return null;
-    const ri = cd9660_rripat(imp, b, within, false, where);
+    const ri = cd9660_rripat(imp, b, within, RRIP_ATTRS, where);
     if (ri instanceof Promise) {
       ri.catch(() => {});
       return null;

@@ -87,13 +87,20 @@ interface Gathered {
   link: string;
   linkGlue: boolean;
   linkDone: boolean;
-  /** Only what a directory's walk needs: name, type (PX mode), CL, PL, RE; times, link targets and ZF are checked, not decoded. */
-  light: boolean;
+  /** What to decode (RRIP_NAME, RRIP_ATTRS); what is not wanted is still checked. */
+  want: number;
 }
+
+/**
+ * What cd9660_rrip_analyze decodes. RRIP_NAME: what a directory's walk needs
+ * (the name, PX's mode for the type, CL, PL, RE). RRIP_ATTRS: everything a
+ * node needs but the name (times, link target, device, ZF).
+ */
+export const RRIP_NAME = 1, RRIP_ATTRS = 2, RRIP_ALL = RRIP_NAME | RRIP_ATTRS;
 
 /** The entries of area[start, end) into g; the continuation area it names, if any. */
 function scanArea(area: Uint8Array, start: number, end: number, g: Gathered, where: Where): { offset: number; length: number } | null {
-  const info = g.info, light = g.light;
+  const info = g.info, light = !(g.want & RRIP_ATTRS), noName = !(g.want & RRIP_NAME);
   let next: { offset: number; length: number } | null = null;
   for (let p = start; p + 4 <= end;) {
     const s1 = area[p], s2 = area[p + 1], len = area[p + 2];
@@ -137,7 +144,7 @@ function scanArea(area: Uint8Array, start: number, end: number, g: Gathered, whe
         if (len < 5) corrupt(where, `NM entry length ${len}`);
         info.present = true;
         const flags = area[q + 4];
-        if (g.nameDone || (flags & (NM_CURRENT | NM_PARENT))) break;
+        if (noName || g.nameDone || (flags & (NM_CURRENT | NM_PARENT))) break;
         g.nameDone = !(flags & NM_CONTINUE);
         if (g.nameDone && !g.name) {
           // The whole name in this entry (nearly always): read from the area when done.
@@ -239,13 +246,13 @@ function gathered(g: Gathered): RripInfo {
 /**
  * Analyse the system use area su[start, end) (after the SP skip) of the
  * record at `where`: at once, unless a continuation area has to be read.
- * light: only what a directory's walk needs (Gathered.light); the other
+ * want: what to decode (RRIP_NAME, RRIP_ATTRS); the other
  * entries are checked as in a full analysis, so a damaged one fails both.
  */
-export function cd9660_rrip_analyze(su: Uint8Array, start: number, end: number, read: AreaReader, where: Where, light = false): RripInfo | Promise<RripInfo> {
+export function cd9660_rrip_analyze(su: Uint8Array, start: number, end: number, read: AreaReader, where: Where, want = RRIP_ALL): RripInfo | Promise<RripInfo> {
   const g: Gathered = {
     info: { present: false, er: false, relocated: false }, nmArea: null, nmStart: 0, nmEnd: 0, name: null, nameDone: false,
-    link: '', linkGlue: false, linkDone: false, light,
+    link: '', linkGlue: false, linkDone: false, want,
   };
   const next = scanArea(su, start, end, g, where);
   if (!next) return gathered(g);

@@ -133,7 +133,7 @@ async function cd9660_mount(mp: Mount, args: MountArgs): Promise<void> {
   const imp: IsoMount = {
     dev: args.dev, rootLoc: 0, volumeSpaceSize: 0, rrip: false, suspSkip: 0, joliet: false,
     map: opts.map, uid: opts.uid, gid: opts.gid, fmode: opts.mode, dmode: opts.dmode,
-    hints: new Map(), relocOk: new Set(), dirHeads: new Map(),
+    hints: new Map(), relocOk: new Set(), dirHeads: new Map(), readArea: (off, len) => iso_read(imp, off, len),
   };
   let start = opts.sbsector ?? 0;
   if (opts.session) {
