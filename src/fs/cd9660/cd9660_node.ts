@@ -6,7 +6,7 @@
 // directory's is the byte offset of its extent (where its `.` record is), a
 // file's the byte offset of its (first) directory record.
 import {
-  bread, bread_cluster, breadm, brelse, ifmtToVtype, kerr, log, VType,
+  bincore, bread, bread_cluster, breadm, brelse, ifmtToVtype, kerr, log, VType,
   type BlockDevice, type BlockRef, type Buf, type Timespec,
 } from '../../kern/index.js';
 import {
@@ -218,7 +218,8 @@ const DIR_READAHEAD = 64 << 10;
 
 async function cd9660_readhead(imp: IsoMount, loc: number): Promise<DirHead> {
   const where = `directory at ${loc}`;
-  if (loc % ISO_SECTOR === 0 && loc + ISO_SECTOR <= imp.dev.size) {
+  // Not when this directory came with an earlier one's read-ahead (then its neighbours did too).
+  if (loc % ISO_SECTOR === 0 && loc + ISO_SECTOR <= imp.dev.size && !bincore(imp.dev, loc, ISO_SECTOR)) {
     const blks: BlockRef[] = [];
     for (let o = loc; o < loc + DIR_READAHEAD && o + ISO_SECTOR <= imp.dev.size; o += ISO_SECTOR) blks.push({ offset: o, size: ISO_SECTOR });
     try {
