@@ -13,7 +13,7 @@ import {
   checkDirRecord, ISO_FLAG_ASSOC, ISO_FLAG_DIR, ISO_FLAG_MULTI, ISO_SECTOR, isDotRecord, isoDate7, parseDirRecord, recDataLength,
   recDot, recFlags, recNameLen, recStart, recSuStart, type DirRecord,
 } from './iso.js';
-import { cd9660_rrip_analyze, RRIP_ATTRS, RRIP_NAME, type AreaReader, type RripInfo, type Where, type Zisofs } from './cd9660_rrip.js';
+import { cd9660_rrip_analyze, newInfo, RRIP_ATTRS, RRIP_NAME, type AreaReader, type RripInfo, type Where, type Zisofs } from './cd9660_rrip.js';
 import { isofntrans, jolietfntrans, type IsoMapping } from './cd9660_util.js';
 
 /** A directory larger than this is taken as corrupt (the largest real ones are a few MiB). */
@@ -177,7 +177,7 @@ function iso_sector(imp: IsoMount, at: number): Buf | Promise<Buf> {
  * Ridge is not in use); want: what to decode (cd9660_rrip_analyze).
  */
 export function cd9660_rripat(imp: IsoMount, b: Uint8Array, p: number, want: number, where: Where): RripInfo | Promise<RripInfo> {
-  if (!imp.rrip) return { present: false, er: false, relocated: false };
+  if (!imp.rrip) return newInfo();
   const end = p + b[p];
   const su = Math.min(end, recSuStart(b, p) + imp.suspSkip);
   return cd9660_rrip_analyze(b, su, end, imp.readArea, where, want);
@@ -185,7 +185,7 @@ export function cd9660_rripat(imp: IsoMount, b: Uint8Array, p: number, want: num
 
 /** The Rock Ridge entries of a record (empty when Rock Ridge is not in use). */
 export function cd9660_rrip(imp: IsoMount, r: DirRecord, rootDot: boolean, where: Where): RripInfo | Promise<RripInfo> {
-  if (!imp.rrip) return { present: false, er: false, relocated: false };
+  if (!imp.rrip) return newInfo();
   // The root's `.` record holds the SP entry itself; every other record skips suspSkip bytes.
   const su = r.systemUse;
   return cd9660_rrip_analyze(su, rootDot ? 0 : Math.min(imp.suspSkip, su.length), su.length, imp.readArea, where);

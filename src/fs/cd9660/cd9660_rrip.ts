@@ -40,6 +40,19 @@ export interface RripInfo {
   zisofs?: Zisofs;
 }
 
+/**
+ * An empty RripInfo with every field present (undefined until an entry sets
+ * it): one object shape, its fields inside the object, rather than a
+ * property store grown field by field for every record analysed.
+ */
+export function newInfo(): RripInfo {
+  return {
+    present: false, er: false, name: undefined, mode: undefined, nlink: undefined, uid: undefined, gid: undefined,
+    birthtime: undefined, mtime: undefined, atime: undefined, ctime: undefined, symlink: undefined, rdev: undefined,
+    childLink: undefined, parentLink: undefined, relocated: false, zisofs: undefined,
+  };
+}
+
 /** A zisofs file: header length, log2 of the block size, uncompressed size. */
 export interface Zisofs { headerSize: number; blockShift: number; size: number }
 
@@ -251,7 +264,7 @@ function gathered(g: Gathered): RripInfo {
  */
 export function cd9660_rrip_analyze(su: Uint8Array, start: number, end: number, read: AreaReader, where: Where, want = RRIP_ALL): RripInfo | Promise<RripInfo> {
   const g: Gathered = {
-    info: { present: false, er: false, relocated: false }, nmArea: null, nmStart: 0, nmEnd: 0, name: null, nameDone: false,
+    info: newInfo(), nmArea: null, nmStart: 0, nmEnd: 0, name: null, nameDone: false,
     link: '', linkGlue: false, linkDone: false, want,
   };
   const next = scanArea(su, start, end, g, where);
