@@ -100,6 +100,21 @@ describe('codec byte stores', () => {
     expect(w.reply().subarray(16)).toEqual(Buffer.concat(want));
   });
 
+  it('a recycled reply buffer serves the next writer of its size, zero again: its replies are a fresh writer\'s', () => {
+    const fill = (w: DirentWriter) => { for (let i = 0; w.add(`name-${i}-${'x'.repeat(i % 13)}`, i + 1, 0o100644, i + 1); i++); return w; };
+    const first = fill(new DirentWriter(4096, true));
+    const buf = first.buf;
+    first.recycle();
+    expect(buf.every(x => x === 0)).toBe(true);
+    const again = new DirentWriter(4096, false);
+    expect(again.buf).toBe(buf);
+    again.add('short', 9, 0o040000, 3);
+    const fresh = new DirentWriter(4096, false);
+    fresh.add('short', 9, 0o040000, 3);
+    expect(again.reply()).toEqual(fresh.reply());
+    expect(new DirentWriter(2048, false).buf).not.toBe(buf);
+  });
+
   it('an out header with a negative error and a 64-bit unique', async () => {
     const { encodeOutHeader } = await import('../p2k/fuse/codec.js');
     const b = Buffer.alloc(16);

@@ -196,6 +196,10 @@ export function direntSize(nameLen: number, plus: boolean): number {
 /** DT_* of an st_mode. */
 export const direntType = (mode: number) => (mode >>> 12) & 0o17;
 
+/** Reply buffers DirentWriter.recycle gave back, all zero. */
+const direntBuffers: Buffer[] = [];
+const DIRENT_BUFFERS = 4;
+
 /**
  * Fills a READDIR or READDIRPLUS reply up to the size the kernel asked for.
  * add() returns false, writing nothing, once an entry would not fit: the
@@ -206,7 +210,20 @@ export class DirentWriter {
   private pos = OUT_HEADER_SIZE;
 
   constructor(readonly size: number, readonly plus: boolean) {
-    this.buf = Buffer.alloc(OUT_HEADER_SIZE + size);
+    // A buffer an earlier reply of this size gave back (zeroed again), else a new one:
+    // a fresh 4 KiB buffer per READDIR is an ArrayBuffer to allocate and collect each time.
+    const n = OUT_HEADER_SIZE + size, last = direntBuffers[direntBuffers.length - 1];
+    this.buf = last?.length === n ? direntBuffers.pop()! : Buffer.alloc(n);
+  }
+
+  /**
+   * The reply has been written: the buffer, zeroed where entries went, serves
+   * a later writer. Nothing may use this writer or its reply afterwards.
+   */
+  recycle(): void {
+    if (direntBuffers.length >= DIRENT_BUFFERS) return;
+    this.buf.fill(0, 0, this.pos);
+    direntBuffers.push(this.buf);
   }
 
   /** Would an entry with this name fit? */
