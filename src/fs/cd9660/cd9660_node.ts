@@ -349,6 +349,11 @@ export async function cd9660_direntries(imp: IsoMount, dir: IsoNode): Promise<Is
   return all;
 }
 
+/** A time equal to t as t itself: a node keeps one object for its usually equal times (nodes are kept by the thousand). */
+function sameTime(a: Timespec | undefined, t: Timespec): Timespec {
+  return a === undefined || (a.sec === t.sec && a.nsec === t.nsec) ? t : a;
+}
+
 function attrs(imp: IsoMount, key: number, type: VType, date: Timespec, ri: RripInfo, dirDefault: boolean): IsoNode {
   const t = ri.mtime ?? date;
   return {
@@ -359,10 +364,10 @@ function attrs(imp: IsoMount, key: number, type: VType, date: Timespec, ri: Rrip
     gid: imp.gid ?? ri.gid ?? 0,
     size: 0,
     extents: [],
-    atime: ri.atime ?? t,
+    atime: sameTime(ri.atime, t),
     mtime: t,
-    ctime: ri.ctime ?? t,
-    birthtime: ri.birthtime ?? t,
+    ctime: sameTime(ri.ctime, t),
+    birthtime: sameTime(ri.birthtime, t),
     rdev: ri.rdev ?? 0,
     symlink: ri.symlink ?? '',
     parent: 0,
@@ -374,7 +379,8 @@ function recordFileNode(imp: IsoMount, key: number, b: Uint8Array, p: number, ri
   const n = attrs(imp, key, fileType(ri), ri.mtime ?? isoDate7(b, p + 18), ri, false);
   if (ri.zisofs && n.type === VType.VREG) n.zisofs = ri.zisofs;
   const length = recDataLength(b, p);
-  n.extents.push({ start: recStart(b, p), length });
+  // A literal of one: push onto [] would give the array room for 17.
+  n.extents = [{ start: recStart(b, p), length }];
   n.size = length;
   return finish(n, key);
 }
