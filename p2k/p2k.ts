@@ -19,7 +19,7 @@ import { v8 } from '../src/rumpuser/lazy.js';
 import type { CallerGroups } from './caller_groups.js';
 import { PlusPolicy } from './plus_policy.js';
 import { FOPEN, FUSE_ROOT_ID, FUSE_WRITE_KILL_SUIDGID, INIT, RENAME_NOREPLACE } from './fuse/abi.js';
-import { direntSize, type AttrOut, type DirentWriter, type EntryOut, type FuseAttr, type OpenOut, type StatfsOut } from './fuse/codec.js';
+import { direntSize, utf8Length, type AttrOut, type DirentWriter, type EntryOut, type FuseAttr, type OpenOut, type StatfsOut } from './fuse/codec.js';
 import type { FuseConnInfo, FuseFilesystem, FuseRequest, SetattrIn } from './fuse/session.js';
 
 export interface P2kOptions {
@@ -616,7 +616,7 @@ export class P2k implements FuseFilesystem {
       // The entries of this batch that fit in the reply, looked up together for READDIRPLUS.
       const fit: Dirent[] = [];
       for (let room = out.room; i < batch.entries.length; i++) {
-        const size = direntSize(Buffer.byteLength(batch.entries[i].name), out.plus);
+        const size = direntSize(utf8Length(batch.entries[i].name), out.plus);
         if (size > room) break;
         room -= size;
         fit.push(batch.entries[i]);

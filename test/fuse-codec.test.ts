@@ -75,6 +75,54 @@ describe('codec', () => {
   });
 });
 
+describe('codec byte stores', () => {
+  /** One dirent as Buffer's own writers lay it out (the reference). */
+  function reference(name: string, ino: number, type: number, off: number): Buffer {
+    const n = Buffer.byteLength(name), b = Buffer.alloc(direntSize(n, false));
+    b.writeBigUInt64LE(BigInt(ino), 0);
+    b.writeBigUInt64LE(BigInt(off), 8);
+    b.writeUInt32LE(n, 16);
+    b.writeUInt32LE(type, 20);
+    b.write(name, 24, 'utf8');
+    return b;
+  }
+
+  it('dirents of ASCII, UTF-8 and lone-surrogate names, and 53-bit numbers, are what Buffer writes', () => {
+    const names = ['a', 'plain-name.txt', 'ünïcödé', 'clef 𝄞', 'lone \ud800 half', 'x'.repeat(255), 'ÿ'];
+    const ids = [0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1];
+    const w = new DirentWriter(1 << 16, false);
+    const want: Buffer[] = [];
+    names.forEach((n, i) => {
+      const ino = ids[i % ids.length], off = ids[(i + 2) % ids.length];
+      expect(w.add(n, ino, 0o100644, off)).toBe(true);
+      want.push(reference(n, ino, 8, off));
+    });
+    expect(w.reply().subarray(16)).toEqual(Buffer.concat(want));
+  });
+
+  it('a recycled reply buffer serves the next writer of its size, zero again: its replies are a fresh writer\'s', () => {
+    const fill = (w: DirentWriter) => { for (let i = 0; w.add(`name-${i}-${'x'.repeat(i % 13)}`, i + 1, 0o100644, i + 1); i++); return w; };
+    const first = fill(new DirentWriter(4096, true));
+    const buf = first.buf;
+    first.recycle();
+    expect(buf.every(x => x === 0)).toBe(true);
+    const again = new DirentWriter(4096, false);
+    expect(again.buf).toBe(buf);
+    again.add('short', 9, 0o040000, 3);
+    const fresh = new DirentWriter(4096, false);
+    fresh.add('short', 9, 0o040000, 3);
+    expect(again.reply()).toEqual(fresh.reply());
+    expect(new DirentWriter(2048, false).buf).not.toBe(buf);
+  });
+
+  it('an out header with a negative error and a 64-bit unique', async () => {
+    const { encodeOutHeader } = await import('../p2k/fuse/codec.js');
+    const b = Buffer.alloc(16);
+    encodeOutHeader(b, 4096, -2, 2 ** 40 + 7);
+    expect([b.readUInt32LE(0), b.readInt32LE(4), b.readBigUInt64LE(8)]).toEqual([4096, -2, 2n ** 40n + 7n]);
+  });
+});
+
 describe('session', () => {
   it('negotiates INIT: the flags both want, 1 MiB writes in 256 pages, the older minor', () => {
     const { send, replies, s } = session({});

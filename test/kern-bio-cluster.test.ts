@@ -4,7 +4,7 @@
 // and a failed delayed write never retried by the syncer.
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  bdwrite, bflush, binvalall, bread, bread_cluster, brelse, bufcache_setsyncdelay, bufcache_stats, bwrite_cluster,
+  bdwrite, bflush, bincore, binvalall, bread, bread_cluster, breadm, brelse, bufcache_setsyncdelay, bufcache_stats, bwrite_cluster,
   getblk, vflushbuf, type Buf,
 } from '../src/kern/bio.js';
 import { blkdev_memory, type BlockDevice } from '../src/kern/blkdev.js';
@@ -68,6 +68,30 @@ describe('bread_cluster', () => {
     const d = newdev();
     await expect(Promise.resolve(bread_cluster(d, blocks(0, 4096, (1 << 20) - 2048)))).rejects.toMatchObject({ code: 'EIO' });
     expect(bufcache_stats().buffers).toBe(2);
+    binvalall(d); // panics if anything were still held
+  });
+});
+
+describe('breadm and bincore', () => {
+  it('a cached block at once, a missing one as a Promise (one device read), an outside one EIO', async () => {
+    const d = newdev();
+    await d.mem.write(new Uint8Array(4096).fill(7), 8192);
+    const first = breadm(d, 8192, 4096);
+    expect(first).toBeInstanceOf(Promise);
+    expect(bincore(d, 8192, 4096)).toBe(false); // still loading
+    const bp = await first;
+    expect(bincore(d, 8192, 4096)).toBe(true);
+    expect(bincore(d, 8192, 2048)).toBe(false);
+    expect(bincore(d, 0, 4096)).toBe(false);
+    expect(bp.data[0]).toBe(7);
+    brelse(bp);
+    d.reads = [];
+    const again = breadm(d, 8192, 4096);
+    expect(again).not.toBeInstanceOf(Promise);
+    expect((again as Buf).data[4095]).toBe(7);
+    expect(d.reads).toEqual([]);
+    brelse(again as Buf);
+    await expect(Promise.resolve(breadm(d, (1 << 20) - 2048, 4096))).rejects.toMatchObject({ code: 'EIO' });
     binvalall(d); // panics if anything were still held
   });
 });

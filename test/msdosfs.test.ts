@@ -575,6 +575,51 @@ describe('msdosfs: corrupt images give errors, not crashes or hangs', () => {
     expect(await code(fs.stat('/Another Long Name.txt'))).toBe('ENOENT');
   });
 
+  it("readdir's names from the entries' bytes are the decoded scan's (long, 8.3 with case flags, 0x05, orphans, deleted), in every shortname mode", async () => {
+    const img = corruptible();
+    writeFileSync(join(dir, 'l.txt'), 'long');
+    for (const n of ['A Long File Name.txt', 'lower.txt', 'MiXeD.TxT', 'gone long name.txt', 'x.y', 'Ünïcödé name.txt']) mt('mcopy', ['-i', img, join(dir, 'l.txt'), `::${n}`]);
+    mt('mdel', ['-i', img, '::gone long name.txt']);
+    mt('mcopy', ['-i', img, join(dir, 'l.txt'), '::after deletion.txt']);
+    const g = geom(img);
+    // An orphaned long name (checksum broken) and a short name starting with 0xE5 (stored as 0x05).
+    const first = g.entry('ALONGF~1TXT');
+    patch(img, first.off - 32 + 13, Buffer.from([peek(img, first.off - 32 + 13, 1)[0] ^ 0xff]));
+    patch(img, g.entry('B       BIN').off, Buffer.from([0x05]));
+    const { blkdev_open, vfs_mount, vfs_unmount, Cred, Lwp, sys_open, vn_readdir, vn_close, O_DIRECTORY, VType } = await import('../src/kern/index.js');
+    const { dir_scan, dir_name, isDot } = await import('../src/fs/msdosfs/msdosfs_lookup.js');
+    await import('../src/fs/msdosfs/index.js');
+    for (const shortname of ['mixed', 'lower', 'win95', 'winnt']) {
+      const dev = await blkdev_open(img, { readOnly: true });
+      const mp = await vfs_mount('msdos', { dev, from: img, flags: 1, options: { shortname } });
+      try {
+        const l = new Lwp(Cred.root, mp.rootvp);
+        for (const path of ['/', '/D']) {
+          const fp = await sys_open(l, path, O_DIRECTORY);
+          const got: string[] = [];
+          for (let cookie = 0; ;) {
+            const { entries, eof } = await vn_readdir(l, fp, cookie);
+            for (const e of entries) if (e.name !== '.' && e.name !== '..') got.push(`${e.name} ${e.fileid} ${e.type} ${e.cookie}`);
+            if (eof || entries.length === 0) break;
+            cookie = entries[entries.length - 1].cookie;
+          }
+          const want: string[] = [];
+          const dep = fp.vp.node<Parameters<typeof dir_scan>[0]>();
+          await dir_scan(dep, e => {
+            if (isDot(e.de)) return;
+            want.push(`${dir_name(e, dep.dmp.args.shortname, dep.dmp.args.codepage)} ${e.off} ${e.de.attr & 0x10 ? VType.VDIR : VType.VREG} ${e.slot + 4}`);
+          });
+          await vn_close(l, fp);
+          expect(got, `${shortname} ${path}`).toEqual(want);
+          if (path === '/') expect(got.length).toBe(10);
+        }
+      } finally {
+        await vfs_unmount(mp);
+        await dev.close();
+      }
+    }
+  });
+
   it('a file larger than its chain reads up to the chain, then EIO', async () => {
     const img = corruptible();
     const a = geom(img).entry('A       BIN');

@@ -87,11 +87,24 @@ export class ArgReader {
   get remaining(): number { return this.end - this.pos; }
 }
 
+/**
+ * A 32-bit value at off, little-endian, as bytes: v is an integer in
+ * [-2^31, 2^32) (negative ones as two's complement). Every reply field goes
+ * through here: byte stores, without Buffer.writeUInt32LE's argument checks
+ * (a cost per field per reply, largest while a fresh server runs cold).
+ */
+function put32(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v;
+  buf[off + 1] = v >>> 8;
+  buf[off + 2] = v >>> 16;
+  buf[off + 3] = v >>> 24;
+}
+
 function putU64(buf: Buffer, off: number, v: number): void {
   // Negative or fractional values would be a server bug; clamp rather than write garbage.
   const n = v > 0 ? Math.floor(v) : 0;
-  buf.writeUInt32LE(n % TWO32, off);
-  buf.writeUInt32LE(Math.floor(n / TWO32) % TWO32, off + 4);
+  put32(buf, off, n % TWO32);
+  put32(buf, off + 4, Math.floor(n / TWO32) % TWO32);
 }
 
 /** A timeout in seconds as fuse's (seconds u64, nanoseconds u32) pair. */
@@ -99,15 +112,15 @@ function putValid(buf: Buffer, secOff: number, nsecOff: number, seconds: number)
   const s = Math.max(0, seconds);
   const whole = Math.floor(s);
   putU64(buf, secOff, whole);
-  buf.writeUInt32LE(Math.min(999_999_999, Math.round((s - whole) * 1e9)), nsecOff);
+  put32(buf, nsecOff, Math.min(999_999_999, Math.round((s - whole) * 1e9)));
 }
 
 function putTime(buf: Buffer, secOff: number, nsecOff: number, t: Timespec): void {
   // fuse_attr's seconds are u64 carrying an s64: times before 1970 as two's complement.
   const sec = Math.trunc(t.sec);
   if (sec >= 0) putU64(buf, secOff, sec);
-  else { buf.writeInt32LE(sec | 0, secOff); buf.writeInt32LE(-1, secOff + 4); }
-  buf.writeUInt32LE(Math.min(999_999_999, Math.max(0, Math.trunc(t.nsec))), nsecOff);
+  else { put32(buf, secOff, sec | 0); put32(buf, secOff + 4, -1); }
+  put32(buf, nsecOff, Math.min(999_999_999, Math.max(0, Math.trunc(t.nsec))));
 }
 
 /** struct fuse_attr at off. */
@@ -118,13 +131,13 @@ export function encodeAttr(buf: Buffer, off: number, a: FuseAttr): void {
   putTime(buf, off + 24, off + 48, a.atime);
   putTime(buf, off + 32, off + 52, a.mtime);
   putTime(buf, off + 40, off + 56, a.ctime);
-  buf.writeUInt32LE(a.mode >>> 0, off + 60);
-  buf.writeUInt32LE(a.nlink >>> 0, off + 64);
-  buf.writeUInt32LE(a.uid >>> 0, off + 68);
-  buf.writeUInt32LE(a.gid >>> 0, off + 72);
-  buf.writeUInt32LE(a.rdev >>> 0, off + 76);
-  buf.writeUInt32LE(a.blksize >>> 0, off + 80);
-  buf.writeUInt32LE(0, off + 84);
+  put32(buf, off + 60, a.mode >>> 0);
+  put32(buf, off + 64, a.nlink >>> 0);
+  put32(buf, off + 68, a.uid >>> 0);
+  put32(buf, off + 72, a.gid >>> 0);
+  put32(buf, off + 76, a.rdev >>> 0);
+  put32(buf, off + 80, a.blksize >>> 0);
+  put32(buf, off + 84, 0);
 }
 
 /** struct fuse_entry_out at off (ENTRY_OUT_SIZE bytes). */
@@ -138,7 +151,7 @@ export function encodeEntry(buf: Buffer, off: number, e: EntryOut): void {
 
 export function encodeAttrOut(buf: Buffer, off: number, a: AttrOut): void {
   putValid(buf, off, off + 8, a.attrValid);
-  buf.writeUInt32LE(0, off + 12);
+  put32(buf, off + 12, 0);
   encodeAttr(buf, off + 16, a.attr);
 }
 
@@ -162,12 +175,18 @@ export function encodeStatfs(buf: Buffer, off: number, s: StatfsOut): void {
 
 /** fuse_out_header: len covers header and payload; error is 0 or -errno (or a notify code with unique 0). */
 export function encodeOutHeader(buf: Buffer, len: number, error: number, unique: number): void {
-  buf.writeUInt32LE(len, 0);
-  buf.writeInt32LE(error, 4);
+  put32(buf, 0, len >>> 0);
+  put32(buf, 4, error | 0);
   putU64(buf, 8, unique);
 }
 
 const align8 = (n: number) => (n + 7) & ~7;
+
+/** Buffer.byteLength(s) (UTF-8), counted here for an ASCII name (nearly every one). */
+export function utf8Length(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return Buffer.byteLength(s);
+  return s.length;
+}
 
 /** Size of one fuse_dirent (or fuse_direntplus) for a name of nameLen bytes, padded to 8. */
 export function direntSize(nameLen: number, plus: boolean): number {
@@ -176,6 +195,10 @@ export function direntSize(nameLen: number, plus: boolean): number {
 
 /** DT_* of an st_mode. */
 export const direntType = (mode: number) => (mode >>> 12) & 0o17;
+
+/** Reply buffers DirentWriter.recycle gave back, all zero. */
+const direntBuffers: Buffer[] = [];
+const DIRENT_BUFFERS = 4;
 
 /**
  * Fills a READDIR or READDIRPLUS reply up to the size the kernel asked for.
@@ -187,12 +210,25 @@ export class DirentWriter {
   private pos = OUT_HEADER_SIZE;
 
   constructor(readonly size: number, readonly plus: boolean) {
-    this.buf = Buffer.alloc(OUT_HEADER_SIZE + size);
+    // A buffer an earlier reply of this size gave back (zeroed again), else a new one:
+    // a fresh 4 KiB buffer per READDIR is an ArrayBuffer to allocate and collect each time.
+    const n = OUT_HEADER_SIZE + size, last = direntBuffers[direntBuffers.length - 1];
+    this.buf = last?.length === n ? direntBuffers.pop()! : Buffer.alloc(n);
+  }
+
+  /**
+   * The reply has been written: the buffer, zeroed where entries went, serves
+   * a later writer. Nothing may use this writer or its reply afterwards.
+   */
+  recycle(): void {
+    if (direntBuffers.length >= DIRENT_BUFFERS) return;
+    this.buf.fill(0, 0, this.pos);
+    direntBuffers.push(this.buf);
   }
 
   /** Would an entry with this name fit? */
   fits(name: string): boolean {
-    return this.pos + direntSize(Buffer.byteLength(name), this.plus) <= this.buf.length;
+    return this.pos + direntSize(utf8Length(name), this.plus) <= this.buf.length;
   }
 
   /**
@@ -200,21 +236,28 @@ export class DirentWriter {
    * it. entry: READDIRPLUS's lookup result (null: no attributes, no lookup).
    */
   add(name: string, ino: number, mode: number, off: number, entry: EntryOut | null = null): boolean {
-    const nameLen = Buffer.byteLength(name);
+    const nameLen = utf8Length(name);
     const size = direntSize(nameLen, this.plus);
     if (this.pos + size > this.buf.length) return false;
     // The buffer starts zeroed and each byte is written once at most: a bare
     // entry's entry_out and the name's padding stay zero (no fill per entry).
+    const buf = this.buf;
     let at = this.pos;
     if (this.plus) {
-      if (entry) encodeEntry(this.buf, at, entry);
+      if (entry) encodeEntry(buf, at, entry);
       at += ENTRY_OUT_SIZE;
     }
-    putU64(this.buf, at, ino);
-    putU64(this.buf, at + 8, off);
-    this.buf.writeUInt32LE(nameLen, at + 16);
-    this.buf.writeUInt32LE(direntType(mode), at + 20);
-    this.buf.write(name, at + DIRENT_SIZE, nameLen, 'utf8');
+    putU64(buf, at, ino);
+    putU64(buf, at + 8, off);
+    put32(buf, at + 16, nameLen);
+    put32(buf, at + 20, direntType(mode));
+    at += DIRENT_SIZE;
+    if (nameLen === name.length) {
+      // ASCII (nearly every name): its bytes are its char codes.
+      for (let i = 0; i < nameLen; i++) buf[at + i] = name.charCodeAt(i);
+    } else {
+      buf.write(name, at, nameLen, 'utf8');
+    }
     this.pos += size;
     return true;
   }

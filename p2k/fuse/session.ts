@@ -94,7 +94,7 @@ export interface FuseFilesystem {
 export interface FuseChannel {
   /** One request into buf: its length, or -errno (-EAGAIN: none pending; -ENODEV: unmounted). */
   read(buf: Buffer): number;
-  /** One reply: bytes written or -errno. */
+  /** One reply: bytes written or -errno. The buffers are the caller's again on return (a reply buffer is reused). */
   writev(bufs: Uint8Array[]): number;
   /** Call ready() whenever requests may be pending. */
   watch(ready: () => void): void;
@@ -511,6 +511,8 @@ export class FuseSession {
 
   replyDirents(u: number, out: DirentWriter): void {
     this.send(u, 0, out.reply());
+    // Written (writev copies it into the kernel): the buffer serves the next READDIR.
+    out.recycle();
   }
 
   /** GETXATTR/LISTXATTR: size 0 asks for the length; a smaller buffer is ERANGE. */

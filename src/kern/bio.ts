@@ -113,6 +113,24 @@ export function bread(dev: BlockDevice, offset: number, size: number, owner?: ob
   return bp ? Promise.resolve(bp) : lookup(dev, offset, size, owner, true);
 }
 
+/**
+ * bread as it comes: the held block at once when it is cached (no Promise,
+ * no wait), else a Promise as bread's. Drivers whose metadata is mostly
+ * cached (a read-only medium's directories) answer lookups at once with it.
+ */
+export function breadm(dev: BlockDevice, offset: number, size: number, owner?: object): MaybePromise<Buf> {
+  return incore(dev, offset, size, owner) ?? lookup(dev, offset, size, owner, true);
+}
+
+/**
+ * Is the block cached and loaded (NetBSD incore)? Nothing is held or read:
+ * a driver asks before reading ahead what it may have read ahead already.
+ */
+export function bincore(dev: BlockDevice, offset: number, size: number): boolean {
+  const bp = cache.get(dev)?.get(offset);
+  return bp !== undefined && bp.size === size && !bp.loading;
+}
+
 /** The block without reading it: the caller overwrites all of it (zeroes if not cached). */
 export function getblk(dev: BlockDevice, offset: number, size: number, owner?: object): Promise<Buf> {
   const bp = incore(dev, offset, size, owner);
@@ -510,6 +528,8 @@ async function writeBackInBackground(run: Buf[]): Promise<boolean> {
 
 /** Drop the oldest clean, unheld buffers until `need` more bytes fit. */
 function evictClean(need = 0): void {
+  // Within the limit (nearly every release): no walk, not even an iterator.
+  if (bytes + need <= limit) return;
   for (const bp of lru) {
     if (bytes + need <= limit) return;
     if (!bp.dirty && !bp.writing) drop(bp);

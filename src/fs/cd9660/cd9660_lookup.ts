@@ -1,7 +1,7 @@
 // Name lookup in a directory (cd9660_lookup.c). The first lookup scans the
 // records once and keeps the directory's names with its node, so looking up
 // every name of a large directory is not quadratic.
-import { kerr, vcache_get, VType, type Lwp, type Vnode } from '../../kern/index.js';
+import { kerr, vcache_getm, VType, type Lwp, type Vnode } from '../../kern/index.js';
 import { cd9660_direntries, cd9660_walkentries, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode } from './cd9660_node.js';
 
 /**
@@ -30,20 +30,24 @@ async function cd9660_findname(imp: IsoMount, dir: IsoNode, name: string): Promi
   return names.get(name);
 }
 
-export function cd9660_lookup(dvp: Vnode, name: string, _l: Lwp): Vnode | Promise<Vnode> {
+/**
+ * At once when the directory's names are known (after its first lookup) and
+ * the vnode is cached or its record is (cd9660_loadvnode).
+ */
+export function cd9660_lookup(dvp: Vnode, name: string, _l: Lwp): Vnode | Promise<Vnode | null> | null {
   const imp = dvp.mount.priv<IsoMount>();
   const dir = dvp.node<IsoNode>();
   if (name === '..') {
     imp.hints.set(dir.parent, HINT_DIR);
-    return vcache_get(dvp.mount, dir.parent);
+    return vcache_getm(dvp.mount, dir.parent);
   }
-  // The directory's names are known after its first lookup: no wait for them.
   if (dir.names) return found(dvp, imp, dir, dir.names.get(name));
   return cd9660_findname(imp, dir, name).then(e => found(dvp, imp, dir, e));
 }
 
-function found(dvp: Vnode, imp: IsoMount, dir: IsoNode, e: IsoEntry | undefined): Promise<Vnode> {
-  if (!e) throw kerr('ENOENT');
+function found(dvp: Vnode, imp: IsoMount, dir: IsoNode, e: IsoEntry | undefined): Vnode | Promise<Vnode> | null {
+  // An absent name is null, not a thrown ENOENT (vop_lookup_or_null).
+  if (!e) return null;
   imp.hints.set(e.key, e.type === VType.VDIR ? HINT_DIR : dir.key);
-  return vcache_get(dvp.mount, e.key);
+  return vcache_getm(dvp.mount, e.key);
 }

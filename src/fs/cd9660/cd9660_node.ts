@@ -6,14 +6,14 @@
 // directory's is the byte offset of its extent (where its `.` record is), a
 // file's the byte offset of its (first) directory record.
 import {
-  bread, bread_cluster, brelse, ifmtToVtype, kerr, log, VType,
-  type BlockDevice, type BlockRef, type Timespec,
+  bincore, bread, bread_cluster, breadm, brelse, ifmtToVtype, kerr, log, VType,
+  type BlockDevice, type BlockRef, type Buf, type Timespec,
 } from '../../kern/index.js';
 import {
-  ISO_FLAG_ASSOC, ISO_FLAG_DIR, ISO_FLAG_MULTI, ISO_SECTOR, isDotRecord, parseDirRecord,
-  type DirRecord,
+  checkDirRecord, ISO_FLAG_ASSOC, ISO_FLAG_DIR, ISO_FLAG_MULTI, ISO_SECTOR, isDotRecord, isoDate7, parseDirRecord, recDataLength,
+  recDot, recFlags, recNameLen, recStart, recSuStart, type DirRecord,
 } from './iso.js';
-import { cd9660_rrip_analyze, type RripInfo, type Where, type Zisofs } from './cd9660_rrip.js';
+import { cd9660_rrip_analyze, newInfo, RRIP_ATTRS, RRIP_NAME, type AreaReader, type RripInfo, type Where, type Zisofs } from './cd9660_rrip.js';
 import { isofntrans, jolietfntrans, type IsoMapping } from './cd9660_util.js';
 
 /** A directory larger than this is taken as corrupt (the largest real ones are a few MiB). */
@@ -54,16 +54,9 @@ export interface IsoMount {
   relocOk: Set<string>;
   /** The medium never changes: each directory's head is read once. */
   dirHeads: Map<number, DirHead>;
-  /**
-   * A file's record and Rock Ridge as its directory's walk parsed them, for
-   * the vnode that readdirplus or lookup asks for next (taken by loadnode;
-   * bounded).
-   */
-  parsed: Map<number, ParsedRecord>;
+  /** Reads Rock Ridge continuation areas (iso_read). */
+  readArea: AreaReader;
 }
-
-/** How many parsed records wait for their vnode before the oldest are dropped. */
-const PARSED_MAX = 8192;
 
 export interface Extent { start: number; length: number }
 
@@ -129,70 +122,90 @@ export function checkExtent(imp: IsoMount, start: number, length: number, where:
 }
 
 /**
- * The record at byte p of the directory sector at secOff (directory at
- * start, size bytes), checked: it must end inside the sector and the
- * directory. null where the sector's records end (a zero length byte).
+ * A directory walk's callback, per record: the record is b[p, p + b[p])
+ * (checked: checkDirRecord), in a sector held for the visit, at `offset`
+ * in the directory; `next` is the offset just past it. true stops the walk;
+ * a Promise is waited for (the sector stays held). `where` names the record
+ * for messages.
  */
-function recordAt(sector: Uint8Array, p: number, secOff: number, start: number, size: number): { r: DirRecord; len: number; where: () => string } | null {
-  const len = sector[p];
-  if (len === 0) return null;
-  const offset = secOff + p;
-  const where = () => `directory at ${start}, record at ${offset}`;
-  if (p + len > ISO_SECTOR) corrupt(`${where()}: record of ${len} bytes crosses a sector boundary`);
-  if (offset + len > size) corrupt(`${where()}: record runs past the directory's end (${size})`);
-  return { r: parseDirRecord(sector.subarray(p, p + len), where), len, where };
-}
-
-/** A directory walk's callback, per record: true stops the walk; a Promise is waited for. */
-type RecordVisit = (r: DirRecord, offset: number, next: number, where: () => string) => boolean | void | Promise<boolean | void>;
+type RecordVisit = (b: Uint8Array, p: number, offset: number, next: number, where: () => string) => boolean | void | Promise<boolean | void>;
 
 /**
  * The records of the directory at `start` (size bytes), from offset `from`,
- * each handed to `visit` with its offset in the directory and the offset
- * just past it. A zero length byte ends the records of a sector; a record
- * never crosses one. A sector's records are taken at once: only a sector
- * read or a visit that answers with a Promise waits.
+ * each handed to `visit`, read in place from the buffer cache (no copy of a
+ * sector, no object per record). A zero length byte ends the records of a
+ * sector; a record never crosses one. A sector's records are taken at once:
+ * only a sector read or a visit that answers with a Promise waits.
  */
 async function cd9660_walkrecords(imp: IsoMount, start: number, size: number, from: number, visit: RecordVisit): Promise<void> {
+  let offset = 0;
+  const where = () => `directory at ${start}, record at ${offset}`;
   for (let off = from; off < size;) {
     const secOff = off - (off % ISO_SECTOR);
-    const sector = await iso_read(imp, start + secOff, ISO_SECTOR);
-    let p = off - secOff;
-    while (p < ISO_SECTOR && secOff + p < size) {
-      const at = recordAt(sector, p, secOff, start, size);
-      if (!at) break;
-      const offset = secOff + p;
-      p += at.len;
-      const stop = visit(at.r, offset, offset + at.len, at.where);
-      if (stop instanceof Promise ? await stop : stop) return;
+    const bp = await iso_sector(imp, start + secOff);
+    try {
+      const b = bp.data;
+      let p = off - secOff;
+      while (p < ISO_SECTOR && secOff + p < size) {
+        const len = b[p];
+        if (len === 0) break;
+        offset = secOff + p;
+        if (p + len > ISO_SECTOR) corrupt(`${where()}: record of ${len} bytes crosses a sector boundary`);
+        if (offset + len > size) corrupt(`${where()}: record runs past the directory's end (${size})`);
+        checkDirRecord(b, p, where);
+        const stop = visit(b, p, offset, offset + len, where);
+        if (stop instanceof Promise ? await stop : stop) return;
+        p += len;
+      }
+    } finally {
+      brelse(bp);
     }
     off = secOff + ISO_SECTOR;
   }
 }
 
-/** The Rock Ridge entries of a record (empty when Rock Ridge is not in use). */
-export function cd9660_rrip(imp: IsoMount, r: DirRecord, rootDot: boolean, where: Where): RripInfo | Promise<RripInfo> {
-  if (!imp.rrip) return { present: false, er: false, relocated: false };
-  // The root's `.` record holds the SP entry itself; every other record skips suspSkip bytes.
-  const su = rootDot ? r.systemUse : r.systemUse.subarray(Math.min(imp.suspSkip, r.systemUse.length));
-  return cd9660_rrip_analyze(su, (off, len) => iso_read(imp, off, len), where);
+/** The sector at byte offset `at` (a multiple of ISO_SECTOR), held: at once when cached. */
+function iso_sector(imp: IsoMount, at: number): Buf | Promise<Buf> {
+  if (!Number.isSafeInteger(at) || at < 0 || at + ISO_SECTOR > imp.dev.size) {
+    corrupt(`${ISO_SECTOR} bytes at ${at} are outside the image (${imp.dev.size} bytes)`);
+  }
+  return breadm(imp.dev, at, ISO_SECTOR);
 }
 
-/** The name a record shows under this mount's naming (Rock Ridge, Joliet, or ISO with map=). */
-export function cd9660_name(imp: IsoMount, r: DirRecord, ri: RripInfo): string {
+/**
+ * The Rock Ridge entries of the checked record at b[p..] (empty when Rock
+ * Ridge is not in use); want: what to decode (cd9660_rrip_analyze).
+ */
+export function cd9660_rripat(imp: IsoMount, b: Uint8Array, p: number, want: number, where: Where): RripInfo | Promise<RripInfo> {
+  if (!imp.rrip) return newInfo();
+  const end = p + b[p];
+  const su = Math.min(end, recSuStart(b, p) + imp.suspSkip);
+  return cd9660_rrip_analyze(b, su, end, imp.readArea, where, want);
+}
+
+/** The Rock Ridge entries of a record (empty when Rock Ridge is not in use). */
+export function cd9660_rrip(imp: IsoMount, r: DirRecord, rootDot: boolean, where: Where): RripInfo | Promise<RripInfo> {
+  if (!imp.rrip) return newInfo();
+  // The root's `.` record holds the SP entry itself; every other record skips suspSkip bytes.
+  const su = r.systemUse;
+  return cd9660_rrip_analyze(su, rootDot ? 0 : Math.min(imp.suspSkip, su.length), su.length, imp.readArea, where);
+}
+
+/** The name the record at b[p..] shows under this mount's naming (Rock Ridge, Joliet, or ISO with map=). */
+export function cd9660_name(imp: IsoMount, b: Uint8Array, p: number, ri: RripInfo): string {
   if (ri.name !== undefined) return ri.name;
-  return imp.joliet ? jolietfntrans(r.name) : isofntrans(r.name, imp.map);
+  const raw = b.subarray(p + 33, p + 33 + recNameLen(b, p));
+  return imp.joliet ? jolietfntrans(raw) : isofntrans(raw, imp.map);
 }
 
 /** What a directory's first sector says: its `.` record, size and parent. */
 export interface DirHead { dot: DirRecord; size: number; parent: number }
 
-export async function cd9660_dirhead(imp: IsoMount, loc: number): Promise<DirHead> {
-  const known = imp.dirHeads.get(loc);
-  if (known) return known;
-  const head = await cd9660_readhead(imp, loc);
-  imp.dirHeads.set(loc, head);
-  return head;
+export function cd9660_dirhead(imp: IsoMount, loc: number): DirHead | Promise<DirHead> {
+  return imp.dirHeads.get(loc) ?? cd9660_readhead(imp, loc).then(head => {
+    imp.dirHeads.set(loc, head);
+    return head;
+  });
 }
 
 /**
@@ -205,7 +218,8 @@ const DIR_READAHEAD = 64 << 10;
 
 async function cd9660_readhead(imp: IsoMount, loc: number): Promise<DirHead> {
   const where = `directory at ${loc}`;
-  if (loc % ISO_SECTOR === 0 && loc + ISO_SECTOR <= imp.dev.size) {
+  // Not when this directory came with an earlier one's read-ahead (then its neighbours did too).
+  if (loc % ISO_SECTOR === 0 && loc + ISO_SECTOR <= imp.dev.size && !bincore(imp.dev, loc, ISO_SECTOR)) {
     const blks: BlockRef[] = [];
     for (let o = loc; o < loc + DIR_READAHEAD && o + ISO_SECTOR <= imp.dev.size; o += ISO_SECTOR) blks.push({ offset: o, size: ISO_SECTOR });
     try {
@@ -279,48 +293,43 @@ function fileType(ri: RripInfo): VType {
 export async function cd9660_walkentries(imp: IsoMount, dir: IsoNode, from: number, emit: (e: IsoEntry) => boolean | void): Promise<void> {
   // A multi-extent file's entry, until its final extent.
   let pending = null as IsoEntry | null;
-  const entry = (r: DirRecord, e: IsoEntry): boolean | void => {
-    if (r.flags & ISO_FLAG_MULTI && !(r.flags & ISO_FLAG_DIR)) pending = e;
+  const entry = (flags: number, e: IsoEntry): boolean | void => {
+    if (flags & ISO_FLAG_MULTI && !(flags & ISO_FLAG_DIR)) pending = e;
     else return emit(e);
   };
   // A record's entry, once its Rock Ridge is known.
-  const named = (r: DirRecord, ri: RripInfo, offset: number, next: number): boolean | void | Promise<boolean | void> => {
+  const named = (b: Uint8Array, p: number, ri: RripInfo, offset: number, next: number): boolean | void | Promise<boolean | void> => {
     if (ri.relocated) return;
-    const name = cd9660_name(imp, r, ri);
+    const name = cd9660_name(imp, b, p, ri);
     if (name === '' || name === '.' || name === '..') return;
+    const flags = recFlags(b, p);
     if (ri.childLink !== undefined) {
       const target = ri.childLink * ISO_SECTOR;
-      return cd9660_checkreloc(imp, dir.key, target).then(() => entry(r, { name, key: target, type: VType.VDIR, next }));
+      return cd9660_checkreloc(imp, dir.key, target).then(() => entry(flags, { name, key: target, type: VType.VDIR, next }));
     }
-    if (r.flags & ISO_FLAG_DIR) return entry(r, { name, key: recordStart(r), type: VType.VDIR, next });
-    const abs = dir.key + offset;
-    if (!(r.flags & ISO_FLAG_MULTI)) keepParsed(imp, abs, r, ri);
-    return entry(r, { name, key: abs, type: fileType(ri), next });
+    if (flags & ISO_FLAG_DIR) return entry(flags, { name, key: recStart(b, p), type: VType.VDIR, next });
+    return entry(flags, { name, key: dir.key + offset, type: fileType(ri), next });
   };
-  await cd9660_walkrecords(imp, dir.key, dir.size, from, (r, offset, next, where) => {
+  await cd9660_walkrecords(imp, dir.key, dir.size, from, (b, p, offset, next, where) => {
+    const flags = recFlags(b, p);
     if (pending) {
       // A continuation record of a multi-extent file: the entry ends with its final extent.
-      if (r.flags & ISO_FLAG_MULTI) return;
+      if (flags & ISO_FLAG_MULTI) return;
       const e = { name: pending.name, key: pending.key, type: pending.type, next };
       pending = null;
       return emit(e);
     }
-    const dot = isDotRecord(r);
+    const dot = recDot(b, p);
     if (dot !== null) {
       if (offset === 0 && dot === 0) return emit({ name: '.', key: dir.key, type: VType.VDIR, next });
       if (offset === 0 || dot === 0) corrupt(`directory at ${dir.key}: '.' or '..' record at ${offset}`);
       return emit({ name: '..', key: dir.parent, type: VType.VDIR, next });
     }
-    if (r.flags & ISO_FLAG_ASSOC) return;
-    const ri = cd9660_rrip(imp, r, false, where);
-    return ri instanceof Promise ? ri.then(x => named(r, x, offset, next)) : named(r, ri, offset, next);
+    if (flags & ISO_FLAG_ASSOC) return;
+    const ri = cd9660_rripat(imp, b, p, RRIP_NAME, where);
+    return ri instanceof Promise ? ri.then(x => named(b, p, x, offset, next)) : named(b, p, ri, offset, next);
   });
   if (pending) corrupt(`directory at ${dir.key}: multi-extent file '${pending.name}' has no final extent`);
-}
-
-function keepParsed(imp: IsoMount, key: number, rec: DirRecord, ri: RripInfo): void {
-  if (imp.parsed.size >= PARSED_MAX) imp.parsed.clear();
-  imp.parsed.set(key, { rec, ri });
 }
 
 /**
@@ -340,8 +349,13 @@ export async function cd9660_direntries(imp: IsoMount, dir: IsoNode): Promise<Is
   return all;
 }
 
-function attrs(imp: IsoMount, key: number, type: VType, r: DirRecord, ri: RripInfo, dirDefault: boolean): IsoNode {
-  const t = ri.mtime ?? r.date;
+/** A time equal to t as t itself: a node keeps one object for its usually equal times (nodes are kept by the thousand). */
+function sameTime(a: Timespec | undefined, t: Timespec): Timespec {
+  return a === undefined || (a.sec === t.sec && a.nsec === t.nsec) ? t : a;
+}
+
+function attrs(imp: IsoMount, key: number, type: VType, date: Timespec, ri: RripInfo, dirDefault: boolean): IsoNode {
+  const t = ri.mtime ?? date;
   return {
     key, type,
     mode: ri.mode !== undefined ? ri.mode & 0o7777 : dirDefault ? imp.dmode : imp.fmode,
@@ -350,68 +364,93 @@ function attrs(imp: IsoMount, key: number, type: VType, r: DirRecord, ri: RripIn
     gid: imp.gid ?? ri.gid ?? 0,
     size: 0,
     extents: [],
-    atime: ri.atime ?? t,
+    atime: sameTime(ri.atime, t),
     mtime: t,
-    ctime: ri.ctime ?? t,
-    birthtime: ri.birthtime ?? t,
+    ctime: sameTime(ri.ctime, t),
+    birthtime: sameTime(ri.birthtime, t),
     rdev: ri.rdev ?? 0,
     symlink: ri.symlink ?? '',
     parent: 0,
   };
 }
 
-function parsedNode(imp: IsoMount, key: number, known: ParsedRecord): IsoNode {
-  const n = attrs(imp, key, fileType(known.ri), known.rec, known.ri, false);
-  if (known.ri.zisofs && n.type === VType.VREG) n.zisofs = known.ri.zisofs;
-  n.extents.push({ start: recordStart(known.rec), length: known.rec.dataLength });
-  n.size = known.rec.dataLength;
+/** The node of a single-extent file from its checked record at b[p..] and its Rock Ridge. */
+function recordFileNode(imp: IsoMount, key: number, b: Uint8Array, p: number, ri: RripInfo): IsoNode {
+  const n = attrs(imp, key, fileType(ri), ri.mtime ?? isoDate7(b, p + 18), ri, false);
+  if (ri.zisofs && n.type === VType.VREG) n.zisofs = ri.zisofs;
+  const length = recDataLength(b, p);
+  // A literal of one: push onto [] would give the array room for 17.
+  n.extents = [{ start: recStart(b, p), length }];
+  n.size = length;
   return finish(n, key);
 }
 
-/** A file's record and Rock Ridge as its directory's walk parsed them. */
-export interface ParsedRecord { rec: DirRecord; ri: RripInfo }
-
-/** The record the walk parsed for key, while it is kept (not for a file of several extents). */
-export function cd9660_parsedrecord(imp: IsoMount, key: number): ParsedRecord | undefined {
-  return imp.parsed.get(key);
-}
-
 /**
- * The node loadnode would build for key from the record its directory's walk
- * parsed (cd9660_parsedrecord), without taking the record (readdir's
- * attributes); null when it cannot be built.
+ * The node of the single-extent file whose record is at key in directory
+ * dirLoc, built at once from the buffer cache (its directory's head known,
+ * its sector cached, no continuation area), as loadnode would build it; null
+ * when it cannot be built at once or is anything else (loadnode then decides,
+ * and says what is wrong). readdir's attributes and lookup's vnode come from
+ * here: the walk keeps no parsed record.
  */
-export function cd9660_parsednode(imp: IsoMount, key: number, known: ParsedRecord): IsoNode | null {
+export function cd9660_quicknode(imp: IsoMount, dirLoc: number, key: number): IsoNode | null {
+  const head = imp.dirHeads.get(dirLoc);
+  const off = key - dirLoc;
+  if (!head || off < 0 || off >= head.size) return null;
+  const within = key % ISO_SECTOR;
+  let got: Buf | Promise<Buf>;
   try {
-    return parsedNode(imp, key, known);
+    got = iso_sector(imp, key - within);
   } catch {
-    return null; // a link without a target: loadnode says why
+    return null;
+  }
+  if (got instanceof Promise) {
+    got.then(brelse, () => {});
+    return null;
+  }
+  try {
+    const b = got.data, len = b[within];
+    if (len === 0 || within + len > ISO_SECTOR || off + len > head.size) return null;
+    const where = () => `directory at ${dirLoc}, record at ${off}`;
+    checkDirRecord(b, within, where);
+    if (recDot(b, within) !== null || (recFlags(b, within) & (ISO_FLAG_DIR | ISO_FLAG_MULTI))) return null;
+    const ri = cd9660_rripat(imp, b, within, RRIP_ATTRS, where);
+    if (ri instanceof Promise) {
+      ri.catch(() => {});
+      return null;
+    }
+    return recordFileNode(imp, key, b, within, ri);
+  } catch {
+    return null; // damaged: loadnode says why
+  } finally {
+    brelse(got);
   }
 }
 
-/** Build the node for key (cd9660_vget_internal). */
-export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNode> {
+/**
+ * Build the node for key (cd9660_vget_internal): at once for a file whose
+ * record is cached (cd9660_quicknode), else by reading.
+ */
+export function cd9660_loadnode(imp: IsoMount, key: number): IsoNode | Promise<IsoNode> {
   const hint = imp.hints.get(key);
   // Keys come from lookup or readdir of this mount; any other is not a file here.
   if (hint === undefined) throw kerr('ESTALE', `cd9660: file id ${key} was not handed out by this mount`);
+  if (hint >= 0) {
+    const quick = cd9660_quicknode(imp, hint, key);
+    if (quick) return quick;
+  }
+  return cd9660_loadnode_slow(imp, key, hint);
+}
+
+async function cd9660_loadnode_slow(imp: IsoMount, key: number, hint: number): Promise<IsoNode> {
   if (hint === HINT_DIR) {
     const head = await cd9660_dirhead(imp, key);
     const ri = await cd9660_rrip(imp, head.dot, key === imp.rootLoc, `directory at ${key} '.'`);
-    const n = attrs(imp, key, VType.VDIR, head.dot, ri, true);
+    const n = attrs(imp, key, VType.VDIR, head.dot.date, ri, true);
     n.size = head.size;
     n.extents = [{ start: key, length: head.size }];
     n.parent = head.parent;
     return n;
-  }
-  const known = imp.parsed.get(key);
-  if (known) {
-    // A single-extent file record its directory's walk just parsed (and checked).
-    imp.parsed.delete(key);
-    return parsedNode(imp, key, known);
-  }
-  if (hint >= 0) {
-    const quick = await recordNode(imp, hint, key).catch(() => null);
-    if (quick) return quick;
   }
   let n: IsoNode | null = null;
   let name: Uint8Array | null = null;
@@ -419,14 +458,15 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
   // A record found by its key alone: its directory is bounded only by the largest one.
   const start = hint === HINT_RECORD ? key - (key % ISO_SECTOR) : hint;
   const dirSize = hint === HINT_RECORD ? CD9660_MAXDIRSIZE : (await cd9660_dirhead(imp, hint)).size;
-  await cd9660_walkrecords(imp, start, dirSize, key - start, async (r, offset) => {
+  await cd9660_walkrecords(imp, start, dirSize, key - start, async (b, p, offset) => {
     const where = `directory at ${start}, record at ${offset}`;
+    const r = parseDirRecord(b.subarray(p, p + b[p]), where);
     if (!n) {
       if (start + offset !== key || isDotRecord(r) !== null || (r.flags & ISO_FLAG_DIR)) corrupt(`${where}: not a file record`);
       const ri = await cd9660_rrip(imp, r, false, where);
-      n = attrs(imp, key, fileType(ri), r, ri, false);
+      n = attrs(imp, key, fileType(ri), r.date, ri, false);
       if (ri.zisofs && n.type === VType.VREG) n.zisofs = ri.zisofs;
-      name = r.name;
+      name = r.name.slice();
     } else if (r.name.length !== name!.length || r.name.some((c, i) => c !== name![i])) {
       corrupt(`${where}: multi-extent file continues with another name`);
     }
@@ -438,25 +478,6 @@ export async function cd9660_loadnode(imp: IsoMount, key: number): Promise<IsoNo
   if (!n) corrupt(`record at ${key}: not found in its directory`);
   if (!final) corrupt(`record at ${key}: multi-extent file has no final extent`);
   return finish(n, key);
-}
-
-/**
- * A single-extent file's node from its own record (a lookup after the
- * directory's parsed records were dropped), as the walk below builds it;
- * null for anything else (the walk then decides, and says what is wrong).
- */
-async function recordNode(imp: IsoMount, dirLoc: number, key: number): Promise<IsoNode | null> {
-  const size = (await cd9660_dirhead(imp, dirLoc)).size;
-  const off = key - dirLoc;
-  if (off < 0 || off >= size) return null;
-  const len = (await iso_read(imp, key, 1))[0];
-  if (len === 0 || (off % ISO_SECTOR) + len > ISO_SECTOR || off + len > size) return null;
-  const where = () => `directory at ${dirLoc}, record at ${off}`;
-  const r = parseDirRecord(await iso_read(imp, key, len), where);
-  if (isDotRecord(r) !== null || (r.flags & (ISO_FLAG_DIR | ISO_FLAG_MULTI))) return null;
-  const got = cd9660_rrip(imp, r, false, where);
-  const ri = got instanceof Promise ? await got : got;
-  return parsedNode(imp, key, { rec: r, ri });
 }
 
 /** What a file's size says once its records are read: zisofs's uncompressed size, a link's target length. */

@@ -4,7 +4,7 @@
 // area; continuation chains are bounded, so a looping chain is EIO.
 import { kerr, log, makedev, type Timespec } from '../../kern/index.js';
 import { ISO_SECTOR, isoDate17, isoDate7, isonum_733 } from './iso.js';
-import { rripfntrans } from './cd9660_util.js';
+import { rripfntrans, rripfntransAt } from './cd9660_util.js';
 
 /** At most this many continuation areas (CE) per record, and this many bytes in them. */
 export const RRIP_MAX_CE = 32;
@@ -38,6 +38,19 @@ export interface RripInfo {
   relocated: boolean;
   /** ZF "pz": the file's data is zisofs-compressed. */
   zisofs?: Zisofs;
+}
+
+/**
+ * An empty RripInfo with every field present (undefined until an entry sets
+ * it): one object shape, its fields inside the object, rather than a
+ * property store grown field by field for every record analysed.
+ */
+export function newInfo(): RripInfo {
+  return {
+    present: false, er: false, name: undefined, mode: undefined, nlink: undefined, uid: undefined, gid: undefined,
+    birthtime: undefined, mtime: undefined, atime: undefined, ctime: undefined, symlink: undefined, rdev: undefined,
+    childLink: undefined, parentLink: undefined, relocated: false, zisofs: undefined,
+  };
 }
 
 /** A zisofs file: header length, log2 of the block size, uncompressed size. */
@@ -77,21 +90,35 @@ const CE = sig('CE'), ST = sig('ST'), ER = sig('ER'), RR = sig('RR'), PX = sig('
 /** What the areas of one record have said so far. */
 interface Gathered {
   info: RripInfo;
+  /** The name when one NM entry holds it all: its bytes are area[nmStart, nmEnd) (decoded at the end). */
+  nmArea: Uint8Array | null;
+  nmStart: number;
+  nmEnd: number;
+  /** The pieces of a name in several NM entries (copies). */
   name: Uint8Array[] | null;
   nameDone: boolean;
   link: string;
   linkGlue: boolean;
   linkDone: boolean;
+  /** What to decode (RRIP_NAME, RRIP_ATTRS); what is not wanted is still checked. */
+  want: number;
 }
 
-/** The entries of one area into g; the continuation area it names, if any. */
-function scanArea(area: Uint8Array, g: Gathered, where: Where): { offset: number; length: number } | null {
-  const info = g.info;
+/**
+ * What cd9660_rrip_analyze decodes. RRIP_NAME: what a directory's walk needs
+ * (the name, PX's mode for the type, CL, PL, RE). RRIP_ATTRS: everything a
+ * node needs but the name (times, link target, device, ZF).
+ */
+export const RRIP_NAME = 1, RRIP_ATTRS = 2, RRIP_ALL = RRIP_NAME | RRIP_ATTRS;
+
+/** The entries of area[start, end) into g; the continuation area it names, if any. */
+function scanArea(area: Uint8Array, start: number, end: number, g: Gathered, where: Where): { offset: number; length: number } | null {
+  const info = g.info, light = !(g.want & RRIP_ATTRS), noName = !(g.want & RRIP_NAME);
   let next: { offset: number; length: number } | null = null;
-  for (let p = 0; p + 4 <= area.length;) {
+  for (let p = start; p + 4 <= end;) {
     const s1 = area[p], s2 = area[p + 1], len = area[p + 2];
     if (s1 === 0 && s2 === 0) break; // padding
-    if (len < 4 || p + len > area.length) corrupt(where, `entry ${String.fromCharCode(s1, s2)} length ${len} at ${p} exceeds its area (${area.length})`);
+    if (len < 4 || p + len > end) corrupt(where, `entry ${String.fromCharCode(s1, s2)} length ${len} at ${p - start} exceeds its area (${end - start})`);
     // The entry is area[q .. q + len).
     const q = p;
     p += len;
@@ -101,7 +128,7 @@ function scanArea(area: Uint8Array, g: Gathered, where: Where): { offset: number
         next = { offset: isonum_733(area, q + 4) * ISO_SECTOR + isonum_733(area, q + 12), length: isonum_733(area, q + 20) };
         break;
       case ST:
-        p = area.length;
+        p = end;
         break;
       case ER: {
         if (len < 8 || 8 + area[q + 4] > len) corrupt(where, 'ER entry too short');
@@ -130,9 +157,16 @@ function scanArea(area: Uint8Array, g: Gathered, where: Where): { offset: number
         if (len < 5) corrupt(where, `NM entry length ${len}`);
         info.present = true;
         const flags = area[q + 4];
-        if (g.nameDone || (flags & (NM_CURRENT | NM_PARENT))) break;
-        (g.name ??= []).push(area.subarray(q + 5, q + len));
+        if (noName || g.nameDone || (flags & (NM_CURRENT | NM_PARENT))) break;
         g.nameDone = !(flags & NM_CONTINUE);
+        if (g.nameDone && !g.name) {
+          // The whole name in this entry (nearly always): read from the area when done.
+          g.nmArea = area;
+          g.nmStart = q + 5;
+          g.nmEnd = q + len;
+        } else {
+          (g.name ??= []).push(area.slice(q + 5, q + len));
+        }
         break;
       }
       case SL: {
@@ -141,14 +175,15 @@ function scanArea(area: Uint8Array, g: Gathered, where: Where): { offset: number
         if (g.linkDone) break;
         for (let c = 5; c < len;) {
           if (c + 2 > len || c + 2 + area[q + c + 1] > len) corrupt(where, 'SL component runs past its entry');
-          const cflags = area[q + c], text = area.subarray(q + c + 2, q + c + 2 + area[q + c + 1]);
+          const cflags = area[q + c], textAt = q + c + 2, textEnd = textAt + area[q + c + 1];
           c += 2 + area[q + c + 1];
+          if (light) continue;
           if (cflags & SL_ROOT) {
             g.link += '/';
             g.linkGlue = true;
             continue;
           }
-          const piece = cflags & SL_CURRENT ? '.' : cflags & SL_PARENT ? '..' : rripfntrans(text);
+          const piece = cflags & SL_CURRENT ? '.' : cflags & SL_PARENT ? '..' : rripfntrans(area.subarray(textAt, textEnd));
           if (!g.linkGlue && g.link !== '') g.link += '/';
           g.link += piece;
           g.linkGlue = (cflags & SL_CONTINUE) !== 0;
@@ -165,6 +200,10 @@ function scanArea(area: Uint8Array, g: Gathered, where: Where): { offset: number
         for (let bit = 0; bit < 7; bit++) {
           if (!(flags & (1 << bit))) continue;
           if (at + size > len) corrupt(where, 'TF entry shorter than its flags say');
+          if (light) {
+            at += size;
+            continue;
+          }
           const t = size === 17 ? isoDate17(area, q + at) : isoDate7(area, q + at);
           at += size;
           if (bit === 0) info.birthtime = t;
@@ -191,7 +230,7 @@ function scanArea(area: Uint8Array, g: Gathered, where: Where): { offset: number
       case ZF:
         if (len < 16) corrupt(where, `ZF entry length ${len}`);
         // Other algorithms (zisofs2 "PZ") are left alone: the data reads as recorded.
-        if (area[q + 4] === 0x70 && area[q + 5] === 0x7a) info.zisofs = { headerSize: area[q + 6] * 4, blockShift: area[q + 7], size: isonum_733(area, q + 8) };
+        if (!light && area[q + 4] === 0x70 && area[q + 5] === 0x7a) info.zisofs = { headerSize: area[q + 6] * 4, blockShift: area[q + 7], size: isonum_733(area, q + 8) };
         break;
       default:
         break; // SP, PD, ES, AA/AL (xattrs), SF...: not interpreted
@@ -202,7 +241,9 @@ function scanArea(area: Uint8Array, g: Gathered, where: Where): { offset: number
 
 function gathered(g: Gathered): RripInfo {
   const info = g.info, name = g.name;
-  if (name) {
+  if (g.nmArea) {
+    info.name = rripfntransAt(g.nmArea, g.nmStart, g.nmEnd);
+  } else if (name) {
     let all = name[0];
     if (name.length > 1) {
       all = new Uint8Array(name.reduce((n, a) => n + a.length, 0));
@@ -216,12 +257,17 @@ function gathered(g: Gathered): RripInfo {
 }
 
 /**
- * Analyse the system use area `su` (after the SP skip) of the record at
- * `where`: at once, unless a continuation area has to be read.
+ * Analyse the system use area su[start, end) (after the SP skip) of the
+ * record at `where`: at once, unless a continuation area has to be read.
+ * want: what to decode (RRIP_NAME, RRIP_ATTRS); the other
+ * entries are checked as in a full analysis, so a damaged one fails both.
  */
-export function cd9660_rrip_analyze(su: Uint8Array, read: AreaReader, where: Where): RripInfo | Promise<RripInfo> {
-  const g: Gathered = { info: { present: false, er: false, relocated: false }, name: null, nameDone: false, link: '', linkGlue: false, linkDone: false };
-  const next = scanArea(su, g, where);
+export function cd9660_rrip_analyze(su: Uint8Array, start: number, end: number, read: AreaReader, where: Where, want = RRIP_ALL): RripInfo | Promise<RripInfo> {
+  const g: Gathered = {
+    info: newInfo(), nmArea: null, nmStart: 0, nmEnd: 0, name: null, nameDone: false,
+    link: '', linkGlue: false, linkDone: false, want,
+  };
+  const next = scanArea(su, start, end, g, where);
   if (!next) return gathered(g);
   return (async () => {
     const seen = new Set<number>();
@@ -231,7 +277,8 @@ export function cd9660_rrip_analyze(su: Uint8Array, read: AreaReader, where: Whe
       seen.add(ce.offset);
       ceBytes += ce.length;
       if (ce.length === 0 || ceBytes > RRIP_MAX_CE_BYTES) corrupt(where, `continuation area of ${ce.length} bytes`);
-      ce = scanArea(await read(ce.offset, ce.length), g, where);
+      const area = await read(ce.offset, ce.length);
+      ce = scanArea(area, 0, area.length, g, where);
     }
     return gathered(g);
   })();

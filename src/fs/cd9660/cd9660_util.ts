@@ -35,12 +35,21 @@ export function jolietfntrans(raw: Uint8Array): string {
 
 /** A Rock Ridge NM name: bytes, shown as UTF-8. */
 export function rripfntrans(raw: Uint8Array): string {
-  // Nearly every name is ASCII without `/` or NUL: as is, without a decoder call.
-  let plain = raw.length <= 255;
-  for (let i = 0; plain && i < raw.length; i++) {
-    const c = raw[i];
+  return rripfntransAt(raw, 0, raw.length);
+}
+
+/** rripfntrans of b[start, end), read in place. */
+export function rripfntransAt(b: Uint8Array, start: number, end: number): string {
+  // Nearly every name is ASCII without `/` or NUL: as is, without a decoder call or a copy.
+  let plain = end - start <= 255;
+  for (let i = start; plain && i < end; i++) {
+    const c = b[i];
     plain = c !== 0 && c !== 0x2f && c < 0x80;
   }
-  if (plain) return String.fromCharCode.apply(null, raw as unknown as number[]);
-  return sanitize(utf8.decode(raw));
+  if (plain) {
+    let s = '';
+    for (let i = start; i < end; i++) s += String.fromCharCode(b[i]);
+    return s;
+  }
+  return sanitize(utf8.decode(b.subarray(start, end)));
 }

@@ -9,7 +9,7 @@ import {
   ISO_FLAG_DIR, ISO_SECTOR, ISO_VD_END, ISO_VD_MAX, ISO_VD_PRIMARY, ISO_VD_START, ISO_VD_SUPPLEMENTARY,
   isDotRecord, isVolumeDescriptor, parseDirRecord, parseVolumeDescriptor, type VolumeDescriptor,
 } from './iso.js';
-import { cd9660_loadnode, cd9660_rrip, HINT_DIR, HINT_RECORD, iso_read, recordStart, type IsoMount } from './cd9660_node.js';
+import { cd9660_loadnode, cd9660_rrip, HINT_DIR, HINT_RECORD, iso_read, recordStart, type IsoMount, type IsoNode } from './cd9660_node.js';
 import { cd9660_susp_sp } from './cd9660_rrip.js';
 import type { IsoMapping } from './cd9660_util.js';
 import { cd9660_vnodeops } from './cd9660_vnops.js';
@@ -133,7 +133,7 @@ async function cd9660_mount(mp: Mount, args: MountArgs): Promise<void> {
   const imp: IsoMount = {
     dev: args.dev, rootLoc: 0, volumeSpaceSize: 0, rrip: false, suspSkip: 0, joliet: false,
     map: opts.map, uid: opts.uid, gid: opts.gid, fmode: opts.mode, dmode: opts.dmode,
-    hints: new Map(), relocOk: new Set(), dirHeads: new Map(), parsed: new Map(),
+    hints: new Map(), relocOk: new Set(), dirHeads: new Map(), readArea: (off, len) => iso_read(imp, off, len),
   };
   let start = opts.sbsector ?? 0;
   if (opts.session) {
@@ -178,8 +178,14 @@ async function cd9660_statvfs(mp: Mount): Promise<Statvfs> {
   };
 }
 
-async function cd9660_loadvnode(mp: Mount, vp: Vnode, key: number): Promise<void> {
-  const node = await cd9660_loadnode(mp.priv<IsoMount>(), key);
+/** At once for a file whose record is cached (a lookup or readdirplus right after its directory's walk). */
+function cd9660_loadvnode(mp: Mount, vp: Vnode, key: number): void | Promise<void> {
+  const got = cd9660_loadnode(mp.priv<IsoMount>(), key);
+  if (got instanceof Promise) return got.then(node => setvnode(vp, node));
+  setvnode(vp, got);
+}
+
+function setvnode(vp: Vnode, node: IsoNode): void {
   vp.type = node.type;
   vp.ops = cd9660_vnodeops;
   vp.data = node;

@@ -6,8 +6,7 @@ import {
 } from '../../kern/index.js';
 import { ISO_SECTOR } from './iso.js';
 import {
-  cd9660_direntries, cd9660_parsednode, cd9660_parsedrecord, cd9660_walkentries, checkExtent, HINT_DIR, type IsoEntry, type IsoMount,
-  type IsoNode, type ParsedRecord,
+  cd9660_direntries, cd9660_quicknode, cd9660_walkentries, checkExtent, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode,
 } from './cd9660_node.js';
 import { cd9660_lookup } from './cd9660_lookup.js';
 import { zisofs_read } from './cd9660_zisofs.js';
@@ -94,18 +93,20 @@ async function cd9660_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: 
 }
 
 /**
- * An entry whose file's record the directory's walk parsed: its attributes
- * (what getattr of its vnode gives) are built from the record the first
- * time they are asked for, not for every entry listed (find asks for none).
+ * A file's entry: its attributes (what getattr of its vnode gives) are
+ * built from its record the first time they are asked for (FUSE
+ * readdirplus), not for every entry listed (find asks for none), when the
+ * record is at hand in the buffer cache (cd9660_quicknode); else none, and
+ * the caller looks the name up.
  */
-class ParsedDirent implements Dirent {
+class FileDirent implements Dirent {
   readonly name: string;
   readonly fileid: number;
   readonly type: VType;
   readonly cookie: number;
   private va: Vattr | null | undefined;
 
-  constructor(private readonly imp: IsoMount, e: IsoEntry, private readonly known: ParsedRecord) {
+  constructor(private readonly imp: IsoMount, e: IsoEntry, private readonly dirLoc: number) {
     this.name = e.name;
     this.fileid = e.key;
     this.type = e.type;
@@ -114,7 +115,7 @@ class ParsedDirent implements Dirent {
 
   get attr(): Vattr | undefined {
     if (this.va === undefined) {
-      const n = cd9660_parsednode(this.imp, this.fileid, this.known);
+      const n = cd9660_quicknode(this.imp, this.dirLoc, this.fileid);
       this.va = n ? isoVattr(n) : null;
     }
     return this.va ?? undefined;
@@ -137,9 +138,8 @@ async function cd9660_readdir(vp: Vnode, cookie: number, _l: Lwp): Promise<{ ent
   const imp = vp.mount.priv<IsoMount>();
   const entries: Dirent[] = [];
   const add = (e: IsoEntry): boolean => {
-    // A file whose record the walk just parsed: its attributes without a vnode (FUSE readdirplus), when asked.
-    const known = e.type !== VType.VDIR ? cd9660_parsedrecord(imp, e.key) : undefined;
-    entries.push(known ? new ParsedDirent(imp, e, known) : { name: e.name, fileid: e.key, type: e.type, cookie: e.next });
+    // A file: its attributes without a vnode (FUSE readdirplus), when asked.
+    entries.push(e.type !== VType.VDIR ? new FileDirent(imp, e, n.key) : { name: e.name, fileid: e.key, type: e.type, cookie: e.next });
     // A client may load a file by the id readdir gave (FUSE readdirplus).
     imp.hints.set(e.key, e.type === VType.VDIR ? HINT_DIR : n.key);
     return entries.length >= READDIR_BATCH;

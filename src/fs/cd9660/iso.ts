@@ -117,6 +117,32 @@ export function parseDirRecord(rec: Uint8Array, where: string | (() => string)):
   };
 }
 
+/**
+ * The record at b[p..] (b holds its b[p] bytes) checked as parseDirRecord checks it
+ * (EIO for a record shorter than its fixed part or a name running past it),
+ * without building anything: the walks read the fields they need with the
+ * rec* accessors below, in place.
+ */
+export function checkDirRecord(b: Uint8Array, p: number, where: string | (() => string)): void {
+  const len = b[p];
+  // parseDirRecord says what is wrong (and throws).
+  if (len < ISO_DIRREC_MIN || ISO_DIRREC_MIN + b[p + 32] > len) parseDirRecord(b.subarray(p, p + len), where);
+}
+
+/** Fields of the checked record at b[p..] (checkDirRecord), read in place. */
+export const recFlags = (b: Uint8Array, p: number): number => b[p + 25];
+export const recNameLen = (b: Uint8Array, p: number): number => b[p + 32];
+export const recDataLength = (b: Uint8Array, p: number): number => isonum_733(b, p + 10);
+/** The data's location in bytes, after any extended attribute record (recordStart). */
+export const recStart = (b: Uint8Array, p: number): number => (isonum_733(b, p + 2) + b[p + 1]) * ISO_SECTOR;
+/** Where the system use area starts (after the name and its padding byte); it ends with the record. */
+export const recSuStart = (b: Uint8Array, p: number): number => p + ISO_DIRREC_MIN + b[p + 32] + (b[p + 32] & 1 ? 0 : 1);
+/** 0 for the `.` record, 1 for `..`, else null (isDotRecord). */
+export function recDot(b: Uint8Array, p: number): 0 | 1 | null {
+  if (b[p + 32] !== 1 || b[p + 33] > 1) return null;
+  return b[p + 33] as 0 | 1;
+}
+
 /** Is this the `.` (\0) or `..` (\1) record? */
 export function isDotRecord(r: DirRecord): 0 | 1 | null {
   if (r.name.length !== 1 || r.name[0] > 1) return null;

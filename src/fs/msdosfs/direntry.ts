@@ -74,8 +74,13 @@ export function direntry_encode(b: Uint8Array, off: number, e: Direntry): void {
 
 /** Checksum of a short name, stored in each of its long-name entries. */
 export function winChksum(name: Uint8Array): number {
+  return winChksumAt(name, 0);
+}
+
+/** winChksum of the 11-byte name at b[o], read in place. */
+export function winChksumAt(b: Uint8Array, o: number): number {
   let s = 0;
-  for (let i = 0; i < 11; i++) s = (((s & 1) << 7) | (s >> 1)) + name[i] & 0xff;
+  for (let i = 0; i < 11; i++) s = (((s & 1) << 7) | (s >> 1)) + b[o + i] & 0xff;
   return s;
 }
 

@@ -7,7 +7,7 @@ import { Denode } from './denode.js';
 import {
   ATTR_DIRECTORY, ATTR_LFN, ATTR_VOLUME, CASE_LOWER_BASE, CASE_LOWER_EXT, DIRENT_SIZE, LFN_CHARS, LFN_LAST,
   SLOT_DELETED, SLOT_E5, SLOT_EMPTY, direntry_decode, direntry_encode, lfn_count, lfn_encode, lfn_units, LFN_MAX_PIECES, winChksum,
-  type Direntry,
+  winChksumAt, type Direntry,
 } from './direntry.js';
 import { name_fold, vfat_striptail, type Codepage } from './msdosfs_conv.js';
 import { FreeSlots, ShortNames, type DirLayout } from './msdosfs_dircache.js';
@@ -32,18 +32,30 @@ export interface ScanEnd {
 }
 
 /** Whether the 11-byte name at b[o] is `.` or `..`. */
-const isDotName = (b: Uint8Array, o: number) => b[o] === 0x2e && (b[o + 1] === 0x20 || (b[o + 1] === 0x2e && b[o + 2] === 0x20));
+export const isDotName = (b: Uint8Array, o: number) => b[o] === 0x2e && (b[o + 1] === 0x20 || (b[o + 1] === 0x2e && b[o + 2] === 0x20));
 export const isDot = (de: Direntry) => isDotName(de.name, 0);
+
+/**
+ * A live file entry as readdir needs it, undecoded: its 32 bytes at d[o]
+ * (held for the call only), its slot, its device offset (the file id), and
+ * its long name if it has one. true stops the scan.
+ */
+export type NameVisit = (d: Uint8Array, o: number, slot: number, off: number, longName: string | null) => boolean | void;
 
 /**
  * Call visit for every live file entry (dot entries included, volume labels
  * and long-name pieces not) from slot `from` on, until it returns true.
- * onFree sees deleted slots. Without visit, only the free slots and the end
- * are found, and onBytes sees each live file entry's 32 bytes at d[o] (no
- * entry is decoded).
+ * onFree sees deleted slots. Without visit, onName (if given) sees each
+ * live file entry with its long name but not decoded (NameVisit: no
+ * Direntry or DirSlot per entry); without either, only the free slots and
+ * the end are found, and onBytes sees each live file entry's 32 bytes at
+ * d[o] (no entry is decoded, no long name assembled).
  */
 export async function dir_scan(dep: Denode, visit: ((e: DirSlot) => boolean | void) | null,
-  opts: { from?: number; onFree?: (slot: number) => void; onLabel?: (de: Direntry) => void; onBytes?: (d: Uint8Array, o: number) => void } = {},
+  opts: {
+    from?: number; onFree?: (slot: number) => void; onLabel?: (de: Direntry) => void; onBytes?: (d: Uint8Array, o: number) => void;
+    onName?: NameVisit;
+  } = {},
 ): Promise<ScanEnd> {
   const dmp = dep.dmp;
   const blocks = dep.dirBlocks();
@@ -53,7 +65,9 @@ export async function dir_scan(dep: Denode, visit: ((e: DirSlot) => boolean | vo
   const from = opts.from ?? 0;
   // The long name being assembled: its checksum, the piece expected next, its UTF-16 units (in `units`), its first slot.
   let lfn: { chk: number; next: number; len: number; first: number } | null = null;
-  const units = visit ? new Uint16Array(LFN_MAX_PIECES * LFN_CHARS) : null;
+  const onName = visit ? undefined : opts.onName;
+  const names = visit !== null || onName !== undefined;
+  const units = names ? new Uint16Array(LFN_MAX_PIECES * LFN_CHARS) : null;
   for (let bi = Math.floor(from / per); bi < blocks.length; bi++) {
     const bp = await bread(dmp.dev, blocks[bi].off, blocks[bi].size, dmp.meta);
     try {
@@ -68,7 +82,7 @@ export async function dir_scan(dep: Denode, visit: ((e: DirSlot) => boolean | vo
           continue;
         }
         const attr = d[o + 11];
-        if (!visit) {
+        if (!names) {
           if (opts.onBytes && (attr & 0x3f) !== ATTR_LFN && !(attr & ATTR_VOLUME)) opts.onBytes(d, o);
           continue;
         }
@@ -90,9 +104,8 @@ export async function dir_scan(dep: Denode, visit: ((e: DirSlot) => boolean | vo
           if (dep.isRoot) opts.onLabel?.(direntry_decode(d, o, dmp.fat32));
           continue;
         }
-        const de = direntry_decode(d, o, dmp.fat32);
         let longName: string | null = null;
-        if (lfn && lfn.next === 0 && winChksum(de.name) === lfn.chk) {
+        if (lfn && lfn.next === 0 && winChksumAt(d, o) === lfn.chk) {
           let z = 0;
           while (z < lfn.len && units![z] !== 0) z++;
           longName = String.fromCharCode.apply(null, units!.subarray(0, z) as unknown as number[]);
@@ -100,7 +113,12 @@ export async function dir_scan(dep: Denode, visit: ((e: DirSlot) => boolean | vo
         }
         const first = longName !== null ? lfn!.first : slot;
         lfn = null;
-        if (visit({ slot, first, off: blocks[bi].off + o, de, longName })) return { end: -1, total };
+        if (onName) {
+          if (onName(d, o, slot, blocks[bi].off + o, longName)) return { end: -1, total };
+          continue;
+        }
+        const de = direntry_decode(d, o, dmp.fat32);
+        if (visit!({ slot, first, off: blocks[bi].off + o, de, longName })) return { end: -1, total };
       }
     } finally {
       brelse(bp);
@@ -115,12 +133,17 @@ export function dir_name(e: DirSlot, mode: ShortnameMode, cp: Codepage): string 
 }
 
 export function shortname_display(name: Uint8Array, ntcase: number, mode: ShortnameMode, cp: Codepage): string {
+  return shortname_displayAt(name, 0, ntcase, mode, cp);
+}
+
+/** shortname_display of the 11-byte name at b[o], read in place. */
+export function shortname_displayAt(b: Uint8Array, o: number, ntcase: number, mode: ShortnameMode, cp: Codepage): string {
   // Trailing spaces pad base and extension (only the byte 0x20 shows as a space).
-  let be = 8, ee = 11;
-  while (be > 0 && name[be - 1] === 0x20) be--;
-  while (ee > 8 && name[ee - 1] === 0x20) ee--;
-  let base = be > 0 && name[0] === SLOT_E5 ? cp.char(SLOT_DELETED) + cp.decode(name, 1, be) : cp.decode(name, 0, be);
-  let ext = cp.decode(name, 8, ee);
+  let be = o + 8, ee = o + 11;
+  while (be > o && b[be - 1] === 0x20) be--;
+  while (ee > o + 8 && b[ee - 1] === 0x20) ee--;
+  let base = be > o && b[o] === SLOT_E5 ? cp.char(SLOT_DELETED) + cp.decode(b, o + 1, be) : cp.decode(b, o, be);
+  let ext = cp.decode(b, o + 8, ee);
   if (mode === 'lower') {
     base = base.toLowerCase();
     ext = ext.toLowerCase();

@@ -11,8 +11,8 @@ import {
 } from './direntry.js';
 import { dos2unixtime, LFN_MAX, unix2dostime, vfat_checkname } from './msdosfs_conv.js';
 import {
-  dir_contents, dir_create, dir_findoff, dir_lookup, dir_name, dir_parentkey, dir_remove, dir_scan, dir_set_dotdot,
-  isDot, type DirSlot,
+  dir_contents, dir_create, dir_findoff, dir_lookup, dir_parentkey, dir_remove, dir_scan, dir_set_dotdot,
+  isDotName, shortname_displayAt, type DirSlot,
 } from './msdosfs_lookup.js';
 import { ROOT_KEY, type Msdosfsmount } from './msdosfsmount.js';
 
@@ -455,17 +455,22 @@ export const msdosfs_vnodeops: VnodeOps = {
       entries.push({ name: '..', fileid: up, type: VType.VDIR, cookie: 2 });
     }
     let full = false;
-    await dir_scan(dep, (e) => {
-      if (isDot(e.de)) return false;
-      if (entries.length >= READDIR_BATCH) { full = true; return true; }
-      entries.push({
-        name: dir_name(e, dmp.args.shortname, dmp.args.codepage),
-        fileid: e.off,
-        type: e.de.attr & ATTR_DIRECTORY ? VType.VDIR : VType.VREG,
-        cookie: e.slot + 4,
-      });
-      return false;
-    }, { from: Math.max(0, cookie - 3) });
+    const mode = dmp.args.shortname, cp = dmp.args.codepage;
+    // Names from the entries' bytes: no decoded entry per name.
+    await dir_scan(dep, null, {
+      from: Math.max(0, cookie - 3),
+      onName: (d, o, slot, off, longName) => {
+        if (isDotName(d, o)) return false;
+        if (entries.length >= READDIR_BATCH) { full = true; return true; }
+        entries.push({
+          name: longName ?? shortname_displayAt(d, o, d[o + 12], mode, cp),
+          fileid: off,
+          type: d[o + 11] & ATTR_DIRECTORY ? VType.VDIR : VType.VREG,
+          cookie: slot + 4,
+        });
+        return false;
+      },
+    });
     return { entries, eof: !full };
   },
 
