@@ -16,7 +16,8 @@
 // a cache V8 accepts (none yet, a new bundle, another Node) writes it, before
 // its sandbox, where it may (servers/runner.ts): as Python writes its .pyc
 // files beside the sources. A cache is as trusted as the bundle beside it,
-// in the same directory; V8 checks it against the source and its own version.
+// in the same directory; V8 refuses one from another V8 or other flags, and
+// the name ties it to the bundle's content (below).
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
