@@ -94,7 +94,6 @@ function lookupUser(name: string): Passwd | undefined {
   return undefined;
 }
 
-/** "Key:\tvalue" of a /proc status text. */
 /** The "Key: value" lines of a /proc status file (one pass: a RegExp per field cost the check ~1 ms). */
 function statusFields(status: string): Map<string, string> {
   const out = new Map<string, string>();
