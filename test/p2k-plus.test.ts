@@ -4,7 +4,7 @@
 // bare probe now and then. Whatever goes with a node must be what LOOKUP
 // of the name answers: the same node id and the same attributes.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,6 +15,7 @@ import { PlusPolicy } from '../p2k/plus_policy.js';
 import '../src/fs/cd9660/index.js';
 import '../src/fs/msdosfs/index.js';
 import { blkdev_open, MNT_RDONLY, vfs_mount, type Mount } from '../src/kern/index.js';
+import { fatOfTree } from './helpers/fat.js';
 
 describe('PlusPolicy', () => {
   it('answers bare until names of a bare answer are looked up, then in full with a bare probe every 16 directories', () => {
@@ -64,7 +65,6 @@ describe('PlusPolicy', () => {
 });
 
 const req = { len: 0, opcode: 0, unique: 1, nodeid: 0, uid: 0, gid: 0, pid: 0 };
-const env = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
 let tmp = '', src = '';
 
 beforeAll(() => {
@@ -117,13 +117,7 @@ async function readdirplus(p: P2k, id: number): Promise<Plus[]> {
 const images: Record<string, { flags: number; make: () => string }> = {
   msdos: {
     flags: 0,
-    make: () => {
-      const img = path.join(tmp, 'fat.img');
-      rmSync(img, { force: true });
-      execFileSync('mkfs.vfat', ['-C', img, '4096'], { env, stdio: 'pipe' });
-      execFileSync('mcopy', ['-s', '-i', img, ...readdirSync(src).map(n => path.join(src, n)), '::/'], { env, stdio: 'pipe' });
-      return img;
-    },
+    make: () => fatOfTree(tmp, 4096, src),
   },
   cd9660: {
     flags: MNT_RDONLY,

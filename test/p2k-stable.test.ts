@@ -4,7 +4,7 @@
 // ids alone (VFS_VGET: cd9660 finds a record by its position, msdosfs,
 // udf and ext2fs by their vcache key); read-write mounts keep counters.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,12 +16,12 @@ import '../src/fs/ext2fs/index.js';
 import '../src/fs/msdosfs/index.js';
 import '../src/fs/udf/index.js';
 import { blkdev_open, MNT_RDONLY, O_RDONLY, vfs_mount, type Mount } from '../src/kern/index.js';
+import { fatOfTree } from './helpers/fat.js';
 
 const req = { len: 0, opcode: 0, unique: 1, nodeid: 0, uid: 0, gid: 0, pid: 0 };
 const opts = { readOnly: true, groups: null, entryTimeout: 60, attrTimeout: 60, directIo: false, stableIds: true };
 
 let tmp = '', src = '';
-const env = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
 
 function bytes(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n);
@@ -48,13 +48,7 @@ const images: Record<string, () => string> = {
     execFileSync('genisoimage', ['-quiet', '-R', '-J', '-o', img, src], { stdio: 'pipe' });
     return img;
   },
-  msdos: () => {
-    const img = path.join(tmp, 'fat.img');
-    rmSync(img, { force: true });
-    execFileSync('mkfs.vfat', ['-C', img, '8192'], { env, stdio: 'pipe' });
-    execFileSync('mcopy', ['-s', '-i', img, ...readdirSync(src).map(n => path.join(src, n)), '::/'], { env, stdio: 'pipe' });
-    return img;
-  },
+  msdos: () => fatOfTree(tmp, 8192, src),
   udf: () => {
     const img = path.join(tmp, 'udf.iso');
     execFileSync('genisoimage', ['-quiet', '-udf', '-R', '-o', img, src], { stdio: 'pipe' });

@@ -3,7 +3,7 @@
 // of the driver, and a mounted image.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readSync, writeSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readSync, rmSync, writeSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { pattern, rumpMount, run, sh } from './mount.js';
@@ -17,6 +17,14 @@ export const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex
 export function mkfs(dir: string, kb: number, args: string[]): string {
   const img = path.join(dir, 'fat.img');
   execFileSync('mkfs.vfat', ['-C', ...args, img, String(kb)], { env, stdio: 'pipe' });
+  return img;
+}
+
+/** A FAT image over kb KiB (dir/fat.img, made anew) holding a copy of the tree at src (mcopy -s). */
+export function fatOfTree(dir: string, kb: number, src: string): string {
+  rmSync(path.join(dir, 'fat.img'), { force: true });
+  const img = mkfs(dir, kb, []);
+  execFileSync('mcopy', ['-s', '-i', img, ...readdirSync(src).map(n => path.join(src, n)), '::/'], { env, stdio: 'pipe' });
   return img;
 }
 
