@@ -111,11 +111,10 @@ export class HostFile {
     this.checkOpen();
     let done = 0;
     while (done < buf.length) {
-      const rest = buf.subarray(done);
       let bytesRead = buf.length <= SYNC_READ_MAX
-        ? readSync(this.fd, rest, 0, rest.length, offset + done)
-        : preadNowait(this.fd, rest, offset + done);
-      if (bytesRead < 0) bytesRead = (await fsAsync.read(this.fd, rest, 0, rest.length, offset + done)).bytesRead;
+        ? readSync(this.fd, buf, done, buf.length - done, offset + done)
+        : preadNowait(this.fd, done === 0 ? buf : buf.subarray(done), offset + done);
+      if (bytesRead < 0) bytesRead = (await fsAsync.read(this.fd, buf, done, buf.length - done, offset + done)).bytesRead;
       if (bytesRead === 0) {
         throw hosterr('EIO', `${this.path}: short read at ${offset + done} (end of file)`);
       }
