@@ -4,11 +4,13 @@
 // is ready, says ready, or stays in front; what its supervisor hands a
 // restarted server. Real mounts through it are every other mount test
 // (supervised ones: test/restart.test.ts).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { launcherPath } from '../src/rumpuser/native.js';
 import { ensureBuilt, processGone, run, tempDir, waitFor } from './helpers/mount.js';
+
+const isRoot = process.geteuid?.() === 0;
 
 /** The launcher running `sh -c script rump_demo.cjs`: messages name the server rump_demo. */
 const launch = (script: string) => run(launcherPath(), ['/bin/sh', '-c', script, 'rump_demo.cjs'], { timeout: 20_000 });
@@ -34,13 +36,17 @@ describe('rumpfs_launch', () => {
   it('ready: exit 0 while the server stays; the server\'s environment is the one a server needs', () => {
     const dir = tempDir('rumpfs-launch-');
     // The server says ready, closes fd 3, and stays a while: the launcher must not wait for it.
-    const r = run(launcherPath(), ['/bin/sh', '-c', `env > '${dir}/env'; echo ready >&3; exec 3>&- >/dev/null 2>&1; sleep 2`, 'rump_demo.cjs'],
-      { env: { ...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent.pem', NODE_OPTIONS: '--inspect' }, timeout: 20_000 });
+    const r = run(launcherPath(), ['/bin/sh', '-c', `env > '${dir}/env'; readlink /proc/self/ns/net > '${dir}/ns'; echo ready >&3; exec 3>&- >/dev/null 2>&1; sleep 2`, 'rump_demo.cjs'],
+      { env: { ...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent.pem', NODE_OPTIONS: '--inspect', RUMPFS_NETNS: 'net:[1]' }, timeout: 20_000 });
     expect(r.status).toBe(0);
     expect(r.stderr).toBe('');
     const env = readFileSync(path.join(dir, 'env'), 'utf8').split('\n');
     expect(env).toEqual(expect.arrayContaining(['UV_USE_IO_URING=0', 'P2K_READY_FD=3', 'P2K_UNMOUNT_FD=4']));
     expect(env.filter(l => /^(NODE_EXTRA_CA_CERTS|NODE_OPTIONS)=/.test(l))).toEqual([]);
+    // The network namespace the launcher made for the server (as root), by name; never the caller's value.
+    const ns = readFileSync(path.join(dir, 'ns'), 'utf8').trim();
+    if (isRoot) expect(ns).not.toBe(readlinkSync('/proc/self/ns/net'));
+    expect(env.filter(l => l.startsWith('RUMPFS_NETNS='))).toEqual(isRoot ? [`RUMPFS_NETNS=${ns}`] : []);
   });
 
   it('unsupervised: once the launcher returns, nothing of it is left (the server\'s parent is not a launcher)', () => {

@@ -10,7 +10,8 @@
       "target_name": "rumpfs_launch",
       "type": "executable",
       "sources": ["launch.c"],
-      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"]
+      "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra"],
+      "ldflags": ["-static"]
     }
   ]
 }
