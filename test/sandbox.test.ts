@@ -112,6 +112,28 @@ function expectedUser(): { uid: number; gid: number; name: string } {
 const ZERO = '0000000000000000';
 
 describe.skipIf(!isRoot)('sandbox as root', () => {
+  it('makes its own network namespace unless RUMPFS_NETNS names the one it is in (the launcher\'s)', async () => {
+    const host = fs.readlinkSync('/proc/self/ns/net');
+    // A name that is not its namespace's (stale, or another's) changes nothing.
+    const r = await run({}, { env: { ...process.env, UV_USE_IO_URING: '0', RUMPFS_NETNS: 'net:[1]' } });
+    try {
+      expect(r.out.error).toBeUndefined();
+      expect(r.out.report?.netns).toBe(true);
+      expect(fs.readlinkSync(`/proc/${r.out.pid}/ns/net`)).not.toBe(host);
+    } finally {
+      await r.finish();
+    }
+    // Its own namespace's name: kept (the launcher made it, with every thread in it).
+    const k = await run({}, { env: { ...process.env, UV_USE_IO_URING: '0', RUMPFS_NETNS: host } });
+    try {
+      expect(k.out.error).toBeUndefined();
+      expect(k.out.report?.netns).toBe(true);
+      expect(fs.readlinkSync(`/proc/${k.out.pid}/ns/net`)).toBe(host);
+    } finally {
+      await k.finish();
+    }
+  });
+
   it('drops to the unprivileged user on every thread, with no capabilities, in an empty root and a new netns', async () => {
     const r = await run({});
     try {
