@@ -13,11 +13,16 @@
 // that runs it with V8's code cache of a whole mount (<name>.<hash>.cache): the
 // functions a mount runs are then not compiled again at each start (~6 ms
 // less CPU for rump_tmpfs, measured). The first server that starts without
-// a cache V8 accepts (none yet, a new bundle, another Node) writes it, before
-// its sandbox, where it may (servers/runner.ts): as Python writes its .pyc
-// files beside the sources. A cache is as trusted as the bundle beside it,
-// in the same directory; V8 refuses one from another V8 or other flags, and
-// the name ties it to the bundle's content (below).
+// a cache V8 accepts (none yet, a new bundle, another Node) makes it, as
+// Python writes its .pyc files beside the sources: it creates the file
+// before its sandbox, where it may, and fills it from the open descriptor
+// once its mount has answered the first requests (servers/runner.ts), so
+// that the sandbox's code and the first requests' are in it too (the mount
+// answered ~4 ms sooner than with a cache made before the sandbox). A
+// reader of a file still being written gets a cache V8 refuses. A cache is
+// as trusted as the bundle beside it, in the same directory; V8 refuses one
+// from another V8 or other flags, and the name ties it to the bundle's
+// content (below).
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -57,8 +62,10 @@ await build({
   // esbuild's "use strict", which is then no directive: the bundles run as
   // sloppy code, as they always have. Made strict, rump_tmpfs's sequential
   // I/O took 8-20% more CPU in one A/B and the same in the next: left as is.)
+  // (The URL is made by hand: node:url's pathToFileURL costs a start ~0.6 ms;
+  // encodeURI leaves only "?" and "#" for a path to escape.)
   define: { 'import.meta.url': '__rumpfsUrl' },
-  banner: { js: "const __rumpfsUrl = require('node:url').pathToFileURL(__filename).href;" },
+  banner: { js: "const __rumpfsUrl = 'file://' + encodeURI(__filename).replace(/[?#]/g, encodeURIComponent);" },
 });
 
 for (const s of servers) {
@@ -84,21 +91,22 @@ const file = __dirname + '/${s}.bundle.cjs', cache = __dirname + '/${cache}';
 let cachedData;
 try { cachedData = fs.readFileSync(cache); } catch {}
 const script = new (require('node:vm').Script)('(function (exports, require, module, __filename, __dirname) {' + fs.readFileSync(file, 'latin1') + '\\n})', { filename: file, cachedData });
-const stale = cachedData === undefined || script.cachedDataRejected;
+const missing = cachedData === undefined, refused = !missing && script.cachedDataRejected;
 cachedData = undefined; // not kept for the server's life
-if (stale) {
-  globalThis[Symbol.for('rumpfs.saveCodeCache')] = () => {
-    const tmp = cache + '.' + process.pid + '.tmp';
+if (missing || refused) {
+  globalThis[Symbol.for('rumpfs.claimCodeCache')] = () => {
+    // Refused by V8: another Node, other flags, or cut short (its server was
+    // killed while writing, or before: then it is empty and old). Replaced;
+    // an empty one just claimed by another server is left to it.
+    if (refused) try { const st = fs.statSync(cache); if (st.size > 0 || Date.now() - st.mtimeMs > 10000) fs.unlinkSync(cache); } catch {}
     let fd;
-    try { fd = fs.openSync(tmp, 'wx', 0o644); } catch { return; } // not ours to write: no cache made for nothing
-    try {
-      fs.writeFileSync(fd, script.createCachedData());
-      fs.closeSync(fd);
-      fs.renameSync(tmp, cache);
-    } catch {
+    try { fd = fs.openSync(cache, 'wx', 0o644); } catch { return undefined; } // not ours to write, or another's
+    return () => {
+      if (fd === undefined) return;
+      try { fs.writeFileSync(fd, script.createCachedData()); } catch {}
       try { fs.closeSync(fd); } catch {}
-      try { fs.unlinkSync(tmp); } catch {}
-    }
+      fd = undefined;
+    };
   };
 }
 script.runInThisContext()(exports, require, module, file, __dirname);

@@ -330,6 +330,7 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
   });
 
   let stopping = false;
+  let fillCodeCache: (() => void) | undefined;
   const stop = (why: string) => {
     if (stopping) return;
     stopping = true;
@@ -339,6 +340,7 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
       .then(() => p2k.shutdown())
       .then(() => dev?.close())
       .then(() => {
+        fillCodeCache?.();
         if (log?.file || ((given || supervising) && !foreground)) rumpuser_putstr(`unmounted ${mountpoint}: clean\n`);
         process.exit(0);
       }, e => {
@@ -359,7 +361,7 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
   process.on('SIGUSR1', () => rumpuser_putstr(p2k.dumpVnodes()));
   process.on('SIGUSR2', () => { p2k.dumpStatus(mountpoint, session.counts).then(rumpuser_putstr, e => rumpuser_putstr(`${describe(e)}\n`)); });
 
-  saveCodeCache();
+  fillCodeCache = claimCodeCache();
   try {
     sandbox({ procDirFd: procDirFd >= 0 ? procDirFd : undefined, user: spec.sandboxUser, ids: serverIds(spec) });
   } catch (e) {
@@ -370,6 +372,8 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
     throw new MountFailure(describe(e));
   }
   launcher.ready();
+  // With the code of the sandbox and of the first requests (INIT, the launcher's GETATTR) in it.
+  if (fillCodeCache) setTimeout(fillCodeCache, 200).unref();
   if (given || supervising) {
     // A supervised server's stderr is its supervisor's pipe, which goes to the log; the rest goes nowhere.
     if (!foreground) {
@@ -383,11 +387,12 @@ async function serve(spec: ServerSpec, foreground: boolean, launcher: LauncherLi
 
 /**
  * A server's loader (scripts/bundle.mjs) that found no code cache it could
- * use leaves this hook: the cache is written now, with what a mount runs
- * compiled, while the server may still write files.
+ * use leaves this hook: it claims the cache file now, while the server may
+ * still open files, and returns what fills it (from the open descriptor)
+ * once the mount has answered its first requests.
  */
-function saveCodeCache(): void {
-  (globalThis as Record<symbol, (() => void) | undefined>)[Symbol.for('rumpfs.saveCodeCache')]?.();
+function claimCodeCache(): (() => void) | undefined {
+  return (globalThis as Record<symbol, (() => (() => void) | undefined) | undefined>)[Symbol.for('rumpfs.claimCodeCache')]?.();
 }
 
 /** First uid of the range that servers take one each of (uid = base + pid). */

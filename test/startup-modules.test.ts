@@ -6,7 +6,7 @@
 // And what a mount compiles is compiled once: a server's loader keeps V8's
 // code cache of it (scripts/bundle.mjs).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, expect, it } from 'vitest';
 import { serverNodeFlags } from '../servers/programs.js';
@@ -54,7 +54,7 @@ it('mounting an image and serving it loads none of ' + HEAVY.join(', '), () => {
   expect(added.filter(m => HEAVY.includes(m))).toEqual([]);
 });
 
-it.skipIf(SKIP_FUSE)('a server writes its code cache at its first mount, the next mounts use it, and one V8 refuses is replaced', async () => {
+it.skipIf(SKIP_FUSE)('a server writes its code cache at its first mount, the next mounts use it; one V8 refuses, or an empty one left old, is replaced', async () => {
   ensureBuilt();
   const stub = path.join(ROOT, 'dist/bin/rump_tmpfs.cjs');
   if (!existsSync(stub) || statSync(stub).mtimeMs < statSync(path.join(ROOT, 'dist/servers/rump_tmpfs.js')).mtimeMs) {
@@ -84,6 +84,15 @@ it.skipIf(SKIP_FUSE)('a server writes its code cache at its first mount, the nex
   await mountOnce();
   expect(statSync(cache).ino).toBe(first.ino); // accepted: not written again
   writeFileSync(cache, 'not a code cache');
+  await mountOnce();
+  expect(readFileSync(cache).length).toBeGreaterThan(10_000);
+  // Empty: claimed by a server that fills it once its mount has answered. Left to it while recent...
+  writeFileSync(cache, '');
+  await mountOnce();
+  expect(statSync(cache).size).toBe(0);
+  // ...and replaced once old (its server was killed before it could fill it).
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(cache, old, old);
   await mountOnce();
   expect(readFileSync(cache).length).toBeGreaterThan(10_000);
 });
