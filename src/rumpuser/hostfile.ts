@@ -2,7 +2,7 @@
 // device. Errors are Node-style (an Error with .code such as 'ENOENT', 'EBUSY',
 // 'EIO'); the kernel converts them to errnos. This module must not import
 // src/kern: the kernel imports rumpuser, never the reverse.
-import { close, constants, fstat, fsync, open, read, readSync, stat, write, type Stats } from 'node:fs';
+import { close, closeSync, constants, fstatSync, fsync, openSync, read, readSync, statSync, write, writeSync, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
 import { blkdevSectorSize, blkdevSize, flock, preadNowait } from './native.js';
 import { claimRange, underlying, type RangeClaim } from './rangelock.js';
@@ -19,13 +19,10 @@ export interface HostFileOptions {
 // node:fs's calls on a descriptor, as Promises: node:fs and node:util are
 // loaded with Node itself, node:fs/promises would cost every server's start
 // its compile time (~5 ms, a dozen modules).
-const fsAsync = {
-  stat: promisify(stat), open: promisify(open), fstat: promisify(fstat), read: promisify(read),
-  write: promisify(write), fsync: promisify(fsync), close: promisify(close),
-};
+const fsAsync = { read: promisify(read), write: promisify(write), fsync: promisify(fsync), close: promisify(close) };
 
-/** Largest read done synchronously; larger (file data) ones go through the thread pool. */
-const SYNC_READ_MAX = 64 * 1024;
+/** Largest read or write done synchronously; larger (file data) ones go through the thread pool. */
+const SYNC_IO_MAX = 64 * 1024;
 
 function hosterr(code: string, message: string): Error {
   return Object.assign(new Error(`${code}: ${message}`), { code });
@@ -51,30 +48,32 @@ export class HostFile {
 
   static async open(path: string, opts: HostFileOptions = {}): Promise<HostFile> {
     const readOnly = opts.readOnly ?? false;
+    // Synchronous calls: they are quick, and a server's start (which opens
+    // its device first) then waits on no thread pool round trips (~2 ms).
     // stat first: O_EXCL means "exclusive" only for block devices, and on a
     // regular file it would be meaningless (without O_CREAT) or harmful.
-    const st = await fsAsync.stat(path);
+    const st = statSync(path);
     const isBlockDevice = st.isBlockDevice();
     if (!isBlockDevice && !st.isFile()) {
       throw hosterr('ENODEV', `${path}: not a regular file or block device`);
     }
     let flags = readOnly ? constants.O_RDONLY : constants.O_RDWR;
     if (isBlockDevice && opts.exclusive) flags |= constants.O_EXCL;
-    const fd = await fsAsync.open(path, flags);
+    const fd = openSync(path, flags);
     let hf: HostFile | null = null;
     try {
       if (isBlockDevice) {
         hf = new HostFile(fd, st, path, readOnly, true, blkdevSize(fd), blkdevSectorSize(fd));
       } else {
         if (opts.exclusive) lockFile(fd, path, readOnly);
-        hf = new HostFile(fd, st, path, readOnly, false, (await fsAsync.fstat(fd)).size, undefined);
+        hf = new HostFile(fd, st, path, readOnly, false, fstatSync(fd).size, undefined);
         hf.flocked = !!opts.exclusive;
       }
       if (opts.exclusive) await hf.claim(0, hf.size);
       return hf;
     } catch (e) {
       if (hf) await hf.close();
-      else await fsAsync.close(fd);
+      else closeSync(fd);
       throw e;
     }
   }
@@ -102,7 +101,7 @@ export class HostFile {
 
   /**
    * Fill buf from offset; a short read (past the end of file) is EIO. Up to
-   * SYNC_READ_MAX bytes are read with a synchronous pread: a metadata block
+   * SYNC_IO_MAX bytes are read with a synchronous pread: a metadata block
    * in the host's page cache costs ~2 us so, ~19 us through the thread pool.
    * A larger read takes what the page cache holds at once (RWF_NOWAIT) and
    * waits in the thread pool only for the rest.
@@ -111,7 +110,7 @@ export class HostFile {
     this.checkOpen();
     let done = 0;
     while (done < buf.length) {
-      let bytesRead = buf.length <= SYNC_READ_MAX
+      let bytesRead = buf.length <= SYNC_IO_MAX
         ? readSync(this.fd, buf, done, buf.length - done, offset + done)
         : preadNowait(this.fd, done === 0 ? buf : buf.subarray(done), offset + done);
       if (bytesRead < 0) bytesRead = (await fsAsync.read(this.fd, buf, done, buf.length - done, offset + done)).bytesRead;
@@ -122,13 +121,21 @@ export class HostFile {
     }
   }
 
-  /** Write all of buf at offset, looping over short writes. */
+  /**
+   * Write all of buf at offset, looping over short writes. Up to SYNC_IO_MAX
+   * bytes synchronously, as reads: a metadata block goes to the host's page
+   * cache in microseconds, and a server's start (which marks a volume
+   * dirty) then starts no thread pool before its sandbox: four threads fewer
+   * for the sandbox to change and check.
+   */
   async pwrite(buf: Uint8Array, offset: number): Promise<void> {
     this.checkOpen();
     if (this.readOnly) throw hosterr('EROFS', `${this.path}: opened read-only`);
     let done = 0;
     while (done < buf.length) {
-      const { bytesWritten } = await fsAsync.write(this.fd, buf, done, buf.length - done, offset + done);
+      const bytesWritten = buf.length <= SYNC_IO_MAX
+        ? writeSync(this.fd, buf, done, buf.length - done, offset + done)
+        : (await fsAsync.write(this.fd, buf, done, buf.length - done, offset + done)).bytesWritten;
       if (bytesWritten === 0) {
         throw hosterr('EIO', `${this.path}: write made no progress at ${offset + done}`);
       }
