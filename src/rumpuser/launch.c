@@ -104,6 +104,10 @@
 #define RESTART_WINDOW_MS 60000
 #define MAX_RESTARTS 999
 
+/* The server's environment names the network namespace made for it (src/rumpuser/sandbox.ts keeps it). */
+#define NETNS_VAR "RUMPFS_NETNS="
+#define NETNS_LEN (sizeof NETNS_VAR - 1)
+
 /* Kept in step with scripts/mount/unmount.ts, which looks for it. */
 #define UNMOUNTER_MARK ": rumpfs-unmounter;"
 
@@ -376,7 +380,7 @@ static char **env_with(char *const extra[], int drop_fault) {
 static char **server_env(const char *netns) {
   static const char *drop[] = { "NODE_EXTRA_CA_CERTS=", "SSL_CERT_FILE=", "SSL_CERT_DIR=", "NODE_OPTIONS=",
                                 "UV_USE_IO_URING=", "P2K_READY_FD=", "P2K_UNMOUNT_FD=", "P2K_FUSE_FD=",
-                                "P2K_INFLIGHT_FD=", "P2K_MOUNTPOINT=", "P2K_GENERATION=", "RUMPFS_NETNS=", NULL };
+                                "P2K_INFLIGHT_FD=", "P2K_MOUNTPOINT=", "P2K_GENERATION=", NETNS_VAR, NULL };
   size_t n = 0;
   while (environ[n]) n++;
   char **env = calloc(n + 4, sizeof *env);
@@ -390,7 +394,7 @@ static char **server_env(const char *netns) {
   }
   env[k++] = "UV_USE_IO_URING=0";
   env[k++] = "P2K_READY_FD=3";
-  if (netns[13]) env[k++] = (char *)netns;
+  if (netns[NETNS_LEN]) env[k++] = (char *)netns;
   env[k] = NULL;
   return env;
 }
@@ -868,10 +872,10 @@ static int supervisor_main(char **argv, int status_fd) {
     return EXIT_MOUNT_FAILURE;
   }
   /* Named for the server, whose sandbox then keeps it instead of making another (~1 ms). */
-  static char netns[64] = "RUMPFS_NETNS=";
+  static char netns[64] = NETNS_VAR;
   if (root) {
-    ssize_t n = readlink("/proc/self/ns/net", netns + 13, sizeof netns - 14);
-    netns[n > 0 ? 13 + n : 13] = 0;
+    ssize_t n = readlink("/proc/self/ns/net", netns + NETNS_LEN, sizeof netns - NETNS_LEN - 1);
+    netns[NETNS_LEN + (n > 0 ? n : 0)] = 0;
   }
   /* A reader of our stderr gone (the user's terminal, a caller's pipe) must not end the supervisor. */
   signal(SIGPIPE, SIG_IGN);
