@@ -130,12 +130,17 @@ describe('cd9660 Rock Ridge decoded in part', () => {
     expect((cd9660_rrip_analyze(area, 7, 7 + two.length, noRead, 'test', RRIP_ATTRS) as { name?: string }).name).toBeUndefined();
   });
 
-  it('rripfntransAt reads a name in place as rripfntrans reads a copy', () => {
-    for (const s of ['plain.txt', 'a/b', 'ünïcödé', 'x\0y', '']) {
-      const raw = Buffer.from(s, 'utf8');
+  it('rripfntransAt reads a name in place as rripfntrans reads a copy: UTF-8, no `/` or NUL', () => {
+    const cases: [Uint8Array, string][] = [
+      ...(['plain.txt', 'ünïcödé', ''] as const).map(s => [new Uint8Array(Buffer.from(s, 'utf8')), s] as [Uint8Array, string]),
+      [new Uint8Array(Buffer.from('a/b')), 'a_b'], [new Uint8Array(Buffer.from('x\0y')), 'x_y'],
+      [new Uint8Array([0x61, 0xff, 0x62]), 'a\ufffdb'], // not UTF-8: the byte replaced (U+FFFD)
+    ];
+    for (const [raw, want] of cases) {
       const b2 = new Uint8Array(raw.length + 9).fill(0x41);
       b2.set(raw, 5);
-      expect(rripfntransAt(b2, 5, 5 + raw.length)).toBe(rripfntrans(new Uint8Array(raw)));
+      expect(rripfntransAt(b2, 5, 5 + raw.length)).toBe(want);
+      expect(rripfntrans(raw)).toBe(want);
     }
   });
 });
