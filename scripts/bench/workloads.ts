@@ -100,10 +100,10 @@ function expect(what: string, got: number, want: number): void {
   if (got !== want) throw new Error(`${what}: ${got}, expected ${want}`);
 }
 
-/** One target, once: every workload's figure or the reason it has none. */
 /** At least this many mounts make a session's mount latency. */
 const LATENCY_MOUNTS = 5;
 
+/** One target, once: every workload's figure or the reason it has none. */
 export async function session(ctx: Context, group: FsGroup, target: Target, source: string | null): Promise<Record<string, Outcome>> {
   const out: Record<string, Outcome> = {};
   const mnt = mkdtempSync(path.join(ctx.work, 'mnt-'));
@@ -136,6 +136,24 @@ export async function session(ctx: Context, group: FsGroup, target: Target, sour
       await up();
     }
     dropCaches();
+  };
+  // A target that mounts once a session (no cold remounts: tmpfs) would give
+  // one mount's latency, which moves by a third here: it mounts again, empty,
+  // after its memory figures are taken, until there are LATENCY_MOUNTS. (Never
+  // a recursive rmdir after: a mount that would not go keeps its files.)
+  const moreMounts = async () => {
+    try {
+      while (mounts.length > 0 && mounts.length < LATENCY_MOUNTS) {
+        checkAbort();
+        await up();
+        const l: Live = live!;
+        live = null;
+        await unmount(l);
+      }
+    } catch (e) {
+      if (e instanceof Aborted) throw e;
+      // The workloads' own mounts stand.
+    }
   };
   const step = async (ids: string[], fn: () => Promise<Record<string, number>>) => {
     checkAbort();
@@ -203,25 +221,7 @@ export async function session(ctx: Context, group: FsGroup, target: Target, sour
     for (const w of WORKLOADS) out[w.id] ??= { na: `failed: ${(e as Error).message.split('\n')[0].slice(0, 200)}` };
   } finally {
     await down();
-  }
-  // A target that mounts once a session (no cold remounts: tmpfs) would give
-  // one mount's latency, which moves by a third here: it mounts again, empty,
-  // after its memory figures are taken, until there are LATENCY_MOUNTS.
-  try {
-    while (mounts.length > 0 && mounts.length < LATENCY_MOUNTS) {
-      checkAbort();
-      await up();
-      const l: Live = live!;
-      live = null;
-      await unmount(l);
-    }
-  } catch (e) {
-    if (e instanceof Aborted) throw e;
-    // The workloads' own mounts stand.
-  } finally {
-    await down();
-    // Never recursive: a mount that would not go keeps its files.
-    if (!mounted(mnt)) rmdirSync(mnt);
+    if (!mounted(mnt)) await moreMounts().finally(() => { if (!mounted(mnt)) rmdirSync(mnt); });
   }
   if (mounts.length > 0) out.mount = summarize(mounts).median;
   if (target.kind === 'kernel') {
