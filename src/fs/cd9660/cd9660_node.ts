@@ -10,7 +10,7 @@ import {
   type BlockDevice, type BlockRef, type Buf, type Timespec,
 } from '../../kern/index.js';
 import {
-  checkDirRecord, ISO_FLAG_ASSOC, ISO_FLAG_DIR, ISO_FLAG_MULTI, ISO_SECTOR, isDotRecord, isoDate7, parseDirRecord, recDataLength,
+  checkDirRecord, dataStart, ISO_FLAG_ASSOC, ISO_FLAG_DIR, ISO_FLAG_MULTI, ISO_SECTOR, isDotRecord, isoDate7, parseDirRecord, recDataLength,
   recDot, recFlags, recNameLen, recStart, recSuStart, type DirRecord,
 } from './iso.js';
 import { cd9660_rrip_analyze, newInfo, RRIP_ATTRS, RRIP_NAME, type AreaReader, type RripInfo, type Where, type Zisofs } from './cd9660_rrip.js';
@@ -111,7 +111,7 @@ export async function iso_read(imp: IsoMount, offset: number, length: number): P
 
 /** The data of a record's extent: its location in bytes, after any extended attribute record. */
 export function recordStart(r: DirRecord): number {
-  return (r.extent + r.extAttrLen) * ISO_SECTOR;
+  return dataStart(r.extent, r.extAttrLen);
 }
 
 /** Check that an extent lies inside the image. */

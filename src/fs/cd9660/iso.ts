@@ -133,20 +133,20 @@ export function checkDirRecord(b: Uint8Array, p: number, where: string | (() => 
 export const recFlags = (b: Uint8Array, p: number): number => b[p + 25];
 export const recNameLen = (b: Uint8Array, p: number): number => b[p + 32];
 export const recDataLength = (b: Uint8Array, p: number): number => isonum_733(b, p + 10);
-/** The data's location in bytes, after any extended attribute record (recordStart). */
-export const recStart = (b: Uint8Array, p: number): number => (isonum_733(b, p + 2) + b[p + 1]) * ISO_SECTOR;
+/** The data's location in bytes: after the extended attribute record of extAttrLen sectors, if any. */
+export const dataStart = (extent: number, extAttrLen: number): number => (extent + extAttrLen) * ISO_SECTOR;
+/** dataStart of the record at b[p..]. */
+export const recStart = (b: Uint8Array, p: number): number => dataStart(isonum_733(b, p + 2), b[p + 1]);
 /** Where the system use area starts (after the name and its padding byte); it ends with the record. */
 export const recSuStart = (b: Uint8Array, p: number): number => p + ISO_DIRREC_MIN + b[p + 32] + (b[p + 32] & 1 ? 0 : 1);
-/** 0 for the `.` record, 1 for `..`, else null (isDotRecord). */
-export function recDot(b: Uint8Array, p: number): 0 | 1 | null {
-  if (b[p + 32] !== 1 || b[p + 33] > 1) return null;
-  return b[p + 33] as 0 | 1;
-}
+/** 0 for the `.` record, 1 for `..`, else null: a name of one byte, \0 or \1. */
+const dotOf = (nameLen: number, first: number): 0 | 1 | null => (nameLen === 1 && first <= 1 ? (first as 0 | 1) : null);
+/** dotOf the record at b[p..]. */
+export const recDot = (b: Uint8Array, p: number): 0 | 1 | null => dotOf(b[p + 32], b[p + 33]);
 
 /** Is this the `.` (\0) or `..` (\1) record? */
 export function isDotRecord(r: DirRecord): 0 | 1 | null {
-  if (r.name.length !== 1 || r.name[0] > 1) return null;
-  return r.name[0] as 0 | 1;
+  return dotOf(r.name.length, r.name[0]);
 }
 
 /**
