@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { launcherPath } from '../src/rumpuser/native.js';
 
 /**
- * Node flags for a server (scripts/setup writes the same into the commands
+ * Node flags for a server (scripts/setup asks this function for the commands
  * it installs): a small young generation (a quarter less peak memory at no
  * CPU cost, measured, shared/NOTES), and, for servers of an image, an old
  * generation that may grow 20% past what the last full GC kept before the
