@@ -3,6 +3,7 @@
 // no-ops, each with the reason), as a ServerSpec for the runner.
 import { MNT_RDONLY, type MountOptions } from '../src/kern/index.js';
 import { diskSpec, fsOnly } from './disk.js';
+import { hostGmtoff } from './localtime.js';
 import { genericOptions, parseGroup, parseMode, parseMountArgs, parseUser, UsageError } from './options.js';
 import type { ServerSpec } from './runner.js';
 
@@ -84,7 +85,7 @@ export function parse(argv: string[]): ServerSpec {
   // Linux vfat's defaults: the mounter's ids, its umask (022 here), local time.
   const options: MountOptions = {
     uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mask: 0o755,
-    gmtoff: -new Date().getTimezoneOffset() * 60,
+    gmtoff: hostGmtoff(),
   };
   let dirmask: number | undefined;
   for (const [k, v] of fsOnly(g)) {

@@ -8,6 +8,7 @@
 import '../src/fs/exfat/index.js';
 import type { MountOptions } from '../src/kern/index.js';
 import { diskSpec, fsOnly } from './disk.js';
+import { hostGmtoff } from './localtime.js';
 import { genericOptions, parseGroup, parseMode, parseMountArgs, parseUser, UsageError } from './options.js';
 import { serverMain, type ServerSpec } from './runner.js';
 
@@ -36,7 +37,7 @@ function parse(argv: string[]): ServerSpec {
         }
         options.time_offset = Number(v);
         break;
-      case 'sys_tz': options.time_offset = -new Date().getTimezoneOffset(); break;
+      case 'sys_tz': options.time_offset = hostGmtoff() / 60; break;
       case 'errors':
         if (v !== 'continue' && v !== 'remount-ro' && v !== 'panic') throw new UsageError(`bad value for errors: ${String(v)} (continue, remount-ro or panic)`);
         options.errors = v;

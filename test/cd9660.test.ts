@@ -428,6 +428,10 @@ describe('cd9660: Rock Ridge details', () => {
     expect(jolietfntrans(be('clef 𝄞.txt;1'))).toBe('clef 𝄞.txt');
     expect(jolietfntrans(be('a/b\0c'))).toBe('a_b_c');
     expect(jolietfntrans(new Uint8Array([0xd8, 0x34, 0x00, 0x41]))).toBe('\ufffdA');
+    // A lone low surrogate at the end and an odd last byte read as TextDecoder('utf-16be') read them; a leading BOM,
+    // which TextDecoder dropped, is kept: it is part of the recorded name (Linux isofs keeps it too).
+    expect(jolietfntrans(new Uint8Array([0x00, 0x41, 0xdd, 0x1e, 0x42]))).toBe('A\ufffd');
+    expect(jolietfntrans(new Uint8Array([0xfe, 0xff, 0x00, 0x41]))).toBe('\ufeffA');
     expect(isofntrans(new TextEncoder().encode('README.;1'), 'normal')).toBe('readme');
     expect(isofntrans(new TextEncoder().encode('README.;1'), 'off')).toBe('README.;1');
   });

@@ -2,6 +2,7 @@
 export * from './errno.js';
 export * from './panic.js';
 export * from './time.js';
+export * from './utf16.js';
 export * from './kauth.js';
 export * from './lock.js';
 export * from './lwp.js';

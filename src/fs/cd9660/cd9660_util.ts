@@ -1,10 +1,10 @@
 // File name translation (NetBSD's cd9660_util.c): ISO 9660 identifiers as
 // Linux shows them with map=normal/off, and Joliet's UCS-2 names.
+import { utf16be } from '../../kern/index.js';
 
 /** map= option: how plain ISO 9660 names are shown (Linux isofs). */
 export type IsoMapping = 'normal' | 'off' | 'acorn';
 
-const utf16be = new TextDecoder('utf-16be');
 const utf8 = new TextDecoder('utf-8');
 
 /** A name as a POSIX file name: no `/`, no NUL (media may hold either). */
@@ -29,8 +29,7 @@ export function isofntrans(raw: Uint8Array, map: IsoMapping): string {
 
 /** A Joliet identifier: UCS-2 big-endian (surrogate pairs kept, lone ones replaced). */
 export function jolietfntrans(raw: Uint8Array): string {
-  const even = raw.length & ~1;
-  return sanitize(stripVersion(utf16be.decode(raw.subarray(0, even))));
+  return sanitize(stripVersion(utf16be(raw)));
 }
 
 /** A Rock Ridge NM name: bytes, shown as UTF-8. */

@@ -1,9 +1,8 @@
 // OSTA Compressed Unicode (UDF 2.1.1): a compression id, then 8-bit
 // characters (Latin-1 code points) or big-endian 16-bit units. Names are
 // shown as POSIX names: no `/` and no NUL (media may hold either).
+import { utf16be } from '../../kern/index.js';
 import { udf_corrupt } from './ecma167.js';
-
-const utf16be = new TextDecoder('utf-16be');
 
 /** CS0 bytes (compression id first) -> a string. A bad compression id is EIO. */
 export function udf_cs0(b: Uint8Array, where: string): string {
@@ -14,7 +13,7 @@ export function udf_cs0(b: Uint8Array, where: string): string {
   if (id === 8 || id === 254) return String.fromCharCode(...body);
   if (id === 16 || id === 255) {
     if (body.length & 1) udf_corrupt(`${where}: 16-bit name of odd length ${body.length}`);
-    return utf16be.decode(body);
+    return utf16be(body);
   }
   udf_corrupt(`${where}: name with compression id ${id}`);
 }
