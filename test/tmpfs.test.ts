@@ -9,7 +9,7 @@ import {
   type File, type Mount, type MountOptions, type Timespec,
 } from '../src/kern/index.js';
 import '../src/fs/tmpfs/index.js';
-import { TMPFS_MAXFILESIZE, TMPFS_ROOT_ID } from '../src/fs/tmpfs/index.js';
+import { TMPFS_MAXFILESIZE, TMPFS_ROOT_ID, type TmpfsNode } from '../src/fs/tmpfs/index.js';
 
 const mounts: Mount[] = [];
 afterEach(async () => {
@@ -94,6 +94,39 @@ describe('tmpfs: files', () => {
     // A huge sparse file costs nothing.
     await sys_setattr(l, '/t', { size: 2 ** 40 });
     expect((await sys_stat(l, '/t')).bytes).toBe(0);
+  });
+
+  it('pages written together read back as runs, at any offset; a truncate into a run keeps only the kept pages\' memory', async () => {
+    const { l } = await mount();
+    const P = 4096;
+    // Runs of 16, 16 and 9 pages; a rewrite across a page boundary; a page after a hole.
+    const want = new Uint8Array(60 * P + 3);
+    want.set(new Uint8Array(40 * P + 100).map((_, i) => (i * 7 + (i >> 12)) & 0xff));
+    await writeAt(l, '/r', want.subarray(0, 40 * P + 100));
+    want.set(bytes('middle'), 20 * P - 3);
+    await writeAt(l, '/r', bytes('middle'), 20 * P - 3);
+    want.set(bytes('far'), 60 * P);
+    await writeAt(l, '/r', bytes('far'), 60 * P);
+    expect(Buffer.compare(await readFile(l, '/r'), want)).toBe(0);
+    await withFile(l, '/r', O_RDONLY, async fp => {
+      for (const [off, len] of [[1, 70000], [16 * P - 5, 10], [P - 1, 17 * P + 17], [40 * P, 30 * P], [0, 61 * P]]) {
+        const buf = new Uint8Array(len);
+        const n = await vn_read(l, fp, buf, off);
+        expect([off, n]).toEqual([off, Math.min(len, want.length - off)]);
+        expect(Buffer.compare(buf.subarray(0, n), want.subarray(off, off + n))).toBe(0);
+      }
+    });
+    await sys_setattr(l, '/r', { size: 20 * P + 10 });
+    await withFile(l, '/r', O_RDONLY, async fp => {
+      const pages = fp.vp.node<TmpfsNode>().pages!;
+      expect(pages.get(0)!.buffer.byteLength).toBe(16 * P);
+      // Pages 16-20 of the second run, in a buffer of their own: the freed 21-31 go.
+      expect(pages.get(16)!.buffer).toBe(pages.get(20)!.buffer);
+      expect(pages.get(20)!.buffer.byteLength).toBe(5 * P);
+    });
+    expect(Buffer.compare(await readFile(l, '/r'), want.subarray(0, 20 * P + 10))).toBe(0);
+    await sys_setattr(l, '/r', { size: 21 * P });
+    expect((await readFile(l, '/r')).subarray(20 * P + 10).every(b => b === 0)).toBe(true);
   });
 
   it('EFBIG past the maximum file size', async () => {

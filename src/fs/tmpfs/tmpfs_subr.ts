@@ -123,18 +123,40 @@ export function tmpfs_update(node: TmpfsNode, which: number, now: Timespec = nan
 
 const P = TMPFS_PAGE_SIZE;
 
+/**
+ * Pages one write adds side by side share one buffer of up to this many
+ * pages (a run), so that reading them back is one copy per run, not one per
+ * page: a page copy costs about as much again in calls as in bytes moved.
+ * The run never spans more than the write did.
+ */
+const RUN_PAGES = 16;
+
+/** Does page b follow page a in the same buffer? */
+function adjoins(a: Uint8Array, b: Uint8Array | undefined): boolean {
+  return b !== undefined && b.buffer === a.buffer && b.byteOffset === a.byteOffset + P;
+}
+
 /** Copy bytes from offset into buf; holes read as zeros. Returns bytes read. */
 export function tmpfs_read_pages(node: TmpfsNode, buf: Uint8Array, offset: number): number {
   if (offset >= node.size) return 0;
   const n = Math.min(buf.length, node.size - offset);
+  const pages = node.pages;
   for (let done = 0; done < n;) {
     const off = offset + done;
-    const idx = Math.floor(off / P), inPage = off % P;
-    const len = Math.min(P - inPage, n - done);
-    const page = node.pages?.get(idx);
-    // A whole page is copied without a view of it (no object per page read).
-    if (page) buf.set(len === P ? page : page.subarray(inPage, inPage + len), done);
-    else buf.fill(0, done, done + len);
+    let idx = Math.floor(off / P);
+    const inPage = off % P;
+    const page = pages?.get(idx);
+    let len = Math.min(P - inPage, n - done);
+    if (!page) {
+      buf.fill(0, done, done + len);
+    } else {
+      // The run of pages that lie side by side from here, as one copy.
+      for (let last = page, next = pages!.get(idx + 1); done + len < n && adjoins(last, next); next = pages!.get(++idx + 1)) {
+        last = next!;
+        len = Math.min(len + P, n - done);
+      }
+      buf.set(new Uint8Array(page.buffer, page.byteOffset + inPage, len), done);
+    }
     done += len;
   }
   return n;
@@ -153,13 +175,19 @@ export function tmpfs_write_pages(tm: TmpfsMount, node: TmpfsNode, buf: Uint8Arr
   for (let i = first; i <= last; i++) if (!pages.has(i)) missing++;
   if (tm.pagesUsed + missing > tm.maxPages) throw kerr('ENOSPC', 'tmpfs: size limit reached');
   tm.pagesUsed += missing;
+  for (let i = first; i <= last; i++) {
+    if (pages.has(i)) continue;
+    let k = 1;
+    while (k < RUN_PAGES && i + k <= last && !pages.has(i + k)) k++;
+    const run = new ArrayBuffer(k * P);
+    for (let j = 0; j < k; j++) pages.set(i + j, new Uint8Array(run, j * P, P));
+    i += k - 1;
+  }
   for (let done = 0; done < buf.length;) {
     const off = offset + done;
     const idx = Math.floor(off / P), inPage = off % P;
     const len = Math.min(P - inPage, buf.length - done);
-    let page = pages.get(idx);
-    if (!page) pages.set(idx, page = new Uint8Array(P));
-    page.set(buf.subarray(done, done + len), inPage);
+    pages.get(idx)!.set(buf.subarray(done, done + len), inPage);
     done += len;
   }
   if (end > node.size) node.size = end;
@@ -181,7 +209,21 @@ export function tmpfs_truncate(tm: TmpfsMount, node: TmpfsNode, size: number): v
         tm.pagesUsed--;
       }
     }
-    if (size % P !== 0) pages.get(keep - 1)?.fill(0, size % P);
+    const tail = pages.get(keep - 1);
+    if (tail) {
+      // The kept pages of the last run move to a buffer of their own: the freed ones' memory goes with them.
+      let start = keep - 1;
+      while (pages.get(start - 1)?.buffer === tail.buffer) start--;
+      if ((keep - start) * P < tail.buffer.byteLength) {
+        const run = new ArrayBuffer((keep - start) * P);
+        for (let i = start; i < keep; i++) {
+          const moved = new Uint8Array(run, (i - start) * P, P);
+          moved.set(pages.get(i)!);
+          pages.set(i, moved);
+        }
+      }
+      if (size % P !== 0) pages.get(keep - 1)!.fill(0, size % P);
+    }
   }
   node.size = size;
 }
