@@ -10,7 +10,7 @@ import {
   andThen, Cred, File, FSYNC_DATAONLY, FSYNC_WAIT, KernError, LK_EXCLUSIVE, LK_SHARED, Lwp, O_CREAT, O_DIRECTORY, O_EXCL,
   O_RDONLY, VType, bufcache_stats, errnos, ifmtToVtype, kernel_lwp, nanotime, vcache_stats, vfs_unmount, vn_access,
   vn_close, vn_closem, vn_createat, vn_fsync, vn_getxattr, vn_killpriv, vn_linkat, vn_listxattr, vn_locked, vn_lookupat, vn_lookupat_or_null, vn_lookupmany,
-  vn_mkdirat, vn_mknodat, vn_open, vn_openm, vn_readm, vn_readdir, vn_readlink, vn_removexattr, vn_renameat, vn_rmdirat,
+  vn_mkdirat, vn_mknodat, vn_open, vn_openm, vn_loanm, vn_readm, vn_readdir, vn_readlink, vn_removexattr, vn_renameat, vn_rmdirat,
   vn_setattr, vn_setxattr, vn_stat, vn_symlinkat, vn_unlinkat, vn_writem, vref, vrele, vtypeToIfmt, VFS_VGET,
   type Dirent, type MaybePromise, type Mount, type Vattr, type VattrSet, type Vnode,
 } from '../src/kern/index.js';
@@ -558,21 +558,25 @@ export class P2k implements FuseFilesystem {
    * ends. Buffers come from a small pool: a fresh 128 KiB-1 MiB one per
    * request is external memory that makes V8 collect far more often.
    */
-  read(req: FuseRequest, ino: number, fh: number, offset: number, size: number): MaybePromise<Uint8Array> {
+  read(req: FuseRequest, ino: number, fh: number, offset: number, size: number): MaybePromise<Uint8Array | Uint8Array[]> {
     const h = this.handles[fh - this.fhBase];
     if (!h) return this.reopen(fh, ino).then(r => this.readFile(req, r.fp, offset, size));
     return this.readFile(req, h.fp, offset, size);
   }
 
-  private readFile(req: FuseRequest, fp: File, offset: number, size: number): MaybePromise<Uint8Array> {
+  private readFile(req: FuseRequest, fp: File, offset: number, size: number): MaybePromise<Uint8Array | Uint8Array[]> {
     const l = this.lwp(req);
+    // Lent, the bytes go out in this reply as they lie in the driver's memory (the session writes it at once).
+    const lent = vn_loanm(l, fp, offset, size);
+    if (lent) return lent;
     const pooled = this.readBuffers.pop();
     const buf = pooled && pooled.length >= size ? pooled : Buffer.allocUnsafe(Math.max(size, READ_BUFFER));
     return andThen(transfer(size, done => vn_readm(l, fp, done === 0 && size === buf.length ? buf : buf.subarray(done, size), offset + done)),
       done => buf.subarray(0, done));
   }
 
-  readDone(data: Uint8Array): void {
+  readDone(data: Uint8Array | Uint8Array[]): void {
+    if (Array.isArray(data)) return; // lent, not ours
     const whole = Buffer.from(data.buffer, data.byteOffset, data.buffer.byteLength - data.byteOffset);
     if (whole.length >= READ_BUFFER && this.readBuffers.length < READ_POOL) this.readBuffers.push(whole);
   }

@@ -209,6 +209,25 @@ describe('session', () => {
     expect(r.body.readUInt32LE(0)).toBe(5);
   });
 
+  it('answers a READ given in pieces with their bytes in order, no more than asked, pieces back to readDone', () => {
+    const done: unknown[] = [];
+    const many = Array.from({ length: 2000 }, (_, i) => Buffer.from([i & 0xff]));
+    const { send, replies } = session({
+      read: (req, ino, fh, off, size) => fh === 1 ? [Buffer.from('he'), Buffer.from('llo '), Buffer.from('world')]
+        : fh === 2 ? [Buffer.from('abc'), Buffer.from('defgh')] // more than size: cut
+          : many, // more pieces than one writev takes: joined
+      readDone: d => done.push(d),
+    });
+    const read = (fh: number, size: number) => request(Op.READ, 2, Buffer.concat([u64(fh), u64(0), u32s(size, 0), u64(0), u32s(0, 0)]));
+    send(read(1, 100), read(2, 5), read(3, 4096));
+    const rs = replies();
+    expect(rs.map(r => [r.error, r.len])).toEqual([[0, 16 + 11], [0, 16 + 5], [0, 16 + 2000]]);
+    expect(rs.map(r => r.body.subarray(0, 11).toString('latin1'))).toEqual(['hello world', 'abcde', Buffer.from(many.slice(0, 11).map(b => b[0])).toString('latin1')]);
+    expect(rs[2].body.equals(Buffer.concat(many))).toBe(true);
+    expect(done).toHaveLength(3);
+    expect(done[2]).toBe(many);
+  });
+
   it('FORGET and BATCH_FORGET get no reply; unknown opcodes ENOSYS; short requests EINVAL', () => {
     const forgot: [number, number][] = [];
     const { send, replies } = session({ forget: (n, k) => { forgot.push([n, k]); }, lookup: () => entry(2) });

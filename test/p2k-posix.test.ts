@@ -153,13 +153,13 @@ describe.skipIf(SKIP_FUSE)('server start-up and its log', () => {
   it('a background server writes its panic to the log, each line with its name and pid', async () => {
     const d = tempDir(), mnt = path.join(d, 'm'), log = path.join(d, 'rumpfs.log');
     sh(`mkdir "${mnt}"`);
-    const m = rumpMount('rump_tmpfs', ['tmpfs', mnt], mnt, { RUMPFS_LOG: log, RUMPFS_FAULT: 'panic:VOP_READ:1' });
+    const m = rumpMount('rump_tmpfs', ['tmpfs', mnt], mnt, { RUMPFS_LOG: log, RUMPFS_FAULT: 'panic:VOP_LOAN:1' });
     writeFileSync(path.join(mnt, 'f'), 'x');
     expect(run('cat', [path.join(mnt, 'f')]).status).not.toBe(0);
     const text = () => (existsSync(log) ? readFileSync(log, 'utf8') : '');
     await waitFor('the panic in the log', () => text().includes('panic:'));
     expect(text()).toContain(`rump_tmpfs[${m.pid}]: serving tmpfs on ${mnt}`);
-    expect(text()).toMatch(new RegExp(`Z rump_tmpfs\\[${m.pid}\\]: panic: RUMPFS_FAULT: injected at VOP_READ call 1`));
+    expect(text()).toMatch(new RegExp(`Z rump_tmpfs\\[${m.pid}\\]: panic: RUMPFS_FAULT: injected at VOP_LOAN call 1`));
   });
 });
 

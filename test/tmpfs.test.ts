@@ -5,7 +5,7 @@ import {
   Cred, isKernError, LK_EXCLUSIVE, LK_SHARED, LockProtocolError, Lwp, O_APPEND, O_CREAT, O_DIRECTORY, O_EXCL,
   O_RDONLY, O_RDWR, O_TRUNC, O_WRONLY, sys_link, sys_mkdir, sys_mknod, sys_open, sys_readdir, sys_readlink,
   sys_rename, sys_rmdir, sys_setattr, sys_stat, sys_statvfs, sys_symlink, sys_unlink, timespecCmp, vfs_mount,
-  vfs_unmount, vn_close, vn_fstat, vn_read, vn_readdir, vn_write, VOP_GETATTR, VOP_WRITE, makedev, VType,
+  vfs_unmount, vn_close, vn_fstat, vn_loanm, vn_read, vn_readdir, vn_write, VOP_GETATTR, VOP_WRITE, makedev, VType,
   type File, type Mount, type MountOptions, type Timespec,
 } from '../src/kern/index.js';
 import '../src/fs/tmpfs/index.js';
@@ -127,6 +127,30 @@ describe('tmpfs: files', () => {
     expect(Buffer.compare(await readFile(l, '/r'), want.subarray(0, 20 * P + 10))).toBe(0);
     await sys_setattr(l, '/r', { size: 21 * P });
     expect((await readFile(l, '/r')).subarray(20 * P + 10).every(b => b === 0)).toBe(true);
+  });
+
+  it('lends a file\'s bytes without a copy: runs and holes in order, nothing past the end; none while another holds the lock', async () => {
+    const { l } = await mount();
+    const P = 4096;
+    const want = new Uint8Array(5 * P + 10);
+    want.set(new Uint8Array(2 * P + 5).fill(7));
+    want.set(bytes('tail'), 5 * P + 6);
+    await writeAt(l, '/f', want.subarray(0, 2 * P + 5));
+    await writeAt(l, '/f', bytes('tail'), 5 * P + 6);
+    await withFile(l, '/f', O_RDONLY, async fp => {
+      const lent = vn_loanm(l, fp, 3, 6 * P)!;
+      // The first write's run of three pages (from byte 3), the hole's two pages, the last page.
+      expect(lent.map(p => p.length)).toEqual([3 * P - 3, P, P, 10]);
+      expect(Buffer.compare(Buffer.concat(lent), want.subarray(3))).toBe(0);
+      expect(lent[0].buffer.byteLength).toBe(3 * P); // a view of the file's own run, not a copy
+      expect(vn_loanm(l, fp, want.length, P)).toEqual([]);
+      const other = new Lwp(Cred.root, fp.vp);
+      await fp.vp.lock.lock(other, LK_EXCLUSIVE);
+      expect(vn_loanm(l, fp, 0, P)).toBeNull();
+      fp.vp.lock.unlock(other);
+    });
+    await withFile(l, '/f', O_WRONLY, async fp => expect(() => vn_loanm(l, fp, 0, P)).toThrow(expect.objectContaining({ code: 'EBADF' })));
+    await withFile(l, '/', O_RDONLY | O_DIRECTORY, async fp => expect(() => vn_loanm(l, fp, 0, P)).toThrow(expect.objectContaining({ code: 'EISDIR' })));
   });
 
   it('EFBIG past the maximum file size', async () => {

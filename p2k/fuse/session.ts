@@ -68,10 +68,14 @@ export interface FuseFilesystem {
   link?(req: FuseRequest, ino: number, newParent: number, newName: string): MaybePromise<EntryOut>;
   open?(req: FuseRequest, ino: number, flags: number): MaybePromise<OpenOut>;
   create?(req: FuseRequest, parent: number, name: string, mode: number, flags: number): MaybePromise<{ entry: EntryOut; open: OpenOut }>;
-  /** At most size bytes; fewer only at end of file. */
-  read?(req: FuseRequest, ino: number, fh: number, offset: number, size: number): MaybePromise<Uint8Array>;
+  /**
+   * At most size bytes; fewer only at end of file. Pieces (at most
+   * MAX_READ_PIECES) are the reply's bytes in order, written out as they lie:
+   * they need not outlive the reply.
+   */
+  read?(req: FuseRequest, ino: number, fh: number, offset: number, size: number): MaybePromise<Uint8Array | Uint8Array[]>;
   /** The reply to a READ has been written (or dropped): its bytes may be reused. */
-  readDone?(data: Uint8Array): void;
+  readDone?(data: Uint8Array | Uint8Array[]): void;
   /** data is valid until the returned promise settles. */
   write?(req: FuseRequest, ino: number, fh: number, offset: number, data: Buffer, writeFlags: number): MaybePromise<number>;
   flush?(req: FuseRequest, ino: number, fh: number): MaybePromise<void>;
@@ -126,6 +130,8 @@ export interface SessionOptions {
 const PAGE = 4096;
 /** What a dead request, an interrupted one the kernel dropped, or an unmount makes a reply write return. */
 const GONE = new Set([-E.ENOENT, -E.ENODEV, -E.ECONNABORTED]);
+/** A READ reply's pieces at most: one writev takes IOV_MAX (1024) buffers, the header one of them. */
+export const MAX_READ_PIECES = 1023;
 
 /** Read buffers kept for the next WRITEs beyond the one being read into. */
 const MAX_SPARE_BUFFERS = 2;
@@ -285,8 +291,9 @@ export class FuseSession {
       }
       case Op.READ: {
         const fh = a.u64(), offset = a.u64(), size = this.sized(a.u32());
-        return this.call(u, op, fs.read && (() => fs.read!(h, id, fh, offset, size)), (d: Uint8Array) => {
-          this.replyData(u, d.length > size ? d.subarray(0, size) : d);
+        return this.call(u, op, fs.read && (() => fs.read!(h, id, fh, offset, size)), (d: Uint8Array | Uint8Array[]) => {
+          if (Array.isArray(d)) this.replyPieces(u, d, size);
+          else this.replyData(u, d.length > size ? d.subarray(0, size) : d);
           fs.readDone?.(d);
         });
       }
@@ -442,10 +449,16 @@ export class FuseSession {
   // Replies: one typed call per kind of answer
 
   private send(u: number, error: number, msg: Buffer, data?: Uint8Array): void {
+    this.sendv(u, error, data ? [msg, data] : [msg]);
+  }
+
+  /** One reply: its header (bufs[0], its length field filled in here) and the bytes after it. */
+  private sendv(u: number, error: number, bufs: Uint8Array[]): void {
     if (this.ended) return;
-    const len = msg.length + (data?.length ?? 0);
-    encodeOutHeader(msg, len, error, u);
-    const n = this.ch.writev(data ? [msg, data] : [msg]);
+    let len = 0;
+    for (const b of bufs) len += b.length;
+    encodeOutHeader(bufs[0] as Buffer, len, error, u);
+    const n = this.ch.writev(bufs);
     // The kernel forgets a request whose caller was interrupted, or the mount ended: nothing to do.
     if (n < 0 && !GONE.has(n)) this.opts.onError(new Error(`replying to request ${u}: errno ${-n}`), 'reply');
   }
@@ -507,6 +520,17 @@ export class FuseSession {
   /** READ's bytes (and READLINK's). */
   replyData(u: number, data: Uint8Array): void {
     this.send(u, 0, this.scratch(0), data);
+  }
+
+  /** READ's bytes in pieces, no more than size of them. */
+  private replyPieces(u: number, pieces: Uint8Array[], size: number): void {
+    let len = 0;
+    for (const p of pieces) len += p.length;
+    if (len > size || pieces.length > MAX_READ_PIECES) {
+      const all = Buffer.concat(pieces, len);
+      return this.replyData(u, all.subarray(0, Math.min(len, size)));
+    }
+    this.sendv(u, 0, [this.scratch(0), ...pieces]);
   }
 
   replyDirents(u: number, out: DirentWriter): void {

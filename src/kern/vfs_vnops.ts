@@ -7,7 +7,7 @@ import type { Lwp } from './lwp.js';
 import { vrele } from './vcache.js';
 import type { Vnode } from './vnode.js';
 import {
-  andThen, vop_close, vop_getattr, vop_open, vop_read, vop_setattr, vop_write, VOP_FSYNC, VOP_GETATTR, VOP_GETXATTR,
+  andThen, vop_close, vop_getattr, vop_loan, vop_open, vop_read, vop_setattr, vop_write, VOP_FSYNC, VOP_GETATTR, VOP_GETXATTR,
   VOP_LISTXATTR, VOP_READDIR, VOP_READLINK, VOP_REMOVEXATTR, VOP_SETATTR, VOP_SETXATTR,
 } from './vnode_if.js';
 import {
@@ -210,6 +210,25 @@ export function vn_readm(l: Lwp, fp: File, buf: Uint8Array, offset: number): May
 
 export function vn_read(l: Lwp, fp: File, buf: Uint8Array, offset: number): Promise<number> {
   return promise(() => vn_readm(l, fp, buf, offset));
+}
+
+/**
+ * read(2) without a copy, where the driver lends its memory (VOP_LOAN): the
+ * bytes as views, good until the caller yields (it writes them out at once,
+ * as p2k does its reply), or null: no loan now (the driver has none, the
+ * lock is taken), vn_readm instead.
+ */
+export function vn_loanm(l: Lwp, fp: File, offset: number, size: number): Uint8Array[] | null {
+  const vp = live(fp);
+  if (!fp.readable) throw kerr('EBADF');
+  if (vp.type === VType.VDIR) throw kerr('EISDIR');
+  if (offset < 0) throw kerr('EINVAL');
+  if (!vp.ops.loan || !vp.lock.tryLock(l, LK_SHARED)) return null;
+  try {
+    return vop_loan(vp, offset, size, l);
+  } finally {
+    vp.lock.unlock(l);
+  }
 }
 
 /**

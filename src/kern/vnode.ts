@@ -46,6 +46,14 @@ export interface VnodeOps {
   setattr(vp: Vnode, va: VattrSet, l: Lwp): MaybePromise<void>;
   /** Read into buf from offset; returns bytes read (0 at end of file). */
   read(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): MaybePromise<number>;
+  /**
+   * Optional, for data held in memory (NetBSD's page loan): the bytes from
+   * offset, up to size (fewer only at end of file), as views of the
+   * driver's own memory, without a copy; [] at or past the end. A loan is
+   * given at once, read-only, and good until the borrower yields: it must
+   * not be kept or written (vn_loanm says how). null: not lent, read instead.
+   */
+  loan?(vp: Vnode, offset: number, size: number, l: Lwp): Uint8Array[] | null;
   /** Write buf at offset (at end of file with IO_APPEND); returns bytes written. */
   write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): MaybePromise<number>;
   /**

@@ -45,6 +45,7 @@ export const vnode_if = {
   getattr: ['L'],
   setattr: ['E'],
   read: ['L'],
+  loan: ['L'],
   write: ['E'],
   readdir: ['L'],
   readlink: ['L'],
@@ -205,6 +206,14 @@ export function vop_setattr(vp: Vnode, va: VattrSet, l: Lwp): MaybePromise<void>
 export function vop_read(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): MaybePromise<number> {
   enter('read', l, vp);
   return leave('read', l, vp.ops.read(vp, buf, offset, ioflag, l), vp);
+}
+/** A driver without loans answers null. */
+export function vop_loan(vp: Vnode, offset: number, size: number, l: Lwp): Uint8Array[] | null {
+  if (!vp.ops.loan) return null;
+  enter('loan', l, vp);
+  const lent = vp.ops.loan(vp, offset, size, l);
+  check('loan', 'exit', l, vp);
+  return lent;
 }
 export function vop_write(vp: Vnode, buf: Uint8Array, offset: number, ioflag: number, l: Lwp): MaybePromise<number> {
   enter('write', l, vp);

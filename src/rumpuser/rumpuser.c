@@ -512,14 +512,17 @@ static napi_value js_pread_nowait(napi_env env, napi_callback_info info) {
   return num(env, (double)n);
 }
 
+/* Linux's IOV_MAX: a READ reply's header and the pieces of file a driver lends (p2k MAX_READ_PIECES). */
+#define WRITEV_MAX 1024
+
 /* writevFrom(fd, buffers): one writev(2); bytes written or -errno. */
 static napi_value js_writev_from(napi_env env, napi_callback_info info) {
   napi_value argv[2], el;
   int32_t fd;
   uint32_t count;
-  struct iovec iov[8];
+  struct iovec iov[WRITEV_MAX];
   if (!get_args(env, info, 2, argv) || !arg_i32(env, argv[0], &fd) ||
-      napi_get_array_length(env, argv[1], &count) != napi_ok || count > 8) return throw_type(env, "writevFrom(fd, buffers[<=8])");
+      napi_get_array_length(env, argv[1], &count) != napi_ok || count > WRITEV_MAX) return throw_type(env, "writevFrom(fd, buffers[<=1024])");
   for (uint32_t i = 0; i < count; i++) {
     CHECK(napi_get_element(env, argv[1], i, &el));
     void *data;

@@ -125,41 +125,50 @@ const P = TMPFS_PAGE_SIZE;
 
 /**
  * Pages one write adds side by side share one buffer of up to this many
- * pages (a run), so that reading them back is one copy per run, not one per
- * page: a page copy costs about as much again in calls as in bytes moved.
- * The run never spans more than the write did.
+ * pages (a run), so that a read lends (or copies) each run as one piece,
+ * not page by page. The run never spans more than the write did. Every page
+ * of a run's buffer is in the file, in order, from the page at its start:
+ * pages are only added in whole runs, and a truncate into a run moves the
+ * kept pages to a buffer of their own (tmpfs_truncate). So the rest of a
+ * page's buffer is the file's next bytes.
  */
 const RUN_PAGES = 16;
 
-/** Does page b follow page a in the same buffer? */
-function adjoins(a: Uint8Array, b: Uint8Array | undefined): boolean {
-  return b !== undefined && b.buffer === a.buffer && b.byteOffset === a.byteOffset + P;
+/** What a hole lends: zeros nobody writes. */
+const ZERO_PAGE = new Uint8Array(P);
+
+/** The bytes from offset (up to size, to the end of file) as views of the pages, each run of them one view. */
+export function tmpfs_loan_pages(node: TmpfsNode, offset: number, size: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  if (offset >= node.size) return out;
+  const n = Math.min(size, node.size - offset);
+  const pages = node.pages;
+  for (let done = 0; done < n;) {
+    const off = offset + done;
+    const page = pages?.get(Math.floor(off / P));
+    const inPage = off % P;
+    let len: number;
+    if (!page) {
+      len = Math.min(P - inPage, n - done);
+      out.push(ZERO_PAGE.subarray(0, len));
+    } else {
+      const at = page.byteOffset + inPage;
+      len = Math.min(page.buffer.byteLength - at, n - done);
+      out.push(new Uint8Array(page.buffer, at, len));
+    }
+    done += len;
+  }
+  return out;
 }
 
 /** Copy bytes from offset into buf; holes read as zeros. Returns bytes read. */
 export function tmpfs_read_pages(node: TmpfsNode, buf: Uint8Array, offset: number): number {
-  if (offset >= node.size) return 0;
-  const n = Math.min(buf.length, node.size - offset);
-  const pages = node.pages;
-  for (let done = 0; done < n;) {
-    const off = offset + done;
-    let idx = Math.floor(off / P);
-    const inPage = off % P;
-    const page = pages?.get(idx);
-    let len = Math.min(P - inPage, n - done);
-    if (!page) {
-      buf.fill(0, done, done + len);
-    } else {
-      // The run of pages that lie side by side from here, as one copy.
-      for (let last = page, next = pages!.get(idx + 1); done + len < n && adjoins(last, next); next = pages!.get(++idx + 1)) {
-        last = next!;
-        len = Math.min(len + P, n - done);
-      }
-      buf.set(new Uint8Array(page.buffer, page.byteOffset + inPage, len), done);
-    }
-    done += len;
+  let done = 0;
+  for (const run of tmpfs_loan_pages(node, offset, buf.length)) {
+    buf.set(run, done);
+    done += run.length;
   }
-  return n;
+  return done;
 }
 
 /**
@@ -183,11 +192,13 @@ export function tmpfs_write_pages(tm: TmpfsMount, node: TmpfsNode, buf: Uint8Arr
     for (let j = 0; j < k; j++) pages.set(i + j, new Uint8Array(run, j * P, P));
     i += k - 1;
   }
+  // Into each run's buffer at once, as tmpfs_loan_pages reads them.
   for (let done = 0; done < buf.length;) {
     const off = offset + done;
-    const idx = Math.floor(off / P), inPage = off % P;
-    const len = Math.min(P - inPage, buf.length - done);
-    pages.get(idx)!.set(buf.subarray(done, done + len), inPage);
+    const page = pages.get(Math.floor(off / P))!;
+    const at = page.byteOffset + off % P;
+    const len = Math.min(page.buffer.byteLength - at, buf.length - done);
+    new Uint8Array(page.buffer, at, len).set(buf.subarray(done, done + len));
     done += len;
   }
   if (end > node.size) node.size = end;
@@ -211,7 +222,9 @@ export function tmpfs_truncate(tm: TmpfsMount, node: TmpfsNode, size: number): v
     }
     const tail = pages.get(keep - 1);
     if (tail) {
-      // The kept pages of the last run move to a buffer of their own: the freed ones' memory goes with them.
+      // The kept pages of the last run move to a buffer of their own: the
+      // freed ones' memory goes with them, and what follows a page in its
+      // buffer is still the file's next bytes (RUN_PAGES).
       let start = keep - 1;
       while (pages.get(start - 1)?.buffer === tail.buffer) start--;
       if ((keep - start) * P < tail.buffer.byteLength) {

@@ -13,7 +13,7 @@ import {
 } from './tmpfs.js';
 import {
   TM_ATIME, TM_CTIME, TM_MTIME, tmpfs_alloc_node, tmpfs_check_target, tmpfs_checkname, tmpfs_dir_attach,
-  tmpfs_dir_detach, tmpfs_dir_lookup, tmpfs_dir_size, tmpfs_free_node, tmpfs_init_owner, tmpfs_read_pages,
+  tmpfs_dir_detach, tmpfs_dir_lookup, tmpfs_dir_size, tmpfs_free_node, tmpfs_init_owner, tmpfs_loan_pages, tmpfs_read_pages,
   tmpfs_truncate, tmpfs_update, tmpfs_write_pages,
 } from './tmpfs_subr.js';
 
@@ -181,6 +181,14 @@ export const tmpfs_vnodeops: VnodeOps = {
     const got = tmpfs_read_pages(n, buf, offset);
     tmpfs_update(n, TM_ATIME);
     return got;
+  },
+
+  loan(vp, offset, size, _l) {
+    const n = node(vp);
+    if (vp.type !== VType.VREG) return null;
+    const lent = tmpfs_loan_pages(n, offset, size);
+    tmpfs_update(n, TM_ATIME);
+    return lent;
   },
 
   write(vp, buf, offset, ioflag, _l) {
