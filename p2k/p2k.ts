@@ -560,14 +560,16 @@ export class P2k implements FuseFilesystem {
    */
   read(req: FuseRequest, ino: number, fh: number, offset: number, size: number): MaybePromise<Uint8Array | Uint8Array[]> {
     const h = this.handles[fh - this.fhBase];
-    if (!h) return this.reopen(fh, ino).then(r => this.readFile(req, r.fp, offset, size));
-    return this.readFile(req, h.fp, offset, size);
+    if (!h) return this.reopen(fh, ino).then(r => this.readFile(req, r.fp, offset, size, false));
+    return this.readFile(req, h.fp, offset, size, true);
   }
 
-  private readFile(req: FuseRequest, fp: File, offset: number, size: number): MaybePromise<Uint8Array | Uint8Array[]> {
+  private readFile(req: FuseRequest, fp: File, offset: number, size: number, now: boolean): MaybePromise<Uint8Array | Uint8Array[]> {
     const l = this.lwp(req);
-    // Lent, the bytes go out in this reply as they lie in the driver's memory (the session writes it at once).
-    const lent = vn_loanm(l, fp, offset, size);
+    // Lent only when answered in this turn: the session then writes the
+    // reply, the bytes as they lie in the driver's memory, before any other
+    // request runs. (An answer in a Promise is read later: it is copied.)
+    const lent = now ? vn_loanm(l, fp, offset, size) : null;
     if (lent) return lent;
     const pooled = this.readBuffers.pop();
     const buf = pooled && pooled.length >= size ? pooled : Buffer.allocUnsafe(Math.max(size, READ_BUFFER));
