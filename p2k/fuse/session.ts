@@ -131,7 +131,7 @@ const PAGE = 4096;
 /** What a dead request, an interrupted one the kernel dropped, or an unmount makes a reply write return. */
 const GONE = new Set([-E.ENOENT, -E.ENODEV, -E.ECONNABORTED]);
 /** A READ reply's pieces at most: one writev takes IOV_MAX (1024) buffers, the header one of them. */
-export const MAX_READ_PIECES = 1023;
+const MAX_READ_PIECES = 1023;
 
 /** Read buffers kept for the next WRITEs beyond the one being read into. */
 const MAX_SPARE_BUFFERS = 2;
@@ -449,14 +449,12 @@ export class FuseSession {
   // Replies: one typed call per kind of answer
 
   private send(u: number, error: number, msg: Buffer, data?: Uint8Array): void {
-    this.sendv(u, error, data ? [msg, data] : [msg]);
+    this.sendv(u, error, data ? [msg, data] : [msg], msg.length + (data?.length ?? 0));
   }
 
-  /** One reply: its header (bufs[0], its length field filled in here) and the bytes after it. */
-  private sendv(u: number, error: number, bufs: Uint8Array[]): void {
+  /** One reply of len bytes: its header (bufs[0], whose length field is filled in here) and the bytes after it. */
+  private sendv(u: number, error: number, bufs: Uint8Array[], len: number): void {
     if (this.ended) return;
-    let len = 0;
-    for (const b of bufs) len += b.length;
     encodeOutHeader(bufs[0] as Buffer, len, error, u);
     const n = this.ch.writev(bufs);
     // The kernel forgets a request whose caller was interrupted, or the mount ended: nothing to do.
@@ -530,7 +528,8 @@ export class FuseSession {
       const all = Buffer.concat(pieces, len);
       return this.replyData(u, all.subarray(0, Math.min(len, size)));
     }
-    this.sendv(u, 0, [this.scratch(0), ...pieces]);
+    const head = this.scratch(0);
+    this.sendv(u, 0, [head, ...pieces], head.length + len);
   }
 
   replyDirents(u: number, out: DirentWriter): void {
