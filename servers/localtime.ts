@@ -11,7 +11,7 @@ const LOCALTIME = '/etc/localtime';
 /** Seconds east of UTC at `ms` (ms since the epoch) in the host's time zone. */
 export function hostGmtoff(ms = Date.now()): number {
   if (!process.env.TZ) {
-    let tzif: Buffer | null = null;
+    let tzif: Buffer;
     try {
       tzif = readFileSync(LOCALTIME);
     } catch {
