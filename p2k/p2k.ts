@@ -9,7 +9,7 @@
 import {
   andThen, Cred, File, FSYNC_DATAONLY, FSYNC_WAIT, KernError, LK_EXCLUSIVE, LK_SHARED, Lwp, O_CREAT, O_DIRECTORY, O_EXCL,
   O_RDONLY, VType, bufcache_stats, errnos, ifmtToVtype, kernel_lwp, nanotime, vcache_stats, vfs_unmount, vn_access,
-  vn_close, vn_closem, vn_createat, vn_fsync, vn_getxattr, vn_killpriv, vn_linkat, vn_listxattr, vn_locked, vn_lookupat, vn_lookupat_or_null, vn_lookupmany,
+  vn_close, vn_closem, vn_createat, vn_fsync, vn_getxattr, vn_killpriv, vn_linkat, vn_listxattr, vn_locked, vn_lookupat, vn_lookupat_or_null, vn_lookupattr, vn_lookupmany,
   vn_mkdirat, vn_mknodat, vn_open, vn_openm, vn_loanm, vn_readm, vn_readdir, vn_readlink, vn_removexattr, vn_renameat, vn_rmdirat,
   vn_setattr, vn_setxattr, vn_stat, vn_symlinkat, vn_unlinkat, vn_writem, vref, vrele, vtypeToIfmt, VFS_VGET,
   type Dirent, type MaybePromise, type Mount, type Vattr, type VattrSet, type Vnode,
@@ -342,7 +342,23 @@ export class P2k implements FuseFilesystem {
 
   private lookupIn(req: FuseRequest, dvp: Vnode, name: string): MaybePromise<EntryOut> {
     const l = this.lwp(req);
-    return andThen(vn_lookupat_or_null(l, dvp, name), vp => this.found(l, vp, name));
+    if (!this.stable) return andThen(vn_lookupat_or_null(l, dvp, name), vp => this.found(l, vp, name));
+    // With stable ids, a file whose attributes the driver has at hand needs no
+    // vnode (a cold `stat` of every file of a disc's directory loads, keeps and
+    // releases none): as READDIRPLUS's entries. A node known already counts lookups.
+    return andThen(vn_lookupattr(l, dvp, name), va => {
+      if (va === null) return this.found(l, null, name);
+      if (va && !this.nodes.has(va.fileid + STABLE_BIAS)) return this.unheldEntry(va);
+      return andThen(vn_lookupat_or_null(l, dvp, name), vp => this.found(l, vp, name));
+    });
+  }
+
+  /**
+   * The entry of a file this server holds no vnode for (stable ids only):
+   * its node id is its file id, and the first request for it loads the vnode (revive).
+   */
+  private unheldEntry(va: Vattr): EntryOut {
+    return { nodeid: va.fileid + STABLE_BIAS, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(va) };
   }
 
   private found(l: Lwp, vp: Vnode | null, name: string): MaybePromise<EntryOut> {
@@ -646,9 +662,7 @@ export class P2k implements FuseFilesystem {
           }
           const va = quick?.[k];
           if (va) {
-            out.add(e.name, e.fileid, vtypeToIfmt(va.type) | va.mode, e.cookie, {
-              nodeid: e.fileid + STABLE_BIAS, generation: 0, entryValid: this.opts.entryTimeout, attrValid: this.opts.attrTimeout, attr: toAttr(va),
-            });
+            out.add(e.name, e.fileid, vtypeToIfmt(va.type) | va.mode, e.cookie, this.unheldEntry(va));
             continue;
           }
           if (vp === null) {

@@ -136,6 +136,35 @@ describe('stable node ids on read-only mounts', () => {
     });
   }
 
+  it('cd9660: a file\'s LOOKUP is answered from its record, no vnode loaded; the first request by its id loads it', async () => {
+    const mp = await kmount('cd9660', images.cd9660());
+    const p = new P2k(mp, opts);
+    try {
+      const dir = await p.lookup(req, FUSE_ROOT_ID, 'a');
+      const e = await p.lookup(req, dir.nodeid, 'mid.txt');
+      const key = e.attr.ino;
+      expect(e.nodeid).toBe(key + 2);
+      expect(mp.vnodes.has(key)).toBe(false);
+      // What the vnode says, once loaded, is what the record said.
+      expect((await p.getattr(req, e.nodeid)).attr).toEqual(e.attr);
+      expect(mp.vnodes.has(key)).toBe(true);
+      const { fh } = await p.open(req, e.nodeid, O_RDONLY);
+      expect(Buffer.from(await p.read(req, e.nodeid, fh, 0, 100) as Uint8Array).toString()).toBe('middle\n');
+      await p.release(req, e.nodeid, fh);
+      // Known now: a LOOKUP counts, and the host's FORGET of its count lets it go.
+      expect((await p.lookup(req, dir.nodeid, 'mid.txt')).nodeid).toBe(e.nodeid);
+      p.forget(e.nodeid, 2);
+      expect(() => p.forget(e.nodeid, 1)).not.toThrow();
+      // Absent names and directories as before.
+      expect((await p.lookup(req, dir.nodeid, 'none.txt')).nodeid).toBe(0);
+      expect((await p.lookup(req, dir.nodeid, 'b')).attr.mode & 0o170000).toBe(0o040000);
+      await expect(p.lookup(req, e.nodeid, 'x')).rejects.toMatchObject({ code: 'ENOTDIR' });
+    } finally {
+      await p.shutdown();
+      await mp.dev?.close();
+    }
+  });
+
   it('read-write mounts keep counting node ids, and know no other', async () => {
     const img = images.msdos();
     const mp = await kmount('msdos', img, 0);

@@ -17,7 +17,7 @@ import {
 import { vref, vrele } from './vcache.js';
 import type { Vnode } from './vnode.js';
 import {
-  andThen, vop_create, vop_getattr, vop_lookup_or_null, vop_remove, VOP_CREATE, VOP_LINK, VOP_LOOKUP, VOP_LOOKUP_OR_NULL,
+  andThen, vop_create, vop_getattr, vop_lookup_or_null, vop_lookupattr, vop_remove, VOP_CREATE, VOP_LINK, VOP_LOOKUP, VOP_LOOKUP_OR_NULL,
   VOP_MKDIR, VOP_RENAME, VOP_RMDIR, VOP_SYMLINK,
 } from './vnode_if.js';
 import { O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, VType, type Dirent, type MaybePromise, type Statvfs, type Vattr, type VattrSet } from './vnode_types.js';
@@ -56,6 +56,18 @@ export function vn_lookupat_or_null(l: Lwp, dvp: Vnode, name: string): MaybeProm
     }
     return vop_lookup_or_null(dvp, name, l);
   }));
+}
+
+/**
+ * name's attributes in dvp (referenced by the caller), with search
+ * permission, where the driver has them without a vnode (VOP_LOOKUPATTR);
+ * null when absent; undefined when they are not at hand (`.` and `..`
+ * always): then vn_lookupat.
+ */
+export function vn_lookupattr(l: Lwp, dvp: Vnode, name: string): MaybePromise<Vattr | null | undefined> {
+  if (!dvp.ops.lookupattr || name === '.' || name === '..') return undefined;
+  checkName(dvp, name);
+  return vn_locking(dvp, LK_SHARED, l, () => andThen(vn_access(dvp, VEXEC, l), () => vop_lookupattr(dvp, name, l)));
 }
 
 /**

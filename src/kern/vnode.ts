@@ -19,6 +19,14 @@ export interface VnodeOps {
    * null (no exception: the cheap answer to every create's first lookup) or ENOENT.
    */
   lookup(dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode | null>;
+  /**
+   * Optional, for media whose directory records hold every attribute (a
+   * read-only disc): name's attributes, exactly as VOP_GETATTR of its vnode
+   * would give them (fileid included), without loading the vnode: a FUSE
+   * LOOKUP of a file answered with no vnode made, kept or released. Absent:
+   * null (or ENOENT). undefined: not at hand, look the name up instead.
+   */
+  lookupattr?(dvp: Vnode, name: string, l: Lwp): MaybePromise<Vattr | null | undefined>;
   /** Create a regular file (va.type VREG), or a device/FIFO/socket (mknod). */
   create(dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode>;
   mkdir(dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode>;

@@ -33,6 +33,7 @@ type Need = 'E' | 'L' | '-';
 
 export const vnode_if = {
   lookup: ['L'],
+  lookupattr: ['L'],
   create: ['E'],
   mkdir: ['E'],
   symlink: ['E'],
@@ -152,6 +153,18 @@ export function vop_lookup_or_null(dvp: Vnode, name: string, l: Lwp): MaybePromi
   let r: MaybePromise<Vnode | null>;
   try {
     r = lookup1(dvp, name, l);
+  } catch (e) {
+    return absent(e);
+  }
+  return r instanceof Promise ? r.catch(absent) : r;
+}
+/** name's attributes without its vnode; null when absent, undefined when the driver cannot tell them so. */
+export function vop_lookupattr(dvp: Vnode, name: string, l: Lwp): MaybePromise<Vattr | null | undefined> {
+  if (!dvp.ops.lookupattr) return undefined;
+  let r: MaybePromise<Vattr | null | undefined>;
+  try {
+    enter('lookupattr', l, dvp);
+    r = leave('lookupattr', l, dvp.ops.lookupattr(dvp, name, l), dvp);
   } catch (e) {
     return absent(e);
   }

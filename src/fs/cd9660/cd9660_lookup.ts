@@ -1,8 +1,10 @@
 // Name lookup in a directory (cd9660_lookup.c). The first lookup scans the
 // records once and keeps the directory's names with its node, so looking up
 // every name of a large directory is not quadratic.
-import { kerr, vcache_getm, VType, type Lwp, type Vnode } from '../../kern/index.js';
-import { cd9660_direntries, cd9660_walkentries, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode } from './cd9660_node.js';
+import { kerr, vcache_getm, VType, type Lwp, type MaybePromise, type Vattr, type Vnode } from '../../kern/index.js';
+import {
+  cd9660_direntries, cd9660_recordattr, cd9660_walkentries, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode,
+} from './cd9660_node.js';
 
 /**
  * The entry called name. A directory with a damaged record is not cached:
@@ -50,4 +52,25 @@ function found(dvp: Vnode, imp: IsoMount, dir: IsoNode, e: IsoEntry | undefined)
   if (!e) return null;
   imp.hints.set(e.key, e.type === VType.VDIR ? HINT_DIR : dir.key);
   return vcache_getm(dvp.mount, e.key);
+}
+
+/**
+ * VOP_LOOKUPATTR: a file's attributes from its record, without a vnode: at
+ * once when the directory's names are known and the record's sector is
+ * cached. undefined for a directory (its attributes are in its own extent)
+ * or a record not at hand: the caller looks the name up.
+ */
+export function cd9660_lookupattr(dvp: Vnode, name: string, _l: Lwp): MaybePromise<Vattr | null | undefined> {
+  const imp = dvp.mount.priv<IsoMount>();
+  const dir = dvp.node<IsoNode>();
+  if (dir.names) return attrOf(imp, dir, dir.names.get(name));
+  return cd9660_findname(imp, dir, name).then(e => attrOf(imp, dir, e));
+}
+
+function attrOf(imp: IsoMount, dir: IsoNode, e: IsoEntry | undefined): Vattr | null | undefined {
+  if (!e) return null;
+  if (e.type === VType.VDIR) return undefined;
+  // The file's vnode, loaded later by its id (FUSE asks by node id), is built from this record.
+  imp.hints.set(e.key, dir.key);
+  return cd9660_recordattr(imp, dir.key, e.key);
 }

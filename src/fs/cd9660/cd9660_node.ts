@@ -7,7 +7,7 @@
 // file's the byte offset of its (first) directory record.
 import {
   bincore, bread, bread_cluster, breadm, brelse, ifmtToVtype, kerr, log, VType,
-  type BlockDevice, type BlockRef, type Buf, type Timespec,
+  type BlockDevice, type BlockRef, type Buf, type Timespec, type Vattr,
 } from '../../kern/index.js';
 import {
   checkDirRecord, dataStart, ISO_FLAG_ASSOC, ISO_FLAG_DIR, ISO_FLAG_MULTI, ISO_SECTOR, isDotRecord, isoDate7, parseDirRecord, recDataLength,
@@ -425,6 +425,27 @@ export function cd9660_quicknode(imp: IsoMount, dirLoc: number, key: number): Is
   } finally {
     brelse(got);
   }
+}
+
+/** A node's attributes (getattr, and those of a file whose record is at hand: cd9660_recordattr). */
+export function isoVattr(n: IsoNode): Vattr {
+  const bytes = n.extents.reduce((b, e) => b + Math.ceil(e.length / ISO_SECTOR) * ISO_SECTOR, 0);
+  return {
+    type: n.type, mode: n.mode, nlink: n.nlink, uid: n.uid, gid: n.gid, fileid: n.key,
+    size: n.size, bytes, blocksize: ISO_SECTOR,
+    atime: n.atime, mtime: n.mtime, ctime: n.ctime, birthtime: n.birthtime,
+    rdev: n.rdev, gen: 0,
+  };
+}
+
+/**
+ * The attributes of the single-extent file whose record is at key in
+ * directory dirLoc, without a vnode, when cd9660_quicknode can build its
+ * node at once (readdir's entries, VOP_LOOKUPATTR); else undefined.
+ */
+export function cd9660_recordattr(imp: IsoMount, dirLoc: number, key: number): Vattr | undefined {
+  const n = cd9660_quicknode(imp, dirLoc, key);
+  return n ? isoVattr(n) : undefined;
 }
 
 /**

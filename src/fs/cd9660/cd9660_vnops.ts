@@ -6,9 +6,9 @@ import {
 } from '../../kern/index.js';
 import { ISO_SECTOR } from './iso.js';
 import {
-  cd9660_direntries, cd9660_quicknode, cd9660_walkentries, checkExtent, HINT_DIR, type IsoEntry, type IsoMount, type IsoNode,
+  cd9660_direntries, cd9660_recordattr, cd9660_walkentries, checkExtent, HINT_DIR, isoVattr, type IsoEntry, type IsoMount, type IsoNode,
 } from './cd9660_node.js';
-import { cd9660_lookup } from './cd9660_lookup.js';
+import { cd9660_lookup, cd9660_lookupattr } from './cd9660_lookup.js';
 import { zisofs_read } from './cd9660_zisofs.js';
 
 /** Directory entries handed out per readdir call (more follow from the cookie). */
@@ -22,17 +22,6 @@ async function cd9660_open(vp: Vnode, flags: number, _l: Lwp): Promise<void> {
 
 function cd9660_getattr(vp: Vnode, _l: Lwp): Vattr {
   return isoVattr(vp.node<IsoNode>());
-}
-
-/** A node's attributes (getattr, and readdir's for entries whose records are at hand). */
-function isoVattr(n: IsoNode): Vattr {
-  const bytes = n.extents.reduce((b, e) => b + Math.ceil(e.length / ISO_SECTOR) * ISO_SECTOR, 0);
-  return {
-    type: n.type, mode: n.mode, nlink: n.nlink, uid: n.uid, gid: n.gid, fileid: n.key,
-    size: n.size, bytes, blocksize: ISO_SECTOR,
-    atime: n.atime, mtime: n.mtime, ctime: n.ctime, birthtime: n.birthtime,
-    rdev: n.rdev, gen: 0,
-  };
 }
 
 /** Clusters read from the device at once by one read. */
@@ -114,10 +103,7 @@ class FileDirent implements Dirent {
   }
 
   get attr(): Vattr | undefined {
-    if (this.va === undefined) {
-      const n = cd9660_quicknode(this.imp, this.dirLoc, this.fileid);
-      this.va = n ? isoVattr(n) : null;
-    }
+    if (this.va === undefined) this.va = cd9660_recordattr(this.imp, this.dirLoc, this.fileid) ?? null;
     return this.va ?? undefined;
   }
 }
@@ -163,6 +149,7 @@ async function cd9660_readlink(vp: Vnode, _l: Lwp): Promise<string> {
 
 export const cd9660_vnodeops: VnodeOps = genfs_rdonly_vnodeops({
   lookup: cd9660_lookup,
+  lookupattr: cd9660_lookupattr,
   open: cd9660_open,
   getattr: cd9660_getattr,
   read: cd9660_read,
