@@ -228,6 +228,36 @@ describe('session', () => {
     expect(done[2]).toBe(many);
   });
 
+  it('waits a little for the next request before the loop sleeps, and stops when none comes in time', () => {
+    const { ch, send, replies } = session({ getattr: (_req, ino) => ({ attrValid: 0, attr: fileAttr(ino) }) });
+    const getattr = (ino: number) => request(Op.GETATTR, ino, Buffer.concat([u32s(0, 0), u64(0)]));
+    let empty = 0, late: Buffer | null = null;
+    const read = ch.read.bind(ch);
+    ch.read = (buf) => {
+      const n = read(buf);
+      if (n !== -E.EAGAIN) return n;
+      empty++;
+      // A client's next request, come while the session still reads.
+      if (late) { ch.queue.push(late); late = null; }
+      return n;
+    };
+    late = getattr(3);
+    send(getattr(2));
+    expect(replies().map(r => r.error)).toEqual([0, 0]);
+    // Nothing comes: after SPIN_MISSES (4) empty waits, a wait only every 16th request.
+    const perSend: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      empty = 0;
+      send(getattr(4));
+      perSend.push(empty);
+    }
+    expect(replies()).toHaveLength(40);
+    const spun = perSend.map(e => e > 1);
+    expect(spun.slice(0, 3)).toEqual([true, true, true]);
+    expect(spun.slice(4).filter(Boolean).length).toBeGreaterThanOrEqual(1);
+    expect(spun.slice(4).filter(Boolean).length).toBeLessThanOrEqual(3);
+  });
+
   it('FORGET and BATCH_FORGET get no reply; unknown opcodes ENOSYS; short requests EINVAL', () => {
     const forgot: [number, number][] = [];
     const { send, replies } = session({ forget: (n, k) => { forgot.push([n, k]); }, lookup: () => entry(2) });

@@ -14,6 +14,7 @@ import {
   ArgReader, DirentWriter, ProtocolError, decodeHeader, encodeAttrOut, encodeEntry, encodeOpen, encodeOutHeader,
   encodeStatfs, type AttrOut, type EntryOut, type InHeader, type OpenOut, type StatfsOut, type Timespec,
 } from './codec.js';
+import { rumpuser_clock_monotonic_ms } from '../../src/rumpuser/index.js';
 import type { Inflight } from './inflight.js';
 
 export type MaybePromise<T> = T | Promise<T>;
@@ -133,6 +134,12 @@ const GONE = new Set([-E.ENOENT, -E.ENODEV, -E.ECONNABORTED]);
 /** A READ reply's pieces at most: one writev takes IOV_MAX (1024) buffers, the header one of them. */
 const MAX_READ_PIECES = 1023;
 
+/** How long the session reads on for the next request before the event loop sleeps (see spin()). */
+const SPIN_MS = 0.03;
+/** Spins that catch nothing in a row before the session spins only every SPIN_PROBE-th time. */
+const SPIN_MISSES = 4;
+const SPIN_PROBE = 16;
+
 /** Read buffers kept for the next WRITEs beyond the one being read into. */
 const MAX_SPARE_BUFFERS = 2;
 
@@ -149,6 +156,9 @@ export class FuseSession {
   private readonly spare: Buffer[] = [];
   private readonly small = Buffer.alloc(OUT_HEADER_SIZE + 256);
   private inflight = 0;
+  /** Spins in a row that caught no request, and requests since one was tried after that (see spinning()). */
+  private spinMisses = 0;
+  private spinSkipped = 0;
   private idle: (() => void)[] = [];
   /** The in-flight slot of the request being dispatched; settle() takes it over when the answer comes later. */
   private slot = -1;
@@ -184,12 +194,39 @@ export class FuseSession {
   /** Every pending request, read and dispatched. */
   drain(): void {
     while (!this.ended) {
-      const n = this.ch.read(this.buf);
+      let n = this.ch.read(this.buf);
+      if (n === -E.EAGAIN && this.inflight === 0 && this.spinning()) n = this.spin();
       if (n === -E.EAGAIN || n === -E.EINTR) return;
       if (n === -E.ENODEV || n === -E.ECONNABORTED || n === 0) { this.end(); return; }
       if (n < 0) { this.opts.onError(new Error(`reading /dev/fuse: errno ${-n}`), 'read'); this.end(); return; }
       this.dispatch(this.buf, n);
     }
+  }
+
+  /**
+   * Whether to wait a little for the next request before the event loop
+   * sleeps: while recent waits caught one, and every SPIN_PROBE-th time
+   * after SPIN_MISSES in a row did not (a client that has gone quiet costs
+   * no more than that).
+   */
+  private spinning(): boolean {
+    return this.spinMisses < SPIN_MISSES || ++this.spinSkipped % SPIN_PROBE === 0;
+  }
+
+  /**
+   * Read again for up to SPIN_MS. A client that waits for each answer (a
+   * stat, a create, a single reader) sends its next request within tens of
+   * microseconds; a server that has gone to sleep by then is woken by the
+   * host, which on a VM costs more than the wait (a cold stat of 10,000
+   * names on cd9660: 0.56 -> 0.46 s, fuseiso 0.46; no more server CPU). Only
+   * with nothing in flight: the event loop has nothing else to do meanwhile.
+   */
+  private spin(): number {
+    const until = rumpuser_clock_monotonic_ms() + SPIN_MS;
+    let n = -E.EAGAIN;
+    while (n === -E.EAGAIN && rumpuser_clock_monotonic_ms() < until) n = this.ch.read(this.buf);
+    this.spinMisses = n === -E.EAGAIN ? this.spinMisses + 1 : 0;
+    return n;
   }
 
   private end(): void {
