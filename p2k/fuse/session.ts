@@ -218,7 +218,7 @@ export class FuseSession {
    * stat, a create, a single reader) sends its next request within tens of
    * microseconds; a server that has gone to sleep by then is woken by the
    * host, which on a VM costs more than the wait (a cold stat of 10,000
-   * names on cd9660: 0.56 -> 0.46 s, fuseiso 0.46; no more server CPU). Only
+   * names on cd9660: 0.54 -> 0.46 s, fuseiso 0.45; no more server CPU). Only
    * with nothing in flight: the event loop has nothing else to do meanwhile.
    */
   private spin(): number {
