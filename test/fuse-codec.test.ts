@@ -258,6 +258,30 @@ describe('session', () => {
     expect(spun.slice(4).filter(Boolean).length).toBeLessThanOrEqual(3);
   });
 
+  it('waits for the next request after an answer given later, too', async () => {
+    let answer: (() => void) | null = null;
+    const { ch, send, replies } = session({
+      getattr: (_req, ino) => ino === 9
+        ? new Promise(r => { answer = () => r({ attrValid: 0, attr: fileAttr(ino) }); })
+        : { attrValid: 0, attr: fileAttr(ino) },
+    });
+    const getattr = (ino: number) => request(Op.GETATTR, ino, Buffer.concat([u32s(0, 0), u64(0)]));
+    let late: Buffer | null = null;
+    const read = ch.read.bind(ch);
+    ch.read = (buf) => {
+      const n = read(buf);
+      if (n === -E.EAGAIN && late) { ch.queue.push(late); late = null; }
+      return n;
+    };
+    send(getattr(9));
+    expect(replies()).toHaveLength(0);
+    late = getattr(3);
+    answer!();
+    await new Promise(r => setImmediate(r));
+    // The late request was read by the session itself after the answer, with no poll to say it came.
+    expect(replies().map(r => Number(r.body.readBigUInt64LE(16)))).toEqual([9, 3]);
+  });
+
   it('FORGET and BATCH_FORGET get no reply; unknown opcodes ENOSYS; short requests EINVAL', () => {
     const forgot: [number, number][] = [];
     const { send, replies } = session({ forget: (n, k) => { forgot.push([n, k]); }, lookup: () => entry(2) });

@@ -453,7 +453,12 @@ export class FuseSession {
       this.opts.inflight?.end(slot);
       // A burst of concurrent WRITEs must not keep a megabyte each for good.
       if (held && this.spare.length < MAX_SPARE_BUFFERS) this.spare.push(held);
-      if (--this.inflight === 0) for (const w of this.idle.splice(0)) w();
+      if (--this.inflight > 0) return;
+      for (const w of this.idle.splice(0)) w();
+      // This answer went from a continuation, not from drain(): a client that
+      // waits for each answer sends its next request now, so wait for it here
+      // too rather than let the loop sleep (a single reader's cold READs).
+      if (!this.ended) this.drain();
     });
   }
 
