@@ -23,6 +23,25 @@ const fileAttr = (ino: number): FuseAttr => ({
 });
 const entry = (nodeid: number): EntryOut => ({ nodeid, generation: 0, entryValid: 1.5, attrValid: 1, attr: fileAttr(2 ** 40 + nodeid) });
 
+const getattr = (ino: number) => request(Op.GETATTR, ino, Buffer.concat([u32s(0, 0), u64(0)]));
+
+/**
+ * A client on ch whose next request (late) comes at the session's next read
+ * that finds none, as one sent while the session waits; empty counts those reads.
+ */
+function arriving(ch: FakeChannel): { late: Buffer | null; empty: number } {
+  const client = { late: null as Buffer | null, empty: 0 };
+  const read = ch.read.bind(ch);
+  ch.read = (buf) => {
+    const n = read(buf);
+    if (n !== -E.EAGAIN) return n;
+    client.empty++;
+    if (client.late) { ch.queue.push(client.late); client.late = null; }
+    return n;
+  };
+  return client;
+}
+
 function session(fs: FuseFilesystem, onError: (e: unknown) => void = e => { throw e; }) {
   const ch = new FakeChannel();
   const s = new FuseSession(ch, fs, { want: INIT.ASYNC_READ | INIT.MAX_PAGES | INIT.DO_READDIRPLUS, maxWrite: 1 << 20, onError });
@@ -230,26 +249,16 @@ describe('session', () => {
 
   it('waits a little for the next request before the loop sleeps, and stops when none comes in time', () => {
     const { ch, send, replies } = session({ getattr: (_req, ino) => ({ attrValid: 0, attr: fileAttr(ino) }) });
-    const getattr = (ino: number) => request(Op.GETATTR, ino, Buffer.concat([u32s(0, 0), u64(0)]));
-    let empty = 0, late: Buffer | null = null;
-    const read = ch.read.bind(ch);
-    ch.read = (buf) => {
-      const n = read(buf);
-      if (n !== -E.EAGAIN) return n;
-      empty++;
-      // A client's next request, come while the session still reads.
-      if (late) { ch.queue.push(late); late = null; }
-      return n;
-    };
-    late = getattr(3);
+    const client = arriving(ch);
+    client.late = getattr(3);
     send(getattr(2));
     expect(replies().map(r => r.error)).toEqual([0, 0]);
     // Nothing comes: after SPIN_MISSES (4) empty waits, a wait only every 16th request.
     const perSend: number[] = [];
     for (let i = 0; i < 40; i++) {
-      empty = 0;
+      client.empty = 0;
       send(getattr(4));
-      perSend.push(empty);
+      perSend.push(client.empty);
     }
     expect(replies()).toHaveLength(40);
     const spun = perSend.map(e => e > 1);
@@ -265,17 +274,10 @@ describe('session', () => {
         ? new Promise(r => { answer = () => r({ attrValid: 0, attr: fileAttr(ino) }); })
         : { attrValid: 0, attr: fileAttr(ino) },
     });
-    const getattr = (ino: number) => request(Op.GETATTR, ino, Buffer.concat([u32s(0, 0), u64(0)]));
-    let late: Buffer | null = null;
-    const read = ch.read.bind(ch);
-    ch.read = (buf) => {
-      const n = read(buf);
-      if (n === -E.EAGAIN && late) { ch.queue.push(late); late = null; }
-      return n;
-    };
+    const client = arriving(ch);
     send(getattr(9));
     expect(replies()).toHaveLength(0);
-    late = getattr(3);
+    client.late = getattr(3);
     answer!();
     await new Promise(r => setImmediate(r));
     // The late request was read by the session itself after the answer, with no poll to say it came.
