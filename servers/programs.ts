@@ -25,10 +25,11 @@ import { launcherPath } from '../src/rumpuser/native.js';
  * the optimizing compiler within a cold find of 5,000 files, and the
  * compiler's own code then came from disk, dropped with the page cache (22
  * page faults against 4; find 105 -> 94 ms, fuseiso 98; stat of 10,000
- * files and ls -lR unchanged, sequential and random reads no slower). Not rump_tmpfs: its heap holds
- * every file it has, so the growth limit would only make it collect more often
- * (measured: create 9%, stat 14%, unlink 20% slower), and it is measured
- * against a bare server on the same runtime.
+ * files and ls -lR unchanged, sequential and random reads no slower).
+ * Not rump_tmpfs: its heap holds every file it has, so the growth limit
+ * would only make it collect more often (measured: create 9%, stat 14%,
+ * unlink 20% slower), and it is measured against a bare server on the same
+ * runtime.
  * Every server: no young-generation collection as a task of its own
  * (--no-minor-gc-task; one then comes when the young generation is full, as
  * it would anyway). V8 posted one as the mount became ready, and it took
