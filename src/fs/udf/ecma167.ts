@@ -10,6 +10,8 @@ export const TAG_PVD = 1, TAG_AVDP = 2, TAG_VDP = 3, TAG_IUVD = 4, TAG_PD = 5, T
   TAG_USD = 7, TAG_TD = 8, TAG_LVID = 9;
 export const TAG_FSD = 256, TAG_FID = 257, TAG_AED = 258, TAG_IE = 259, TAG_TE = 260, TAG_FE = 261,
   TAG_EAHD = 262, TAG_EFE = 266;
+/** A file entry's tag: FE or EFE. */
+export const FILE_ENTRY_TAGS = [TAG_FE, TAG_EFE];
 
 /** ICB file types (4/14.6.6). */
 export const FT_DIR = 4, FT_REG = 5, FT_BLK = 6, FT_CHR = 7, FT_FIFO = 9, FT_SOCK = 10,
@@ -30,12 +32,23 @@ export function udf_corrupt(what: string): never {
   throw kerr('EIO', what);
 }
 
-const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
-export const u16 = (b: Uint8Array, o: number) => view(b).getUint16(o, true);
-export const u32 = (b: Uint8Array, o: number) => view(b).getUint32(o, true);
+// Fields as byte arithmetic, not a DataView made per field: a directory of
+// 10,000 entries reads ~100,000 of them, and each view was an object to
+// collect. Out of range is the RangeError a DataView gives.
+function inRange(b: Uint8Array, o: number, n: number): void {
+  if (!(o >= 0 && o + n <= b.length)) throw new RangeError(`Offset ${o} is outside the bounds of ${b.length} bytes`);
+}
+export function u16(b: Uint8Array, o: number): number {
+  inRange(b, o, 2);
+  return b[o] | (b[o + 1] << 8);
+}
+export function u32(b: Uint8Array, o: number): number {
+  inRange(b, o, 4);
+  return (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
+}
 /** A 64-bit length; one past 2^53 is corrupt. */
 export function u64(b: Uint8Array, o: number, what: string): number {
-  const v = view(b).getBigUint64(o, true);
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(o, true);
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) udf_corrupt(`${what}: ${v} is out of range`);
   return Number(v);
 }
@@ -57,6 +70,11 @@ export function udf_crc(b: Uint8Array): number {
   return crc;
 }
 
+function allZero(b: Uint8Array, n: number): boolean {
+  for (let i = 0; i < n; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
 export interface Tag { ident: number; version: number; serial: number; crcLength: number; location: number }
 
 function tagChecksum(b: Uint8Array): number {
@@ -73,7 +91,7 @@ function tagChecksum(b: Uint8Array): number {
  * from a damaged one; every other failure is EIO.
  */
 export function udf_tag(b: Uint8Array, location: number | null, where: string): Tag | null {
-  if (b.length < 16 || b.subarray(0, 16).every(x => x === 0)) return null;
+  if (b.length < 16 || allZero(b, 16)) return null;
   if (tagChecksum(b) !== b[4]) return null;
   const t: Tag = { ident: u16(b, 0), version: u16(b, 2), serial: u16(b, 6), crcLength: u16(b, 10), location: u32(b, 12) };
   if (t.version !== 2 && t.version !== 3) udf_corrupt(`${where}: descriptor version ${t.version}`);
@@ -143,8 +161,8 @@ export function udf_timestamp(b: Uint8Array, o: number, where: string): Timespec
   let tz = tt & 0xfff;
   if (tz & 0x800) tz -= 0x1000;
   if (tz === -2047) tz = 0;
-  const year = view(b).getInt16(o + 2, true);
-  const [mon, day, hour, min, sec, cs, hus, us] = b.subarray(o + 4, o + 12);
+  const year = (u16(b, o + 2) << 16) >> 16;
+  const mon = b[o + 4], day = b[o + 5], hour = b[o + 6], min = b[o + 7], sec = b[o + 8], cs = b[o + 9], hus = b[o + 10], us = b[o + 11];
   if (tz < -1440 || tz > 1440 || mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60 ||
       cs > 99 || hus > 99 || us > 99) {
     udf_corrupt(`${where}: timestamp ${year}-${mon}-${day} ${hour}:${min}:${sec} (tz ${tz}) is out of range`);

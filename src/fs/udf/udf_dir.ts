@@ -4,11 +4,11 @@
 // and parsed once and kept with its node (the medium does not change).
 import { kerr, vcache_get, VType, type Lwp, type Vnode } from '../../kern/index.js';
 import {
-  FID_DELETED, FID_DIR, FID_HIDDEN, FID_METADATA, FID_PARENT, TAG_EFE, TAG_FE, TAG_FID, icbtag, long_ad, u16, udf_corrupt, udf_tag,
+  FID_DELETED, FID_DIR, FID_HIDDEN, FID_METADATA, FID_PARENT, FILE_ENTRY_TAGS, TAG_FID, icbtag, long_ad, u16, udf_corrupt, udf_tag,
 } from './ecma167.js';
 import { udf_filename } from './udf_osta.js';
 import { udf_readall, vtypeOf, type UdfNode } from './udf_node.js';
-import { udf_key, udf_key_lb, udf_key_part, udf_readtagged, type UdfMount } from './udf_subr.js';
+import { udf_key, udf_key_lb, udf_key_part, udf_scanblocks, udf_tagged, type UdfMount } from './udf_subr.js';
 
 /** A directory larger than this is taken as corrupt (a million entries of 60 bytes). */
 const UDF_MAXDIRSIZE = 64 << 20;
@@ -71,18 +71,21 @@ export async function udf_dirents(ump: UdfMount, dir: UdfNode): Promise<UdfEntry
 
 /**
  * Read the file type of entries not known to be directories from their file
- * entries, so readdir gives d_type (find and ls need no stat then). One that
- * cannot be read stays DT_UNKNOWN: stat reports its error.
+ * entries, so readdir gives d_type (find and ls need no stat then); the
+ * file entries are scanned together, past the buffer cache. One that cannot
+ * be read stays DT_UNKNOWN: stat reports its error.
  */
 export async function udf_entrytypes(ump: UdfMount, ents: UdfEntry[]): Promise<void> {
-  await Promise.all(ents.filter(e => e.type === VType.VNON).map(async e => {
+  const unknown = ents.filter(e => e.type === VType.VNON);
+  await udf_scanblocks(ump, unknown.map(e => ({ part: udf_key_part(e.key), lb: udf_key_lb(e.key) })), (i, b) => {
+    const e = unknown[i];
     try {
-      const { b } = await udf_readtagged(ump, udf_key_part(e.key), udf_key_lb(e.key), 'file entry', TAG_FE, TAG_EFE);
+      udf_tagged(b, udf_key_lb(e.key), 'file entry', FILE_ENTRY_TAGS);
       e.type = vtypeOf(icbtag(b).fileType);
     } catch {
       // Left unknown.
     }
-  }));
+  });
 }
 
 export async function udf_lookup(dvp: Vnode, name: string, _l: Lwp): Promise<Vnode> {

@@ -9,13 +9,13 @@ import {
 } from '../../kern/index.js';
 import {
   AD_SIZE, EXT_NEXT, EXT_RECORDED, FT_BLK, FT_CHR, FT_DIR, FT_FIFO, FT_REALTIME, FT_REG, FT_SOCK, FT_SYMLINK,
-  ICB_AD_EXT, ICB_AD_INICB, ICB_AD_LONG, ICB_AD_MASK, ICB_AD_SHORT, TAG_AED, TAG_EAHD, TAG_EFE, TAG_FE, TAG_IE,
+  ICB_AD_EXT, ICB_AD_INICB, ICB_AD_LONG, ICB_AD_MASK, ICB_AD_SHORT, FILE_ENTRY_TAGS, TAG_AED, TAG_EAHD, TAG_EFE, TAG_IE,
   ext_ad, icbtag, long_ad, short_ad, u16, u32, u64, udf_corrupt, udf_perm_to_mode, udf_tag, udf_timestamp,
   type AllocDesc, type IcbTag,
 } from './ecma167.js';
 import type { UdfEntry } from './udf_dir.js';
 import { udf_cs0 } from './udf_osta.js';
-import { udf_contig, udf_key, udf_readblock, udf_readtagged, type UdfMount } from './udf_subr.js';
+import { udf_contig, udf_key, udf_readblock, udf_readtagged, udf_tagged, udf_withblock, type UdfMount } from './udf_subr.js';
 
 /** Indirect entries followed from one ICB (strategy 4096) before calling it a loop. */
 const MAX_ICB_NESTING = 1024;
@@ -119,25 +119,36 @@ async function udf_allocdescs(ump: UdfMount, adType: number, area: Uint8Array, p
  */
 export async function udf_loadnode(ump: UdfMount, part: number, lb: number, sys = false): Promise<UdfNode> {
   const key = udf_key(part, lb);
-  let where = `file entry at ${part}:${lb}`;
-  let { b, ident } = await udf_readtagged(ump, part, lb, where, TAG_FE, TAG_EFE);
-  for (let n = 0; icbtag(b).strategy === 4096; n++) {
-    if (n >= MAX_ICB_NESTING) udf_corrupt(`${where}: indirect entries nest too deep`);
-    // The next block of a strategy 4096 ICB holds an indirect entry to a newer one, or nothing.
-    let nb: Uint8Array;
-    try {
-      nb = await udf_readblock(ump, part, lb + 1, where);
-    } catch {
-      break;
-    }
-    const t = udf_tag(nb, lb + 1, where);
-    if (!t || t.ident !== TAG_IE) break;
-    const ie = long_ad(nb, 16 + 20);
-    if (ie.length === 0) break;
-    part = ie.part; lb = ie.lb;
-    where = `file entry at ${part}:${lb}`;
-    ({ b, ident } = await udf_readtagged(ump, part, lb, where, TAG_FE, TAG_EFE));
+  for (let n = 0; ; n++) {
+    const where = `file entry at ${part}:${lb}`;
+    const node = await udf_withblock(ump, part, lb, where, async b => {
+      const ident = udf_tagged(b, lb, where, FILE_ENTRY_TAGS);
+      const newer = icbtag(b).strategy === 4096 ? await udf_indirect(ump, part, lb, where) : null;
+      if (!newer) return udf_node(ump, key, part, lb, b, ident, where, sys);
+      if (n >= MAX_ICB_NESTING) udf_corrupt(`${where}: indirect entries nest too deep`);
+      part = newer.part; lb = newer.lb;
+      return null;
+    });
+    if (node) return node;
   }
+}
+
+/** The newer entry a strategy 4096 ICB's next block points to with an indirect entry, if any. */
+async function udf_indirect(ump: UdfMount, part: number, lb: number, where: string): Promise<AllocDesc | null> {
+  let nb: Uint8Array;
+  try {
+    nb = await udf_readblock(ump, part, lb + 1, where);
+  } catch {
+    return null;
+  }
+  const t = udf_tag(nb, lb + 1, where);
+  if (!t || t.ident !== TAG_IE) return null;
+  const ie = long_ad(nb, 16 + 20);
+  return ie.length === 0 ? null : ie;
+}
+
+/** The node of the checked file entry b (ident: FE or EFE) at (part, lb); nothing of b is kept. */
+async function udf_node(ump: UdfMount, key: number, part: number, lb: number, b: Uint8Array, ident: number, where: string, sys: boolean): Promise<UdfNode> {
   const efe = ident === TAG_EFE;
   const base = efe ? 216 : 176;
   const icb = icbtag(b);

@@ -258,7 +258,7 @@ async function udf_mount(mp: Mount, args: MountArgs): Promise<void> {
   mp.flags |= MNT_RDONLY;
   const ump: UdfMount = {
     dev: args.dev, bsize: 2048, parts: [], root: { part: 0, lb: 0 }, label: '',
-    uid: opts.uid, gid: opts.gid, mode: opts.mode, dmode: opts.dmode, unhide: opts.unhide,
+    uid: opts.uid, gid: opts.gid, mode: opts.mode, dmode: opts.dmode, unhide: opts.unhide, spareBlocks: [],
   };
   const avdp = await udf_find_anchor(ump, opts.session);
   let vds: Vds;
