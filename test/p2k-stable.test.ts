@@ -136,8 +136,9 @@ describe('stable node ids on read-only mounts', () => {
     });
   }
 
-  it('cd9660: a file\'s LOOKUP is answered from its record, no vnode loaded; the first request by its id loads it', async () => {
-    const mp = await kmount('cd9660', images.cd9660());
+  // VOP_LOOKUPATTR: cd9660 from the directory record, udf from the file entry.
+  for (const fstype of ['cd9660', 'udf']) it(`${fstype}: a file's LOOKUP gives its attributes with no vnode loaded; the first request by its id loads it`, async () => {
+    const mp = await kmount(fstype, images[fstype]());
     const p = new P2k(mp, opts);
     try {
       const dir = await p.lookup(req, FUSE_ROOT_ID, 'a');

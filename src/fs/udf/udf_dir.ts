@@ -2,12 +2,12 @@
 // data, each tag checked, deleted ones skipped, hidden ones skipped unless
 // the mount says unhide, the parent entry taken as `..`. A directory is read
 // and parsed once and kept with its node (the medium does not change).
-import { kerr, vcache_get, VType, type Lwp, type Vnode } from '../../kern/index.js';
+import { kerr, vcache_get, VType, type Lwp, type Vattr, type Vnode } from '../../kern/index.js';
 import {
   FID_DELETED, FID_DIR, FID_HIDDEN, FID_METADATA, FID_PARENT, FILE_ENTRY_TAGS, TAG_FID, icbtag, long_ad, u16, udf_corrupt, udf_tag,
 } from './ecma167.js';
 import { udf_filename } from './udf_osta.js';
-import { udf_readall, vtypeOf, type UdfNode } from './udf_node.js';
+import { udf_loadnode, udf_readall, udf_vattr, vtypeOf, type UdfNode } from './udf_node.js';
 import { udf_key, udf_key_lb, udf_key_part, udf_scanblocks, udf_tagged, type UdfMount } from './udf_subr.js';
 
 /** A directory larger than this is taken as corrupt (a million entries of 60 bytes). */
@@ -92,17 +92,36 @@ export async function udf_lookup(dvp: Vnode, name: string, _l: Lwp): Promise<Vno
   const ump = dvp.mount.priv<UdfMount>();
   const dir = dvp.node<UdfNode>();
   if (dvp.type !== VType.VDIR) throw kerr('ENOTDIR');
-  const ents = await udf_dirents(ump, dir);
   if (name === '..') {
+    await udf_dirents(ump, dir);
     if (dir.parent === undefined) udf_corrupt(`directory ${dir.part}:${dir.lb}: no parent entry`);
     return vcache_get(dvp.mount, dir.parent);
   }
+  const key = await udf_namekey(ump, dir, name);
+  if (key === undefined) throw kerr('ENOENT');
+  return vcache_get(dvp.mount, key);
+}
+
+/**
+ * VOP_LOOKUPATTR: the attributes of what a name names, from its file entry,
+ * with no vnode (a stat of every file of a directory then loads none);
+ * undefined for `..`, which the lookup resolves.
+ */
+export async function udf_lookupattr(dvp: Vnode, name: string, _l: Lwp): Promise<Vattr | null | undefined> {
+  if (name === '..' || dvp.type !== VType.VDIR) return undefined;
+  const ump = dvp.mount.priv<UdfMount>();
+  const key = await udf_namekey(ump, dvp.node<UdfNode>(), name);
+  if (key === undefined) return null;
+  return udf_vattr(ump, await udf_loadnode(ump, udf_key_part(key), udf_key_lb(key)));
+}
+
+/** The key of the file a name of directory dir names, if any. */
+async function udf_namekey(ump: UdfMount, dir: UdfNode, name: string): Promise<number | undefined> {
+  const ents = await udf_dirents(ump, dir);
   if (!dir.names) {
     dir.names = new Map();
     // The first of two entries with one name wins, as a scan would find it.
     for (const e of ents) if (e.name !== '..' && !dir.names.has(e.name)) dir.names.set(e.name, e.key);
   }
-  const key = dir.names.get(name);
-  if (key === undefined) throw kerr('ENOENT');
-  return vcache_get(dvp.mount, key);
+  return dir.names.get(name);
 }

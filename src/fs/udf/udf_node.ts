@@ -5,7 +5,7 @@
 // of a node's data through the partition maps.
 import {
   bread, brelse, makedev, VType,
-  type Timespec,
+  type Timespec, type Vattr,
 } from '../../kern/index.js';
 import {
   AD_SIZE, EXT_NEXT, EXT_RECORDED, FT_BLK, FT_CHR, FT_DIR, FT_FIFO, FT_REALTIME, FT_REG, FT_SOCK, FT_SYMLINK,
@@ -191,6 +191,17 @@ async function udf_node(ump: UdfMount, key: number, part: number, lb: number, b:
   }
   if (type === VType.VLNK) node.symlink = udf_pathcomponents(await udf_readall(ump, node, MAX_SYMLINK, 'symbolic link'), where);
   return node;
+}
+
+/** A node's attributes, as VOP_GETATTR gives them. */
+export function udf_vattr(ump: UdfMount, n: UdfNode): Vattr {
+  return {
+    type: n.type, mode: n.mode, nlink: n.nlink, uid: n.uid, gid: n.gid, fileid: n.key,
+    size: n.symlink !== undefined ? new TextEncoder().encode(n.symlink).length : n.size,
+    bytes: n.bytes, blocksize: ump.bsize,
+    atime: n.atime, mtime: n.mtime, ctime: n.ctime, birthtime: n.birthtime,
+    rdev: n.rdev, gen: 0,
+  };
 }
 
 /** Bytes read from the device at once for file data (as genfs reads in large transfers). */

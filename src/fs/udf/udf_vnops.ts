@@ -4,8 +4,8 @@ import {
   genfs_rdonly_vnodeops, kerr, O_ACCMODE, O_RDONLY, O_TRUNC, VType,
   type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
-import { udf_dirents, udf_entrytypes, udf_lookup } from './udf_dir.js';
-import { udf_readdata, type UdfNode } from './udf_node.js';
+import { udf_dirents, udf_entrytypes, udf_lookup, udf_lookupattr } from './udf_dir.js';
+import { udf_readdata, udf_vattr, type UdfNode } from './udf_node.js';
 import type { UdfMount } from './udf_subr.js';
 
 /** Directory entries handed out per readdir call (more follow from the cookie). */
@@ -17,16 +17,8 @@ async function udf_open(vp: Vnode, flags: number, _l: Lwp): Promise<void> {
       ((flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC))) throw kerr('EROFS');
 }
 
-async function udf_getattr(vp: Vnode, _l: Lwp): Promise<Vattr> {
-  const n = vp.node<UdfNode>();
-  const ump = vp.mount.priv<UdfMount>();
-  return {
-    type: n.type, mode: n.mode, nlink: n.nlink, uid: n.uid, gid: n.gid, fileid: n.key,
-    size: n.symlink !== undefined ? new TextEncoder().encode(n.symlink).length : n.size,
-    bytes: n.bytes, blocksize: ump.bsize,
-    atime: n.atime, mtime: n.mtime, ctime: n.ctime, birthtime: n.birthtime,
-    rdev: n.rdev, gen: 0,
-  };
+function udf_getattr(vp: Vnode, _l: Lwp): Vattr {
+  return udf_vattr(vp.mount.priv<UdfMount>(), vp.node<UdfNode>());
 }
 
 async function udf_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: number, _l: Lwp): Promise<number> {
@@ -62,6 +54,7 @@ async function udf_readlink(vp: Vnode, _l: Lwp): Promise<string> {
 
 export const udf_vnodeops: VnodeOps = genfs_rdonly_vnodeops({
   lookup: udf_lookup,
+  lookupattr: udf_lookupattr,
   open: udf_open,
   getattr: udf_getattr,
   read: udf_read,
