@@ -4,8 +4,7 @@ import { rumpuser_clock_realtime } from '../rumpuser/index.js';
 export interface Timespec { sec: number; nsec: number }
 
 export function nanotime(): Timespec {
-  const ns = rumpuser_clock_realtime();
-  return { sec: Number(ns / 1_000_000_000n), nsec: Number(ns % 1_000_000_000n) };
+  return rumpuser_clock_realtime();
 }
 
 export function timespecFromMs(ms: number): Timespec {
