@@ -1,7 +1,7 @@
 // ISO 9660 (ECMA-119) on-disk structures: volume descriptors, directory
 // records and their dates. Parsers check every length against the bytes
 // they were given and return null (or throw EIO) rather than read past them.
-import { kerr, log, type Timespec } from '../../kern/index.js';
+import { kerr, log, timegm, type Timespec } from '../../kern/index.js';
 
 /** The logical sector: directory records never cross one. */
 export const ISO_SECTOR = 2048;
@@ -149,23 +149,9 @@ export function isDotRecord(r: DirRecord): 0 | 1 | null {
   return dotOf(r.name.length, r.name[0]);
 }
 
-/**
- * Seconds since the epoch for a UTC calendar date; NaN-free for any input.
- * As Date.UTC (a day, hour, minute or second past its range carries over),
- * by arithmetic: every record has dates, and Date.UTC costs a call into the
- * runtime each. month is 1-12 (callers check).
- */
+/** timegm with Date.UTC's two-digit years (0-99 are 19xx). */
 function utc(year: number, month: number, day: number, h: number, m: number, s: number): number {
-  // Date.UTC's two-digit years.
-  if (year >= 0 && year <= 99) year += 1900;
-  // Days from 1970-01-01 to the first of the month (Hinnant's days_from_civil).
-  const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
-  const yoe = y - era * 400;
-  const doy = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5);
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
-  const days = era * 146097 + doe - 719468;
-  return (days + day - 1) * 86400 + h * 3600 + m * 60 + s;
+  return timegm(year >= 0 && year <= 99 ? year + 1900 : year, month, day, h, m, s);
 }
 
 /** The 7-byte recording date of a directory record (and RRIP TF short form). */

@@ -3,7 +3,7 @@
 // short_ad, long_ad, ext_ad), timestamps, regids, and the descriptors this
 // read-only driver uses. Parsers take a block's bytes and range-check what
 // they return; a failed check is EIO with a log line (udf_corrupt).
-import { kerr, log, type Timespec } from '../../kern/index.js';
+import { kerr, log, timegm, type Timespec } from '../../kern/index.js';
 
 /** Tag identifiers (ECMA-167 3/7.2.1, 4/7.2.1). */
 export const TAG_PVD = 1, TAG_AVDP = 2, TAG_VDP = 3, TAG_IUVD = 4, TAG_PD = 5, TAG_LVD = 6,
@@ -167,12 +167,8 @@ export function udf_timestamp(b: Uint8Array, o: number, where: string): Timespec
       cs > 99 || hus > 99 || us > 99) {
     udf_corrupt(`${where}: timestamp ${year}-${mon}-${day} ${hour}:${min}:${sec} (tz ${tz}) is out of range`);
   }
-  // setUTCFullYear, not Date.UTC: that takes years 0-99 as 19xx.
-  const d = new Date(0);
-  d.setUTCFullYear(year, mon - 1, day);
-  d.setUTCHours(hour, min, sec, 0);
-  const s = d.getTime() / 1000 - tz * 60;
-  return { sec: s, nsec: cs * 10_000_000 + hus * 100_000 + us * 1000 };
+  // timegm, not Date.UTC: that takes years 0-99 as 19xx.
+  return { sec: timegm(year, mon, day, hour, min, sec) - tz * 60, nsec: cs * 10_000_000 + hus * 100_000 + us * 1000 };
 }
 
 /** UDF permissions (4/14.9.5: other, group, owner, 5 bits each) and ICB flags -> st_mode bits. */
