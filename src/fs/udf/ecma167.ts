@@ -32,9 +32,9 @@ export function udf_corrupt(what: string): never {
   throw kerr('EIO', what);
 }
 
-// Fields as byte arithmetic, not a DataView made per field: a directory of
-// 10,000 entries reads ~100,000 of them, and each view was an object to
-// collect. Out of range is the RangeError a DataView gives.
+// Fields as byte arithmetic, not a DataView made per field: listing 10,000
+// files reads over 100,000 fields, and each view was an object to collect.
+// Out of range is the RangeError a DataView gives.
 function inRange(b: Uint8Array, o: number, n: number): void {
   if (!(o >= 0 && o + n <= b.length)) throw new RangeError(`Offset ${o} is outside the bounds of ${b.length} bytes`);
 }
