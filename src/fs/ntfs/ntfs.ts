@@ -77,12 +77,24 @@ export function utf16(b: Uint8Array, o: number, chars: number): string {
 const EPOCH_DIFF = 116444736000000000n;
 /** NTFS time: 100 ns units since 1601-01-01 UTC. */
 export function ntfsTime(b: Uint8Array, o: number): Timespec {
-  const t = BigInt(u32(b, o)) | (BigInt(u32(b, o + 4)) << 32n);
-  const d = t - EPOCH_DIFF;
+  // t = hi * 2^32 + lo, 2^32 = 429 * 10^7 + 4967296: seconds and the rest by
+  // numbers, exactly while hi * 4967296 + lo stays below 2^53 (until the year
+  // ~25,000), not by BigInt (every directory entry has four of these).
+  const lo = u32(b, o), hi = u32(b, o + 4);
+  if (hi < EXACT_HI) {
+    const m = hi * 4967296 + lo;
+    const rest = m % 10_000_000;
+    return { sec: hi * 429 + (m - rest) / 10_000_000 - EPOCH_DIFF_SEC, nsec: rest * 100 };
+  }
+  const d = (BigInt(lo) | (BigInt(hi) << 32n)) - EPOCH_DIFF;
   let sec = d / 10_000_000n, rem = d % 10_000_000n;
   if (rem < 0n) { rem += 10_000_000n; sec -= 1n; }
   return { sec: Number(sec), nsec: Number(rem) * 100 };
 }
+
+/** The high word below which ntfsTime's arithmetic on numbers is exact. */
+const EXACT_HI = Math.floor((Number.MAX_SAFE_INTEGER - 0xffffffff) / 4967296);
+const EPOCH_DIFF_SEC = 11644473600;
 
 export interface BootSector {
   bytesPerSector: number;
