@@ -152,9 +152,15 @@ describe('stable node ids on read-only mounts', () => {
       const { fh } = await p.open(req, e.nodeid, O_RDONLY);
       expect(Buffer.from(await p.read(req, e.nodeid, fh, 0, 100) as Uint8Array).toString()).toBe('middle\n');
       await p.release(req, e.nodeid, fh);
-      // Known now: a LOOKUP counts, and the host's FORGET of its count lets it go.
+      // Known now (revived: its count starts at 0): each LOOKUP counts, and
+      // the host's FORGET of its count lets it go.
       expect((await p.lookup(req, dir.nodeid, 'mid.txt')).nodeid).toBe(e.nodeid);
-      p.forget(e.nodeid, 2);
+      expect((await p.lookup(req, dir.nodeid, 'mid.txt')).nodeid).toBe(e.nodeid);
+      const vp = mp.vnodes.get(key)!;
+      p.forget(e.nodeid, 1);
+      expect(vp.usecount).toBe(1);
+      p.forget(e.nodeid, 1);
+      expect(vp.usecount).toBe(0);
       expect(() => p.forget(e.nodeid, 1)).not.toThrow();
       // Absent names and directories as before.
       expect((await p.lookup(req, dir.nodeid, 'none.txt')).nodeid).toBe(0);
