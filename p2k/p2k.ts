@@ -12,7 +12,7 @@ import {
   vn_close, vn_closem, vn_createat, vn_fsync, vn_getxattr, vn_killpriv, vn_linkat, vn_listxattr, vn_locked, vn_lookupat, vn_lookupat_or_null, vn_lookupattr, vn_lookupmany,
   vn_mkdirat, vn_mknodat, vn_open, vn_openm, vn_loanm, vn_readm, vn_readdir, vn_readlink, vn_removexattr, vn_renameat, vn_rmdirat,
   vn_setattr, vn_setxattr, vn_stat, vn_symlinkat, vn_unlinkat, vn_writem, vref, vrele, vtypeToIfmt, VFS_VGET,
-  type Dirent, type MaybePromise, type Mount, type Vattr, type VattrSet, type Vnode,
+  Vnode, type Dirent, type MaybePromise, type Mount, type Vattr, type VattrSet,
 } from '../src/kern/index.js';
 import { rumpuser_putstr } from '../src/rumpuser/index.js';
 import { v8 } from '../src/rumpuser/lazy.js';
@@ -345,11 +345,14 @@ export class P2k implements FuseFilesystem {
     if (!this.stable) return andThen(vn_lookupat_or_null(l, dvp, name), vp => this.found(l, vp, name));
     // With stable ids, a file whose attributes the driver has at hand needs no
     // vnode (a cold `stat` of every file of a disc's directory loads, keeps and
-    // releases none): as READDIRPLUS's entries. A node known already counts lookups.
-    return andThen(vn_lookupattr(l, dvp, name), va => {
-      if (va === null) return this.found(l, null, name);
-      if (va && !this.nodes.has(va.fileid + STABLE_BIAS)) return this.unheldEntry(va);
-      return andThen(vn_lookupat_or_null(l, dvp, name), vp => this.found(l, vp, name));
+    // releases none): as READDIRPLUS's entries. A node known already counts
+    // lookups, on the vnode it holds.
+    return andThen(vn_lookupattr(l, dvp, name), r => {
+      if (r === null || r instanceof Vnode) return this.found(l, r, name);
+      const known = this.nodes.get(r.fileid + STABLE_BIAS);
+      if (!known) return this.unheldEntry(r);
+      vref(known.vp);
+      return this.entryOf(known.vp, r, name);
     });
   }
 

@@ -59,15 +59,16 @@ export function vn_lookupat_or_null(l: Lwp, dvp: Vnode, name: string): MaybeProm
 }
 
 /**
- * name's attributes in dvp (referenced by the caller), with search
- * permission, where the driver has them without a vnode (VOP_LOOKUPATTR);
- * null when absent; undefined when they are not at hand (`.` and `..`
- * always): then vn_lookupat.
+ * lookup for a caller that takes attributes where the driver has them
+ * without a vnode (VOP_LOOKUPATTR): name's attributes, else its vnode
+ * (referenced), null when absent; under one lock and one search-permission
+ * check either way. `.` and `..` always as vn_lookupat_or_null.
  */
-export function vn_lookupattr(l: Lwp, dvp: Vnode, name: string): MaybePromise<Vattr | null | undefined> {
-  if (!dvp.ops.lookupattr || name === '.' || name === '..') return undefined;
+export function vn_lookupattr(l: Lwp, dvp: Vnode, name: string): MaybePromise<Vattr | Vnode | null> {
+  if (!dvp.ops.lookupattr || name === '.' || name === '..') return vn_lookupat_or_null(l, dvp, name);
   checkName(dvp, name);
-  return vn_locking(dvp, LK_SHARED, l, () => andThen(vn_access(dvp, VEXEC, l), () => vop_lookupattr(dvp, name, l)));
+  return vn_locking(dvp, LK_SHARED, l, () => andThen(vn_access(dvp, VEXEC, l), () => andThen(vop_lookupattr(dvp, name, l),
+    va => va === undefined ? vop_lookup_or_null(dvp, name, l) : va)));
 }
 
 /**

@@ -148,27 +148,26 @@ function lookup1(dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode | null> {
 
 /** name in dvp, referenced; ENOENT when absent. */
 export const vop_lookup = (dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode> => andThen(lookup1(dvp, name, l), found);
-/** name in dvp, referenced; null when absent (a driver's null or its ENOENT). */
-export function vop_lookup_or_null(dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode | null> {
-  let r: MaybePromise<Vnode | null>;
+/** op's answer for name, with ENOENT as null (a module-level op: no closure per lookup). */
+function orNull<T>(op: (dvp: Vnode, name: string, l: Lwp) => MaybePromise<T>, dvp: Vnode, name: string, l: Lwp): MaybePromise<T | null> {
+  let r: MaybePromise<T>;
   try {
-    r = lookup1(dvp, name, l);
+    r = op(dvp, name, l);
   } catch (e) {
     return absent(e);
   }
   return r instanceof Promise ? r.catch(absent) : r;
 }
+/** name in dvp, referenced; null when absent (a driver's null or its ENOENT). */
+export const vop_lookup_or_null = (dvp: Vnode, name: string, l: Lwp): MaybePromise<Vnode | null> => orNull(lookup1, dvp, name, l);
+
+function lookupattr1(dvp: Vnode, name: string, l: Lwp): MaybePromise<Vattr | null | undefined> {
+  enter('lookupattr', l, dvp);
+  return leave('lookupattr', l, dvp.ops.lookupattr!(dvp, name, l), dvp);
+}
 /** name's attributes without its vnode; null when absent, undefined when the driver cannot tell them so. */
 export function vop_lookupattr(dvp: Vnode, name: string, l: Lwp): MaybePromise<Vattr | null | undefined> {
-  if (!dvp.ops.lookupattr) return undefined;
-  let r: MaybePromise<Vattr | null | undefined>;
-  try {
-    enter('lookupattr', l, dvp);
-    r = leave('lookupattr', l, dvp.ops.lookupattr(dvp, name, l), dvp);
-  } catch (e) {
-    return absent(e);
-  }
-  return r instanceof Promise ? r.catch(absent) : r;
+  return dvp.ops.lookupattr ? orNull(lookupattr1, dvp, name, l) : undefined;
 }
 export function vop_create(dvp: Vnode, name: string, va: VattrCreate, l: Lwp): MaybePromise<Vnode> {
   enter('create', l, dvp);
