@@ -166,15 +166,15 @@ export async function udf_scanblocks(ump: UdfMount, blocks: readonly { part: num
       // Reported by the block's own read.
     }
   });
+  if (at.length === 0) return;
   at.sort((a, b) => a.sector - b.sector);
-  let scratch: Uint8Array | null = null;
+  // No run is longer than SCAN_RUN sectors, nor than all of them span.
+  const scratch = new Uint8Array(Math.min(SCAN_RUN, at[at.length - 1].sector - at[0].sector + 1) * bs);
   for (let k = 0; k < at.length;) {
     const first = at[k].sector;
     let j = k + 1;
     while (j < at.length && at[j].sector - at[j - 1].sector <= SCAN_GAP && at[j].sector - first < SCAN_RUN) j++;
-    const n = at[j - 1].sector - first + 1;
-    scratch ??= new Uint8Array(Math.min(SCAN_RUN, at[at.length - 1].sector - first + 1) * bs);
-    const run = scratch.length >= n * bs ? scratch.subarray(0, n * bs) : new Uint8Array(n * bs);
+    const run = scratch.subarray(0, (at[j - 1].sector - first + 1) * bs);
     const from = k;
     k = j;
     try {
