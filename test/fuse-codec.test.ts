@@ -5,7 +5,7 @@
 import { constants } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { FATTR, INIT, Op } from '../p2k/fuse/abi.js';
-import { ArgReader, DirentWriter, ProtocolError, direntSize, encodeAttr, type EntryOut, type FuseAttr } from '../p2k/fuse/codec.js';
+import { ArgReader, DirentWriter, ProtocolError, decodeHeader, direntSize, encodeAttr, type EntryOut, type FuseAttr } from '../p2k/fuse/codec.js';
 import { FuseSession, type FuseFilesystem } from '../p2k/fuse/session.js';
 import { FakeChannel, request, u32s } from './helpers/fuse.js';
 
@@ -132,6 +132,17 @@ describe('codec byte stores', () => {
     fresh.add('short', 9, 0o040000, 3);
     expect(again.reply()).toEqual(fresh.reply());
     expect(new DirentWriter(2048, false).buf).not.toBe(buf);
+  });
+
+  it('refuses a field that is not 4-byte aligned, as a protocol error', () => {
+    const b = Buffer.alloc(80);
+    const odd = b.subarray(1, 41);
+    odd.writeUInt32LE(40, 0);
+    expect(() => decodeHeader(odd, 40)).toThrow(ProtocolError);
+    expect(() => new ArgReader(b.subarray(2), 60).u32()).toThrow(ProtocolError);
+    const aligned = b.subarray(8, 48);
+    aligned.writeUInt32LE(40, 0);
+    expect(decodeHeader(aligned, 40).len).toBe(40);
   });
 
   it('an out header with a negative error and a 64-bit unique', async () => {

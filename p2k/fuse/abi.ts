@@ -64,6 +64,8 @@ export const ATTR_SIZE = 88;
 export const ENTRY_OUT_SIZE = 40 + ATTR_SIZE;
 export const ATTR_OUT_SIZE = 16 + ATTR_SIZE;
 export const OPEN_OUT_SIZE = 16;
+/** fuse_write_out, and fuse_getxattr_out alike. */
+export const COUNT_OUT_SIZE = 8;
 export const STATFS_OUT_SIZE = 80;
 export const INIT_OUT_SIZE = 64;
 export const DIRENT_SIZE = 24;

@@ -36,25 +36,64 @@ export interface InHeader {
   len: number; opcode: number; unique: number; nodeid: number; uid: number; gid: number; pid: number;
 }
 
+/**
+ * The 32-bit words of b's memory (the host's order: little-endian, as
+ * everywhere in this transport): a field is one typed-array load or store,
+ * not a call and four byte operations (a cost per field per request, largest
+ * while a fresh server still runs its code unoptimized). The views of the
+ * last two memories are kept: a session alternates between its request and
+ * reply buffers. Structures sit at multiples of 8 in buffers that start
+ * aligned (Buffer.alloc, a large allocUnsafe, the pool's 8-byte slots).
+ */
+let memA: ArrayBufferLike | null = null, memB: ArrayBufferLike | null = null;
+let wordsA: Uint32Array = new Uint32Array(0), wordsB = wordsA;
+function words(b: Uint8Array): Uint32Array {
+  const mem = b.buffer;
+  if (mem === memA) return wordsA;
+  if (mem !== memB) {
+    memB = mem;
+    wordsB = new Uint32Array(mem, 0, mem.byteLength >>> 2);
+  }
+  // The most recent first (plain swaps: a destructuring swap allocates an array).
+  const m = memA, w = wordsA;
+  memA = memB;
+  wordsA = wordsB;
+  memB = m;
+  wordsB = w;
+  return wordsA;
+}
+
+/** The index of the word at byte off of b. */
+function at32(b: Uint8Array, off: number): number {
+  const o = b.byteOffset + off;
+  if (o & 3) throw new ProtocolError(`a field at byte ${off} is not 4-byte aligned`);
+  return o >>> 2;
+}
+
 /** The fixed header of a request of n bytes in buf. */
 export function decodeHeader(buf: Buffer, n: number): InHeader {
   if (n < IN_HEADER_SIZE) throw new ProtocolError(`request of ${n} bytes, shorter than its header`);
-  const len = buf.readUInt32LE(0);
+  const w = words(buf), i = at32(buf, 0);
+  const len = w[i];
   if (len !== n) throw new ProtocolError(`request says ${len} bytes, ${n} were read`);
   return {
-    len, opcode: buf.readUInt32LE(4), unique: u64(buf, 8), nodeid: u64(buf, 16),
-    uid: buf.readUInt32LE(24), gid: buf.readUInt32LE(28), pid: buf.readUInt32LE(32),
+    len, opcode: w[i + 1], unique: w[i + 2] + w[i + 3] * TWO32, nodeid: w[i + 4] + w[i + 5] * TWO32,
+    uid: w[i + 6], gid: w[i + 7], pid: w[i + 8],
   };
-}
-
-function u64(buf: Buffer, off: number): number {
-  return buf.readUInt32LE(off) + buf.readUInt32LE(off + 4) * TWO32;
 }
 
 /** A cursor over a request's arguments (after the header), bounds-checked. */
 export class ArgReader {
   private pos = IN_HEADER_SIZE;
-  constructor(private readonly buf: Buffer, private readonly end: number) {}
+  constructor(private buf: Buffer = Buffer.alloc(0), private end = 0) {}
+
+  /** Read the request of end bytes in buf from its arguments' start on. */
+  reset(buf: Buffer, end: number): this {
+    this.buf = buf;
+    this.end = end;
+    this.pos = IN_HEADER_SIZE;
+    return this;
+  }
 
   private need(n: number): number {
     const at = this.pos;
@@ -63,10 +102,10 @@ export class ArgReader {
     return at;
   }
 
-  u32(): number { return this.buf.readUInt32LE(this.need(4)); }
-  u64(): number { return u64(this.buf, this.need(8)); }
+  u32(): number { return words(this.buf)[at32(this.buf, this.need(4))]; }
+  u64(): number { const w = words(this.buf), i = at32(this.buf, this.need(8)); return w[i] + w[i + 1] * TWO32; }
   /** fuse's u64 seconds that carry an s64 (times before 1970). */
-  i64(): number { const at = this.need(8); return this.buf.readUInt32LE(at) + this.buf.readInt32LE(at + 4) * TWO32; }
+  i64(): number { const w = words(this.buf), i = at32(this.buf, this.need(8)); return w[i] + (w[i + 1] | 0) * TWO32; }
   skip(n: number): void { this.need(n); }
 
   /** A NUL-terminated name. */
@@ -87,97 +126,105 @@ export class ArgReader {
   get remaining(): number { return this.end - this.pos; }
 }
 
-/**
- * A 32-bit value at off, little-endian, as bytes: v is an integer in
- * [-2^31, 2^32) (negative ones as two's complement). Every reply field goes
- * through here: byte stores, without Buffer.writeUInt32LE's argument checks
- * (a cost per field per reply, largest while a fresh server runs cold).
- */
-function put32(buf: Uint8Array, off: number, v: number): void {
-  buf[off] = v;
-  buf[off + 1] = v >>> 8;
-  buf[off + 2] = v >>> 16;
-  buf[off + 3] = v >>> 24;
-}
-
-function putU64(buf: Buffer, off: number, v: number): void {
-  // Negative or fractional values would be a server bug; clamp rather than write garbage.
+/** A u64 field at word i: v an integer below 2^53 (negative or fractional would be a server bug: clamped, not garbage). */
+function put64(w: Uint32Array, i: number, v: number): void {
   const n = v > 0 ? Math.floor(v) : 0;
-  put32(buf, off, n % TWO32);
-  put32(buf, off + 4, Math.floor(n / TWO32) % TWO32);
+  w[i] = n;
+  // Not divided when below 2^32 (nearly always): a fraction is a heap number each in unoptimized code.
+  w[i + 1] = n < TWO32 ? 0 : n / TWO32;
 }
 
-/** A timeout in seconds as fuse's (seconds u64, nanoseconds u32) pair. */
-function putValid(buf: Buffer, secOff: number, nsecOff: number, seconds: number): void {
+/** A timeout in seconds as fuse's (seconds u64, nanoseconds u32) pair at words sec and nsec. */
+function putValid(w: Uint32Array, sec: number, nsec: number, seconds: number): void {
   const s = Math.max(0, seconds);
   const whole = Math.floor(s);
-  putU64(buf, secOff, whole);
-  put32(buf, nsecOff, Math.min(999_999_999, Math.round((s - whole) * 1e9)));
+  put64(w, sec, whole);
+  w[nsec] = Math.min(999_999_999, Math.round((s - whole) * 1e9));
 }
 
-function putTime(buf: Buffer, secOff: number, nsecOff: number, t: Timespec): void {
+function putTime(w: Uint32Array, sec: number, nsec: number, t: Timespec): void {
   // fuse_attr's seconds are u64 carrying an s64: times before 1970 as two's complement.
-  const sec = Math.trunc(t.sec);
-  if (sec >= 0) putU64(buf, secOff, sec);
-  else { put32(buf, secOff, sec | 0); put32(buf, secOff + 4, -1); }
-  put32(buf, nsecOff, Math.min(999_999_999, Math.max(0, Math.trunc(t.nsec))));
+  const s = Math.trunc(t.sec);
+  w[sec] = s;
+  w[sec + 1] = s >= 0 && s < TWO32 ? 0 : Math.floor(s / TWO32);
+  w[nsec] = Math.min(999_999_999, Math.max(0, Math.trunc(t.nsec)));
+}
+
+/** struct fuse_attr at word i. */
+function putAttr(w: Uint32Array, i: number, a: FuseAttr): void {
+  put64(w, i, a.ino);
+  put64(w, i + 2, a.size);
+  put64(w, i + 4, a.blocks);
+  putTime(w, i + 6, i + 12, a.atime);
+  putTime(w, i + 8, i + 13, a.mtime);
+  putTime(w, i + 10, i + 14, a.ctime);
+  w[i + 15] = a.mode;
+  w[i + 16] = a.nlink;
+  w[i + 17] = a.uid;
+  w[i + 18] = a.gid;
+  w[i + 19] = a.rdev;
+  w[i + 20] = a.blksize;
+  w[i + 21] = 0;
+}
+
+function putEntry(w: Uint32Array, i: number, e: EntryOut): void {
+  put64(w, i, e.nodeid);
+  put64(w, i + 2, e.generation);
+  putValid(w, i + 4, i + 8, e.entryValid);
+  putValid(w, i + 6, i + 9, e.attrValid);
+  putAttr(w, i + 10, e.attr);
 }
 
 /** struct fuse_attr at off. */
 export function encodeAttr(buf: Buffer, off: number, a: FuseAttr): void {
-  putU64(buf, off, a.ino);
-  putU64(buf, off + 8, a.size);
-  putU64(buf, off + 16, a.blocks);
-  putTime(buf, off + 24, off + 48, a.atime);
-  putTime(buf, off + 32, off + 52, a.mtime);
-  putTime(buf, off + 40, off + 56, a.ctime);
-  put32(buf, off + 60, a.mode >>> 0);
-  put32(buf, off + 64, a.nlink >>> 0);
-  put32(buf, off + 68, a.uid >>> 0);
-  put32(buf, off + 72, a.gid >>> 0);
-  put32(buf, off + 76, a.rdev >>> 0);
-  put32(buf, off + 80, a.blksize >>> 0);
-  put32(buf, off + 84, 0);
+  putAttr(words(buf), at32(buf, off), a);
 }
 
 /** struct fuse_entry_out at off (ENTRY_OUT_SIZE bytes). */
 export function encodeEntry(buf: Buffer, off: number, e: EntryOut): void {
-  putU64(buf, off, e.nodeid);
-  putU64(buf, off + 8, e.generation);
-  putValid(buf, off + 16, off + 32, e.entryValid);
-  putValid(buf, off + 24, off + 36, e.attrValid);
-  encodeAttr(buf, off + 40, e.attr);
+  putEntry(words(buf), at32(buf, off), e);
 }
 
 export function encodeAttrOut(buf: Buffer, off: number, a: AttrOut): void {
-  putValid(buf, off, off + 8, a.attrValid);
-  put32(buf, off + 12, 0);
-  encodeAttr(buf, off + 16, a.attr);
+  const w = words(buf), i = at32(buf, off);
+  putValid(w, i, i + 2, a.attrValid);
+  w[i + 3] = 0;
+  putAttr(w, i + 4, a.attr);
 }
 
 export function encodeOpen(buf: Buffer, off: number, o: OpenOut): void {
-  putU64(buf, off, o.fh);
-  buf.writeUInt32LE(o.openFlags >>> 0, off + 8);
-  buf.writeUInt32LE(0, off + 12);
+  const w = words(buf), i = at32(buf, off);
+  put64(w, i, o.fh);
+  w[i + 2] = o.openFlags;
+  w[i + 3] = 0;
 }
 
 export function encodeStatfs(buf: Buffer, off: number, s: StatfsOut): void {
-  putU64(buf, off, s.blocks);
-  putU64(buf, off + 8, s.bfree);
-  putU64(buf, off + 16, s.bavail);
-  putU64(buf, off + 24, s.files);
-  putU64(buf, off + 32, s.ffree);
-  buf.writeUInt32LE(s.bsize >>> 0, off + 40);
-  buf.writeUInt32LE(s.namelen >>> 0, off + 44);
-  buf.writeUInt32LE(s.frsize >>> 0, off + 48);
+  const w = words(buf), i = at32(buf, off);
+  put64(w, i, s.blocks);
+  put64(w, i + 2, s.bfree);
+  put64(w, i + 4, s.bavail);
+  put64(w, i + 6, s.files);
+  put64(w, i + 8, s.ffree);
+  w[i + 10] = s.bsize;
+  w[i + 11] = s.namelen;
+  w[i + 12] = s.frsize;
   buf.fill(0, off + 52, off + 80);
+}
+
+/** fuse_write_out (and fuse_getxattr_out, alike): a count and padding. */
+export function encodeCount(buf: Buffer, off: number, n: number): void {
+  const w = words(buf), i = at32(buf, off);
+  w[i] = n;
+  w[i + 1] = 0;
 }
 
 /** fuse_out_header: len covers header and payload; error is 0 or -errno (or a notify code with unique 0). */
 export function encodeOutHeader(buf: Buffer, len: number, error: number, unique: number): void {
-  put32(buf, 0, len >>> 0);
-  put32(buf, 4, error | 0);
-  putU64(buf, 8, unique);
+  const w = words(buf), i = at32(buf, 0);
+  w[i] = len;
+  w[i + 1] = error;
+  put64(w, i + 2, unique);
 }
 
 const align8 = (n: number) => (n + 7) & ~7;
@@ -241,16 +288,17 @@ export class DirentWriter {
     if (this.pos + size > this.buf.length) return false;
     // The buffer starts zeroed and each byte is written once at most: a bare
     // entry's entry_out and the name's padding stay zero (no fill per entry).
-    const buf = this.buf;
+    const buf = this.buf, w = words(buf);
     let at = this.pos;
     if (this.plus) {
-      if (entry) encodeEntry(buf, at, entry);
+      if (entry) putEntry(w, at32(buf, at), entry);
       at += ENTRY_OUT_SIZE;
     }
-    putU64(buf, at, ino);
-    putU64(buf, at + 8, off);
-    put32(buf, at + 16, nameLen);
-    put32(buf, at + 20, direntType(mode));
+    const i = at32(buf, at);
+    put64(w, i, ino);
+    put64(w, i + 2, off);
+    w[i + 4] = nameLen;
+    w[i + 5] = direntType(mode);
     at += DIRENT_SIZE;
     if (nameLen === name.length) {
       // ASCII (nearly every name): its bytes are its char codes.

@@ -6,18 +6,21 @@
 // transport (a libfuse3 low-level binding) would call the same handlers.
 import { constants } from 'node:os';
 import {
-  ATTR_OUT_SIZE, ENTRY_OUT_SIZE, FATTR, FUSE_FSYNC_FDATASYNC, FUSE_GETATTR_FH, FUSE_KERNEL_MINOR_VERSION,
+  ATTR_OUT_SIZE, COUNT_OUT_SIZE, ENTRY_OUT_SIZE, FATTR, FUSE_FSYNC_FDATASYNC, FUSE_GETATTR_FH, FUSE_KERNEL_MINOR_VERSION,
   FUSE_KERNEL_VERSION, INIT, INIT_OUT_SIZE, MIN_READ_BUFFER, NOTIFY_INVAL_ENTRY, NOTIFY_INVAL_INODE, OPEN_OUT_SIZE,
   OUT_HEADER_SIZE, Op, STATFS_OUT_SIZE, opName,
 } from './abi.js';
 import {
-  ArgReader, DirentWriter, ProtocolError, decodeHeader, encodeAttrOut, encodeEntry, encodeOpen, encodeOutHeader,
+  ArgReader, DirentWriter, ProtocolError, decodeHeader, encodeAttrOut, encodeCount, encodeEntry, encodeOpen, encodeOutHeader,
   encodeStatfs, type AttrOut, type EntryOut, type InHeader, type OpenOut, type StatfsOut, type Timespec,
 } from './codec.js';
 import { rumpuser_clock_monotonic_ms } from '../../src/rumpuser/index.js';
 import type { Inflight } from './inflight.js';
 
 export type MaybePromise<T> = T | Promise<T>;
+
+/** How a request's answer is written: a reply method, or a function (called with the session as this). */
+type Reply<T> = (this: FuseSession, u: number, v: T) => void;
 
 const E = constants.errno;
 
@@ -136,6 +139,7 @@ const MAX_READ_PIECES = 1023;
 
 /** How long the session reads on for the next request before the event loop sleeps (see spin()). */
 const SPIN_MS = 0.03;
+const SPIN_READS = 4;
 /** Spins that catch nothing in a row before the session spins only every SPIN_PROBE-th time. */
 const SPIN_MISSES = 4;
 const SPIN_PROBE = 16;
@@ -148,13 +152,24 @@ export class FuseSession {
   ended = false;
   /** Called once when the kernel ends the session. */
   onEnded: () => void = () => {};
+  /** Requests answered, by opcode. */
+  private readonly opCounts: number[] = [];
+  /** Arguments are read as each request is served, never later: one reader serves them all. */
+  private readonly args = new ArgReader();
+
   /** Requests answered, by operation name. */
-  readonly counts = new Map<string, number>();
+  get counts(): Map<string, number> {
+    const m = new Map<string, number>();
+    this.opCounts.forEach((n, opcode) => m.set(opName[opcode] ?? `opcode ${opcode}`, n));
+    return m;
+  }
   conn: FuseConnInfo | null = null;
   private buf: Buffer;
   /** Read buffers whose bytes a pending WRITE still uses, and spares. */
   private readonly spare: Buffer[] = [];
   private readonly small = Buffer.alloc(OUT_HEADER_SIZE + 256);
+  private readonly scratches: Buffer[] = [];
+  private readonly one: Uint8Array[] = [this.small];
   private inflight = 0;
   /** Spins in a row that caught no request, and requests since one was tried after that (see spinning()). */
   private spinMisses = 0;
@@ -224,7 +239,9 @@ export class FuseSession {
   private spin(): number {
     const until = rumpuser_clock_monotonic_ms() + SPIN_MS;
     let n = -E.EAGAIN;
-    while (n === -E.EAGAIN && rumpuser_clock_monotonic_ms() < until) n = this.ch.read(this.buf);
+    // The clock (a call and an allocation) only every SPIN_READS reads: the
+    // loop comes round to a read sooner after a request comes.
+    for (let i = 1; n === -E.EAGAIN && (i % SPIN_READS !== 0 || rumpuser_clock_monotonic_ms() < until); i++) n = this.ch.read(this.buf);
     this.spinMisses = n === -E.EAGAIN ? this.spinMisses + 1 : 0;
     return n;
   }
@@ -246,12 +263,12 @@ export class FuseSession {
       return;
     }
     const op = opName[h.opcode] ?? `opcode ${h.opcode}`;
-    this.counts.set(op, (this.counts.get(op) ?? 0) + 1);
+    this.opCounts[h.opcode] = (this.opCounts[h.opcode] ?? 0) + 1;
     const t = this.opts.inflight;
     // FORGET, BATCH_FORGET and INTERRUPT get no reply.
     if (t && h.opcode !== Op.FORGET && h.opcode !== Op.BATCH_FORGET && h.opcode !== Op.INTERRUPT) this.slot = t.begin(h.unique);
     try {
-      this.serve(h, new ArgReader(buf, n), op);
+      this.serve(h, this.args.reset(buf, n), op);
     } catch (e) {
       if (e instanceof ProtocolError) {
         this.opts.trace?.(`fuse: ${op} #${h.unique}: ${e.message}`);
@@ -287,7 +304,7 @@ export class FuseSession {
       }
       case Op.SETATTR: return this.attr(u, op, fs.setattr && (() => fs.setattr!(h, id, decodeSetattr(a))));
       case Op.READLINK:
-        return this.call(u, op, fs.readlink && (() => fs.readlink!(h, id)), (t: string) => this.replyData(u, Buffer.from(t)));
+        return this.call(u, op, fs.readlink && (() => fs.readlink!(h, id)), (_, t: string) => this.replyData(u, Buffer.from(t)));
       case Op.SYMLINK: {
         const name = a.name(), target = a.name();
         return this.entry(u, op, fs.symlink && (() => fs.symlink!(h, id, name, target)));
@@ -318,17 +335,17 @@ export class FuseSession {
       case Op.OPEN: case Op.OPENDIR: {
         const flags = a.u32();
         const f = h.opcode === Op.OPEN ? fs.open : fs.opendir;
-        return this.call(u, op, f && (() => f.call(fs, h, id, flags)), (o: OpenOut) => this.replyOpen(u, o));
+        return this.call(u, op, f && (() => f.call(fs, h, id, flags)), this.replyOpen);
       }
       case Op.CREATE: {
         const flags = a.u32(), mode = a.u32();
         a.skip(8);
         return this.call(u, op, fs.create && (() => fs.create!(h, id, a.name(), mode, flags)),
-          (r: { entry: EntryOut; open: OpenOut }) => this.replyCreate(u, r.entry, r.open));
+          (_, r: { entry: EntryOut; open: OpenOut }) => this.replyCreate(u, r.entry, r.open));
       }
       case Op.READ: {
         const fh = a.u64(), offset = a.u64(), size = this.sized(a.u32());
-        return this.call(u, op, fs.read && (() => fs.read!(h, id, fh, offset, size)), (d: Uint8Array | Uint8Array[]) => {
+        return this.call(u, op, fs.read && (() => fs.read!(h, id, fh, offset, size)), (_, d: Uint8Array | Uint8Array[]) => {
           if (Array.isArray(d)) this.replyPieces(u, d, size);
           else this.replyData(u, d.length > size ? d.subarray(0, size) : d);
           fs.readDone?.(d);
@@ -339,7 +356,7 @@ export class FuseSession {
         a.skip(16);
         const data = a.bytes(size);
         return this.call(u, op, fs.write && (() => fs.write!(h, id, fh, offset, data, writeFlags)),
-          (written: number) => this.replyWrite(u, written), true);
+          this.replyWrite, true);
       }
       case Op.FLUSH: return this.empty(u, op, fs.flush && (() => fs.flush!(h, id, a.u64())));
       case Op.RELEASE: case Op.RELEASEDIR: {
@@ -357,23 +374,23 @@ export class FuseSession {
         const out = new DirentWriter(size, h.opcode === Op.READDIRPLUS);
         return this.call(u, op, fs.readdir && (() => fs.readdir!(h, id, fh, offset, out)), () => this.replyDirents(u, out));
       }
-      case Op.STATFS: return this.call(u, op, fs.statfs && (() => fs.statfs!(h, id)), (s: StatfsOut) => this.replyStatfs(u, s));
+      case Op.STATFS: return this.call(u, op, fs.statfs && (() => fs.statfs!(h, id)), this.replyStatfs);
       case Op.ACCESS: return this.empty(u, op, fs.access && (() => fs.access!(h, id, a.u32())));
       case Op.GETXATTR: {
         const size = a.u32();
         a.skip(4);
-        return this.call(u, op, fs.getxattr && (() => fs.getxattr!(h, id, a.name())), (v: Uint8Array) => this.replyXattr(u, size, v));
+        return this.call(u, op, fs.getxattr && (() => fs.getxattr!(h, id, a.name())), (_, v: Uint8Array) => this.replyXattr(u, size, v));
       }
       case Op.LISTXATTR: {
         const size = a.u32();
         return this.call(u, op, fs.listxattr && (() => fs.listxattr!(h, id)),
-          (names: string[]) => this.replyXattr(u, size, Buffer.from(names.map(x => x + '\0').join(''))));
+          (_, names: string[]) => this.replyXattr(u, size, Buffer.from(names.map(x => x + '\0').join(''))));
       }
       case Op.SETXATTR: {
         // fuse_setxattr_in without SETXATTR_EXT (not asked for): size, flags.
         const size = a.u32(), flags = a.u32();
         const name = a.name(), value = a.bytes(size);
-        return this.call(u, op, fs.setxattr && (() => fs.setxattr!(h, id, name, value, flags)), () => this.replyEmpty(u), true);
+        return this.call(u, op, fs.setxattr && (() => fs.setxattr!(h, id, name, value, flags)), this.replyEmpty, true);
       }
       case Op.REMOVEXATTR: return this.empty(u, op, fs.removexattr && (() => fs.removexattr!(h, id, a.name())));
       default: return this.replyError(u, E.ENOSYS);
@@ -423,7 +440,7 @@ export class FuseSession {
    * the request's bytes are used after the handler returns (WRITE data), so
    * a pending handler keeps the read buffer and the next read gets another.
    */
-  private call<T>(u: number, op: string, fn: (() => MaybePromise<T>) | undefined, reply: (v: T) => void, pins = false): void {
+  private call<T>(u: number, op: string, fn: (() => MaybePromise<T>) | undefined, reply: Reply<T>, pins = false): void {
     if (!fn) return this.replyError(u, E.ENOSYS);
     let r: MaybePromise<T>;
     try {
@@ -436,11 +453,15 @@ export class FuseSession {
     this.settle(u, op, r, reply, pins);
   }
 
-  private settle<T>(u: number, op: string, r: MaybePromise<T>, reply: (v: T) => void, pins = false): void {
+  private settle<T>(u: number, op: string, r: MaybePromise<T>, reply: Reply<T>, pins = false): void {
     if (!(r instanceof Promise)) {
       this.trace(op, u, 'ok');
-      return reply(r);
+      return reply.call(this, u, r);
     }
+    this.settleLater(u, op, r, reply, pins);
+  }
+  // Apart from settle: the closures' captured variables would cost it a context object per request, answered at once or not.
+  private settleLater<T>(u: number, op: string, r: Promise<T>, reply: Reply<T>, pins: boolean): void {
     this.inflight++;
     const slot = this.slot;
     this.slot = -1;
@@ -449,7 +470,7 @@ export class FuseSession {
       held = this.buf;
       this.buf = this.spare.pop() ?? this.newBuffer();
     }
-    r.then(v => { this.trace(op, u, 'ok'); reply(v); }, e => this.fail(u, op, e)).finally(() => {
+    r.then(v => { this.trace(op, u, 'ok'); reply.call(this, u, v); }, e => this.fail(u, op, e)).finally(() => {
       this.opts.inflight?.end(slot);
       // A burst of concurrent WRITEs must not keep a megabyte each for good.
       if (held && this.spare.length < MAX_SPARE_BUFFERS) this.spare.push(held);
@@ -463,15 +484,15 @@ export class FuseSession {
   }
 
   private entry(u: number, op: string, fn: (() => MaybePromise<EntryOut>) | undefined): void {
-    this.call(u, op, fn, e => this.replyEntry(u, e));
+    this.call(u, op, fn, this.replyEntry);
   }
 
   private attr(u: number, op: string, fn: (() => MaybePromise<AttrOut>) | undefined): void {
-    this.call(u, op, fn, a => this.replyAttr(u, a));
+    this.call(u, op, fn, this.replyAttr);
   }
 
   private empty(u: number, op: string, fn: (() => MaybePromise<void>) | undefined): void {
-    this.call(u, op, fn, () => this.replyEmpty(u));
+    this.call(u, op, fn, this.replyEmpty);
   }
 
   private fail(u: number, op: string, e: unknown): void {
@@ -491,7 +512,10 @@ export class FuseSession {
   // Replies: one typed call per kind of answer
 
   private send(u: number, error: number, msg: Buffer, data?: Uint8Array): void {
-    this.sendv(u, error, data ? [msg, data] : [msg], msg.length + (data?.length ?? 0));
+    if (data) return this.sendv(u, error, [msg, data], msg.length + data.length);
+    // One buffer (nearly every reply): an array kept for it.
+    this.one[0] = msg;
+    this.sendv(u, error, this.one, msg.length);
   }
 
   /** One reply of len bytes: its header (bufs[0], whose length field is filled in here) and the bytes after it. */
@@ -503,8 +527,9 @@ export class FuseSession {
     if (n < 0 && !GONE.has(n)) this.opts.onError(new Error(`replying to request ${u}: errno ${-n}`), 'reply');
   }
 
+  /** The reply buffer's first OUT_HEADER_SIZE + size bytes (one view per size, made once). */
   private scratch(size: number): Buffer {
-    return this.small.subarray(0, OUT_HEADER_SIZE + size);
+    return this.scratches[size] ??= this.small.subarray(0, OUT_HEADER_SIZE + size);
   }
 
   replyError(u: number, errno: number): void {
@@ -515,42 +540,39 @@ export class FuseSession {
     this.send(u, 0, this.scratch(0));
   }
 
-  /** A fixed-size reply: fill writes the payload at OUT_HEADER_SIZE. */
-  private replyFixed(u: number, size: number, fill: (b: Buffer) => void): void {
+  /** A fixed-size reply: encode writes v at OUT_HEADER_SIZE (no closure per reply). */
+  private replyFixed<T>(u: number, size: number, encode: (b: Buffer, off: number, v: T) => void, v: T): void {
     const b = this.scratch(size);
-    fill(b);
+    encode(b, OUT_HEADER_SIZE, v);
     this.send(u, 0, b);
   }
 
   replyEntry(u: number, e: EntryOut): void {
-    this.replyFixed(u, ENTRY_OUT_SIZE, b => encodeEntry(b, OUT_HEADER_SIZE, e));
+    this.replyFixed(u, ENTRY_OUT_SIZE, encodeEntry, e);
   }
 
   replyAttr(u: number, a: AttrOut): void {
-    this.replyFixed(u, ATTR_OUT_SIZE, b => encodeAttrOut(b, OUT_HEADER_SIZE, a));
+    this.replyFixed(u, ATTR_OUT_SIZE, encodeAttrOut, a);
   }
 
   replyOpen(u: number, o: OpenOut): void {
-    this.replyFixed(u, OPEN_OUT_SIZE, b => encodeOpen(b, OUT_HEADER_SIZE, o));
+    this.replyFixed(u, OPEN_OUT_SIZE, encodeOpen, o);
   }
 
   replyCreate(u: number, e: EntryOut, o: OpenOut): void {
-    this.replyFixed(u, ENTRY_OUT_SIZE + OPEN_OUT_SIZE, b => {
-      encodeEntry(b, OUT_HEADER_SIZE, e);
-      encodeOpen(b, OUT_HEADER_SIZE + ENTRY_OUT_SIZE, o);
-    });
+    const b = this.scratch(ENTRY_OUT_SIZE + OPEN_OUT_SIZE);
+    encodeEntry(b, OUT_HEADER_SIZE, e);
+    encodeOpen(b, OUT_HEADER_SIZE + ENTRY_OUT_SIZE, o);
+    this.send(u, 0, b);
   }
 
   replyStatfs(u: number, s: StatfsOut): void {
-    this.replyFixed(u, STATFS_OUT_SIZE, b => encodeStatfs(b, OUT_HEADER_SIZE, s));
+    this.replyFixed(u, STATFS_OUT_SIZE, encodeStatfs, s);
   }
 
   /** WRITE's count, and GETXATTR/LISTXATTR's size: fuse_write_out and fuse_getxattr_out are alike. */
   private replyCount(u: number, n: number): void {
-    this.replyFixed(u, 8, b => {
-      b.writeUInt32LE(n >>> 0, OUT_HEADER_SIZE);
-      b.writeUInt32LE(0, OUT_HEADER_SIZE + 4);
-    });
+    this.replyFixed(u, COUNT_OUT_SIZE, encodeCount, n);
   }
 
   replyWrite(u: number, written: number): void {
