@@ -8,6 +8,15 @@ export function nanotime(): Timespec {
 }
 
 /**
+ * a / b rounded down, for integers, without a fractional step between:
+ * code not yet optimized makes a heap number of each one.
+ */
+function floorDiv(a: number, b: number): number {
+  const r = a % b;
+  return (a - r) / b - (r < 0 ? 1 : 0);
+}
+
+/**
  * Seconds since the epoch of a UTC calendar date (proleptic Gregorian,
  * month 1-12; a day, hour, minute or second past its range carries over,
  * as with Date.UTC), by arithmetic (Hinnant's days_from_civil): drivers
@@ -15,10 +24,10 @@ export function nanotime(): Timespec {
  */
 export function timegm(year: number, month: number, day: number, h: number, m: number, s: number): number {
   const y = month <= 2 ? year - 1 : year;
-  const era = Math.floor(y / 400);
+  const era = floorDiv(y, 400);
   const yoe = y - era * 400;
-  const doy = Math.floor((153 * (month > 2 ? month - 3 : month + 9) + 2) / 5);
-  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  const doy = floorDiv(153 * (month > 2 ? month - 3 : month + 9) + 2, 5);
+  const doe = yoe * 365 + floorDiv(yoe, 4) - floorDiv(yoe, 100) + doy;
   const days = era * 146097 + doe - 719468;
   return (days + day - 1) * 86400 + h * 3600 + m * 60 + s;
 }

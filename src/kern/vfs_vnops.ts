@@ -40,9 +40,14 @@ export function vn_locking<T>(vp: Vnode, mode: LockMode, l: Lwp, fn: () => Maybe
     vp.lock.unlock(l);
     throw e;
   }
-  if (r instanceof Promise) return r.then(v => { vp.lock.unlock(l); return v; }, e => { vp.lock.unlock(l); throw e; });
+  if (r instanceof Promise) return unlockAfter(vp, l, r);
   vp.lock.unlock(l);
   return r;
+}
+
+/** vp unlocked when r settles (apart from vn_locking: its closures would cost that a context per call). */
+function unlockAfter<T>(vp: Vnode, l: Lwp, r: Promise<T>): Promise<T> {
+  return r.then(v => { vp.lock.unlock(l); return v; }, e => { vp.lock.unlock(l); throw e; });
 }
 
 /** The same as a Promise: a synchronous throw becomes a rejection. */

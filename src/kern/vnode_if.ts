@@ -103,9 +103,14 @@ function enter(op: VopName, l: Lwp, a: Vnode, b?: Vnode | null, c?: Vnode | null
 
 /** Exit check of the driver's answer r, given at once or later; a driver's synchronous throw passes by it. */
 function leave<T>(op: VopName, l: Lwp, r: MaybePromise<T>, a: Vnode, b?: Vnode | null, c?: Vnode | null, d?: Vnode | null): MaybePromise<T> {
-  if (r instanceof Promise) return r.then(v => { check(op, 'exit', l, a, b, c, d); return v; });
+  if (r instanceof Promise) return leaveLater(op, l, r, a, b, c, d);
   check(op, 'exit', l, a, b, c, d);
   return r;
+}
+
+// Apart from leave: a closure's captured variables cost their function a context object per call, answered at once or not.
+function leaveLater<T>(op: VopName, l: Lwp, r: Promise<T>, a: Vnode, b?: Vnode | null, c?: Vnode | null, d?: Vnode | null): Promise<T> {
+  return r.then(v => { check(op, 'exit', l, a, b, c, d); return v; });
 }
 
 function returned(op: VopName, r: MaybePromise<Vnode>, l: Lwp): MaybePromise<Vnode> {

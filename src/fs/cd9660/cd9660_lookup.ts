@@ -64,7 +64,12 @@ export function cd9660_lookupattr(dvp: Vnode, name: string, _l: Lwp): MaybePromi
   const imp = dvp.mount.priv<IsoMount>();
   const dir = dvp.node<IsoNode>();
   if (dir.names) return attrOf(imp, dir, dir.names.get(name));
-  return cd9660_findname(imp, dir, name).then(e => attrOf(imp, dir, e));
+  return attrLater(imp, dir, name);
+}
+
+// Apart from cd9660_lookupattr: its closure's captures would cost it a context object per call.
+async function attrLater(imp: IsoMount, dir: IsoNode, name: string): Promise<Vattr | null | undefined> {
+  return attrOf(imp, dir, await cd9660_findname(imp, dir, name));
 }
 
 function attrOf(imp: IsoMount, dir: IsoNode, e: IsoEntry | undefined): Vattr | null | undefined {

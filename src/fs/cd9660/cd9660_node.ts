@@ -429,7 +429,9 @@ export function cd9660_quicknode(imp: IsoMount, dirLoc: number, key: number): Is
 
 /** A node's attributes (getattr, and those of a file whose record is at hand: cd9660_recordattr). */
 export function isoVattr(n: IsoNode): Vattr {
-  const bytes = n.extents.reduce((b, e) => b + Math.ceil(e.length / ISO_SECTOR) * ISO_SECTOR, 0);
+  let bytes = 0;
+  // Indexed: for-of makes an iterator (and its results) in code not yet optimized.
+  for (let i = 0; i < n.extents.length; i++) bytes += Math.ceil(n.extents[i].length / ISO_SECTOR) * ISO_SECTOR;
   return {
     type: n.type, mode: n.mode, nlink: n.nlink, uid: n.uid, gid: n.gid, fileid: n.key,
     size: n.size, bytes, blocksize: ISO_SECTOR,
