@@ -305,14 +305,14 @@ export function parseAttributes(rec: Uint8Array, h: RecordHeader, totalClusters:
   return out;
 }
 
+/**
+ * What the driver reads of a $FILE_NAME. Its times and sizes are not read:
+ * a file's are in its $STANDARD_INFORMATION and $DATA (Windows updates the
+ * copies in $FILE_NAME lazily), and a directory listing parses one per entry.
+ */
 export interface FileName {
   parent: number;
   parentSeq: number;
-  ctime: Timespec;
-  mtime: Timespec;
-  changeTime: Timespec;
-  atime: Timespec;
-  dataSize: number;
   fileAttributes: number;
   namespace: number;
   name: string;
@@ -326,12 +326,7 @@ export function parseFileName(v: Uint8Array, where: string): FileName {
   const ns = v[0x41];
   if (ns > 3) corrupt(`${where}: $FILE_NAME namespace ${ns}`);
   const parent = mref(v, 0);
-  return {
-    parent: parent.ino, parentSeq: parent.seq,
-    ctime: ntfsTime(v, 0x08), mtime: ntfsTime(v, 0x10), changeTime: ntfsTime(v, 0x18), atime: ntfsTime(v, 0x20),
-    dataSize: u32(v, 0x30) + u32(v, 0x34) * 0x100000000,
-    fileAttributes: u32(v, 0x38), namespace: ns, name: utf16(v, 0x42, len),
-  };
+  return { parent: parent.ino, parentSeq: parent.seq, fileAttributes: u32(v, 0x38), namespace: ns, name: utf16(v, 0x42, len) };
 }
 
 export interface IndexEntry {

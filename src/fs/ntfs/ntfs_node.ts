@@ -2,15 +2,15 @@
 // names and data attribute, built from its MFT record(s); directory entries
 // read from the $I30 index; symbolic links from reparse points and Interix
 // symlink files.
-import { kerr, log, VType, type Timespec } from '../../kern/index.js';
+import { kerr, log, VType, type MaybePromise, type Timespec } from '../../kern/index.js';
 import {
   AT_DATA, AT_FILE_NAME, AT_REPARSE_POINT, AT_STANDARD_INFORMATION, corrupt, FILE_ATTR_I30_INDEX_PRESENT, FILE_ATTR_REPARSE_POINT, FILE_ATTR_SYSTEM, FILE_NAME_DOS,
   IO_REPARSE_TAG_LX_SYMLINK, IO_REPARSE_TAG_MOUNT_POINT, IO_REPARSE_TAG_SYMLINK, MFT_RECORD_IS_DIRECTORY, NTFS_FIRST_USER, NTFS_ROOTINO,
-  ntfsTime, parseFileName, u16, u32, utf16, type FileName,
+  ntfsTime, parseFileName, u16, u32, utf16, type FileName, type RecordHeader,
 } from './ntfs.js';
 import {
   findAttr, ntfs_dirindex, ntfs_indexentries, ntfs_loadattrs, ntfs_readattr, ntfs_upcase,
-  type CuCache, type DirIndex, type NtfsAttr, type NtfsMount,
+  type CuCache, type DirIndex, type LoadedRecord, type NtfsAttr, type NtfsMount,
 } from './ntfs_subr.js';
 
 /** Longest symlink target read (Interix files and reparse data are small). */
@@ -55,10 +55,19 @@ function shownNames(attrs: NtfsAttr[], where: string): FileName[] {
   }).filter(f => f.namespace !== FILE_NAME_DOS);
 }
 
-/** Build the node for MFT record ino (ntfs_loadntnode). */
-export async function ntfs_loadnode(nmp: NtfsMount, ino: number): Promise<NtfsNode> {
+/**
+ * Build the node for MFT record ino (ntfs_loadntnode): at once when its
+ * record is cached and nothing more needs reading (a plain file or
+ * directory; not an attribute list, a reparse point or a possible Interix
+ * link).
+ */
+export function ntfs_loadnode(nmp: NtfsMount, ino: number): MaybePromise<NtfsNode> {
+  const loaded = ntfs_loadattrs(nmp, ino);
+  return loaded instanceof Promise ? loaded.then(l => nodeOf(nmp, ino, l)) : nodeOf(nmp, ino, loaded);
+}
+
+function nodeOf(nmp: NtfsMount, ino: number, { h, attrs }: LoadedRecord): MaybePromise<NtfsNode> {
   const where = `MFT record ${ino}`;
-  const { h, attrs } = await ntfs_loadattrs(nmp, ino);
   const names = shownNames(attrs, where);
   const si = findAttr(attrs, AT_STANDARD_INFORMATION);
   if (!si?.value || si.value.length < 0x24) corrupt(`${where}: no usable $STANDARD_INFORMATION`);
@@ -71,16 +80,25 @@ export async function ntfs_loadnode(nmp: NtfsMount, ino: number): Promise<NtfsNo
   };
   // A symlink or junction is a link even on a directory (junctions always are).
   const rp = findAttr(attrs, AT_REPARSE_POINT);
-  if (rp) {
-    const r = await reparsePoint(nmp, n, rp, where);
-    if (r.target !== undefined) {
-      n.type = VType.VLNK;
-      n.symlink = r.target;
-      n.size = Buffer.byteLength(r.target);
-      return n;
-    }
-    n.foreignTag = r.tag;
+  return rp ? reparsedNode(nmp, n, h, attrs, fileAttributes, rp, where) : typedNode(nmp, n, h, attrs, fileAttributes, where);
+}
+
+async function reparsedNode(
+  nmp: NtfsMount, n: NtfsNode, h: RecordHeader, attrs: NtfsAttr[], fileAttributes: number, rp: NtfsAttr, where: string,
+): Promise<NtfsNode> {
+  const r = await reparsePoint(nmp, n, rp, where);
+  if (r.target !== undefined) {
+    n.type = VType.VLNK;
+    n.symlink = r.target;
+    n.size = Buffer.byteLength(r.target);
+    return n;
   }
+  n.foreignTag = r.tag;
+  return typedNode(nmp, n, h, attrs, fileAttributes, where);
+}
+
+/** A directory or a file (a system file may turn out to be an Interix link: that one reads its data). */
+function typedNode(nmp: NtfsMount, n: NtfsNode, h: RecordHeader, attrs: NtfsAttr[], fileAttributes: number, where: string): MaybePromise<NtfsNode> {
   if (h.flags & MFT_RECORD_IS_DIRECTORY) {
     const ix = ntfs_dirindex(nmp, attrs, where);
     if (!ix) corrupt(`${where}: directory without a $I30 index`);
@@ -94,14 +112,17 @@ export async function ntfs_loadnode(nmp: NtfsMount, ino: number): Promise<NtfsNo
   n.data = data;
   n.size = data?.dataSize ?? 0;
   n.bytes = data ? (data.value ? 0 : data.compressedSize || data.allocatedSize) : 0;
-  if (data && fileAttributes & FILE_ATTR_SYSTEM && data.dataSize >= 10 && data.dataSize <= MAX_LINK) {
-    const target = await interixTarget(nmp, n, data, where);
-    if (target !== null) {
-      n.type = VType.VLNK;
-      n.symlink = target;
-      n.size = Buffer.byteLength(target);
-      n.data = undefined;
-    }
+  if (data && fileAttributes & FILE_ATTR_SYSTEM && data.dataSize >= 10 && data.dataSize <= MAX_LINK) return interixNode(nmp, n, data, where);
+  return n;
+}
+
+async function interixNode(nmp: NtfsMount, n: NtfsNode, data: NtfsAttr, where: string): Promise<NtfsNode> {
+  const target = await interixTarget(nmp, n, data, where);
+  if (target !== null) {
+    n.type = VType.VLNK;
+    n.symlink = target;
+    n.size = Buffer.byteLength(target);
+    n.data = undefined;
   }
   return n;
 }
@@ -211,10 +232,12 @@ export async function ntfs_direntries(nmp: NtfsMount, dir: NtfsNode): Promise<Di
   return entries;
 }
 
-/** The entry called name: its exact spelling first, then any spelling $UpCase makes equal. */
-export async function ntfs_findname(nmp: NtfsMount, dir: NtfsNode, name: string): Promise<DirEntry> {
-  await ntfs_direntries(nmp, dir);
-  const e = dir.exact!.get(name) ?? dir.folded!.get(ntfs_upcase(nmp, name));
-  if (!e) throw kerr('ENOENT');
-  return e;
+/**
+ * The entry called name, its exact spelling first, then any spelling
+ * $UpCase makes equal; undefined when there is none. At once when the
+ * directory's entries are read.
+ */
+export function ntfs_findname(nmp: NtfsMount, dir: NtfsNode, name: string): MaybePromise<DirEntry | undefined> {
+  if (!dir.exact) return ntfs_direntries(nmp, dir).then(() => ntfs_findname(nmp, dir, name));
+  return dir.exact.get(name) ?? dir.folded!.get(ntfs_upcase(nmp, name));
 }

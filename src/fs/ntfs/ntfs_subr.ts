@@ -3,7 +3,7 @@
 // runlist, a file's attributes gathered from its base record and, through
 // its attribute list, its extension records; attribute data (resident,
 // non-resident, sparse, LZNT1-compressed); and the $I30 index B+tree.
-import { bread, brelse, kerr, log, type BlockDevice } from '../../kern/index.js';
+import { bread, breadm, brelse, kerr, log, type BlockDevice, type Buf, type MaybePromise } from '../../kern/index.js';
 import {
   applyFixups, ATTR_COMPRESSED, ATTR_ENCRYPTED, AT_ATTRIBUTE_LIST, AT_DATA, AT_INDEX_ALLOCATION, AT_INDEX_ROOT,
   corrupt, INDEX_ENTRY_NODE, MFT_RECORD_IN_USE, parseAttributes, parseIndexEntries, parseRecordHeader, u16, u32, u64,
@@ -44,7 +44,7 @@ export interface NtfsAttr {
 }
 
 /** Bytes go through the buffer cache in blocks of this size, aligned on the device. */
-const BLOCK = 64 * 1024;
+const BLOCK = 16 * 1024;
 /** More blocks than this per read are fetched in windows, not all at once. */
 const READ_WINDOW = 8;
 /** Bounds: a file's extension records, its attribute list, a directory's depth, a symlink. */
@@ -52,12 +52,31 @@ const MAX_EXTENT_RECORDS = 4096;
 const MAX_ATTRLIST = 4 << 20;
 const MAX_INDEX_DEPTH = 32;
 
-/** `out.length` bytes of the device at byte `offset`. */
-export async function ntfs_bread(nmp: NtfsMount, offset: number, out: Uint8Array): Promise<void> {
+/**
+ * `out.length` bytes of the device at byte `offset`: at once (undefined)
+ * when they lie in one block the buffer cache holds (an MFT record, an index
+ * block), else a Promise.
+ */
+export function ntfs_bread(nmp: NtfsMount, offset: number, out: Uint8Array): Promise<void> | undefined {
   const dev = nmp.dev;
   if (!Number.isSafeInteger(offset) || offset < 0 || offset + out.length > dev.size) {
     corrupt(`${out.length} bytes at ${offset} are outside the device (${dev.size} bytes)`);
   }
+  const base = offset - (offset % BLOCK);
+  if (offset + out.length > base + BLOCK) return breadWindows(dev, offset, out);
+  const got = breadm(dev, base, Math.min(BLOCK, dev.size - base));
+  if (got instanceof Promise) return got.then(bp => copyOut(bp, offset - base, out));
+  copyOut(got, offset - base, out);
+  return undefined;
+}
+
+function copyOut(bp: Buf, at: number, out: Uint8Array): void {
+  out.set(bp.data.subarray(at, at + out.length));
+  brelse(bp);
+}
+
+/** Bytes over several blocks: up to READ_WINDOW blocks read at a time. */
+async function breadWindows(dev: BlockDevice, offset: number, out: Uint8Array): Promise<void> {
   const pieces: [number, number, number, number][] = [];
   for (let done = 0; done < out.length;) {
     const pos = offset + done;
@@ -88,31 +107,74 @@ function findRun(runs: Run[], vcn: number): number {
   return -1;
 }
 
-/** Stream bytes [offset, offset + out.length) as the runs map them; sparse runs are zeros. */
-async function readRuns(nmp: NtfsMount, runs: Run[], offset: number, out: Uint8Array, where: string): Promise<void> {
+/**
+ * Where the byte at pos of an attribute lies: the device offset (-1 in a
+ * sparse run) and how many of the next bytes, up to max, lie on from there.
+ */
+function runAt(nmp: NtfsMount, runs: Run[], pos: number, max: number, where: string): { dev: number; n: number } {
   const cs = nmp.clusterSize;
-  for (let done = 0; done < out.length;) {
-    const pos = offset + done;
-    const vcn = Math.floor(pos / cs);
-    const i = findRun(runs, vcn);
-    if (i < 0) corrupt(`${where}: VCN ${vcn} is not mapped`);
-    const r = runs[i];
-    const n = Math.min(out.length - done, (r.vcn + r.len) * cs - pos);
-    if (r.lcn < 0) out.fill(0, done, done + n);
-    else await ntfs_bread(nmp, r.lcn * cs + (pos - r.vcn * cs), out.subarray(done, done + n));
-    done += n;
-  }
+  const vcn = Math.floor(pos / cs);
+  const i = findRun(runs, vcn);
+  if (i < 0) corrupt(`${where}: VCN ${vcn} is not mapped`);
+  const r = runs[i];
+  return { dev: r.lcn < 0 ? -1 : r.lcn * cs + (pos - r.vcn * cs), n: Math.min(max, (r.vcn + r.len) * cs - pos) };
 }
 
-/** One MFT record, fixups applied, read through $MFT's runlist. */
-export async function ntfs_readrecord(nmp: NtfsMount, ino: number): Promise<{ rec: Uint8Array; h: RecordHeader }> {
+/**
+ * Stream bytes [offset, offset + out.length) as the runs map them, through
+ * the buffer cache; sparse runs are zeros. At once (undefined) while the
+ * blocks are cached, then a Promise of the rest.
+ */
+function readRuns(nmp: NtfsMount, runs: Run[], offset: number, out: Uint8Array, where: string): Promise<void> | undefined {
+  for (let done = 0; done < out.length;) {
+    const { dev, n } = runAt(nmp, runs, offset + done, out.length - done, where);
+    if (dev < 0) {
+      out.fill(0, done, done + n);
+    } else {
+      const reading = ntfs_bread(nmp, dev, out.subarray(done, done + n));
+      const next = done + n;
+      if (reading) return reading.then(() => readRuns(nmp, runs, offset + next, out.subarray(next), where));
+    }
+    done += n;
+  }
+  return undefined;
+}
+
+/**
+ * The same bytes read from the device straight into out, each piece a read
+ * of its own, all at once: a file's data (it would only pass through the
+ * buffer cache, a copy and fresh memory for each block on its way).
+ */
+async function readRunsDirect(nmp: NtfsMount, runs: Run[], offset: number, out: Uint8Array, where: string): Promise<void> {
+  const reads: Promise<void>[] = [];
+  for (let done = 0; done < out.length;) {
+    const { dev, n } = runAt(nmp, runs, offset + done, out.length - done, where);
+    if (dev < 0) {
+      out.fill(0, done, done + n);
+    } else {
+      if (dev + n > nmp.dev.size) corrupt(`${n} bytes at ${dev} are outside the device (${nmp.dev.size} bytes)`);
+      reads.push(nmp.dev.read(out.subarray(done, done + n), dev));
+    }
+    done += n;
+  }
+  await Promise.all(reads);
+}
+
+export interface MftRecord { rec: Uint8Array; h: RecordHeader }
+
+/** One MFT record, fixups applied, read through $MFT's runlist: at once when its block is cached. */
+export function ntfs_readrecord(nmp: NtfsMount, ino: number): MaybePromise<MftRecord> {
   const where = `MFT record ${ino}`;
   const off = ino * nmp.recordSize;
   if (!Number.isSafeInteger(off) || off + nmp.recordSize > nmp.mft.initializedSize) {
     corrupt(`${where} is past the end of $MFT (${nmp.mft.initializedSize} bytes)`);
   }
   const rec = new Uint8Array(nmp.recordSize);
-  await readRuns(nmp, nmp.mft.runs, off, rec, where);
+  const reading = readRuns(nmp, nmp.mft.runs, off, rec, where);
+  return reading ? reading.then(() => fixedRecord(rec, where)) : fixedRecord(rec, where);
+}
+
+function fixedRecord(rec: Uint8Array, where: string): MftRecord {
   applyFixups(rec, 'FILE', where);
   return { rec, h: parseRecordHeader(rec, where) };
 }
@@ -169,31 +231,45 @@ export interface LoadedRecord {
  * attribute list, those of the extension records the list names (each must
  * name this file as its base).
  */
-export async function ntfs_loadattrs(nmp: NtfsMount, ino: number): Promise<LoadedRecord> {
+export function ntfs_loadattrs(nmp: NtfsMount, ino: number): MaybePromise<LoadedRecord> {
+  const r = ntfs_readrecord(nmp, ino);
+  return r instanceof Promise ? r.then(x => baseAttrs(nmp, ino, x)) : baseAttrs(nmp, ino, r);
+}
+
+/** A base record's attributes: at once, unless an attribute list names extension records to read. */
+function baseAttrs(nmp: NtfsMount, ino: number, { rec, h }: MftRecord): MaybePromise<LoadedRecord> {
   const where = `MFT record ${ino}`;
-  const { rec, h } = await ntfs_readrecord(nmp, ino);
   // Reached through a directory entry (or a file id this mount handed out): a free or extension record is damage.
   if (!(h.flags & MFT_RECORD_IN_USE)) corrupt(`${where} is not in use`);
   if (h.base !== 0) corrupt(`${where} is an extension record of ${h.base}, not a file`);
   const parts = recordAttrs(nmp, rec, h, where);
   const al = parts.find(a => a.type === AT_ATTRIBUTE_LIST);
-  if (al) {
-    const list = await attrListValue(nmp, al, where);
-    const others = new Set<number>();
-    for (let p = 0; p + 0x1a <= list.length;) {
-      const len = u16(list, p + 4);
-      if (len < 0x1a || len & 7 || p + len > list.length) corrupt(`${where}: attribute list entry at ${p} has length ${len}`);
-      const ref = u32(list, p + 0x10) + u16(list, p + 0x14) * 0x100000000;
-      if (ref !== ino) others.add(ref);
-      if (others.size > MAX_EXTENT_RECORDS) corrupt(`${where}: attribute list names more than ${MAX_EXTENT_RECORDS} records`);
-      p += len;
+  if (!al) return { h, attrs: joinExtents(parts, nmp.clusterSize, where) };
+  return withExtensions(nmp, ino, h, parts, al, where);
+}
+
+async function withExtensions(nmp: NtfsMount, ino: number, h: RecordHeader, parts: AttrHeader[], al: AttrHeader, where: string): Promise<LoadedRecord> {
+  const list = await attrListValue(nmp, al, where);
+  const others = new Set<number>();
+  for (let p = 0; p + 0x1a <= list.length;) {
+    const len = u16(list, p + 4);
+    if (len < 0x1a || len & 7 || p + len > list.length) corrupt(`${where}: attribute list entry at ${p} has length ${len}`);
+    const ref = u32(list, p + 0x10) + u16(list, p + 0x14) * 0x100000000;
+    if (ref !== ino) others.add(ref);
+    if (others.size > MAX_EXTENT_RECORDS) corrupt(`${where}: attribute list names more than ${MAX_EXTENT_RECORDS} records`);
+    p += len;
+  }
+  for (const x of others) {
+    const w = `${where}, extension record ${x}`;
+    let r: MftRecord;
+    try {
+      r = await ntfs_readrecord(nmp, x);
+    } catch (e) {
+      log(`ntfs: ${w}: ${String(e)}`);
+      throw kerr('EIO', `${w} unreadable`);
     }
-    for (const x of others) {
-      const w = `${where}, extension record ${x}`;
-      const r = await ntfs_readrecord(nmp, x).catch((e: unknown) => { log(`ntfs: ${w}: ${String(e)}`); throw kerr('EIO', `${w} unreadable`); });
-      if (!(r.h.flags & MFT_RECORD_IN_USE) || r.h.base !== ino) corrupt(`${w}: not an extension record of this file`);
-      for (const a of recordAttrs(nmp, r.rec, r.h, w)) parts.push(a);
-    }
+    if (!(r.h.flags & MFT_RECORD_IN_USE) || r.h.base !== ino) corrupt(`${w}: not an extension record of this file`);
+    for (const a of recordAttrs(nmp, r.rec, r.h, w)) parts.push(a);
   }
   return { h, attrs: joinExtents(parts.filter(a => a.type !== AT_ATTRIBUTE_LIST), nmp.clusterSize, where) };
 }
@@ -216,9 +292,10 @@ export interface CuCache { index: number; data: Uint8Array }
 /**
  * Read attribute data [offset, offset + out.length), clipped at its data
  * size; bytes past the initialized size are zeros. Returns the bytes read.
+ * direct: a file's plain data, read past the buffer cache.
  */
 export async function ntfs_readattr(nmp: NtfsMount, a: NtfsAttr, offset: number, out: Uint8Array, where: string,
-  cache?: { cu?: CuCache }): Promise<number> {
+  cache?: { cu?: CuCache }, direct = false): Promise<number> {
   const n = Math.max(0, Math.min(out.length, a.dataSize - offset));
   if (n === 0) return 0;
   if (a.value) {
@@ -233,7 +310,8 @@ export async function ntfs_readattr(nmp: NtfsMount, a: NtfsAttr, offset: number,
     await readCompressed(nmp, a, offset, out.subarray(0, n), where, cache);
   } else {
     const init = Math.max(0, Math.min(n, a.initializedSize - offset));
-    await readRuns(nmp, a.runs, offset, out.subarray(0, init), where);
+    if (direct) await readRunsDirect(nmp, a.runs, offset, out.subarray(0, init), where);
+    else await readRuns(nmp, a.runs, offset, out.subarray(0, init), where);
     out.fill(0, init, n);
   }
   return n;

@@ -2,40 +2,72 @@
 // EROFS. Lookup is case-insensitive through $UpCase and keeps the names'
 // case; readdir shows Win32 and POSIX names, never DOS 8.3 ones.
 import {
-  genfs_rdonly_vnodeops, isKernError, kerr, log, O_ACCMODE, O_RDONLY, O_TRUNC, vcache_get, vrele, VType,
-  type Dirent, type Lwp, type Vattr, type Vnode, type VnodeOps,
+  andThen, genfs_rdonly_vnodeops, isKernError, kerr, log, O_ACCMODE, O_RDONLY, O_TRUNC, vcache_get, vrele, VType,
+  type Dirent, type Lwp, type MaybePromise, type Vattr, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { ntfs_ino2key } from './ntfs.js';
-import { ntfs_direntries, ntfs_findname, type NtfsNode } from './ntfs_node.js';
+import { ntfs_direntries, ntfs_findname, ntfs_loadnode, type DirEntry, type NtfsNode } from './ntfs_node.js';
 import { ntfs_readattr, type NtfsMount } from './ntfs_subr.js';
 
 /** Directory entries handed out per readdir call (more follow from the cookie). */
 const READDIR_BATCH = 256;
 
 
-async function ntfs_lookup(dvp: Vnode, name: string, _l: Lwp): Promise<Vnode> {
+/** An absent name is null, not a thrown ENOENT (vop_lookup_or_null): a create's or a stat's miss costs no exception. */
+async function ntfs_lookup(dvp: Vnode, name: string, _l: Lwp): Promise<Vnode | null> {
   const nmp = dvp.mount.priv<NtfsMount>();
   const dir = dvp.node<NtfsNode>();
   if (dvp.type !== VType.VDIR) throw kerr('ENOTDIR');
   if (name === '..') return vcache_get(dvp.mount, dir.parent);
   const e = await ntfs_findname(nmp, dir, name);
+  if (!e) return null;
   const vp = await vcache_get(dvp.mount, ntfs_ino2key(e.ino));
-  const n = vp.node<NtfsNode>();
-  if (n.seq !== e.seq && e.seq !== 0) {
+  try {
+    checkSeq(dir, e, vp.node<NtfsNode>());
+  } catch (err) {
     await vrele(vp);
-    log(`ntfs: directory ${dir.ino}: entry '${e.name}' refers to record ${e.ino} sequence ${e.seq}, which is now ${n.seq}`);
-    throw kerr('EIO', `stale directory entry '${e.name}'`);
+    throw err;
   }
   return vp;
+}
+
+/** The entry's record must still be the file it named (the sequence number a reuse of the record changes). */
+function checkSeq(dir: NtfsNode, e: DirEntry, n: NtfsNode): void {
+  if (n.seq === e.seq || e.seq === 0) return;
+  log(`ntfs: directory ${dir.ino}: entry '${e.name}' refers to record ${e.ino} sequence ${e.seq}, which is now ${n.seq}`);
+  throw kerr('EIO', `stale directory entry '${e.name}'`);
+}
+
+/**
+ * VOP_LOOKUPATTR: a file's attributes from its MFT record, without a vnode
+ * (a cold `stat` of every file of a directory keeps none): at once when the
+ * directory's entries are read and the record's block is cached. undefined
+ * for a directory, or an entry whose type its node decides (reparse points,
+ * system files): the caller looks the name up.
+ */
+function ntfs_lookupattr(dvp: Vnode, name: string, _l: Lwp): MaybePromise<Vattr | null | undefined> {
+  if (dvp.type !== VType.VDIR || name === '..') return undefined;
+  const nmp = dvp.mount.priv<NtfsMount>();
+  const dir = dvp.node<NtfsNode>();
+  return andThen(ntfs_findname(nmp, dir, name), e => {
+    if (!e) return null;
+    if (e.type !== VType.VREG) return undefined;
+    return andThen(ntfs_loadnode(nmp, e.ino), n => {
+      checkSeq(dir, e, n);
+      return ntfs_vattr(nmp, n);
+    });
+  });
 }
 
 async function ntfs_open(vp: Vnode, flags: number, _l: Lwp): Promise<void> {
   if ((flags & O_ACCMODE) !== O_RDONLY || (flags & O_TRUNC)) throw kerr('EROFS');
 }
 
-async function ntfs_getattr(vp: Vnode, _l: Lwp): Promise<Vattr> {
-  const n = vp.node<NtfsNode>();
-  const nmp = vp.mount.priv<NtfsMount>();
+function ntfs_getattr(vp: Vnode, _l: Lwp): Vattr {
+  return ntfs_vattr(vp.mount.priv<NtfsMount>(), vp.node<NtfsNode>());
+}
+
+function ntfs_vattr(nmp: NtfsMount, n: NtfsNode): Vattr {
   return {
     type: n.type, mode: n.type === VType.VDIR ? nmp.dmode : n.type === VType.VLNK ? 0o777 : nmp.fmode,
     nlink: n.nlink, uid: nmp.uid, gid: nmp.gid, fileid: ntfs_ino2key(n.ino), size: n.size, bytes: n.bytes,
@@ -53,7 +85,7 @@ async function ntfs_read(vp: Vnode, buf: Uint8Array, offset: number, _ioflag: nu
     throw kerr('EOPNOTSUPP', `reparse point ${n.foreignTag.toString(16)}h`);
   }
   if (!n.data) return 0;
-  return ntfs_readattr(vp.mount.priv<NtfsMount>(), n.data, offset, buf, `file ${n.ino}`, n.cache);
+  return ntfs_readattr(vp.mount.priv<NtfsMount>(), n.data, offset, buf, `file ${n.ino}`, n.cache, true);
 }
 
 /** Cookies: 1 after `.`, 2 after `..`, 3 + i after entry i. */
@@ -90,6 +122,7 @@ async function ntfs_readlink(vp: Vnode, _l: Lwp): Promise<string> {
 
 export const ntfs_vnodeops: VnodeOps = genfs_rdonly_vnodeops({
   lookup: ntfs_lookup,
+  lookupattr: ntfs_lookupattr,
   open: ntfs_open,
   getattr: ntfs_getattr,
   read: ntfs_read,
