@@ -1,6 +1,6 @@
 // Vnode operations: what the kernel asks of an exFAT file or directory.
 import {
-  bread, brelse, bwrite, getblk, IO_APPEND, IO_SYNC, kerr, log, mount_bwrite, nanotime, vcache_get, vcache_rekey, vflushbuf,
+  bincore, bread, brelse, bwrite, getblk, IO_APPEND, IO_SYNC, kerr, log, mount_bwrite, nanotime, vcache_get, vcache_rekey, vflushbuf,
   VType, type Dirent, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import {
@@ -74,24 +74,52 @@ async function makeEntry(dvp: Vnode, name: string, attr: number,
   return vcache_get(dvp.mount, offs[0]);
 }
 
+
 /**
- * Call io for each heap-block piece of the file's bytes [offset, offset+n)
- * (device offset of the block, offset in it, length, offset in the
- * request), a window at once. Every started piece has finished when this
- * returns or throws.
+ * Read the file's bytes [offset, offset + n) into buf: a block the buffer
+ * cache holds (clean, or a delayed write not yet on the device) is copied
+ * from there; every run of blocks it does not hold, adjacent on the device,
+ * is read straight into buf with one read (the data would only pass
+ * through the cache on its way, a copy and a fresh block each). Coherent:
+ * what the cache does not hold is on the device (writeData writes through;
+ * a write that fails stays cached as a delayed write), and writes to the
+ * file wait for the vnode's exclusive lock, which a read holds shared.
  */
-async function eachBlock(xn: ExNode, offset: number, n: number,
-  io: (blk: number, within: number, len: number, done: number) => Promise<void>): Promise<void> {
-  const bsize = xn.emp.bsize;
+async function readData(vp: Vnode, xn: ExNode, buf: Uint8Array, offset: number, n: number): Promise<void> {
+  const emp = xn.emp, bsize = emp.bsize;
+  const reads: Promise<void>[] = [];
+  // The run of uncached bytes being gathered: its device offset, place in buf and length.
+  let runDev = 0, runAt = 0, runLen = 0;
+  const endRun = () => {
+    if (runLen > 0) reads.push(emp.dev.read(buf.subarray(runAt, runAt + runLen), runDev));
+    runLen = 0;
+  };
   for (let done = 0; done < n;) {
-    const batch: Promise<void>[] = [];
-    for (; done < n && batch.length < IO_WINDOW;) {
-      const pos = offset + done, within = pos % bsize, len = Math.min(bsize - within, n - done);
-      batch.push(io(xn.devOff(pos - within), within, len, done));
-      done += len;
+    const pos = offset + done, within = pos % bsize, len = Math.min(bsize - within, n - done);
+    const blk = xn.devOff(pos - within);
+    if (bincore(emp.dev, blk, bsize)) {
+      endRun();
+      reads.push(copyBlock(vp, blk, within, buf.subarray(done, done + len)));
+    } else if (runLen > 0 && runDev + runLen === blk + within) {
+      runLen += len;
+    } else {
+      endRun();
+      runDev = blk + within;
+      runAt = done;
+      runLen = len;
     }
-    for (const r of await Promise.allSettled(batch)) if (r.status === 'rejected') throw r.reason;
+    done += len;
   }
+  endRun();
+  for (const r of await Promise.allSettled(reads)) if (r.status === 'rejected') throw r.reason;
+}
+
+/** out.length bytes of the cached block at blk, from within. */
+async function copyBlock(vp: Vnode, blk: number, within: number, out: Uint8Array): Promise<void> {
+  const emp = VTOX(vp).emp;
+  const bp = await bread(emp.dev, blk, emp.bsize, vp);
+  out.set(bp.data.subarray(within, within + out.length));
+  brelse(bp);
 }
 
 /**
@@ -323,11 +351,7 @@ export const exfat_vnodeops: VnodeOps = {
     // Past ValidDataLength a file reads as zeros, whatever its clusters hold.
     const valid = Math.max(0, Math.min(n, xn.vdl - offset));
     buf.fill(0, valid, n);
-    await eachBlock(xn, offset, valid, async (blk, within, len, done) => {
-      const bp = await bread(emp.dev, blk, emp.bsize, vp);
-      buf.set(bp.data.subarray(within, within + len), done);
-      brelse(bp);
-    });
+    await readData(vp, xn, buf, offset, valid);
     return n;
   },
 
