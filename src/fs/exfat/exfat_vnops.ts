@@ -123,13 +123,16 @@ async function copyBlock(vp: Vnode, blk: number, within: number, out: Uint8Array
 }
 
 /**
- * Write buf at the file's offset into its (allocated) clusters: each window
- * of blocks is copied into its buffers, then every run of adjacent blocks
- * goes to the device in one write, leaving the buffers cached and clean (a
- * cache full of small dirty buffers is slow to drain). A buffer that was
- * already dirty or being written stays a delayed write, so an older
- * write-back cannot win; so do all of them when a device write fails, and
- * the failure comes back from their write-back.
+ * Write buf at the file's offset into its (allocated) clusters, a window of
+ * blocks at a time, every run of blocks adjacent on the device with one
+ * device write. A whole block the buffer cache does not hold is written
+ * from buf as it lies; a block written in part (the rest is read first), or
+ * one the cache holds (which must not go stale), goes through its buffer,
+ * left cached and clean (a cache full of small dirty buffers is slow to
+ * drain). A buffer that was already dirty or being written stays a delayed
+ * write, so an older write-back cannot win; so does every block of the
+ * window when a device write fails (the failure comes back from their
+ * write-back).
  */
 async function writeData(vp: Vnode, xn: ExNode, buf: Uint8Array, offset: number, sync: boolean): Promise<void> {
   const emp = xn.emp, bsize = emp.bsize;
@@ -141,20 +144,28 @@ async function writeData(vp: Vnode, xn: ExNode, buf: Uint8Array, offset: number,
       done += len;
     }
     const got = await Promise.allSettled(pieces.map(p =>
-      p.len === bsize ? getblk(emp.dev, p.blk, bsize, vp) : bread(emp.dev, p.blk, bsize, vp)));
-    const bufs = got.flatMap(r => r.status === 'fulfilled' ? [r.value] : []);
+      p.len < bsize ? bread(emp.dev, p.blk, bsize, vp)
+        : bincore(emp.dev, p.blk, bsize) ? getblk(emp.dev, p.blk, bsize, vp) : Promise.resolve(null)));
+    const bufs = got.map(r => r.status === 'fulfilled' ? r.value : null);
     const failed = got.find(r => r.status === 'rejected');
     if (failed) {
-      bufs.forEach(brelse);
+      for (const bp of bufs) if (bp) brelse(bp);
       throw (failed as PromiseRejectedResult).reason;
     }
-    pieces.forEach((p, i) => bufs[i].data.set(buf.subarray(p.done, p.done + p.len), p.within));
+    pieces.forEach((p, i) => bufs[i]?.data.set(buf.subarray(p.done, p.done + p.len), p.within));
     let ok = true;
     for (let i = 0; i < pieces.length;) {
+      // A run: adjacent on the device, and all from buf or all through buffers.
+      const direct = bufs[i] === null;
       let j = i + 1;
-      while (j < pieces.length && pieces[j].blk === pieces[j - 1].blk + bsize) j++;
-      const run = new Uint8Array((j - i) * bsize);
-      for (let k = i; k < j; k++) run.set(bufs[k].data, (k - i) * bsize);
+      while (j < pieces.length && pieces[j].blk === pieces[j - 1].blk + bsize && (bufs[j] === null) === direct) j++;
+      let run: Uint8Array;
+      if (direct) {
+        run = buf.subarray(pieces[i].done, pieces[i].done + (j - i) * bsize);
+      } else {
+        run = new Uint8Array((j - i) * bsize);
+        for (let k = i; k < j; k++) run.set(bufs[k]!.data, (k - i) * bsize);
+      }
       try {
         await emp.dev.write(run, pieces[i].blk);
       } catch (e) {
@@ -163,7 +174,17 @@ async function writeData(vp: Vnode, xn: ExNode, buf: Uint8Array, offset: number,
       }
       i = j;
     }
+    if (!ok) {
+      // What went straight from buf is kept as buffers too: the delayed writes below hold it.
+      for (let i = 0; i < pieces.length; i++) {
+        if (bufs[i]) continue;
+        const bp = await getblk(emp.dev, pieces[i].blk, bsize, vp);
+        bp.data.set(buf.subarray(pieces[i].done, pieces[i].done + bsize));
+        bufs[i] = bp;
+      }
+    }
     await Promise.all(bufs.map(async (bp) => {
+      if (!bp) return;
       if (ok && !bp.dirty && !bp.writing) brelse(bp);
       else if (sync) await bwrite(bp);
       else await mount_bwrite(emp.mp, bp);
