@@ -81,7 +81,8 @@ describe.skipIf(SKIP_FUSE)('rump_msdos with Linux habits', () => {
     let m = mountImage(img);
     shOk(`cd '${m.mountpoint}' && mkdir D0 && echo data0 > F0.TXT && echo x > a0.exe && echo y > 'Long File Name.txt'`);
     await settle(300);
-    expect(seenWhileMounted()).not.toMatch(/D0|F0/);
+    // Names at the start of a listing line: the volume serial number (random) may hold "D0" too.
+    expect(seenWhileMounted()).not.toMatch(/\n(D0|F0) /);
     expect(shOk(`cd '${m.mountpoint}' && stat -c '%n %a' a0.exe F0.TXT RO && TZ=UTC stat -c %y T.TXT`)).toBe(
       'a0.exe 755\nF0.TXT 755\nRO 755\n2020-06-01 12:00:00.000000000 +0000\n');
     expect(run('chown', ['1234', path.join(m.mountpoint, 'F0.TXT')]).stderr).toMatch(/Operation not permitted/);
