@@ -157,7 +157,8 @@ async function readRunsDirect(nmp: NtfsMount, runs: Run[], offset: number, out: 
     }
     done += n;
   }
-  await Promise.all(reads);
+  // Every read settled before an error goes back: none is left writing into out.
+  for (const r of await Promise.allSettled(reads)) if (r.status === 'rejected') throw r.reason;
 }
 
 export interface MftRecord { rec: Uint8Array; h: RecordHeader }
