@@ -1,7 +1,7 @@
 // The exFAT on-disk format (Microsoft's exFAT specification, 2019): the boot
 // sector and its checksum, directory entry types and fields, the entry set
 // checksum, the name hash, timestamps. Pure functions over bytes.
-import { kerr, type Timespec } from '../../kern/index.js';
+import { kerr, timespec2fattime, type Timespec } from '../../kern/index.js';
 
 export const EXFAT_NAME = 'EXFAT   ';
 /** Main boot region: boot sector, 8 extended boot sectors, OEM, reserved, checksum. */
@@ -189,14 +189,9 @@ export function ts_get(s: EntrySet, slot: TsSlot, defaultOffsetMin: number): Tim
 
 /** Store t (clamped to 1980..2107) as local time at offsetMin east of UTC, with that offset recorded. */
 export function ts_set(s: EntrySet, slot: TsSlot, t: Timespec, offsetMin: number): void {
-  let ms = (t.sec + offsetMin * 60) * 1000 + Math.floor(t.nsec / 1e6);
-  ms = Math.min(Math.max(ms, Date.UTC(1980, 0, 1)), Date.UTC(2107, 11, 31, 23, 59, 59, 990));
-  const d = new Date(ms);
-  const sec = d.getUTCSeconds();
-  const ts = ((d.getUTCFullYear() - 1980) << 25 | (d.getUTCMonth() + 1) << 21 | d.getUTCDate() << 16 |
-    d.getUTCHours() << 11 | d.getUTCMinutes() << 5 | sec >> 1) >>> 0;
-  s.v.setUint32(slot[0], ts, true);
-  if (slot[1] >= 0) s.b[slot[1]] = (sec & 1) * 100 + Math.floor(d.getUTCMilliseconds() / 10);
+  const f = timespec2fattime(t, offsetMin * 60);
+  s.v.setUint32(slot[0], ((f.date << 16) | f.time) >>> 0, true);
+  if (slot[1] >= 0) s.b[slot[1]] = f.centis;
   s.b[slot[2]] = 0x80 | ((offsetMin / 15) & 0x7f);
 }
 

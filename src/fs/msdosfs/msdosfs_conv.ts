@@ -1,6 +1,6 @@
 // Conversions (NetBSD msdosfs_conv.c): DOS dates and times <-> Unix time,
 // the OEM codepage of short names <-> Unicode, and the name rules of vfat.
-import { kerr, type Timespec } from '../../kern/index.js';
+import { kerr, timespec2fattime, type Timespec } from '../../kern/index.js';
 
 // ---- codepage ----
 
@@ -45,16 +45,8 @@ export function codepage_byname(name: string): Codepage {
 
 /** Unix seconds (UTC) + gmtoff -> DOS date and time (2 s units), clamped to 1980..2107. */
 export function unix2dostime(t: Timespec, gmtoff: number): { date: number; time: number; tenth: number } {
-  let ms = (t.sec + gmtoff) * 1000 + Math.floor(t.nsec / 1e6);
-  const lo = Date.UTC(1980, 0, 1), hi = Date.UTC(2107, 11, 31, 23, 59, 59, 999);
-  ms = Math.min(Math.max(ms, lo), hi);
-  const d = new Date(ms);
-  const sec = d.getUTCSeconds();
-  return {
-    date: ((d.getUTCFullYear() - 1980) << 9) | ((d.getUTCMonth() + 1) << 5) | d.getUTCDate(),
-    time: (d.getUTCHours() << 11) | (d.getUTCMinutes() << 5) | (sec >> 1),
-    tenth: (sec & 1) * 100 + Math.floor(d.getUTCMilliseconds() / 10),
-  };
+  const f = timespec2fattime(t, gmtoff);
+  return { date: f.date, time: f.time, tenth: f.centis };
 }
 
 /** DOS date/time (+ creation hundredths) in local time -> Unix time. A zero date is the epoch. */
