@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, tr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { blkdev_memory, blkdev_open, blkdev_slice } from '../src/kern/blkdev.js';
+import { blkdev_memory, blkdev_open, blkdev_readall, blkdev_slice } from '../src/kern/blkdev.js';
 import { KernError } from '../src/kern/errno.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rumpfs-blkdev-'));
@@ -277,5 +277,24 @@ describe('host block device', () => {
     await again.read(b, 4096);
     expect(b.every((x) => x === 0x42)).toBe(true);
     await again.close();
+  });
+});
+
+describe('blkdev_readall', () => {
+  it('reads every piece, and throws the first error only once every read has settled', async () => {
+    const mem = blkdev_memory(8192);
+    await mem.write(Buffer.alloc(8192, 7), 0);
+    const a = Buffer.alloc(100), b = Buffer.alloc(200);
+    await blkdev_readall(mem, [{ buf: a, offset: 0 }, { buf: b, offset: 4000 }]);
+    expect(a.every(x => x === 7) && b.every(x => x === 7)).toBe(true);
+    let late = false;
+    const dev = {
+      ...mem, size: mem.size,
+      read: (buf: Uint8Array, offset: number) => offset === 0
+        ? Promise.reject(new KernError(5, 'first'))
+        : new Promise<void>(r => setTimeout(() => { late = true; r(); }, 30)),
+    };
+    await expect(blkdev_readall(dev, [{ buf: a, offset: 0 }, { buf: b, offset: 512 }])).rejects.toThrow('first');
+    expect(late, 'the slower read had finished').toBe(true);
   });
 });

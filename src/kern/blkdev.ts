@@ -135,6 +135,19 @@ class SliceBlockDevice implements BlockDevice {
 }
 
 /** A RAM disk (tests, temporary images). */
+/** A piece of a device to read: offset on the device, and the buffer its bytes go to. */
+export interface BlockPiece { buf: Uint8Array; offset: number }
+
+/**
+ * Reads of several pieces of dev at once (a file's data, read around the
+ * buffer cache). Every read has settled when this returns or throws the
+ * first error: none is left writing into a buffer its caller then reuses.
+ */
+export async function blkdev_readall(dev: BlockDevice, pieces: readonly BlockPiece[]): Promise<void> {
+  if (pieces.length === 1) return dev.read(pieces[0].buf, pieces[0].offset);
+  for (const r of await Promise.allSettled(pieces.map(p => dev.read(p.buf, p.offset)))) if (r.status === 'rejected') throw r.reason;
+}
+
 export function blkdev_memory(size: number, sectorSize = 512): BlockDevice {
   checkSectorSize(sectorSize);
   if (!Number.isSafeInteger(size) || size < 0) throw kerr('EINVAL', `memory device size ${size}`);

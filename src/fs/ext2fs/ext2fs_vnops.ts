@@ -1,9 +1,9 @@
 // Vnode operations (NetBSD ext2fs_vnops.c, ext2fs_readwrite.c,
 // ext2fs_inode.c): what the kernel asks of an ext2/3/4 file or directory.
 import {
-  brelse, bwrite_cluster, getblk, IO_APPEND, IO_SYNC, kerr, log, makedev, mount_bwrite, nanotime, O_ACCMODE, O_RDONLY,
+  blkdev_readall, brelse, bwrite_cluster, getblk, IO_APPEND, IO_SYNC, kerr, log, makedev, mount_bwrite, nanotime, O_ACCMODE, O_RDONLY,
   O_TRUNC, vcache_get, vflushbuf, vtypeToIfmt, VType, major, minor,
-  type Dirent, type Lwp, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
+  type BlockPiece, type Dirent, type Lwp, type Vattr, type VattrCreate, type VattrSet, type Vnode, type VnodeOps,
 } from '../../kern/index.js';
 import { LINK_MAX, MAXNAMLEN, RO_COMPAT } from './ext2fs.js';
 import { ext2fs_blkfree, ext2fs_ialloc, ext2fs_ifree } from './ext2fs_alloc.js';
@@ -149,19 +149,14 @@ async function readData(ip: E2node, buf: Uint8Array, offset: number): Promise<nu
   const first = Math.floor(offset / bs), end = Math.ceil(stop / bs);
   for (let w = first; w < end; w += READ_WINDOW) {
     const runs = await ext2fs_bmapruns(ip, w, Math.min(end, w + READ_WINDOW) - w);
-    const reads: Promise<void>[] = [];
+    const reads: BlockPiece[] = [];
     for (const r of runs) {
       // The run's bytes within the request, as offsets in the file.
       const from = Math.max(offset, r.lbn * bs), to = Math.min(stop, (r.lbn + r.len) * bs);
       if (r.pbn === 0) buf.fill(0, from - offset, to - offset);
-      else reads.push(ump.dev.read(buf.subarray(from - offset, to - offset), r.pbn * bs + (from - r.lbn * bs)));
+      else reads.push({ buf: buf.subarray(from - offset, to - offset), offset: r.pbn * bs + (from - r.lbn * bs) });
     }
-    if (reads.length === 1) {
-      await reads[0];
-    } else if (reads.length) {
-      const settled = await Promise.allSettled(reads);
-      for (const x of settled) if (x.status === 'rejected') throw x.reason;
-    }
+    if (reads.length) await blkdev_readall(ump.dev, reads);
   }
   return n;
 }

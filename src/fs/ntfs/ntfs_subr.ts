@@ -3,7 +3,7 @@
 // runlist, a file's attributes gathered from its base record and, through
 // its attribute list, its extension records; attribute data (resident,
 // non-resident, sparse, LZNT1-compressed); and the $I30 index B+tree.
-import { bread, breadm, brelse, kerr, log, type BlockDevice, type Buf, type MaybePromise } from '../../kern/index.js';
+import { blkdev_readall, bread, breadm, brelse, kerr, log, type BlockDevice, type BlockPiece, type Buf, type MaybePromise } from '../../kern/index.js';
 import {
   applyFixups, ATTR_COMPRESSED, ATTR_ENCRYPTED, AT_ATTRIBUTE_LIST, AT_DATA, AT_INDEX_ALLOCATION, AT_INDEX_ROOT,
   corrupt, INDEX_ENTRY_NODE, MFT_RECORD_IN_USE, parseAttributes, parseIndexEntries, parseRecordHeader, u16, u32, u64,
@@ -146,19 +146,18 @@ function readRuns(nmp: NtfsMount, runs: Run[], offset: number, out: Uint8Array, 
  * buffer cache, a copy and fresh memory for each block on its way).
  */
 async function readRunsDirect(nmp: NtfsMount, runs: Run[], offset: number, out: Uint8Array, where: string): Promise<void> {
-  const reads: Promise<void>[] = [];
+  const reads: BlockPiece[] = [];
   for (let done = 0; done < out.length;) {
     const { dev, n } = runAt(nmp, runs, offset + done, out.length - done, where);
     if (dev < 0) {
       out.fill(0, done, done + n);
     } else {
       if (dev + n > nmp.dev.size) corrupt(`${n} bytes at ${dev} are outside the device (${nmp.dev.size} bytes)`);
-      reads.push(nmp.dev.read(out.subarray(done, done + n), dev));
+      reads.push({ buf: out.subarray(done, done + n), offset: dev });
     }
     done += n;
   }
-  // Every read settled before an error goes back: none is left writing into out.
-  for (const r of await Promise.allSettled(reads)) if (r.status === 'rejected') throw r.reason;
+  await blkdev_readall(nmp.dev, reads);
 }
 
 export interface MftRecord { rec: Uint8Array; h: RecordHeader }
