@@ -1,7 +1,7 @@
 // The exFAT on-disk format (Microsoft's exFAT specification, 2019): the boot
 // sector and its checksum, directory entry types and fields, the entry set
 // checksum, the name hash, timestamps. Pure functions over bytes.
-import { kerr, timespec2fattime, type Timespec } from '../../kern/index.js';
+import { kerr, timegm, timespec2fattime, type Timespec } from '../../kern/index.js';
 
 export const EXFAT_NAME = 'EXFAT   ';
 /** Main boot region: boot sector, 8 extended boot sectors, OEM, reserved, checksum. */
@@ -182,7 +182,7 @@ export function ts_get(s: EntrySet, slot: TsSlot, defaultOffsetMin: number): Tim
   const day = Math.max((ts >>> 16) & 31, 1), hour = Math.min((ts >>> 11) & 31, 23);
   const min = Math.min((ts >>> 5) & 63, 59), sec2 = Math.min(ts & 31, 29);
   const offMin = utc & 0x80 ? ((utc & 0x7f) << 25 >> 25) * 15 : defaultOffsetMin;
-  const ms = Date.UTC(year, month - 1, day, hour, min, sec2 * 2) + ms10 * 10 - offMin * 60_000;
+  const ms = timegm(year, month, day, hour, min, sec2 * 2) * 1000 + ms10 * 10 - offMin * 60_000;
   const sec = Math.floor(ms / 1000);
   return { sec, nsec: (ms - sec * 1000) * 1e6 };
 }

@@ -1,6 +1,6 @@
 // Conversions (NetBSD msdosfs_conv.c): DOS dates and times <-> Unix time,
 // the OEM codepage of short names <-> Unicode, and the name rules of vfat.
-import { kerr, timespec2fattime, type Timespec } from '../../kern/index.js';
+import { kerr, timegm, timespec2fattime, type Timespec } from '../../kern/index.js';
 
 // ---- codepage ----
 
@@ -54,7 +54,7 @@ export function dos2unixtime(date: number, time: number, tenth: number, gmtoff: 
   if (date === 0) return { sec: 0, nsec: 0 };
   const month = Math.min(Math.max((date >> 5) & 15, 1), 12);
   const day = Math.max(date & 31, 1);
-  const ms = Date.UTC(1980 + (date >> 9), month - 1, day, (time >> 11) & 31, (time >> 5) & 63, (time & 31) * 2) +
+  const ms = timegm(1980 + (date >> 9), month, day, (time >> 11) & 31, (time >> 5) & 63, (time & 31) * 2) * 1000 +
     Math.min(tenth, 199) * 10;
   const sec = Math.floor(ms / 1000) - gmtoff;
   return { sec, nsec: (ms % 1000) * 1e6 };
