@@ -27,6 +27,9 @@ export function withExfatFuse<T>(img: string, fn: (dir: string) => T, readOnly =
     } finally {
       const r = spawnSync('fusermount', ['-u', mnt]);
       if (r.status !== 0) spawnSync('umount', ['-l', mnt]);
+      // The unmount returns before exfat-fuse has written what it still holds
+      // and exited (an image read at once was once seen empty): wait for it.
+      for (let i = 0; i < 100 && spawnSync('pgrep', ['-f', `${loop} ${mnt}`]).status === 0; i++) spawnSync('sleep', ['0.1']);
     }
   } finally {
     // exfat-fuse may still hold the loop device for a moment after the unmount.
